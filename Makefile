@@ -1,0 +1,67 @@
+# Build, test and benchmark targets. `make test` is the one test command (CI runs it).
+# Sources are found by folder: every .c in a library folder goes into libnnv.a,
+# every cli/*.c is a program at the top level, every tests/*.c joins one
+# Criterion binary.
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
+           -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDLIBS  += -lopenblas -lglpk -lcjson -lz -lpthread -lm
+B       ?= build
+
+LIB_DIRS := core models specs bound bab train
+LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+CLI_SRC  := $(wildcard cli/*.c)
+PROGS    := $(patsubst cli/%.c,%,$(CLI_SRC))
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
+
+.PHONY: all deps test sanitize bench clean fuzz stress
+
+all: deps $(PROGS)
+
+deps:
+	@./scripts/deps.sh
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libnnv.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Programs are built into $(B) and, for the default build, copied to the top.
+$(B)/bin/%: $(B)/cli/%.o $(B)/libnnv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(PROGS): %: $(B)/bin/%
+	cp $< $@
+
+$(B)/tests/run: $(TEST_OBJ) $(B)/libnnv.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lcriterion $(LDLIBS)
+
+# The whole suite: unit tests, then end-to-end checks of the programs.
+test: all $(B)/tests/run
+	$(B)/tests/run --jobs 2
+	./tests/e2e.sh
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+sanitize: deps
+	$(MAKE) B=build-san OPT=-O1 \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" build-san/tests/run build-san/bin/verify build-san/bin/convert
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-san/tests/run --jobs 2
+	BIN=build-san/bin ASAN_OPTIONS=detect_leaks=1 ./tests/e2e.sh
+
+bench: all
+	./scripts/bench.sh
+
+clean:
+	rm -rf build build-san $(PROGS)
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_SRC:%.c=$(B)/%.d)
