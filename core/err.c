@@ -26,6 +26,14 @@ int err_prefix(err *e, const char *fmt, ...)
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s%s", head, old);
+    size_t n = strlen(head);
+    if (n >= sizeof e->msg)
+        n = sizeof e->msg - 1;
+    memcpy(e->msg, head, n);
+    size_t m = strnlen(old, sizeof old - 1);
+    if (m > sizeof e->msg - 1 - n)
+        m = sizeof e->msg - 1 - n;
+    memcpy(e->msg + n, old, m);
+    e->msg[n + m] = 0;
     return e->code;
 }
