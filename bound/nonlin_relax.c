@@ -1,0 +1,238 @@
+/* nonlin_relax.c: interval rules and linear relaxations of scalar
+ * nonlinearities (bnd_nl_interval, bnd_nl_relax).
+ *
+ * Key idea: soundness and tightness are separated. A slope s is chosen by any
+ * (floating-point, heuristic) rule: chord, tangent, or the tangent of the
+ * convex/concave envelope at a point. The intercept is then the rigorous
+ * bound of max (upper line) or min (lower line) of f(x) - s*x over [l, u],
+ * computed piece by piece from the convexity pieces of f: on a piece where
+ * f - s*x is convex its max is at the piece's ends; where it is concave, it is
+ * below its tangent at any t, f(t) - s*t + (f'(t) - s)(x - t), with f(t),
+ * f'(t) enclosed rigorously and every operation rounded outward. The line is
+ * therefore valid over the reals whatever the slope's rounding error. */
+#include <math.h>
+
+#include "../core/err.h"
+#include "nonlin_ops.h"
+
+static const char *const names[BND_NL_COUNT] = {
+    "Sigmoid", "Tanh", "Exp", "Log", "Sin", "Cos", "Erf", "Softplus", "Sqrt",
+    "Reciprocal", "Pow", "Gelu", "Relu", "LeakyRelu", "Abs"};
+
+const char *bnd_nl_name(bnd_nl_kind k)
+{
+    return (unsigned)k < BND_NL_COUNT ? names[k] : "?";
+}
+
+int bnd_nl_interval(bnd_nl_kind k, double param, double l, double u,
+                    double *fl, double *fu)
+{
+    int rc = nl_check(k, param, l, u);
+    if (rc)
+        return rc;
+    /* Each kind is monotone between the critical points nl_crit lists. */
+    nl_iv a = nl_f(k, param, l), b = nl_f(k, param, u), c[4];
+    double lo = fmin(a.lo, b.lo), hi = fmax(a.hi, b.hi);
+    int n = nl_crit(k, param, l, u, c);
+    for (int i = 0; i < n; i++) {
+        lo = fmin(lo, c[i].lo);
+        hi = fmax(hi, c[i].hi);
+    }
+    *fl = isnan(lo) ? -INFINITY : lo;
+    *fu = isnan(hi) ? INFINITY : hi;
+    return 0;
+}
+
+/* A finite value inside an enclosure (for choosing slopes only). */
+static double mid(nl_iv a)
+{
+    if (isfinite(a.lo) && isfinite(a.hi))
+        return 0.5 * a.lo + 0.5 * a.hi;
+    return isfinite(a.lo) ? a.lo : a.hi;
+}
+
+static double dmid(bnd_nl_kind k, double param, double x)
+{
+    return mid(nl_df(k, param, x));
+}
+
+/* A point t in [a, b] with f'(t) ~ s, f' monotone on [a, b] (increasing when
+ * curv > 0): safeguarded Newton. Any t is sound; a good one is tight. */
+static double dinv(bnd_nl_kind k, double param, double s, double a, double b, int curv)
+{
+    double ga = (dmid(k, param, a) - s) * curv, gb = (dmid(k, param, b) - s) * curv;
+    if (!(ga < 0))
+        return a;
+    if (!(gb > 0))
+        return b;
+    double lo = a, hi = b, x = 0.5 * (a + b);
+    for (int it = 0; it < 60; it++) {
+        double g = dmid(k, param, x) - s;
+        if (g == 0)
+            return x;
+        if (g * curv < 0)
+            lo = x;
+        else
+            hi = x;
+        double xn = x - g / nl_d2f(k, param, x);
+        if (!(xn > lo && xn < hi))
+            xn = 0.5 * (lo + hi);
+        if (xn == x || hi - lo <= 0x1p-50 * (fabs(lo) + fabs(hi)))
+            return xn;
+        x = xn;
+    }
+    return x;
+}
+
+/* Upper bound of f - s*x at x (f <= fhi), rounded up; lower likewise. */
+static double lin_up(double fhi, double s, double x)
+{
+    return nl_up(fhi - nl_dn(s * x));
+}
+
+static double lin_dn(double flo, double s, double x)
+{
+    return nl_dn(flo - nl_up(s * x));
+}
+
+/* Rigorous bound of max (upper) / min (lower) of f(x) - s*x over the pieces;
+ * 'hint' is a preferred tangent point (NAN: none). May return +-INFINITY. */
+static double icpt_bound(bnd_nl_kind k, double param, const nl_pieces *pc, double s,
+                         double hint, int upper)
+{
+    double best = upper ? -INFINITY : INFINITY;
+    for (int i = 0; i < pc->n; i++) {
+        double a = pc->x[i], b = pc->x[i + 1], v;
+        int c = pc->curv[i];
+        if (c == 0 || (upper ? c > 0 : c < 0)) {
+            v = upper ? fmax(lin_up(pc->fx[i].hi, s, a), lin_up(pc->fx[i + 1].hi, s, b))
+                      : fmin(lin_dn(pc->fx[i].lo, s, a), lin_dn(pc->fx[i + 1].lo, s, b));
+        } else {
+            double t = hint >= a && hint <= b ? hint : dinv(k, param, s, a, b, c);
+            nl_iv ft = nl_f(k, param, t), d = nl_df(k, param, t);
+            nl_iv ds = {nl_dn(d.lo - s), nl_up(d.hi - s)};
+            nl_iv dx = {nl_dn(a - t), nl_up(b - t)};
+            nl_iv term = nl_iv_mul(ds, dx);
+            v = upper ? nl_up(lin_up(ft.hi, s, t) + term.hi)
+                      : nl_dn(lin_dn(ft.lo, s, t) + term.lo);
+        }
+        if (isnan(v))
+            return upper ? INFINITY : -INFINITY;
+        best = upper ? fmax(best, v) : fmin(best, v);
+    }
+    return upper ? nl_up(best + pc->slack) : nl_dn(best - pc->slack);
+}
+
+/* Slope of the tangent to the concave (upper) / convex (lower) envelope of f
+ * over [l, u] at p: the s minimising s*p + max(f - s*x) (resp. maximising
+ * s*p + min(f - s*x)), a convex problem in s solved by golden section. */
+static double envelope_slope(bnd_nl_kind k, double param, const nl_pieces *pc, double p,
+                             int upper)
+{
+    double sa = INFINITY, sb = -INFINITY;
+    for (int i = 0; i <= pc->n; i++) {
+        double d = dmid(k, param, pc->x[i]);
+        sa = fmin(sa, d);
+        sb = fmax(sb, d);
+    }
+    const double g = 0.6180339887498949;
+    double sign = upper ? 1.0 : -1.0;
+    double x1 = sb - g * (sb - sa), x2 = sa + g * (sb - sa);
+    double h1 = sign * (x1 * p) + sign * icpt_bound(k, param, pc, x1, NAN, upper);
+    double h2 = sign * (x2 * p) + sign * icpt_bound(k, param, pc, x2, NAN, upper);
+    for (int it = 0; it < 80 && sb - sa > 0x1p-40 * (fabs(sa) + fabs(sb)); it++) {
+        if (h1 <= h2) {
+            sb = x2;
+            x2 = x1;
+            h2 = h1;
+            x1 = sb - g * (sb - sa);
+            h1 = sign * (x1 * p) + sign * icpt_bound(k, param, pc, x1, NAN, upper);
+        } else {
+            sa = x1;
+            x1 = x2;
+            h1 = h2;
+            x2 = sa + g * (sb - sa);
+            h2 = sign * (x2 * p) + sign * icpt_bound(k, param, pc, x2, NAN, upper);
+        }
+    }
+    return 0.5 * (sa + sb);
+}
+
+static double frac(double tau, double dflt)
+{
+    if (isnan(tau))
+        return dflt;
+    return tau < 0 ? 0.0 : tau > 1 ? 1.0 : tau;
+}
+
+int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
+                 double tau_up, bnd_lines *out)
+{
+    double fl, fu;
+    int rc = bnd_nl_interval(k, param, l, u, &fl, &fu);
+    if (rc)
+        return rc;
+    /* The interval is always a valid (flat) pair of lines: the fallback. */
+    *out = (bnd_lines){0.0, fl, 0.0, fu};
+    nl_pieces pc;
+    if (l == u || nl_pieces_of(k, param, l, u, &pc) != 0)
+        return 0;
+    double w = u - l;
+    double chord = (mid(pc.fx[pc.n]) - mid(pc.fx[0])) / w;
+    double s_lo = NAN, s_up = NAN, h_lo = NAN, h_up = NAN;
+    int same = 1;
+    for (int i = 1; i < pc.n; i++)
+        same &= pc.curv[i] == pc.curv[0];
+    if (nl_is_kinked(k) && pc.n == 2) {
+        double sl = dmid(k, param, l), sr = dmid(k, param, u);
+        double t = isnan(tau_lo) && isnan(tau_up) ? (l + u > 0 ? 1.0 : 0.0) : 0;
+        if (sl <= sr) { /* convex kink (ReLU, Abs, LeakyReLU slope <= 1) */
+            s_up = chord;
+            s_lo = sl + (isnan(tau_lo) ? t : frac(tau_lo, 0)) * (sr - sl);
+        } else {
+            s_lo = chord;
+            s_up = sr + (isnan(tau_up) ? (l + u > 0 ? 0.0 : 1.0) : frac(tau_up, 0)) * (sl - sr);
+        }
+    } else if (same) {
+        int c = pc.curv[0];
+        double p_lo = l + frac(tau_lo, 0.5) * w, p_up = l + frac(tau_up, 0.5) * w;
+        if (c > 0) {
+            s_up = chord;
+            s_lo = dmid(k, param, p_lo);
+            h_lo = p_lo;
+        } else if (c < 0) {
+            s_lo = chord;
+            s_up = dmid(k, param, p_up);
+            h_up = p_up;
+        } else {
+            s_lo = s_up = chord;
+        }
+    } else {
+        s_lo = envelope_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, 0);
+        s_up = envelope_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1);
+    }
+    if (isfinite(s_lo)) {
+        double b = icpt_bound(k, param, &pc, s_lo, h_lo, 0);
+        if (isfinite(b)) {
+            out->lo_slope = s_lo;
+            out->lo_icpt = b;
+        }
+    }
+    if (isfinite(s_up)) {
+        double b = icpt_bound(k, param, &pc, s_up, h_up, 1);
+        if (isfinite(b)) {
+            out->up_slope = s_up;
+            out->up_icpt = b;
+        }
+    }
+    return 0;
+}
+
+double bnd_nl_looseness(bnd_nl_kind k, double param, double l, double u)
+{
+    bnd_lines r;
+    if (bnd_nl_relax(k, param, l, u, NAN, NAN, &r) != 0)
+        return INFINITY;
+    double v = (u - l) * ((r.up_slope - r.lo_slope) * 0.5 * (l + u) + r.up_icpt - r.lo_icpt);
+    return isnan(v) ? INFINITY : v;
+}
