@@ -34,6 +34,14 @@ double nl_up(double x)
     return nextafter(x, INFINITY);
 }
 
+/* A finite value inside an enclosure. */
+static double mid_of(nl_iv a)
+{
+    if (isfinite(a.lo) && isfinite(a.hi))
+        return 0.5 * a.lo + 0.5 * a.hi;
+    return isfinite(a.lo) ? a.lo : a.hi;
+}
+
 static nl_iv pt(double x)
 {
     return (nl_iv){x, x};
@@ -244,6 +252,55 @@ nl_iv nl_df(bnd_nl_kind k, double param, double x)
         return pt(x >= 0 ? 1.0 : -1.0);
     default:
         return (nl_iv){-INFINITY, INFINITY};
+    }
+}
+
+double nl_fa(bnd_nl_kind k, double param, double x)
+{
+    switch (k) {
+    case BND_NL_SIGMOID:
+        return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+    case BND_NL_TANH:
+        return tanh(x);
+    case BND_NL_SIN:
+        return sin(x);
+    case BND_NL_COS:
+        return cos(x);
+    case BND_NL_ERF:
+        return erf(x);
+    case BND_NL_POW:
+        return pow(x, param);
+    case BND_NL_GELU:
+        return 0.5 * x * erfc(-x * M_SQRT1_2);
+    default:
+        return mid_of(nl_f(k, param, x));
+    }
+}
+
+double nl_dfa(bnd_nl_kind k, double param, double x)
+{
+    switch (k) {
+    case BND_NL_SIGMOID: {
+        double e = exp(-fabs(x));
+        return e / ((1 + e) * (1 + e));
+    }
+    case BND_NL_TANH: {
+        double e = exp(-2 * fabs(x));
+        return 4 * e / ((1 + e) * (1 + e));
+    }
+    case BND_NL_SIN:
+        return cos(x);
+    case BND_NL_COS:
+        return -sin(x);
+    case BND_NL_ERF:
+        return M_2_SQRTPI * exp(-x * x);
+    case BND_NL_POW:
+        return param * pow(x, param - 1);
+    case BND_NL_GELU:
+        return 0.5 * erfc(-x * M_SQRT1_2) +
+               x * exp(-0.5 * x * x) * 0.5 * M_2_SQRTPI * M_SQRT1_2;
+    default:
+        return mid_of(nl_df(k, param, x));
     }
 }
 

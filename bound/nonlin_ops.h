@@ -37,6 +37,9 @@ int nl_check(bnd_nl_kind k, double param, double l, double u);
  * where the right derivative is returned). */
 nl_iv nl_f(bnd_nl_kind k, double param, double x);
 nl_iv nl_df(bnd_nl_kind k, double param, double x);
+/* Plain floating-point f(x), f'(x) (guide the choice of slopes only). */
+double nl_fa(bnd_nl_kind k, double param, double x);
+double nl_dfa(bnd_nl_kind k, double param, double x);
 /* Approximate f''(x) (only guides Newton steps, never used for soundness). */
 double nl_d2f(bnd_nl_kind k, double param, double x);
 /* Pieces of [l, u] (l < u, f defined there). Returns 0 or ERR_VALUE when

@@ -53,7 +53,7 @@ static double mid(nl_iv a)
 
 static double dmid(bnd_nl_kind k, double param, double x)
 {
-    return mid(nl_df(k, param, x));
+    return nl_dfa(k, param, x);
 }
 
 /* A point t in [a, b] with f'(t) ~ s, f' monotone on [a, b] (increasing when
@@ -123,6 +123,26 @@ static double icpt_bound(bnd_nl_kind k, double param, const nl_pieces *pc, doubl
     return upper ? nl_up(best + pc->slack) : nl_dn(best - pc->slack);
 }
 
+/* Floating-point estimate of the same (for searching slopes). */
+static double icpt_approx(bnd_nl_kind k, double param, const nl_pieces *pc, double s,
+                          int upper)
+{
+    double best = upper ? -INFINITY : INFINITY;
+    for (int i = 0; i < pc->n; i++) {
+        double a = pc->x[i], b = pc->x[i + 1], v;
+        int c = pc->curv[i];
+        if (c == 0 || (upper ? c > 0 : c < 0)) {
+            double va = mid(pc->fx[i]) - s * a, vb = mid(pc->fx[i + 1]) - s * b;
+            v = upper ? fmax(va, vb) : fmin(va, vb);
+        } else {
+            double t = dinv(k, param, s, a, b, c);
+            v = nl_fa(k, param, t) - s * t;
+        }
+        best = upper ? fmax(best, v) : fmin(best, v);
+    }
+    return best;
+}
+
 /* Slope of the tangent to the concave (upper) / convex (lower) envelope of f
  * over [l, u] at p: the s minimising s*p + max(f - s*x) (resp. maximising
  * s*p + min(f - s*x)), a convex problem in s solved by golden section. */
@@ -138,24 +158,73 @@ static double envelope_slope(bnd_nl_kind k, double param, const nl_pieces *pc, d
     const double g = 0.6180339887498949;
     double sign = upper ? 1.0 : -1.0;
     double x1 = sb - g * (sb - sa), x2 = sa + g * (sb - sa);
-    double h1 = sign * (x1 * p) + sign * icpt_bound(k, param, pc, x1, NAN, upper);
-    double h2 = sign * (x2 * p) + sign * icpt_bound(k, param, pc, x2, NAN, upper);
-    for (int it = 0; it < 80 && sb - sa > 0x1p-40 * (fabs(sa) + fabs(sb)); it++) {
+    double h1 = sign * (x1 * p) + sign * icpt_approx(k, param, pc, x1, upper);
+    double h2 = sign * (x2 * p) + sign * icpt_approx(k, param, pc, x2, upper);
+    for (int it = 0; it < 80 && sb - sa > 0x1p-32 * (fabs(sa) + fabs(sb)); it++) {
         if (h1 <= h2) {
             sb = x2;
             x2 = x1;
             h2 = h1;
             x1 = sb - g * (sb - sa);
-            h1 = sign * (x1 * p) + sign * icpt_bound(k, param, pc, x1, NAN, upper);
+            h1 = sign * (x1 * p) + sign * icpt_approx(k, param, pc, x1, upper);
         } else {
             sa = x1;
             x1 = x2;
             h1 = h2;
             x2 = sa + g * (sb - sa);
-            h2 = sign * (x2 * p) + sign * icpt_bound(k, param, pc, x2, NAN, upper);
+            h2 = sign * (x2 * p) + sign * icpt_approx(k, param, pc, x2, upper);
         }
     }
-    return 0.5 * (sa + sb);
+    /* the envelope is often the chord: keep it when it is at least as good */
+    double s = 0.5 * (sa + sb);
+    double chord = (mid(pc->fx[pc->n]) - mid(pc->fx[0])) / (pc->x[pc->n] - pc->x[0]);
+    double hs = sign * (s * p + icpt_approx(k, param, pc, s, upper));
+    double hc = sign * (chord * p + icpt_approx(k, param, pc, chord, upper));
+    return hc <= hs ? chord : s;
+}
+
+/* Two pieces of opposite curvature meeting at c (S-shapes, or any kind
+ * whose [l, u] holds one inflection): the tangent of the concave envelope of
+ * F = sgn*f at p, in closed form up to one root. With the concave piece on the
+ * right, the envelope is the chord from (l, F(l)) to the point d where the
+ * tangent passes through (l, F(l)), then F itself on [d, u]; g(t) = F(t) +
+ * F'(t)(e - t) - F(e), e the far end, is monotone on the concave piece and
+ * vanishes at d. Mirrored when the concave piece is on the left. */
+static double two_piece_slope(bnd_nl_kind k, double param, const nl_pieces *pc, double p,
+                              double sgn)
+{
+    double l = pc->x[0], c = pc->x[1], u = pc->x[2];
+    int right = sgn * pc->curv[1] < 0; /* concave piece of F on the right */
+    double e = right ? l : u, fe = sgn * mid(pc->fx[right ? 0 : 2]);
+    double chord = sgn * (mid(pc->fx[2]) - mid(pc->fx[0])) / (u - l);
+#define G(t) (sgn * nl_fa(k, param, t) + sgn * nl_dfa(k, param, t) * (e - (t)) - fe)
+    if (right ? p >= c : p <= c) {
+        if (G(p) >= 0)
+            return sgn * nl_dfa(k, param, p);
+    }
+    /* g < 0 towards the inflection, > 0 towards the far end of the piece */
+    double a = right ? fmax(c, p) : fmin(c, p), b = right ? u : l;
+    if (!(G(b) > 0))
+        return chord;
+    double t = 0.5 * (a + b);
+    for (int it = 0; it < 60; it++) {
+        double g = G(t);
+        if (g == 0)
+            break;
+        if (g < 0)
+            a = t;
+        else
+            b = t;
+        double dg = sgn * nl_d2f(k, param, t) * (e - t);
+        double tn = t - g / dg;
+        if (!(tn > fmin(a, b) && tn < fmax(a, b)))
+            tn = 0.5 * (a + b);
+        if (tn == t || fabs(b - a) <= 0x1p-45 * (fabs(a) + fabs(b)))
+            break;
+        t = tn;
+    }
+#undef G
+    return sgn * nl_dfa(k, param, t);
 }
 
 static double frac(double tau, double dflt)
@@ -207,6 +276,9 @@ int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
         } else {
             s_lo = s_up = chord;
         }
+    } else if (pc.n == 2) {
+        s_lo = -two_piece_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, -1.0);
+        s_up = two_piece_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1.0);
     } else {
         s_lo = envelope_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, 0);
         s_up = envelope_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1);
