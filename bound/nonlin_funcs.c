@@ -465,9 +465,12 @@ int nl_pieces_of(bnd_nl_kind k, double param, double l, double u, nl_pieces *pc)
         break;
     }
     case BND_NL_SIN:
-        return trig_pieces(0.0, 0, l, u, pc);
-    case BND_NL_COS:
-        return trig_pieces(0.5, 1, l, u, pc);
+    case BND_NL_COS: {
+        int rc = trig_pieces(k == BND_NL_SIN ? 0.0 : 0.5, k == BND_NL_COS, l, u, pc);
+        if (rc)
+            return rc;
+        break;
+    }
     case BND_NL_RELU:
     case BND_NL_LEAKYRELU:
     case BND_NL_ABS:
