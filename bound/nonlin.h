@@ -18,6 +18,8 @@
 #ifndef BOUND_NONLIN_H
 #define BOUND_NONLIN_H
 
+#include <stdint.h>
+
 typedef struct bnd_lines {
     double lo_slope, lo_icpt, up_slope, up_icpt;
 } bnd_lines;
@@ -48,6 +50,14 @@ int bnd_nl_interval(bnd_nl_kind k, double param, double l, double u,
  * bnd_nl_interval. */
 int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u,
                  double tau_lo, double tau_up, bnd_lines *out);
+
+/* The same for n neurons (arrays of n; tau_lo / tau_up may be NULL for the
+ * defaults); lines go to lw·x + lb <= f(x) <= uw·x + ub. Returns 0 or the
+ * first error (the remaining neurons still get lines, the interval ones
+ * [-inf, inf] where f is undefined). */
+int bnd_nl_relax_n(bnd_nl_kind k, double param, int64_t n, const double *l, const double *u,
+                   const double *tau_lo, const double *tau_up, double *lw, double *lb,
+                   double *uw, double *ub);
 
 /* Split point in (l, u) for branching on this neuron: the point that
  * minimises the summed looseness (area between the lines) of the two halves,

@@ -308,3 +308,21 @@ double bnd_nl_looseness(bnd_nl_kind k, double param, double l, double u)
     double v = (u - l) * ((r.up_slope - r.lo_slope) * 0.5 * (l + u) + r.up_icpt - r.lo_icpt);
     return isnan(v) ? INFINITY : v;
 }
+
+int bnd_nl_relax_n(bnd_nl_kind k, double param, int64_t n, const double *l, const double *u,
+                   const double *tau_lo, const double *tau_up, double *lw, double *lb,
+                   double *uw, double *ub)
+{
+    int first = 0;
+    for (int64_t i = 0; i < n; i++) {
+        bnd_lines r;
+        int rc = bnd_nl_relax(k, param, l[i], u[i], tau_lo ? tau_lo[i] : NAN,
+                              tau_up ? tau_up[i] : NAN, &r);
+        if (rc) {
+            r = (bnd_lines){0.0, -INFINITY, 0.0, INFINITY};
+            first = first ? first : rc;
+        }
+        lw[i] = r.lo_slope, lb[i] = r.lo_icpt, uw[i] = r.up_slope, ub[i] = r.up_icpt;
+    }
+    return first;
+}

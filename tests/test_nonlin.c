@@ -434,3 +434,20 @@ Test(nonlin, relaxation_is_fast)
         cr_assert_lt(us, 100.0);
     }
 }
+
+Test(nonlin, vector_form_matches_scalar)
+{
+    double l[4] = {-1, 0.5, -3, -1}, u[4] = {1, 2, -2, 1}, tl[4] = {NAN, 0.2, 1, NAN};
+    double lw[4], lb[4], uw[4], ub[4];
+    cr_assert_eq(bnd_nl_relax_n(BND_NL_TANH, 0, 4, l, u, tl, NULL, lw, lb, uw, ub), 0);
+    for (int i = 0; i < 4; i++) {
+        bnd_lines r;
+        cr_assert_eq(bnd_nl_relax(BND_NL_TANH, 0, l[i], u[i], tl[i], NAN, &r), 0);
+        cr_assert(r.lo_slope == lw[i] && r.lo_icpt == lb[i] && r.up_slope == uw[i] &&
+                  r.up_icpt == ub[i]);
+    }
+    /* log of a negative range: error, and the neuron gets no finite line */
+    cr_assert_eq(bnd_nl_relax_n(BND_NL_LOG, 0, 2, l + 1, u + 1, NULL, NULL, lw, lb, uw, ub),
+                 ERR_VALUE);
+    cr_assert(isfinite(lb[0]) && lb[1] == -INFINITY && ub[1] == INFINITY);
+}
