@@ -23,8 +23,11 @@
 #define VNN_MAX_DEPTH 64           /* nesting of ( ... ) inside one assert */
 #define VNN_MAX_TOKEN 256          /* longest symbol or number */
 #define VNN_MAX_VARS ((int64_t)1 << 24) /* per kind; far above any VNN-COMP input */
-#define VNN_MAX_ATOMS 1000000      /* DNF size: total atoms over all terms */
-#define VNN_MAX_TERMS 1000000      /* DNF size: number of terms */
+/* DNF size caps: total atoms over all terms, and terms. A DNF as large as
+ * the input itself is not a blow-up, so the cap is raised to a few times the
+ * number of parsed nodes for very large files. */
+#define VNN_MAX_ATOMS 1000000
+#define VNN_MAX_TERMS 1000000
 #define VNN_MAX_OUT ((int64_t)100000000) /* doubles in the result (boxes, rows) */
 #define VNN_CHUNK 65536
 
@@ -68,6 +71,7 @@ typedef struct parser {
     int64_t decl_cap[2], decl_max[2], decl_count[2];
     fnode *nodes;
     int64_t n_nodes, cap_nodes;
+    int64_t max_atoms, max_terms;  /* DNF caps for this file */
     int64_t *kids;
     int64_t n_kids, cap_kids;
     int64_t *stack;                /* children of the and/or being parsed */
@@ -633,7 +637,7 @@ static int dnf_cross(parser *P, dnf *a, const dnf *b)
     int64_t na = a->off[a->n], nb = b->off[b->n];
     int64_t terms = a->n * b->n;
     int64_t atoms = na * b->n + nb * a->n;
-    if (terms > VNN_MAX_TERMS || atoms > VNN_MAX_ATOMS)
+    if (terms > P->max_terms || atoms > P->max_atoms)
         return dnf_cap_error(P);
     dnf r;
     if (dnf_alloc(&r, terms, atoms))
@@ -687,7 +691,7 @@ static int dnf_of(parser *P, int64_t id, dnf *out)
             if (!rc) {
                 terms += parts[c].n;
                 atoms += parts[c].off[parts[c].n];
-                if (terms > VNN_MAX_TERMS || atoms > VNN_MAX_ATOMS)
+                if (terms > P->max_terms || atoms > P->max_atoms)
                     rc = dnf_cap_error(P);
             }
         }
@@ -815,6 +819,8 @@ static int find_region(parser *P, builder *B, const double *lo, const double *hi
     if (B->out_doubles > VNN_MAX_OUT)
         return err_set(P->e, ERR_NOMEM, "%s: property too large (boxes x inputs > %lld)",
                        P->lx.name, (long long)VNN_MAX_OUT);
+    if (p->n_regions == INT32_MAX / 4)
+        return err_set(P->e, ERR_NOMEM, "%s: too many regions", P->lx.name);
     if (p->n_regions == B->cap_regions) {
         int cap = B->cap_regions ? 2 * B->cap_regions : 4;
         spec_region *r = realloc(p->regions, (size_t)cap * sizeof *r);
@@ -900,6 +906,8 @@ static int add_term(parser *P, builder *B, const double *base_lo, const double *
         return err_set(P->e, ERR_NOMEM, "%s: property too large (rows x outputs > %lld)",
                        P->lx.name, (long long)VNN_MAX_OUT);
     spec_region *r = &p->regions[region];
+    if (r->n_clauses == INT32_MAX / 4)
+        return err_set(P->e, ERR_NOMEM, "%s: too many clauses", P->lx.name);
     if (r->n_clauses == B->clause_cap[region]) {
         int cap = r->n_clauses ? 2 * r->n_clauses : 4;
         spec_clause *c = realloc(r->clauses, (size_t)cap * sizeof *c);
@@ -1031,6 +1039,8 @@ done:
 static int parse_with(parser *P, spec_property **out)
 {
     int rc = parse_file(P);
+    P->max_atoms = P->n_nodes * 2 > VNN_MAX_ATOMS ? P->n_nodes * 2 : VNN_MAX_ATOMS;
+    P->max_terms = P->n_nodes > VNN_MAX_TERMS ? P->n_nodes : VNN_MAX_TERMS;
     if (!rc)
         rc = build_property(P, out);
     free(P->declared[0]);
