@@ -427,7 +427,8 @@ static int parse_atom(parser *P, int depth, int64_t *id)
         return terr(P, ERR_PARSE, L->tok == T_EOF ? "unexpected end of file, expected ')'"
                                                   : "expected ')' after two arguments");
     /* merge equal variables, drop zero coefficients:  sum coef*v <= -k */
-    qsort(P->expr, (size_t)P->n_expr, sizeof *P->expr, cmp_lin);
+    if (P->n_expr > 1)
+        qsort(P->expr, (size_t)P->n_expr, sizeof *P->expr, cmp_lin);
     int64_t m = 0;
     for (int64_t t = 0; t < P->n_expr; t++) {
         if (m > 0 && P->expr[m - 1].var == P->expr[t].var)
@@ -518,7 +519,8 @@ static int parse_formula(parser *P, int depth, int64_t *id)
     if (grow(&P->kids, &P->cap_kids, P->n_kids + n, sizeof *P->kids))
         return err_set(P->e, ERR_NOMEM, "%s: out of memory", L->name);
     fnode node = {.kind = is_and ? F_AND : F_OR, .first = P->n_kids, .n = n};
-    memcpy(P->kids + P->n_kids, P->stack + mark, (size_t)n * sizeof *P->kids);
+    if (n)   /* (and) / (or) without arguments: true / false */
+        memcpy(P->kids + P->n_kids, P->stack + mark, (size_t)n * sizeof *P->kids);
     P->n_kids += n;
     P->n_stack = mark;
     return new_node(P, node, id);

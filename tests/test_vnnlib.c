@@ -317,6 +317,14 @@ Test(vnnlib, nested_or_and_distributes)
     cr_assert_eq(p->regions[0].clauses[0].n_rows, 2);
     cr_assert_eq(p->regions[0].clauses[2].n_rows, 3);
     spec_free(p);
+    /* (and) is true, (or) is false */
+    p = parse_ok(DECL2 BOX2 "(assert (and))(assert (<= 1 2))(assert (or (or) (<= Y_0 0)))");
+    cr_assert_eq(p->n_regions, 1);
+    cr_assert_eq(p->regions[0].n_clauses, 1);
+    spec_free(p);
+    p = parse_ok(DECL2 BOX2 "(assert (or))");
+    cr_assert_eq(p->n_regions, 0);
+    spec_free(p);
     /* an always-false conjunct: nothing is unsafe */
     p = parse_ok(DECL2 BOX2 "(assert (<= 2 1))");
     cr_assert_eq(p->n_regions, 0);
@@ -453,5 +461,70 @@ Test(vnnlib, every_truncation_prefix_fails_cleanly_or_parses)
         text[len] = saved;
     }
     cr_assert_geq(ok, 1);   /* at least the whole file */
+    free(text);
+}
+
+Test(vnnlib, corrupt_or_truncated_gz_is_an_error_not_a_crash)
+{
+    char *text = read_text(BENCH "/mnist_fc/vnnlib/prop_8_0.03.vnnlib");
+    uLongf cap = compressBound((uLong)strlen(text)) + 64;
+    char path[] = "/tmp/vnnlib_gz_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    gzFile gz = gzdopen(fd, "wb");
+    gzwrite(gz, text, (unsigned)strlen(text));
+    gzclose(gz);
+    char *bytes = malloc(cap);
+    FILE *f = fopen(path, "rb");
+    size_t n = fread(bytes, 1, cap, f);
+    fclose(f);
+    /* truncated to half, and with a flipped byte in the middle */
+    for (int variant = 0; variant < 2; variant++) {
+        f = fopen(path, "wb");
+        if (variant == 1)
+            bytes[n / 2] ^= 0x5a;
+        fwrite(bytes, 1, variant == 0 ? n / 2 : n, f);
+        fclose(f);
+        spec_property *p = NULL;
+        err e = {0};
+        int rc = spec_parse_vnnlib(path, &p, &e);
+        cr_assert_neq(rc, 0, "variant %d parsed", variant);
+        cr_assert_null(p);
+        cr_assert(strstr(e.msg, path), "%s", e.msg);
+    }
+    remove(path);
+    free(bytes);
+    free(text);
+}
+
+Test(vnnlib, random_byte_mutations_never_crash)
+{
+    char *text = read_text(BENCH "/acasxu/vnnlib/prop_6.vnnlib");
+    size_t n = strlen(text);
+    static const char alphabet[] = "()();; \n X_Y_0159.e-+<=>andor";
+    unsigned seed = 12345;
+    int parsed = 0;
+    for (int trial = 0; trial < 3000; trial++) {
+        char *m = strdup(text);
+        for (int k = 0; k < 1 + trial % 4; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % n;
+            seed = seed * 1103515245u + 12345u;
+            m[at] = alphabet[(seed >> 8) % (sizeof alphabet - 1)];
+        }
+        spec_property *p = NULL;
+        err e = {0};
+        int rc = spec_parse_vnnlib_string("m.vnnlib", m, &p, &e);
+        if (rc == 0) {
+            parsed++;
+            cr_assert_not_null(p);
+            spec_free(p);
+        } else {
+            cr_assert_null(p);
+            cr_assert(strstr(e.msg, "m.vnnlib"), "%s", e.msg);
+        }
+        free(m);
+    }
+    cr_assert_gt(parsed, 0);
     free(text);
 }
