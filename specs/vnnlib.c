@@ -668,6 +668,44 @@ static int dnf_single(dnf *d, const int64_t *atoms, int64_t n)
     return 0;
 }
 
+static int dnf_of(parser *P, int64_t id, dnf *out);
+
+/* Conjoin node k into (acc, leaf): leaves and single-term DNFs only append
+ * to the leaf list (joined once at the end, so a long conjunction of
+ * one-disjunct ors stays linear); genuine disjunctions are multiplied into
+ * acc; a false child empties acc. */
+static int dnf_and_child(parser *P, int64_t k, dnf *acc, int64_t **leaf, int64_t *n_leaf,
+                         int64_t *cap_leaf)
+{
+    int kind = P->nodes[k].kind;
+    if (kind == F_TRUE)
+        return 0;
+    if (kind == F_BOX || kind == F_ROW) {
+        if (grow(leaf, cap_leaf, *n_leaf + 1, sizeof **leaf))
+            return err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
+        (*leaf)[(*n_leaf)++] = k;
+        return 0;
+    }
+    dnf sub;
+    int rc = dnf_of(P, k, &sub);
+    if (rc)
+        return rc;
+    if (sub.n == 1) {
+        int64_t m = sub.off[1];
+        if (grow(leaf, cap_leaf, *n_leaf + m, sizeof **leaf)) {
+            dnf_free(&sub);
+            return err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
+        }
+        if (m)
+            memcpy(*leaf + *n_leaf, sub.atoms, (size_t)m * sizeof **leaf);
+        *n_leaf += m;
+    } else {
+        rc = dnf_cross(P, acc, &sub);
+    }
+    dnf_free(&sub);
+    return rc;
+}
+
 /* DNF of node id. And-nodes: atoms are gathered once and joined at the end. */
 static int dnf_of(parser *P, int64_t id, dnf *out)
 {
@@ -714,27 +752,12 @@ static int dnf_of(parser *P, int64_t id, dnf *out)
         return rc;
     }
     case F_AND: {
-        int64_t *leaf = malloc((size_t)(n->n ? n->n : 1) * sizeof *leaf);
-        if (!leaf || dnf_single(out, NULL, 0)) {
-            free(leaf);
+        int64_t *leaf = NULL, n_leaf = 0, cap_leaf = 0;
+        if (dnf_single(out, NULL, 0))
             return err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
-        }
-        int64_t n_leaf = 0;
         rc = 0;
-        for (int64_t c = 0; c < n->n && !rc; c++) {
-            int64_t k = P->kids[n->first + c];
-            int kind = P->nodes[k].kind;
-            if (kind == F_BOX || kind == F_ROW) {
-                leaf[n_leaf++] = k;
-            } else if (kind != F_TRUE) {
-                dnf sub;
-                rc = dnf_of(P, k, &sub);
-                if (!rc) {
-                    rc = dnf_cross(P, out, &sub);
-                    dnf_free(&sub);
-                }
-            }
-        }
+        for (int64_t c = 0; c < n->n && !rc; c++)
+            rc = dnf_and_child(P, P->kids[n->first + c], out, &leaf, &n_leaf, &cap_leaf);
         if (!rc && n_leaf) {
             dnf l;
             if (dnf_single(&l, leaf, n_leaf))
@@ -989,14 +1012,9 @@ static int build_property(parser *P, spec_property **out)
         rc = err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
         goto done;
     }
-    for (int64_t i = 0; i < n_rest && !rc; i++) {
-        dnf sub;
-        rc = dnf_of(P, rest[i], &sub);
-        if (!rc) {
-            rc = dnf_cross(P, &d, &sub);
-            dnf_free(&sub);
-        }
-    }
+    /* single-term parts (e.g. `(assert (or (and ...)))`) join the base */
+    for (int64_t i = 0; i < n_rest && !rc; i++)
+        rc = dnf_and_child(P, rest[i], &d, &base, &n_base, &cap_base);
     if (rc)
         goto done;
     box = malloc((size_t)(4 * p->n_x) * sizeof *box);

@@ -334,7 +334,7 @@ Test(vnnlib, nested_or_and_distributes)
 Test(vnnlib, common_layout_is_linear_not_multiplied)
 {
     /* 2000 inputs bounded in separate asserts, an `or` of 500 output rows */
-    size_t cap = 1 << 20, n = 0;
+    size_t cap = 1 << 22, n = 0;
     char *s = malloc(cap);
     cr_assert_not_null(s);
     for (int i = 0; i < 2000; i++)
@@ -351,6 +351,24 @@ Test(vnnlib, common_layout_is_linear_not_multiplied)
     cr_assert_eq(p->n_regions, 1);
     cr_assert_eq(p->regions[0].n_clauses, 500);
     cr_assert_eq(p->regions[0].clauses[499].d[0], -499.0);
+    spec_free(p);
+    /* 20000 single-disjunct ors inside one `and`, and 20000 more as separate
+     * asserts: joined once, not re-multiplied per conjunct (would be ~1e9 copies) */
+    n = 0;
+    for (int i = 0; i < 20000; i++)
+        n += (size_t)snprintf(s + n, cap - n, "(declare-const X_%d Real)\n", i);
+    n += (size_t)snprintf(s + n, cap - n, "(declare-const Y_0 Real)(assert (and");
+    for (int i = 0; i < 20000; i++)
+        n += (size_t)snprintf(s + n, cap - n, " (or (and (<= X_%d 1)))", i);
+    n += (size_t)snprintf(s + n, cap - n, "))");
+    for (int i = 0; i < 20000; i++)
+        n += (size_t)snprintf(s + n, cap - n, "(assert (or (>= X_%d -1)))", i);
+    snprintf(s + n, cap - n, "(assert (or (<= Y_0 0) (>= Y_0 1)))");
+    p = parse_ok(s);
+    cr_assert_eq(p->n_regions, 1);
+    cr_assert_eq(p->regions[0].n_clauses, 2);
+    cr_assert_eq(p->regions[0].lo[19999], -1.0);
+    cr_assert_eq(p->regions[0].hi[19999], 1.0);
     spec_free(p);
     free(s);
 }
@@ -527,4 +545,26 @@ Test(vnnlib, random_byte_mutations_never_crash)
     }
     cr_assert_gt(parsed, 0);
     free(text);
+}
+
+Test(vnnlib, committed_gz_file_parses_like_the_plain_one)
+{
+    spec_property *a = NULL, *b = NULL;
+    err e = {0};
+    cr_assert_eq(spec_parse_vnnlib("tests/data/vnnlib/prop_6.vnnlib.gz", &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(spec_parse_vnnlib(BENCH "/acasxu/vnnlib/prop_6.vnnlib", &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(a->n_regions, 2);
+    cr_assert_eq(b->n_regions, 2);
+    for (int r = 0; r < 2; r++) {
+        cr_assert_eq(memcmp(a->regions[r].lo, b->regions[r].lo, 5 * sizeof(double)), 0);
+        cr_assert_eq(memcmp(a->regions[r].hi, b->regions[r].hi, 5 * sizeof(double)), 0);
+        cr_assert_eq(a->regions[r].n_clauses, 4);
+        for (int c = 0; c < 4; c++) {
+            cr_assert_eq(a->regions[r].clauses[c].n_rows, 1);
+            cr_assert_eq(memcmp(a->regions[r].clauses[c].C, b->regions[r].clauses[c].C, 5 * sizeof(double)), 0);
+            cr_assert_eq(a->regions[r].clauses[c].d[0], b->regions[r].clauses[c].d[0]);
+        }
+    }
+    spec_free(a);
+    spec_free(b);
 }
