@@ -102,6 +102,16 @@ static int grow(void *ptr, int64_t *cap, int64_t need, size_t elem)
 
 /* ---------------------------------------------------------------- lexer */
 
+static inline int is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static inline int is_delim(int c)
+{
+    return c == '(' || c == ')' || c == ';' || is_space(c);
+}
+
 static int lx_fill(lexer *L)
 {
     if (!L->gz || L->io_error)
@@ -157,9 +167,20 @@ static int lx_next(parser *P)
     for (;;) {
         int c = lx_peek(L);
         if (c == ';') {
-            while ((c = lx_peek(L)) >= 0 && c != '\n')
-                lx_advance(L);
-        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            /* skip to the newline, a buffer at a time */
+            for (;;) {
+                const unsigned char *nl = memchr(L->p, '\n', (size_t)(L->end - L->p));
+                if (nl) {
+                    L->col += nl - L->p;
+                    L->p = nl;
+                    break;
+                }
+                L->col += L->end - L->p;
+                L->p = L->end;
+                if (lx_peek(L) < 0)
+                    break;
+            }
+        } else if (c >= 0 && is_space(c)) {
             lx_advance(L);
         } else {
             break;
@@ -182,12 +203,20 @@ static int lx_next(parser *P)
         return 0;
     }
     L->tok = T_SYM;
-    while ((c = lx_peek(L)) >= 0 && c != '(' && c != ')' && c != ';' && c != ' ' && c != '\t' &&
-           c != '\n' && c != '\r' && c != '\f' && c != '\v') {
-        if (L->len == VNN_MAX_TOKEN)
+    while (lx_peek(L) >= 0) {
+        /* copy the run of symbol characters in this buffer (no newlines in it) */
+        const unsigned char *q = L->p;
+        while (q < L->end && !is_delim(*q))
+            q++;
+        int64_t n = q - L->p;
+        if (L->len + n > VNN_MAX_TOKEN)
             return perr(P, ERR_PARSE, L->tline, L->tcol, "token longer than 256 characters", NULL);
-        L->sym[L->len++] = (char)c;
-        lx_advance(L);
+        memcpy(L->sym + L->len, L->p, (size_t)n);
+        L->len += (int)n;
+        L->col += n;
+        L->p = q;
+        if (q < L->end)
+            break;
     }
     L->sym[L->len] = 0;
     if (L->io_error)
