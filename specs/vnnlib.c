@@ -148,9 +148,16 @@ static inline void lx_advance(lexer *L)
 
 static int perr(parser *P, int code, int64_t line, int64_t col, const char *what, const char *sym)
 {
-    if (sym)
+    if (sym) {
+        /* echo at most 40 printable characters of the offending token */
+        char shown[48];
+        size_t n = 0;
+        for (; sym[n] && n < 40; n++)
+            shown[n] = sym[n] >= 0x20 && sym[n] < 0x7f ? sym[n] : '?';
+        strcpy(shown + n, sym[n] ? "..." : "");
         return err_set(P->e, code, "%s:%lld:%lld: %s '%s'", P->lx.name, (long long)line,
-                       (long long)col, what, sym);
+                       (long long)col, what, shown);
+    }
     return err_set(P->e, code, "%s:%lld:%lld: %s", P->lx.name, (long long)line, (long long)col, what);
 }
 

@@ -413,6 +413,7 @@ Test(vnnlib, errors_name_line_and_column)
     parse_fails(DECL2 "(assert (<= X_0 1))(assert (<= X_1 1))(assert (>= X_1 0))(assert (<= Y_0 1))",
                 ERR_VALUE, "X_0 has no lower bound");
     parse_fails(DECL2 "(bogus 1)", ERR_UNSUP, "2:2: unsupported command 'bogus'");
+    parse_fails("\x01\x1b[2J\xff", ERR_PARSE, "1:1: expected '(' at top level, got '??[2J?'");
 }
 
 Test(vnnlib, deep_nesting_fails_fast)
@@ -429,6 +430,13 @@ Test(vnnlib, deep_nesting_fails_fast)
     for (size_t i = 0; i + 4 < n; i += 4)
         memcpy(s + m + i, "(or ", 4);
     s[m + n - n % 4] = 0;
+    parse_fails(s, ERR_PARSE, "nesting deeper than 64");
+    /* term nesting: (<= (+ (+ (+ ... */
+    strcpy(s, DECL2 BOX2 "(assert (<= ");
+    m = strlen(s);
+    for (size_t i = 0; i + 3 < n; i += 3)
+        memcpy(s + m + i, "(+ ", 3);
+    s[m + n - n % 3] = 0;
     parse_fails(s, ERR_PARSE, "nesting deeper than 64");
     memset(s, '(', n);
     s[n] = 0;
