@@ -473,15 +473,20 @@ static int parse_atom(parser *P, int depth, int64_t *id)
             P->expr[m++] = P->expr[t];
     }
     int64_t nz = 0;
-    for (int64_t t = 0; t < m; t++)
+    for (int64_t t = 0; t < m; t++) {
+        if (!isfinite(P->expr[t].coef))
+            return perr(P, ERR_VALUE, line, col, "coefficient is not finite", NULL);
         if (P->expr[t].coef != 0.0)
             P->expr[nz++] = P->expr[t];
+    }
     m = P->n_expr = nz;
     double rhs = -k;
     int n_x = 0, n_y = 0;
     for (int64_t t = 0; t < m; t++)
         (P->expr[t].var & 1) ? n_y++ : n_x++;
     fnode n = {0};
+    if (!isfinite(rhs))
+        return perr(P, ERR_VALUE, line, col, "constant is not finite", NULL);
     if (m == 0) {
         n.kind = 0.0 <= rhs ? F_TRUE : F_FALSE;
     } else if (n_x && n_y) {
@@ -497,8 +502,6 @@ static int parse_atom(parser *P, int depth, int64_t *id)
         if (!isfinite(n.value))
             return perr(P, ERR_VALUE, line, col, "bound is not finite", NULL);
     } else {
-        if (!isfinite(rhs))
-            return perr(P, ERR_VALUE, line, col, "constant is not finite", NULL);
         if (grow(&P->lins, &P->cap_lins, P->n_lins + m, sizeof *P->lins))
             return err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
         n.kind = F_ROW;

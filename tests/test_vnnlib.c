@@ -407,6 +407,9 @@ Test(vnnlib, errors_name_line_and_column)
     parse_fails(DECL2 BOX2 "(assert (<= X_0 X_1))", ERR_UNSUP, "3:10: atom relates several inputs");
     parse_fails(DECL2 BOX2 "(assert (not (<= Y_0 1)))", ERR_UNSUP, "3:10: unsupported operator 'not'");
     parse_fails(DECL2 BOX2 "(assert (<= (* Y_0 Y_1) 1))", ERR_UNSUP, "3:14: nonlinear product");
+    parse_fails(DECL2 BOX2 "(assert (<= (* 1e300 1e300 Y_0) 1))", ERR_VALUE, "3:10: coefficient is not finite");
+    parse_fails(DECL2 BOX2 "(assert (<= (* 1e300 1e300) Y_0))", ERR_VALUE, "3:10: constant is not finite");
+    parse_fails(DECL2 BOX2 "(assert (<= (- (* 1e300 1e300) (* 1e300 1e300)) 1))", ERR_VALUE, "constant is not finite");
     parse_fails(DECL2 BOX2 "(assert (<= Y_0))", ERR_PARSE, "3:10: comparison needs two arguments");
     parse_fails(DECL2 "(assert (<= X_0 1))(assert (>= X_0 -1))(assert (>= X_1 0))(assert (<= Y_0 1))",
                 ERR_VALUE, "t.vnnlib: X_1 has no upper bound");
