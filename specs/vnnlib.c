@@ -499,6 +499,8 @@ static int parse_atom(parser *P, int depth, int64_t *id)
         n.var = P->expr[0].var / 2;
         n.upper = c > 0;
         n.value = rhs / c + 0.0;   /* + 0.0: -0 becomes +0 so equal boxes hash alike */
+        if (fabs(c) != 1.0)        /* the division rounded: widen the box by one ulp */
+            n.value = nextafter(n.value, n.upper ? INFINITY : -INFINITY);
         if (!isfinite(n.value))
             return perr(P, ERR_VALUE, line, col, "bound is not finite", NULL);
     } else {

@@ -268,6 +268,18 @@ Test(vnnlib, constant_on_the_left_and_y_constant_rows)
     spec_free(p);
 }
 
+Test(vnnlib, scaled_input_bound_is_widened_outward)
+{
+    spec_property *p = parse_ok(DECL2 "(assert (<= (* 3 X_0) 1))(assert (>= (* 3 X_0) -1))\n"
+                                      "(assert (<= (- X_1) 0))(assert (<= X_1 2))(assert (<= Y_0 0))");
+    cr_assert_geq(p->regions[0].hi[0] * 3, 1.0);
+    cr_assert_leq(p->regions[0].lo[0] * 3, -1.0);
+    cr_assert_float_eq(p->regions[0].hi[0], 1.0 / 3, 1e-15);
+    cr_assert_eq(p->regions[0].lo[1], 0.0);
+    cr_assert(!signbit(p->regions[0].lo[1]));
+    spec_free(p);
+}
+
 Test(vnnlib, linear_output_terms)
 {
     spec_property *p = parse_ok(DECL2 BOX2 "(assert (<= (+ Y_0 (* 2 Y_1) 1) (- Y_1 3)))\n"
