@@ -61,6 +61,12 @@ int nn_eval_gemm(const nn_graph *g, int k, double *const *v, err *e)
     }
     if (m == 0 || nn == 0 || kk == 0)
         return 0;
+    if (m == 1 && !ta) { /* one row: y = alpha op(B)^T a + y */
+        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)b->dims[0],
+                    (int)b->dims[1], alpha, v[n->in[1]], (int)b->dims[1], v[n->in[0]], 1, 1.0, y,
+                    1);
+        return 0;
+    }
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)m, (int)nn, (int)kk, alpha, v[n->in[0]], (int)a->dims[1], v[n->in[1]],
                 (int)b->dims[1], 1.0, y, (int)nn);
@@ -151,7 +157,10 @@ int nn_eval_matmul(const nn_graph *g, int k, double *const *v, err *e)
     for (int d = 0; d < p.rb; d++)
         b_shared &= p.sb[d] == 0;
     if (b_shared && (batch == 1 || nn_op_in(g, k, 0)->size == batch * ma)) {
-        if (p.n == 1)
+        if (batch * p.m == 1) /* row vector times matrix: y = B^T a */
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)p.k, (int)p.n, 1.0, b, (int)p.n, a, 1,
+                        0.0, y, 1);
+        else if (p.n == 1)
             cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)(batch * p.m), (int)p.k, 1.0, a,
                         (int)p.k, b, 1, 0.0, y, 1);
         else
