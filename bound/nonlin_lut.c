@@ -4,7 +4,7 @@
  * relaxation by two; a good p minimises the looseness (area between the
  * upper and lower lines) of the two halves. That optimum depends only on
  * (l, u), so it is tabulated once per kind on a grid of (l, u) pairs (a
- * 16-point scan refined by golden section), stored as the fraction
+ * 12-point scan refined by golden section; symmetric kinds compute half), stored as the fraction
  * (p - l)/(u - l), built lazily on first use under a mutex, and read by
  * bilinear interpolation of the fraction between the four surrounding grid
  * pairs. Outside the grid, or for kinds without a table, the midpoint. */
@@ -44,20 +44,20 @@ static double split_cost(bnd_nl_kind k, double l, double u, double f)
 
 static double best_fraction(bnd_nl_kind k, double l, double u)
 {
-    int best = 8;
+    int best = 6;
     double best_c = INFINITY;
-    for (int i = 1; i < 16; i++) {
-        double c = split_cost(k, l, u, i / 16.0);
+    for (int i = 1; i < 12; i++) {
+        double c = split_cost(k, l, u, i / 12.0);
         if (c < best_c) {
             best_c = c;
             best = i;
         }
     }
     const double g = 0.6180339887498949;
-    double a = (best - 1) / 16.0, b = (best + 1) / 16.0;
+    double a = (best - 1) / 12.0, b = (best + 1) / 12.0;
     double x1 = b - g * (b - a), x2 = a + g * (b - a);
     double c1 = split_cost(k, l, u, x1), c2 = split_cost(k, l, u, x2);
-    for (int it = 0; it < 12; it++) {
+    for (int it = 0; it < 10; it++) {
         if (c1 <= c2) {
             b = x2, x2 = x1, c2 = c1;
             x1 = b - g * (b - a);
@@ -69,16 +69,29 @@ static double best_fraction(bnd_nl_kind k, double l, double u)
         }
     }
     double f = 0.5 * (a + b);
-    return split_cost(k, l, u, f) <= best_c ? f : best / 16.0;
+    return split_cost(k, l, u, f) <= best_c ? f : best / 12.0;
+}
+
+/* Kinds with f(-x) = c - f(x) or f(-x) = f(x): the looseness of [l, u] is
+ * that of [-u, -l], so on the symmetric grid half the table mirrors the other. */
+static int symmetric(bnd_nl_kind k)
+{
+    return k == BND_NL_SIGMOID || k == BND_NL_TANH || k == BND_NL_ERF || k == BND_NL_SIN ||
+           k == BND_NL_COS;
 }
 
 static void build(bnd_nl_kind k)
 {
     const lut_spec *s = &specs[k];
     for (int i = 0; i < LUT_N; i++)
-        for (int j = i + 1; j < LUT_N; j++)
-            table[k][i * LUT_N + j] =
-                (float)best_fraction(k, s->lo + i * s->step, s->lo + j * s->step);
+        for (int j = i + 1; j < LUT_N; j++) {
+            int mi = LUT_N - 1 - j, mj = LUT_N - 1 - i; /* the mirrored pair */
+            if (symmetric(k) && mi < i)
+                table[k][i * LUT_N + j] = 1.0f - table[k][mi * LUT_N + mj];
+            else
+                table[k][i * LUT_N + j] =
+                    (float)best_fraction(k, s->lo + i * s->step, s->lo + j * s->step);
+        }
 }
 
 static void ensure_built(bnd_nl_kind k)

@@ -324,28 +324,34 @@ Test(nonlin, interval_hand_computed)
 Test(nonlin, default_is_no_looser_than_crown_choice)
 {
     /* The default (envelope tangent at the midpoint) has the least area; CROWN's
-     * choice (tangent point d, i.e. tau = 0 for the upper line when the chord is
-     * not valid) can only be looser. */
-    rng g;
-    rng_seed(&g, 7);
-    double sum_def = 0, sum_crown = 0;
-    for (int i = 0; i < 500; i++) {
-        double l = -8 * rng_uniform(&g), u = 8 * rng_uniform(&g) + 1e-3;
-        bnd_lines a, b;
-        cr_assert_eq(bnd_nl_relax(BND_NL_SIGMOID, 0, l, u, NAN, NAN, &a), 0);
-        /* CROWN: tangents through the far endpoints when crossing 0, else
-         * chord + tangent at the midpoint (= our default there) */
-        double tl = l < 0 && u > 0 ? 1.0 : NAN, tu = l < 0 && u > 0 ? 0.0 : NAN;
-        cr_assert_eq(bnd_nl_relax(BND_NL_SIGMOID, 0, l, u, tl, tu, &b), 0);
-        double m = 0.5 * (l + u);
-        double area_a = (a.up_slope - a.lo_slope) * m + a.up_icpt - a.lo_icpt;
-        double area_b = (b.up_slope - b.lo_slope) * m + b.up_icpt - b.lo_icpt;
-        cr_assert_leq(area_a, area_b + 1e-9);
-        sum_def += area_a * (u - l);
-        sum_crown += area_b * (u - l);
+     * choice (tangents through the far endpoints when crossing the inflection,
+     * i.e. tau_lo = 1, tau_up = 0; else chord + tangent at the midpoint, which
+     * is our default there) can only be looser. */
+    const bnd_nl_kind ks[] = {BND_NL_SIGMOID, BND_NL_TANH, BND_NL_ERF};
+    const double R[] = {8, 4, 3};
+    for (int j = 0; j < 3; j++) {
+        rng g;
+        rng_seed(&g, 7);
+        double sum_def = 0, sum_crown = 0;
+        for (int i = 0; i < 500; i++) {
+            double l = -R[j] * rng_uniform(&g), u = R[j] * rng_uniform(&g) + 1e-3;
+            if (i % 4 == 0) /* some one-sided intervals too */
+                l = 0.5 * u;
+            bnd_lines a, b;
+            cr_assert_eq(bnd_nl_relax(ks[j], 0, l, u, NAN, NAN, &a), 0);
+            double tl = l < 0 && u > 0 ? 1.0 : NAN, tu = l < 0 && u > 0 ? 0.0 : NAN;
+            cr_assert_eq(bnd_nl_relax(ks[j], 0, l, u, tl, tu, &b), 0);
+            double m = 0.5 * (l + u);
+            double area_a = (a.up_slope - a.lo_slope) * m + a.up_icpt - a.lo_icpt;
+            double area_b = (b.up_slope - b.lo_slope) * m + b.up_icpt - b.lo_icpt;
+            cr_assert_leq(area_a, area_b + 1e-9);
+            sum_def += area_a * (u - l);
+            sum_crown += area_b * (u - l);
+        }
+        fprintf(stderr, "%s looseness over 500 intervals: default %.4f vs CROWN %.4f\n",
+                bnd_nl_name(ks[j]), sum_def, sum_crown);
+        cr_assert_lt(sum_def, sum_crown);
     }
-    fprintf(stderr, "sigmoid looseness: default %.4f vs CROWN %.4f (500 intervals)\n",
-            sum_def, sum_crown);
 }
 
 Test(nonlin, branch_points_beat_midpoint)
@@ -356,7 +362,8 @@ Test(nonlin, branch_points_beat_midpoint)
         double t0 = clock_now();
         (void)bnd_nl_branch_point(k, 0, -1, 1); /* builds the table */
         double t_build = clock_now() - t0;
-        cr_assert_lt(t_build, 1.0, "%s table build %.3f s", bnd_nl_name(k), t_build);
+        /* < 1 s at -O2 on one core; slack for sanitizer builds and loaded CI */
+        cr_assert_lt(t_build, 3.0, "%s table build %.3f s", bnd_nl_name(k), t_build);
         rng g;
         rng_seed(&g, 99 + j);
         double lut = 0, midp = 0;
@@ -450,4 +457,21 @@ Test(nonlin, vector_form_matches_scalar)
     cr_assert_eq(bnd_nl_relax_n(BND_NL_LOG, 0, 2, l + 1, u + 1, NULL, NULL, lw, lb, uw, ub),
                  ERR_VALUE);
     cr_assert(isfinite(lb[0]) && lb[1] == -INFINITY && ub[1] == INFINITY);
+}
+
+Test(nonlin, tau_derivatives_match_the_tangent)
+{
+    /* exp on [0, 2], lower line = tangent at p = 2 tau: slope e^p, intercept
+     * e^p (1 - p); d/dtau = 2 e^p and -2 p e^p. The upper chord does not move. */
+    bnd_lines d;
+    cr_assert_eq(bnd_nl_relax_dtau(BND_NL_EXP, 0, 0, 2, 0.25, 0.7, &d), 0);
+    double p = 0.5;
+    NEAR(d.lo_slope, 2 * exp(p), 1e-6);
+    NEAR(d.lo_icpt, -2 * p * exp(p), 1e-6);
+    NEAR(d.up_slope, 0.0, 1e-9);
+    NEAR(d.up_icpt, 0.0, 1e-9);
+    /* ReLU on [-1, 3]: lower slope = tau */
+    cr_assert_eq(bnd_nl_relax_dtau(BND_NL_RELU, 0, -1, 3, 0.3, NAN, &d), 0);
+    NEAR(d.lo_slope, 1.0, 1e-9);
+    NEAR(d.lo_icpt, 0.0, 1e-9);
 }
