@@ -74,12 +74,19 @@ static int check_one(bnd_nl_kind k, double param, double l, double u, double tl,
               r.up_icpt > -INFINITY);
     *n_lines += isfinite(r.lo_icpt) + isfinite(r.up_icpt);
     int bad = 0;
-    for (int i = 0; i < 200; i++) {
-        double x = i == 0 ? l : i == 199 ? u : l + (u - l) * (i / 199.0);
-        if (x < l)
-            x = l;
-        if (x > u)
-            x = u;
+    /* 200 even points with both ends, plus 40 clustered where lines touch f
+     * (around the midpoint, the default tangent point) and around 0 (the
+     * inflection or kink of most kinds) */
+    for (int i = 0; i < 240; i++) {
+        double x;
+        if (i < 200)
+            x = i == 0 ? l : i == 199 ? u : l + (u - l) * (i / 199.0);
+        else if (i < 220)
+            x = 0.5 * (l + u) + (u - l) * 1e-3 * (i - 210);
+        else
+            x = (i - 230) * 1e-3 * fmin(1.0, u - l);
+        if (x < l || x > u)
+            continue;
         long double f = ref(k, param, x);
         if (isnan(f))
             continue;
