@@ -12,9 +12,10 @@
  * The free parameter of a relaxation ('tau', for alpha-CROWN) picks the point
  * p = l + tau*(u - l) at which the line touches the convex (lower line) or
  * concave (upper line) envelope of f over [l, u]; NAN means tau = 0.5, the line
- * of least area. For ReLU/LeakyReLU/Abs crossing 0, tau is instead the
- * slope of the free line interpolated between the two pieces' slopes (the usual
- * alpha-CROWN parameter); NAN = CROWN's adaptive choice. */
+ * of least area. For ReLU/LeakyReLU/Abs crossing 0, the free line instead
+ * has slope left + tau*(right - left) through the kink (the usual alpha-CROWN
+ * parameter); NAN = CROWN's adaptive choice. docs/nonlin.md has the details
+ * (CROWN's own S-shape choice is tau_lo = 1, tau_up = 0). */
 #ifndef BOUND_NONLIN_H
 #define BOUND_NONLIN_H
 

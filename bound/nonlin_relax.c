@@ -253,14 +253,16 @@ int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
     for (int i = 1; i < pc.n; i++)
         same &= pc.curv[i] == pc.curv[0];
     if (nl_is_kinked(k) && pc.n == 2) {
+        /* the free line pivots at the kink (0, 0) between the two pieces'
+         * slopes; CROWN's adaptive default follows the longer side */
         double sl = dmid(k, param, l), sr = dmid(k, param, u);
-        double t = isnan(tau_lo) && isnan(tau_up) ? (l + u > 0 ? 1.0 : 0.0) : 0;
+        double dflt = l + u > 0 ? 1.0 : 0.0;
         if (sl <= sr) { /* convex kink (ReLU, Abs, LeakyReLU slope <= 1) */
             s_up = chord;
-            s_lo = sl + (isnan(tau_lo) ? t : frac(tau_lo, 0)) * (sr - sl);
-        } else {
+            s_lo = sl + frac(tau_lo, dflt) * (sr - sl);
+        } else { /* concave kink (LeakyReLU slope > 1) */
             s_lo = chord;
-            s_up = sr + (isnan(tau_up) ? (l + u > 0 ? 0.0 : 1.0) : frac(tau_up, 0)) * (sl - sr);
+            s_up = sl + frac(tau_up, dflt) * (sr - sl);
         }
     } else if (same) {
         int c = pc.curv[0];
