@@ -466,13 +466,15 @@ static int read_attr(reader *r, int k, const char *name, const cJSON *val, const
         break;
     }
     default: {
-        /* Unnamed tensors get "<node name or nodeK>.<attribute>", made unique. */
+        /* Unnamed tensors get "<first output>/<attribute>" (as the ONNX loader
+         * names them), made unique with "#2", "#3", ... */
         char dflt[200];
-        const char *base = g->nodes[k].name[0] ? g->nodes[k].name : NULL;
-        if (base)
-            snprintf(dflt, sizeof dflt, "%.120s.%.60s", base, name);
+        const nn_node *nd = &g->nodes[k];
+        const char *base = nd->n_out > 0 ? g->tensors[nd->out[0]].name : nd->name;
+        if (base[0])
+            snprintf(dflt, sizeof dflt, "%.120s/%.60s", base, name);
         else
-            snprintf(dflt, sizeof dflt, "node%d.%.60s", k, name);
+            snprintf(dflt, sizeof dflt, "node%d/%.60s", k, name);
         size_t len = strlen(dflt);
         for (int i = 2; nn_graph_find(g, dflt) >= 0; i++)
             snprintf(dflt + len, sizeof dflt - len, "#%d", i);
