@@ -350,3 +350,110 @@ Test(json, truncated_and_corrupted_text_never_crashes)
     }
     free(buf);
 }
+
+/* ---- ONNX -> JSON -> graph on every benchmark network ---- */
+
+#include <glob.h>
+
+static void same_tensor(const nn_graph *g, int t, const nn_graph *h, const char *file)
+{
+    const nn_tensor *a = &g->tensors[t];
+    int u = nn_graph_find(h, a->name);
+    cr_assert(u >= 0, "%s: tensor '%s' lost", file, a->name);
+    const nn_tensor *b = &h->tensors[u];
+    cr_assert_eq(a->dtype, b->dtype, "%s: '%s' dtype", file, a->name);
+    cr_assert_eq(a->rank, b->rank, "%s: '%s' rank", file, a->name);
+    cr_assert_eq(memcmp(a->dims, b->dims, (size_t)a->rank * sizeof a->dims[0]), 0);
+    cr_assert_eq(!a->data, !b->data, "%s: '%s' float data", file, a->name);
+    cr_assert_eq(!a->idata, !b->idata, "%s: '%s' int data", file, a->name);
+    if (a->data)
+        cr_assert_eq(memcmp(a->data, b->data, (size_t)a->size * sizeof(double)), 0,
+                     "%s: '%s' values differ", file, a->name);
+    if (a->idata)
+        cr_assert_eq(memcmp(a->idata, b->idata, (size_t)a->size * sizeof(int64_t)), 0,
+                     "%s: '%s' values differ", file, a->name);
+}
+
+static const char *tname(const nn_graph *g, int t)
+{
+    return t < 0 ? "" : g->tensors[t].name;
+}
+
+static void same_graph(const nn_graph *g, const nn_graph *h, const char *file)
+{
+    cr_assert_str_eq(tname(g, g->input), tname(h, h->input), "%s", file);
+    cr_assert_str_eq(tname(g, g->output), tname(h, h->output), "%s", file);
+    same_tensor(g, g->input, h, file);
+    same_tensor(g, g->output, h, file);
+    cr_assert_eq(g->n_nodes, h->n_nodes, "%s: node count", file);
+    for (int k = 0; k < g->n_nodes; k++) {
+        const nn_node *a = &g->nodes[k], *b = &h->nodes[k];
+        cr_assert_str_eq(a->op_type, b->op_type, "%s: node %d", file, k);
+        cr_assert_eq(a->op, b->op);
+        cr_assert_str_eq(a->name, b->name, "%s: node %d", file, k);
+        cr_assert_eq(a->n_in, b->n_in, "%s: node %d", file, k);
+        cr_assert_eq(a->n_out, b->n_out, "%s: node %d", file, k);
+        for (int i = 0; i < a->n_in; i++) {
+            cr_assert_str_eq(tname(g, a->in[i]), tname(h, b->in[i]), "%s: node %d", file, k);
+            if (a->in[i] >= 0 && (g->tensors[a->in[i]].data || g->tensors[a->in[i]].idata))
+                same_tensor(g, a->in[i], h, file);
+        }
+        for (int i = 0; i < a->n_out; i++)
+            cr_assert_str_eq(tname(g, a->out[i]), tname(h, b->out[i]), "%s: node %d", file, k);
+        cr_assert_eq(a->n_attr, b->n_attr, "%s: node %d", file, k);
+        for (int j = 0; j < a->n_attr; j++) {
+            const nn_attr *x = &a->attr[j], *y = &b->attr[j];
+            cr_assert_str_eq(x->name, y->name, "%s: node %d", file, k);
+            cr_assert_eq(x->kind, y->kind, "%s: node %d attribute %s", file, k, x->name);
+            switch (x->kind) {
+            case NN_ATTR_INT: cr_assert_eq(x->i, y->i); break;
+            case NN_ATTR_FLOAT: cr_assert_eq(memcmp(&x->f, &y->f, sizeof x->f), 0); break;
+            case NN_ATTR_STRING: cr_assert_str_eq(x->s, y->s); break;
+            case NN_ATTR_INTS:
+                cr_assert_eq(x->n, y->n);
+                cr_assert_eq(memcmp(x->ints, y->ints, (size_t)x->n * sizeof *x->ints), 0);
+                break;
+            case NN_ATTR_FLOATS:
+                cr_assert_eq(x->n, y->n);
+                cr_assert_eq(memcmp(x->floats, y->floats, (size_t)x->n * sizeof *x->floats), 0);
+                break;
+            case NN_ATTR_TENSOR:
+                same_tensor(g, x->tensor, h, file);
+                break;
+            }
+        }
+    }
+}
+
+/* Every benchmark network and every conformance model: the graph read back
+ * from the JSON has the same nodes, attributes and constants, bit for bit, and
+ * writing it again gives the same bytes. */
+Test(json, onnx_models_convert_exactly, .timeout = 60)
+{
+    glob_t gl;
+    cr_assert_eq(glob("../shared/benchmarks/*/onnx/*.onnx", 0, NULL, &gl), 0, "no benchmarks");
+    cr_assert_gt(gl.gl_pathc, 3);
+    cr_assert_eq(glob("../shared/conformance/*/model.onnx", GLOB_APPEND, NULL, &gl), 0);
+    cr_assert_gt(gl.gl_pathc, 50);
+    for (size_t i = 0; i < gl.gl_pathc; i++) {
+        const char *file = gl.gl_pathv[i];
+        /* Many ACAS Xu networks share one architecture: take a few. */
+        if (strstr(file, "ACASXU") && !strstr(file, "_1_1_") && !strstr(file, "_5_9_"))
+            continue;
+        nn_graph *g, *h;
+        err e = {0};
+        cr_assert_eq(nn_load(file, &g, &e), 0, "%s", e.msg);
+        char *a = nn_json_string(g, &e);
+        cr_assert_not_null(a, "%s", e.msg);
+        cr_assert_eq(nn_load_json_string(file, a, &h, &e), 0, "%s", e.msg);
+        same_graph(g, h, file);
+        char *b = nn_json_string(h, &e);
+        cr_assert_not_null(b, "%s", e.msg);
+        cr_assert_str_eq(a, b, "%s: JSON not byte-stable", file);
+        free(a);
+        free(b);
+        nn_graph_free(g);
+        nn_graph_free(h);
+    }
+    globfree(&gl);
+}
