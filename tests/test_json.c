@@ -83,6 +83,27 @@ Test(json, loads_tiny_mlp_with_shapes_values_and_attributes)
     nn_graph_free(g);
 }
 
+Test(json, tiny_mlp_computes_the_hand_computed_output)
+{
+    nn_graph *g;
+    err e = {0};
+    cr_assert_eq(nn_load_json(DATA "mlp.json", &g, &e), 0, "%s", e.msg);
+    cr_assert_eq(nn_input_size(g), 2);
+    cr_assert_eq(nn_output_size(g), 2);
+    /* h = W1 x + b1 = [-1, 4.6, -0.7], relu -> [0, 4.6, 0],
+     * z = W2 r + b2 = [0.5, 4.1], y = z + [1, 1] = [1.5, 5.1]. */
+    const double x[2] = {1, 2};
+    double y[2];
+    cr_assert_eq(nn_eval(g, x, y, &e), 0, "%s", e.msg);
+    cr_assert_float_eq(y[0], 1.5, 1e-12);
+    cr_assert_float_eq(y[1], 5.1, 1e-12);
+    const double x2[2] = {-1, 0.5}; /* h = [-1.5, 0.6, 0.925] -> z = [2.35, 0.1] */
+    cr_assert_eq(nn_eval(g, x2, y, &e), 0, "%s", e.msg);
+    cr_assert_float_eq(y[0], 3.35, 1e-12);
+    cr_assert_float_eq(y[1], 1.1, 1e-12);
+    nn_graph_free(g);
+}
+
 Test(json, round_trip_is_byte_identical)
 {
     nn_graph *g, *h;
@@ -432,6 +453,33 @@ static void same_graph(const nn_graph *g, const nn_graph *h, const char *file)
     }
 }
 
+/* nn_eval of both graphs on a few pseudo-random inputs in [-1, 1]: identical bits. */
+static void same_outputs(const nn_graph *g, const nn_graph *h, const char *file)
+{
+    int64_t n = nn_input_size(g), m = nn_output_size(g);
+    cr_assert_eq(n, nn_input_size(h), "%s", file);
+    cr_assert_eq(m, nn_output_size(h), "%s", file);
+    double *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)m * sizeof *y);
+    double *z = malloc((size_t)m * sizeof *z);
+    cr_assert(x && y && z);
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (int trial = 0; trial < 3; trial++) {
+        for (int64_t i = 0; i < n; i++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            x[i] = (double)(s >> 11) / 9007199254740992.0 * 2 - 1;
+        }
+        err e = {0};
+        cr_assert_eq(nn_eval(g, x, y, &e), 0, "%s: %s", file, e.msg);
+        cr_assert_eq(nn_eval(h, x, z, &e), 0, "%s: %s", file, e.msg);
+        for (int64_t j = 0; j < m; j++)
+            cr_assert_eq(memcmp(&y[j], &z[j], sizeof y[j]), 0, "%s: output %lld: %.17g vs %.17g",
+                         file, (long long)j, y[j], z[j]);
+    }
+    free(x);
+    free(y);
+    free(z);
+}
+
 /* Every benchmark network and every conformance model: the graph read back
  * from the JSON has the same nodes, attributes and constants, bit for bit, and
  * writing it again gives the same bytes. */
@@ -454,6 +502,7 @@ Test(json, onnx_models_convert_exactly, .timeout = 60)
         cr_assert_not_null(a, "%s", e.msg);
         cr_assert_eq(nn_load_json_string(file, a, &h, &e), 0, "%s", e.msg);
         same_graph(g, h, file);
+        same_outputs(g, h, file);
         char *b = nn_json_string(h, &e);
         cr_assert_not_null(b, "%s", e.msg);
         cr_assert_str_eq(a, b, "%s: JSON not byte-stable", file);
