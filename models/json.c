@@ -32,6 +32,7 @@
 typedef struct {
     nn_graph *g;
     err *e;
+    char where[320]; /* JSON path of the last error, for its line number */
 } reader;
 
 static int fail(reader *r, int code, const char *where, const char *fmt, ...)
@@ -44,12 +45,14 @@ static int fail(reader *r, int code, const char *where, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    snprintf(r->where, sizeof r->where, "%s", where);
     return err_set(r->e, code, "%s: %s: %.200s", r->g->source, where, what);
 }
 
 /* Builder errors already name the file; add the JSON path after it. */
 static int fail_builder(reader *r, int rc, const char *where)
 {
+    snprintf(r->where, sizeof r->where, "%s", where);
     if (!r->e)
         return rc;
     const char *src = r->g->source;
@@ -633,6 +636,110 @@ static int read_model(reader *r, const cJSON *root)
     return 0;
 }
 
+/* ---- line numbers for errors: cJSON keeps no positions, so the path of an
+ * error ("nodes[3].attributes.kernel_shape") is looked up again in the text,
+ * which is known to be valid JSON by then. Best effort: NULL if not found. */
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static const char *skip_string(const char *p) /* p at the opening quote */
+{
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1])
+            p++;
+    return *p ? p + 1 : p;
+}
+
+static const char *skip_value(const char *p)
+{
+    if (*p == '"')
+        return skip_string(p);
+    if (*p != '{' && *p != '[') {
+        while (*p && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
+               *p != '\t' && *p != '\r')
+            p++;
+        return p;
+    }
+    int depth = 0; /* brackets only nest properly in valid JSON: count both kinds */
+    for (; *p; p++) {
+        if (*p == '"')
+            p = skip_string(p) - 1;
+        else if (*p == '{' || *p == '[')
+            depth++;
+        else if ((*p == '}' || *p == ']') && --depth == 0)
+            return p + 1;
+    }
+    return p;
+}
+
+static const char *locate(const char *text, const char *where)
+{
+    const char *p = skip_ws(text), *w = where;
+    while (*w) {
+        if (*w == '[') {
+            char *end;
+            long idx = strtol(w + 1, &end, 10);
+            if (*p != '[' || *end != ']' || idx < 0)
+                return NULL;
+            w = end + 1;
+            p = skip_ws(p + 1);
+            for (; idx > 0; idx--) {
+                if (*p == ']' || !*p)
+                    return NULL;
+                p = skip_ws(skip_value(p));
+                if (*p == ',')
+                    p = skip_ws(p + 1);
+            }
+            if (*p == ']' || !*p)
+                return NULL;
+            continue;
+        }
+        if (*w == '.')
+            w++;
+        size_t klen = strcspn(w, ".[");
+        if (*p != '{')
+            return NULL;
+        p = skip_ws(p + 1);
+        for (;;) {
+            if (*p != '"')
+                return NULL;
+            const char *key = p + 1, *after = skip_string(p);
+            int match = (size_t)(after - 1 - key) == klen && strncmp(key, w, klen) == 0;
+            p = skip_ws(after);
+            if (*p != ':')
+                return NULL;
+            p = skip_ws(p + 1);
+            if (match)
+                break;
+            p = skip_ws(skip_value(p));
+            if (*p != ',')
+                return NULL;
+            p = skip_ws(p + 1);
+        }
+        w += klen;
+    }
+    return p;
+}
+
+static void line_col(const char *text, const char *at, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (const char *p = text; p < at; p++) {
+        if (*p == '\n') {
+            ++*line;
+            *col = 1;
+        } else {
+            ++*col;
+        }
+    }
+}
+
 /* Parse text[0..len) (text[len] must be 0) from source into a finalized graph. */
 static int load_text(const char *source, const char *text, size_t len, nn_graph **out, err *e)
 {
@@ -650,15 +757,8 @@ static int load_text(const char *source, const char *text, size_t len, nn_graph 
         root = cJSON_ParseWithLengthOpts(start, len - (size_t)(start - text) + 1, &end, 1);
     if (!root) {
         const char *at = nul ? nul : end && end >= start && end <= text + len ? end : text + len;
-        int line = 1, col = 1;
-        for (const char *p = text; p < at; p++) {
-            if (*p == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
+        int line, col;
+        line_col(text, at, &line, &col);
         char near[24];
         size_t n = 0;
         for (const char *p = at; p < text + len && n < 16 && *p != '\n'; p++)
@@ -673,9 +773,19 @@ static int load_text(const char *source, const char *text, size_t len, nn_graph 
         return err_set(e, ERR_PARSE, "%s:%d:%d: JSON syntax error near '%s'", source, line, col,
                        near);
     }
-    reader r = {g, e};
+    reader r = {g, e, ""};
     int rc = read_model(&r, root);
     cJSON_Delete(root);
+    const char *at = rc && e && r.where[0] && strcmp(r.where, "top level") != 0
+                         ? locate(start, r.where) : NULL;
+    size_t n = strlen(source);
+    if (at && strncmp(e->msg, source, n) == 0 && e->msg[n] == ':' && e->msg[n + 1] == ' ') {
+        int line, col;
+        line_col(text, at, &line, &col);
+        char rest[ERR_MSG_MAX];
+        snprintf(rest, sizeof rest, "%s", e->msg + n + 2);
+        err_set(e, rc, "%s:%d:%d: %s", source, line, col, rest);
+    }
     if (!rc)
         rc = nn_graph_finalize(g, e);
     if (rc) {

@@ -264,9 +264,10 @@ Test(json, malformed_files_give_located_errors)
                       DATA "syntax_error.json:5:3: JSON syntax error near '\"outputs\"");
     expect_file_error(DATA "missing_nodes.json", ERR_PARSE, "top level: missing field 'nodes'");
     expect_file_error(DATA "bad_attribute.json", ERR_PARSE,
-                      "nodes[0].attributes.kernel_shape: expected a list of integers");
+                      "bad_attribute.json:8:37: nodes[0].attributes.kernel_shape: "
+                      "expected a list of integers");
     expect_file_error(DATA "data_length.json", ERR_SHAPE,
-                      "initializers[0].data: 5 values for a shape of 6 elements");
+                      "data_length.json:6:77: initializers[0].data: 5 values for a shape of 6 elements");
     expect_file_error(DATA "unknown_op.json", ERR_UNSUP, "Frobnicate");
     expect_file_error(DATA "no_such_file.json", ERR_IO, "cannot open");
 }
@@ -316,8 +317,9 @@ Test(json, malformed_text_gives_clear_errors)
                      "\"attributes\": {\"alpha\": 0.5}}]}", &e);
     cr_assert_not_null(strstr(e.msg, "nodes[0].attributes.alpha: expected one typed value"), "%s", e.msg);
     load_bad(HEAD IO "\"nodes\": [{\"op\": \"Relu\", \"inputs\": [\"x\"], \"outputs\": [\"y\"], "
-                     "\"attributes\": {\"axis\": {\"int\": 1.5}}}]}", &e);
-    cr_assert_not_null(strstr(e.msg, "nodes[0].attributes.axis: expected an integer"), "%s", e.msg);
+                     "\"attributes\": {\"a.b\": {\"int\": 1}, \"axis\": {\"int\": 1.5}}}]}", &e);
+    cr_assert_not_null(strstr(e.msg, "bad.json:1:213: nodes[0].attributes.axis: expected an integer"),
+                       "%s", e.msg);
     load_bad(HEAD IO "\"nodes\": [{\"op\": \"Relu\", \"inputs\": [\"x\"], \"outputs\": [\"y\"], "
                      "\"attributes\": {\"a\": {\"int\": 1}, \"a\": {\"int\": 2}}}]}", &e);
     cr_assert_not_null(strstr(e.msg, "duplicate attribute"), "%s", e.msg);
