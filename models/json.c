@@ -842,12 +842,20 @@ static int read_file(const char *path, char **text, size_t *len, err *e)
         if (got < 0) {
             int zerr;
             const char *msg = gzerror(f, &zerr);
+            size_t plen = strlen(path);
+            if (strncmp(msg, path, plen) == 0 && msg[plen] == ':' && msg[plen + 1] == ' ')
+                msg += plen + 2; /* zlib puts the path in front */
             rc = zerr == Z_ERRNO ? err_set(e, ERR_IO, "%s: read error: %s", path, strerror(errno))
                                  : err_set(e, ERR_PARSE, "%s: corrupt gzip data: %s", path, msg);
             break;
         }
-        if (got == 0)
+        if (got == 0) {
+            int zerr;
+            gzerror(f, &zerr);
+            if (zerr == Z_BUF_ERROR)
+                rc = err_set(e, ERR_PARSE, "%s: truncated gzip data", path);
             break;
+        }
         n += (size_t)got;
     }
     gzclose(f);

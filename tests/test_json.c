@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../models/nn.h"
 
@@ -211,7 +212,7 @@ Test(json, writer_refuses_nan_and_infinity)
     cr_assert_null(nn_json_string(g, &e));
     cr_assert_eq(e.code, ERR_VALUE);
     cr_assert_not_null(strstr(e.msg, "tensor 'C'[1]: NaN cannot be written as JSON"), "%s", e.msg);
-    cr_assert_eq(nn_save_json(g, "build/nan.json", &e), ERR_VALUE);
+    cr_assert_eq(nn_save_json(g, "/nonexistent-dir/nan.json", &e), ERR_VALUE);
     g->tensors[nn_graph_find(g, "C")].data[1] = -INFINITY;
     cr_assert_null(nn_json_string(g, &e));
     cr_assert_not_null(strstr(e.msg, "infinity"), "%s", e.msg);
@@ -222,20 +223,24 @@ Test(json, gzip_files_round_trip)
 {
     nn_graph *g, *h;
     err e = {0};
+    char gzp[128], plain[128], cut[128];
+    snprintf(gzp, sizeof gzp, "/tmp/nnv_test_json_%d.json.gz", (int)getpid());
+    snprintf(plain, sizeof plain, "/tmp/nnv_test_json_%d.json", (int)getpid());
+    snprintf(cut, sizeof cut, "/tmp/nnv_test_json_cut_%d.json.gz", (int)getpid());
     cr_assert_eq(nn_load_json(DATA "mlp.json", &g, &e), 0, "%s", e.msg);
-    cr_assert_eq(nn_save_json(g, "build/test_json_mlp.json.gz", &e), 0, "%s", e.msg);
-    FILE *f = fopen("build/test_json_mlp.json.gz", "rb");
+    cr_assert_eq(nn_save_json(g, gzp, &e), 0, "%s", e.msg);
+    FILE *f = fopen(gzp, "rb");
     cr_assert_not_null(f);
     unsigned char magic[2] = {0};
     cr_assert_eq(fread(magic, 1, 2, f), 2);
     fclose(f);
     cr_assert(magic[0] == 0x1f && magic[1] == 0x8b, "not gzip");
-    cr_assert_eq(nn_load_json("build/test_json_mlp.json.gz", &h, &e), 0, "%s", e.msg);
+    cr_assert_eq(nn_load_json(gzp, &h, &e), 0, "%s", e.msg);
     char *a = nn_json_string(g, &e), *b = nn_json_string(h, &e);
     cr_assert_str_eq(a, b);
-    cr_assert_eq(nn_save_json(g, "build/test_json_mlp.json", &e), 0, "%s", e.msg);
+    cr_assert_eq(nn_save_json(g, plain, &e), 0, "%s", e.msg);
     nn_graph_free(h);
-    cr_assert_eq(nn_load_json("build/test_json_mlp.json", &h, &e), 0, "%s", e.msg);
+    cr_assert_eq(nn_load_json(plain, &h, &e), 0, "%s", e.msg);
     free(b);
     b = nn_json_string(h, &e);
     cr_assert_str_eq(a, b);
@@ -243,8 +248,31 @@ Test(json, gzip_files_round_trip)
     free(b);
     nn_graph_free(g);
     nn_graph_free(h);
-    remove("build/test_json_mlp.json.gz");
-    remove("build/test_json_mlp.json");
+    /* A truncated and a corrupted gzip file: clear errors. */
+    f = fopen(gzp, "rb");
+    cr_assert_not_null(f);
+    static unsigned char gz[4096];
+    size_t n = fread(gz, 1, sizeof gz, f);
+    fclose(f);
+    cr_assert_gt(n, 200);
+    f = fopen(cut, "wb");
+    cr_assert_eq(fwrite(gz, 1, n / 2, f), n / 2);
+    fclose(f);
+    nn_graph *bad = (nn_graph *)1;
+    cr_assert_eq(nn_load_json(cut, &bad, &e), ERR_PARSE);
+    cr_assert(strncmp(e.msg, cut, strlen(cut)) == 0, "%s", e.msg);
+    cr_assert_str_eq(e.msg + strlen(cut), ": truncated gzip data");
+    cr_assert_null(bad);
+    for (size_t i = 20; i < 40; i++)
+        gz[i] ^= 0x5a;
+    f = fopen(cut, "wb");
+    cr_assert_eq(fwrite(gz, 1, n, f), n);
+    fclose(f);
+    cr_assert_eq(nn_load_json(cut, &bad, &e), ERR_PARSE);
+    cr_assert_not_null(strstr(e.msg, ": corrupt gzip data: "), "%s", e.msg);
+    remove(cut);
+    remove(gzp);
+    remove(plain);
 }
 
 static void expect_file_error(const char *file, int code, const char *needle)
