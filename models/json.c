@@ -97,6 +97,20 @@ static int get_fields(reader *r, const cJSON *obj, const char *where, const char
     return 0;
 }
 
+/* A decimal int64 string: optional '-', digits, nothing else. */
+static int int_string(const char *s, int64_t *out)
+{
+    if (!((s[0] == '-' && s[1] >= '0' && s[1] <= '9') || (s[0] >= '0' && s[0] <= '9')))
+        return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return 0;
+    *out = v;
+    return 1;
+}
+
 /* An int64: a JSON number that is an integer with |v| <= 2^53, or a decimal string. */
 static int get_int(reader *r, const cJSON *it, const char *where, int64_t *out)
 {
@@ -111,17 +125,10 @@ static int get_int(reader *r, const cJSON *it, const char *where, int64_t *out)
         return 0;
     }
     if (cJSON_IsString(it)) {
-        const char *s = it->valuestring;
-        char *end;
-        if ((s[0] == '-' && s[1] >= '0' && s[1] <= '9') || (s[0] >= '0' && s[0] <= '9')) {
-            errno = 0;
-            long long v = strtoll(s, &end, 10);
-            if (errno == 0 && *end == 0) {
-                *out = v;
-                return 0;
-            }
-        }
-        return fail(r, ERR_PARSE, where, "expected an integer, got the string \"%.40s\"", s);
+        if (int_string(it->valuestring, out))
+            return 0;
+        return fail(r, ERR_PARSE, where, "expected an integer, got the string \"%.40s\"",
+                    it->valuestring);
     }
     return fail(r, ERR_PARSE, where, "expected an integer");
 }
@@ -178,7 +185,8 @@ static int get_shape(reader *r, const cJSON *it, const char *where, int symbolic
             return fail(r, ERR_UNSUP, where, "rank above %d not supported", NN_MAX_RANK);
         char w[300];
         snprintf(w, sizeof w, "%s[%d]", where, n);
-        if (cJSON_IsString(d)) {
+        int64_t dummy;
+        if (cJSON_IsString(d) && !int_string(d->valuestring, &dummy)) {
             if (!symbolic)
                 return fail(r, ERR_PARSE, w, "symbolic dimension not allowed here");
             dims[n++] = -1;

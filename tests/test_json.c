@@ -370,6 +370,29 @@ Test(json, malformed_text_gives_clear_errors)
     cr_assert_not_null(strstr(e.msg, "inputs[0].shape: differs"), "%s", e.msg);
 }
 
+Test(json, deep_nesting_and_huge_declarations_are_refused)
+{
+    enum { DEPTH = 200000 };
+    char *deep = malloc(2 * DEPTH + 64);
+    cr_assert_not_null(deep);
+    int n = sprintf(deep, HEAD "\"nodes\": ");
+    for (int i = 0; i < DEPTH; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < DEPTH; i++)
+        deep[n++] = ']';
+    strcpy(deep + n, "}");
+    err e = {0};
+    cr_assert_eq(load_bad(deep, &e), ERR_PARSE);
+    free(deep);
+    /* A shape of 2^28 elements with no data: refused before any allocation. */
+    load_bad(HEAD IO "\"initializers\": [{\"name\": \"W\", \"dtype\": \"float\", "
+                     "\"shape\": [16384, 16384], \"data\": []}], \"nodes\": []}", &e);
+    cr_assert_not_null(strstr(e.msg, "0 values for a shape of 268435456 elements"), "%s", e.msg);
+    load_bad(HEAD IO "\"initializers\": [{\"name\": \"W\", \"dtype\": \"float\", "
+                     "\"shape\": [\"9223372036854775807\", 2], \"data\": []}], \"nodes\": []}", &e);
+    cr_assert_eq(e.code, ERR_NOMEM, "%s", e.msg);
+}
+
 /* Every prefix and many one-byte corruptions of a valid file: errors, never crashes. */
 Test(json, truncated_and_corrupted_text_never_crashes)
 {
