@@ -246,8 +246,8 @@ static int get_values(reader *r, const cJSON *it, const char *where, int64_t n, 
                 free(buf);
                 char w[300];
                 snprintf(w, sizeof w, "%s[%lld]", where, (long long)i);
-                return fail(r, ERR_PARSE, w, cJSON_IsNumber(v) ? "number out of range"
-                                                               : "expected a number");
+                return fail(r, ERR_PARSE, w, "%s",
+                            cJSON_IsNumber(v) ? "number out of range" : "expected a number");
             }
             ((double *)buf)[i] = v->valuedouble;
         }
@@ -261,7 +261,7 @@ static int get_values(reader *r, const cJSON *it, const char *where, int64_t n, 
 }
 
 /* A constant tensor {"name", "dtype", "shape", "data"} made into graph tensor
- * *out. name_given is the name to use when the object has none (attributes). */
+ * *out. dflt_name is the name to use when the object has none (attributes only). */
 static int read_tensor(reader *r, const cJSON *obj, const char *where, const char *dflt_name,
                        int *out)
 {
