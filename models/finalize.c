@@ -353,6 +353,14 @@ static int fold_node(nn_graph *g, int k, double **v, err *e)
     return 0;
 }
 
+static int all_inputs_const(const nn_graph *g, const nn_node *n)
+{
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] >= 0 && !is_const(&g->tensors[n->in[i]]))
+            return 0;
+    return 1;
+}
+
 static int infer_shapes(nn_graph *g, const int *uses, char *keep, err *e)
 {
     double **v = calloc((size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *v);
@@ -384,6 +392,13 @@ static int infer_shapes(nn_graph *g, const int *uses, char *keep, err *e)
             if (n->in[i] >= 0 && g->tensors[n->in[i]].rank < 0)
                 rc = nn_op_fail(g, k, e, ERR_SHAPE, "input '%s' has no shape",
                                 g->tensors[n->in[i]].name);
+        for (int i = 0; i < n->n_in && !rc; i++) {
+            const nn_tensor *ts = n->in[i] >= 0 ? &g->tensors[n->in[i]] : NULL;
+            if (ts && ts->idata && !nn_op_int_input(n->op, i) && n->op != NN_OP_CAST &&
+                !all_inputs_const(g, n))
+                rc = nn_op_fail(g, k, e, ERR_UNSUP, "int64 constant '%s' used as data",
+                                ts->name);
+        }
         if (rc || (rc = nn_op_table[n->op].shape(g, k, e)))
             break;
         int all_const = n->n_in > 0 || n->op == NN_OP_SHAPE;

@@ -15,6 +15,10 @@
 
 #include "nn.h"
 
+/* Upper limit on the multiply-adds of one node (about a minute of work): shape
+ * inference rejects nodes beyond it, so a hostile file cannot make eval hang. */
+#define NN_MAX_WORK ((int64_t)1 << 36)
+
 typedef int (*nn_shape_fn)(nn_graph *g, int k, err *e);
 typedef int (*nn_eval_fn)(const nn_graph *g, int k, double *const *v, err *e);
 
@@ -43,6 +47,8 @@ int nn_op_attr_ints(const nn_graph *g, int k, const char *name, int64_t *buf, in
 int nn_op_axis(const nn_graph *g, int k, int64_t axis, int rank, int *out, err *e);
 /* "[1,3,32,32]" into buf. */
 const char *nn_shape_str(const nn_tensor *t, char *buf, size_t len);
+/* Whether input i of op is read as integers (from idata) rather than as values. */
+int nn_op_int_input(nn_op op, int i);
 /* Multidirectional broadcast of shapes (a, b) into out; -1 if incompatible. */
 int nn_broadcast(int ra, const int64_t *da, int rb, const int64_t *db, int *rout, int64_t *dout);
 /* Strides of a tensor of shape (r, d) viewed in an output of rank ro (0 on broadcast dims). */

@@ -28,6 +28,9 @@ int nn_shape_gemm(nn_graph *g, int k, err *e)
                           nn_shape_str(a, s1, sizeof s1), ta ? "^T" : "",
                           nn_shape_str(b, s2, sizeof s2), tb ? "^T" : "");
     int64_t d[2] = {m, nn};
+    if (m * nn > 0 && ka > NN_MAX_WORK / (m * nn))
+        return nn_op_fail(g, k, e, ERR_UNSUP, "more than %lld multiply-adds",
+                          (long long)NN_MAX_WORK);
     if (c) {
         int r;
         int64_t dc[NN_MAX_RANK];
@@ -132,7 +135,13 @@ int nn_shape_matmul(nn_graph *g, int k, err *e)
     matmul_plan p;
     int64_t od[NN_MAX_RANK + 2];
     int r, rc = plan_matmul(g, k, &p, od, &r, e);
-    return rc ? rc : nn_op_set_out(g, k, 0, NN_FLOAT, r, od, e);
+    if (rc || (rc = nn_op_set_out(g, k, 0, NN_FLOAT, r, od, e)))
+        return rc;
+    int64_t size = g->tensors[g->nodes[k].out[0]].size;
+    if (size > 0 && p.k > NN_MAX_WORK / size)
+        return nn_op_fail(g, k, e, ERR_UNSUP, "more than %lld multiply-adds",
+                          (long long)NN_MAX_WORK);
+    return 0;
 }
 
 int nn_eval_matmul(const nn_graph *g, int k, double *const *v, err *e)
@@ -334,7 +343,13 @@ int nn_shape_conv(nn_graph *g, int k, err *e)
     int64_t cols = p.out[0] * p.out[1] * p.out[2];
     if (cols > 0 && rows > NN_MAX_ELEMS / cols)
         return nn_op_fail(g, k, e, ERR_NOMEM, "im2col buffer too large");
-    return conv_set_out(g, k, &p, e);
+    if ((rc = conv_set_out(g, k, &p, e)))
+        return rc;
+    int64_t size = g->tensors[g->nodes[k].out[0]].size;
+    if (size > 0 && rows > NN_MAX_WORK / size)
+        return nn_op_fail(g, k, e, ERR_UNSUP, "more than %lld multiply-adds",
+                          (long long)NN_MAX_WORK);
+    return 0;
 }
 
 int nn_shape_convtranspose(nn_graph *g, int k, err *e)
@@ -347,6 +362,10 @@ int nn_shape_convtranspose(nn_graph *g, int k, err *e)
     int64_t cols = p.in[0] * p.in[1] * p.in[2];
     if (cols > 0 && rows > NN_MAX_ELEMS / cols)
         return nn_op_fail(g, k, e, ERR_NOMEM, "column buffer too large");
+    int64_t xsize = nn_op_in(g, k, 0)->size;
+    if (xsize > 0 && rows > NN_MAX_WORK / xsize)
+        return nn_op_fail(g, k, e, ERR_UNSUP, "more than %lld multiply-adds",
+                          (long long)NN_MAX_WORK);
     return conv_set_out(g, k, &p, e);
 }
 

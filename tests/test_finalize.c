@@ -320,3 +320,22 @@ Test(finalize, every_benchmark_network_finalizes_and_evaluates_finite)
     }
     globfree(&gl);
 }
+
+Test(finalize, int64_weight_used_as_data_is_rejected)
+{
+    int64_t d[2] = {2, 2}, w[4] = {1, 2, 3, 4};
+    int wt = shaped("W", 2, d);
+    nn_tensor_set_int(G, wt, w, 4, &E);
+    node2("MatMul", "mm", input("x", 2, d), wt, "y");
+    nn_graph_add_output(G, T("y"), &E);
+    expect_error(ERR_UNSUP, "'W'", "node 0 'mm'");
+}
+
+Test(finalize, pooling_beyond_the_work_limit_is_rejected)
+{
+    int64_t d[4] = {1, 1, 16384, 16384}, ks[2] = {8192, 8192};
+    int k = node2("MaxPool", "pool", input("x", 4, d), -1, "y");
+    nn_node_attr_ints(G, k, "kernel_shape", ks, 2, &E);
+    nn_graph_add_output(G, T("y"), &E);
+    expect_error(ERR_UNSUP, "node 0 'pool'", NULL);
+}
