@@ -25,6 +25,7 @@ typedef int (*nn_eval_fn)(const nn_graph *g, int k, double *const *v, err *e);
 typedef struct {
     nn_shape_fn shape;
     nn_eval_fn eval;
+    nn_eval_fn eval_f32; /* float32 arithmetic where it differs (matrix products); may be NULL */
 } nn_op_impl;
 
 extern const nn_op_impl nn_op_table[NN_OP_COUNT];
@@ -59,12 +60,16 @@ int64_t nn_prod(const int64_t *dims, int from, int to);
 /* Shape and eval functions, by family. */
 int nn_shape_gemm(nn_graph *g, int k, err *e);
 int nn_eval_gemm(const nn_graph *g, int k, double *const *v, err *e);
+int nn_eval_gemm_f32(const nn_graph *g, int k, double *const *v, err *e);
 int nn_shape_matmul(nn_graph *g, int k, err *e);
 int nn_eval_matmul(const nn_graph *g, int k, double *const *v, err *e);
+int nn_eval_matmul_f32(const nn_graph *g, int k, double *const *v, err *e);
 int nn_shape_conv(nn_graph *g, int k, err *e);
 int nn_eval_conv(const nn_graph *g, int k, double *const *v, err *e);
+int nn_eval_conv_f32(const nn_graph *g, int k, double *const *v, err *e);
 int nn_shape_convtranspose(nn_graph *g, int k, err *e);
 int nn_eval_convtranspose(const nn_graph *g, int k, double *const *v, err *e);
+int nn_eval_convtranspose_f32(const nn_graph *g, int k, double *const *v, err *e);
 int nn_shape_batchnorm(nn_graph *g, int k, err *e);
 int nn_eval_batchnorm(const nn_graph *g, int k, double *const *v, err *e);
 
