@@ -419,12 +419,31 @@ static void im2col(const conv_geom *p, int64_t channels, const double *x, double
                         for (int64_t oh = 0; oh < p->out[1]; oh++) {
                             int64_t ih = oh * p->stride[1] - p->pad0[1] + kh * p->dil[1];
                             int inside = id >= 0 && id < p->in[0] && ih >= 0 && ih < p->in[1];
+                            if (!inside) {
+                                memset(dst, 0, (size_t)p->out[2] * sizeof *dst);
+                                dst += p->out[2];
+                                continue;
+                            }
                             const double *src =
                                 x + ((c * p->in[0] + id) * p->in[1] + ih) * p->in[2];
-                            for (int64_t ow = 0; ow < p->out[2]; ow++) {
-                                int64_t iw = ow * p->stride[2] - p->pad0[2] + kw * p->dil[2];
-                                *dst++ = inside && iw >= 0 && iw < p->in[2] ? src[iw] : 0.0;
+                            /* iw = ow * s + base is inside for ow in [lo, hi) */
+                            int64_t s = p->stride[2], base = kw * p->dil[2] - p->pad0[2];
+                            int64_t lo = base >= 0 ? 0 : (-base + s - 1) / s;
+                            int64_t hi = p->in[2] - base <= 0 ? 0 : (p->in[2] - base + s - 1) / s;
+                            hi = hi < p->out[2] ? hi : p->out[2];
+                            lo = lo < hi ? lo : hi;
+                            int64_t ow = 0;
+                            for (; ow < lo; ow++)
+                                *dst++ = 0.0;
+                            if (s == 1) {
+                                memcpy(dst, src + lo + base, (size_t)(hi - lo) * sizeof *dst);
+                                dst += hi - lo;
+                                ow = hi;
                             }
+                            for (; ow < hi; ow++)
+                                *dst++ = src[ow * s + base];
+                            for (; ow < p->out[2]; ow++)
+                                *dst++ = 0.0;
                         }
                     }
                 }
@@ -468,12 +487,18 @@ static int eval_conv(const nn_graph *g, int k, double *const *v, int f32, err *e
     const double *x = v[n->in[0]], *w = v[n->in[1]];
     const double *b = nn_op_in_id(g, k, 2) >= 0 ? v[n->in[2]] : NULL;
     double *y = v[n->out[0]];
-    double *col = malloc((size_t)(rows * nout > 0 ? rows * nout : 1) * sizeof *col);
-    if (!col)
+    /* A 1x1 kernel with unit strides and no padding needs no im2col: col is x. */
+    int pointwise = rows == cg && nin == nout;
+    for (int s = 0; s < 3; s++)
+        pointwise &= p.stride[s] == 1 && p.pad0[s] == 0;
+    double *col = pointwise ? NULL : malloc((size_t)(rows * nout > 0 ? rows * nout : 1) * sizeof *col);
+    if (!pointwise && !col)
         return nn_op_fail(g, k, e, ERR_NOMEM, "out of memory");
     for (int64_t bi = 0; bi < p.batch; bi++)
         for (int64_t gi = 0; gi < p.group; gi++) {
-            im2col(&p, cg, x + (bi * p.c_in + gi * cg) * nin, col);
+            const double *xg = x + (bi * p.c_in + gi * cg) * nin;
+            if (!pointwise)
+                im2col(&p, cg, xg, col);
             double *yg = y + (bi * p.c_out + gi * mg) * nout;
             if (b)
                 for (int64_t m = 0; m < mg; m++)
@@ -483,7 +508,8 @@ static int eval_conv(const nn_graph *g, int k, double *const *v, int f32, err *e
                 memset(yg, 0, (size_t)(mg * nout) * sizeof *yg);
             if (rows > 0 && nout > 0 && mg > 0 &&
                 gemm(f32, CblasNoTrans, CblasNoTrans, (int)mg, (int)nout, (int)rows, 1.0,
-                     w + gi * mg * rows, (int)rows, col, (int)nout, 1.0, yg, (int)nout)) {
+                     w + gi * mg * rows, (int)rows, pointwise ? xg : col, (int)nout, 1.0, yg,
+                     (int)nout)) {
                 free(col);
                 return nn_op_fail(g, k, e, ERR_NOMEM, "out of memory");
             }
