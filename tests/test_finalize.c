@@ -339,3 +339,27 @@ Test(finalize, pooling_beyond_the_work_limit_is_rejected)
     nn_graph_add_output(G, T("y"), &E);
     expect_error(ERR_UNSUP, "node 0 'pool'", NULL);
 }
+
+Test(finalize, dropout_mask_in_use_is_unsupported)
+{
+    int64_t d = 2;
+    int x = input("x", 1, &d);
+    int outs[2] = {T("a"), T("mask")};
+    cr_assert(nn_graph_add_node(G, "Dropout", "drop", 1, &x, 2, outs, &E) >= 0);
+    node2("Add", "use", T("a"), T("mask"), "y");
+    nn_graph_add_output(G, T("y"), &E);
+    expect_error(ERR_UNSUP, "'mask'", "node 0 'drop' (Dropout)");
+}
+
+Test(finalize, dropout_unused_mask_is_fine)
+{
+    int64_t d = 2;
+    int x = input("x", 1, &d);
+    int outs[2] = {T("y"), T("mask")};
+    cr_assert(nn_graph_add_node(G, "Dropout", "drop", 1, &x, 2, outs, &E) >= 0);
+    nn_graph_add_output(G, T("y"), &E);
+    cr_assert_eq(nn_graph_finalize(G, &E), 0, "%s", E.msg);
+    double xv[2] = {3, -4}, y[2];
+    cr_assert_eq(nn_eval(G, xv, y, &E), 0);
+    cr_assert_float_eq(y[1], -4, 0);
+}
