@@ -218,6 +218,15 @@ static int topo_sort(nn_graph *g, int *uses, err *e)
     const nn_tensor *out = &g->tensors[g->output];
     if (out->producer < 0 && !is_const(out) && g->output != g->input)
         return err_set(e, ERR_PARSE, "%s: output '%s' is never produced", g->source, out->name);
+    /* Already in order (as ONNX requires): keep the file's order. */
+    int in_order = 1;
+    for (int k = 0; k < nn && in_order; k++)
+        for (int i = 0; i < g->nodes[k].n_in && in_order; i++) {
+            int t = g->nodes[k].in[i];
+            in_order = t < 0 || g->tensors[t].producer < k;
+        }
+    if (in_order)
+        return 0;
     topo_work w = {0};
     w.use_start = calloc((size_t)nt + 1, sizeof(int));
     w.use_node = malloc((size_t)(n_edges ? n_edges : 1) * sizeof(int));

@@ -363,3 +363,19 @@ Test(finalize, dropout_unused_mask_is_fine)
     cr_assert_eq(nn_eval(G, xv, y, &E), 0);
     cr_assert_float_eq(y[1], -4, 0);
 }
+
+Test(finalize, file_order_is_kept_when_already_sorted)
+{
+    int64_t d = 2;
+    int x = input("x", 1, &d);
+    node2("Relu", "n0", x, -1, "a");
+    node2("Abs", "n1", x, -1, "b");
+    node2("Neg", "n2", T("a"), -1, "c");
+    node2("Add", "n3", T("b"), T("c"), "y");
+    nn_graph_add_output(G, T("y"), &E);
+    cr_assert_eq(nn_graph_finalize(G, &E), 0, "%s", E.msg);
+    for (int k = 0; k < 4; k++) {
+        char want[4] = {'n', (char)('0' + k), 0};
+        cr_assert_str_eq(G->nodes[k].name, want);
+    }
+}
