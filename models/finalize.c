@@ -401,18 +401,17 @@ static int infer_shapes(nn_graph *g, const int *uses, char *keep, err *e)
             if (n->in[i] >= 0 && g->tensors[n->in[i]].rank < 0)
                 rc = nn_op_fail(g, k, e, ERR_SHAPE, "input '%s' has no shape",
                                 g->tensors[n->in[i]].name);
-        for (int i = 0; i < n->n_in && !rc; i++) {
+        /* Folded nodes see int64 constants as values; evaluated ones read them only
+         * where the op takes integer parameters. */
+        int all_const = n->op == NN_OP_SHAPE || (n->n_in > 0 && all_inputs_const(g, n));
+        for (int i = 0; i < n->n_in && !rc && !all_const; i++) {
             const nn_tensor *ts = n->in[i] >= 0 ? &g->tensors[n->in[i]] : NULL;
-            if (ts && ts->idata && !nn_op_int_input(n->op, i) && n->op != NN_OP_CAST &&
-                !all_inputs_const(g, n))
+            if (ts && ts->idata && !nn_op_int_input(n->op, i))
                 rc = nn_op_fail(g, k, e, ERR_UNSUP, "int64 constant '%s' used as data",
                                 ts->name);
         }
         if (rc || (rc = nn_op_table[n->op].shape(g, k, e)))
             break;
-        int all_const = n->n_in > 0 || n->op == NN_OP_SHAPE;
-        for (int i = 0; i < n->n_in && all_const && n->op != NN_OP_SHAPE; i++)
-            all_const = n->in[i] < 0 || is_const(&g->tensors[n->in[i]]);
         if (all_const) {
             if ((rc = fold_node(g, k, v, e)))
                 break;
