@@ -7,6 +7,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "../bound/nonlin.h"
 #include "../core/clock.h"
@@ -481,4 +482,41 @@ Test(nonlin, tau_derivatives_match_the_tangent)
     cr_assert_eq(bnd_nl_relax_dtau(BND_NL_RELU, 0, -1, 3, 0.3, NAN, &d), 0);
     NEAR(d.lo_slope, 1.0, 1e-9);
     NEAR(d.lo_icpt, 0.0, 1e-9);
+}
+
+static double any_double(rng *g)
+{
+    uint64_t b = rng_next(g);
+    double x;
+    memcpy(&x, &b, sizeof x);
+    return x;
+}
+
+Test(nonlin, garbage_inputs_never_crash_or_give_nan)
+{
+    rng g;
+    rng_seed(&g, 2024);
+    int ok = 0;
+    for (int i = 0; i < 30000; i++) {
+        bnd_nl_kind k = (bnd_nl_kind)(rng_next(&g) % (BND_NL_COUNT + 1));
+        double v[5];
+        for (int j = 0; j < 5; j++) /* raw bit patterns, or small values */
+            v[j] = rng_uniform(&g) < 0.5 ? any_double(&g) : 8 * rng_uniform(&g) - 4;
+        double param = rng_uniform(&g) < 0.5 ? v[0] : round(fmod(v[0], 100.0));
+        double l = fmin(v[1], v[2]), u = fmax(v[1], v[2]);
+        if (rng_uniform(&g) < 0.1)
+            l = v[1], u = v[2];
+        bnd_lines r;
+        double fl, fu;
+        int rc = bnd_nl_relax(k, param, l, u, v[3], v[4], &r);
+        cr_assert(rc == 0 || rc == ERR_ARG || rc == ERR_VALUE);
+        cr_assert_eq(bnd_nl_interval(k, param, l, u, &fl, &fu), rc);
+        if (rc)
+            continue;
+        ok++;
+        cr_assert(isfinite(r.lo_slope) && isfinite(r.up_slope));
+        cr_assert(!isnan(r.lo_icpt) && !isnan(r.up_icpt) && !isnan(fl) && !isnan(fu));
+        (void)bnd_nl_branch_point(k, param, l, u);
+    }
+    cr_assert_gt(ok, 5000);
 }
