@@ -31,6 +31,7 @@ typedef enum {
     BND_NL_SIGMOID, BND_NL_TANH, BND_NL_EXP, BND_NL_LOG, BND_NL_SIN, BND_NL_COS,
     BND_NL_ERF, BND_NL_SOFTPLUS, BND_NL_SQRT, BND_NL_RECIPROCAL, BND_NL_POW,
     BND_NL_GELU, BND_NL_RELU, BND_NL_LEAKYRELU, BND_NL_ABS,
+    BND_NL_GELU_TANH, /* 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))), ONNX approximate="tanh" */
     BND_NL_COUNT
 } bnd_nl_kind;
 

@@ -12,6 +12,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 
 #include "../core/err.h"
 
@@ -23,6 +24,13 @@
 #define GELU_XMIN (-0.7517915246935645)
 #define GELU_FMIN_LO (-0.1699712074799040)
 #define GELU_FMIN_HI (-0.1699712074799030)
+/* The tanh form x*sigmoid(w), w = 2c(x + a x^3), c = sqrt(2/pi), a = 0.044715
+ * (mpmath, 50 digits): inflections at +-1.418504008790828355548, minimum
+ * -0.17004075057125405064 at -0.75246142207101625849. */
+#define GT_INFL 1.4185040087908284
+#define GT_XMIN (-0.7524614220710163)
+#define GT_FMIN_LO (-0.1700407505712541)
+#define GT_FMIN_HI (-0.1700407505712540)
 
 double nl_dn(double x)
 {
@@ -164,6 +172,38 @@ static nl_iv phi_iv(double x)
     return nl_iv_mul(e, k);
 }
 
+/* sigmoid over an interval (increasing) and sigmoid' over an interval
+ * (decreasing in |w|). */
+static nl_iv sigmoid_of(nl_iv w)
+{
+    return (nl_iv){sigmoid_iv(w.lo).lo, sigmoid_iv(w.hi).hi};
+}
+
+static nl_iv bell_of(nl_iv w)
+{
+    double mlo = w.lo >= 0 ? w.lo : w.hi <= 0 ? -w.hi : 0.0;
+    double mhi = fmax(fabs(w.lo), fabs(w.hi));
+    return (nl_iv){bell(mhi, 1.0, 1.0).lo, bell(mlo, 1.0, 1.0).hi};
+}
+
+/* 2c with c = sqrt(2/pi): sqrt(2.0/M_PI) is within 3 ulp of c. */
+static nl_iv gt_2c(void)
+{
+    return nl_iv_mul(pt(2.0), widen(sqrt(2.0 / M_PI)));
+}
+
+static nl_iv gt_w(double x)
+{
+    nl_iv X = pt(x), x3 = nl_iv_mul(nl_iv_mul(X, X), X);
+    return nl_iv_mul(gt_2c(), nl_iv_add(X, nl_iv_mul(const_iv(0.044715), x3)));
+}
+
+static nl_iv gt_dw(double x)
+{
+    nl_iv X = pt(x), a3 = nl_iv_mul(pt(3.0), const_iv(0.044715));
+    return nl_iv_mul(gt_2c(), nl_iv_add(pt(1.0), nl_iv_mul(a3, nl_iv_mul(X, X))));
+}
+
 nl_iv nl_f(bnd_nl_kind k, double param, double x)
 {
     switch (k) {
@@ -197,6 +237,8 @@ nl_iv nl_f(bnd_nl_kind k, double param, double x)
         return widen(pow(x, param));
     case BND_NL_GELU:
         return nl_iv_mul(pt(x), Phi_iv(x));
+    case BND_NL_GELU_TANH: /* 0.5(1 + tanh z) = sigmoid(2z): no cancellation */
+        return nl_iv_mul(pt(x), sigmoid_of(gt_w(x)));
     case BND_NL_RELU:
         return pt(x > 0 ? x : 0.0);
     case BND_NL_LEAKYRELU:
@@ -244,6 +286,10 @@ nl_iv nl_df(bnd_nl_kind k, double param, double x)
         return nl_iv_mul(pt(param), widen(pow(x, param - 1)));
     case BND_NL_GELU:
         return nl_iv_add(Phi_iv(x), nl_iv_mul(pt(x), phi_iv(x)));
+    case BND_NL_GELU_TANH: {
+        nl_iv w = gt_w(x);
+        return nl_iv_add(sigmoid_of(w), nl_iv_mul(pt(x), nl_iv_mul(bell_of(w), gt_dw(x))));
+    }
     case BND_NL_RELU:
         return pt(x >= 0 ? 1.0 : 0.0);
     case BND_NL_LEAKYRELU:
@@ -253,6 +299,19 @@ nl_iv nl_df(bnd_nl_kind k, double param, double x)
     default:
         return (nl_iv){-INFINITY, INFINITY};
     }
+}
+
+/* Plain sigmoid(w(x)) for the tanh form, with sigmoid'(w) and w'(x). */
+static double gt_sig(double x, double *s1, double *dw)
+{
+    double c = sqrt(2.0 / M_PI), w = 2 * c * (x + 0.044715 * x * x * x);
+    double s = w >= 0 ? 1.0 / (1.0 + exp(-w)) : exp(w) / (1.0 + exp(w));
+    if (s1) {
+        double e = exp(-fabs(w));
+        *s1 = e / ((1 + e) * (1 + e));
+        *dw = 2 * c * (1 + 3 * 0.044715 * x * x);
+    }
+    return s;
 }
 
 double nl_fa(bnd_nl_kind k, double param, double x)
@@ -272,6 +331,8 @@ double nl_fa(bnd_nl_kind k, double param, double x)
         return pow(x, param);
     case BND_NL_GELU:
         return 0.5 * x * erfc(-x * M_SQRT1_2);
+    case BND_NL_GELU_TANH:
+        return x * gt_sig(x, NULL, NULL);
     default:
         return mid_of(nl_f(k, param, x));
     }
@@ -299,6 +360,10 @@ double nl_dfa(bnd_nl_kind k, double param, double x)
     case BND_NL_GELU:
         return 0.5 * erfc(-x * M_SQRT1_2) +
                x * exp(-0.5 * x * x) * 0.5 * M_2_SQRTPI * M_SQRT1_2;
+    case BND_NL_GELU_TANH: {
+        double s1, dw, s = gt_sig(x, &s1, &dw);
+        return s + x * s1 * dw;
+    }
     default:
         return mid_of(nl_df(k, param, x));
     }
@@ -337,6 +402,11 @@ double nl_d2f(bnd_nl_kind k, double param, double x)
         return param * (param - 1) * pow(x, param - 2);
     case BND_NL_GELU:
         return exp(-0.5 * x * x) * 0.5 * M_2_SQRTPI * M_SQRT1_2 * (2 - x * x);
+    case BND_NL_GELU_TANH: {
+        double s1, dw, s = gt_sig(x, &s1, &dw);
+        double c = sqrt(2.0 / M_PI), ddw = 12 * c * 0.044715 * x;
+        return 2 * s1 * dw + x * (s1 * (1 - 2 * s) * dw * dw + s1 * ddw);
+    }
     default:
         return 0.0;
     }
@@ -450,10 +520,15 @@ int nl_pieces_of(bnd_nl_kind k, double param, double l, double u, nl_pieces *pc)
         }
         break;
     }
-    case BND_NL_GELU: {
-        /* f'' = phi(x)(2 - x^2): concave, convex, concave; +-M_SQRT2 is
-         * within 2^-52 of +-sqrt 2 and |f'''| <= 1. */
-        const double b[2] = {-M_SQRT2, M_SQRT2};
+    case BND_NL_GELU:
+    case BND_NL_GELU_TANH: {
+        /* Gelu: f'' = phi(x)(2 - x^2): concave, convex, concave; +-M_SQRT2
+         * is within 2^-52 of +-sqrt 2 and |f'''| <= 1. The tanh form has the
+         * same pattern (f'' < 0 for |x| > GT_INFL: checked on [-15, 15] with
+         * mpmath, and for |x| >= 12 f'' ~ e^-|w| x w'^2 dominates), inflections
+         * within 2^-51 of +-GT_INFL, |f'''| <= 0.78. */
+        double r2 = k == BND_NL_GELU ? M_SQRT2 : GT_INFL;
+        const double b[2] = {-r2, r2};
         const int c[3] = {-1, 1, -1};
         int r = l < b[0] ? 0 : l < b[1] ? 1 : 2;
         add_cut(pc, l, c[r]);
@@ -513,6 +588,10 @@ int nl_crit(bnd_nl_kind k, double param, double l, double u, nl_iv *val)
     case BND_NL_GELU:
         if (l <= GELU_XMIN + 1e-9 && u >= GELU_XMIN - 1e-9)
             val[n++] = (nl_iv){GELU_FMIN_LO, GELU_FMIN_HI};
+        break;
+    case BND_NL_GELU_TANH:
+        if (l <= GT_XMIN + 1e-9 && u >= GT_XMIN - 1e-9)
+            val[n++] = (nl_iv){GT_FMIN_LO, GT_FMIN_HI};
         break;
     case BND_NL_ABS:
         if (l <= 0 && u >= 0)

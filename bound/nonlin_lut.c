@@ -25,6 +25,7 @@ static const lut_spec specs[BND_NL_COUNT] = {
     [BND_NL_TANH] = {-5.0, 0.25},
     [BND_NL_ERF] = {-4.0, 0.2},
     [BND_NL_GELU] = {-5.0, 0.25},
+    [BND_NL_GELU_TANH] = {-5.0, 0.25},
     [BND_NL_SIN] = {-5.0, 0.25},
     [BND_NL_COS] = {-5.0, 0.25},
     [BND_NL_EXP] = {-5.0, 0.25},

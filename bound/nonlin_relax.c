@@ -17,7 +17,7 @@
 
 static const char *const names[BND_NL_COUNT] = {
     "Sigmoid", "Tanh", "Exp", "Log", "Sin", "Cos", "Erf", "Softplus", "Sqrt",
-    "Reciprocal", "Pow", "Gelu", "Relu", "LeakyRelu", "Abs"};
+    "Reciprocal", "Pow", "Gelu", "Relu", "LeakyRelu", "Abs", "GeluTanh"};
 
 const char *bnd_nl_name(bnd_nl_kind k)
 {

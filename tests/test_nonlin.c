@@ -49,6 +49,10 @@ static long double ref(bnd_nl_kind k, double param, double xd)
         return x >= 0 ? x : (long double)param * x;
     case BND_NL_ABS:
         return fabsl(x);
+    case BND_NL_GELU_TANH: { /* x * sigmoid(2z): stable at both tails */
+        long double w = 2 * sqrtl(2 / M_PIl) * (x + 0.044715L * x * x * x);
+        return x * (w >= 0 ? 1.0L / (1.0L + expl(-w)) : expl(w) / (1.0L + expl(w)));
+    }
     default:
         return NAN;
     }
@@ -179,6 +183,7 @@ Test(nonlin, reciprocal_sound_on_random_intervals) { sound_for(BND_NL_RECIPROCAL
 Test(nonlin, sin_sound_on_random_intervals) { sound_for(BND_NL_SIN, 0, 3000); }
 Test(nonlin, cos_sound_on_random_intervals) { sound_for(BND_NL_COS, 0, 3000); }
 Test(nonlin, gelu_sound_on_random_intervals) { sound_for(BND_NL_GELU, 0, 3000); }
+Test(nonlin, gelu_tanh_sound_on_random_intervals) { sound_for(BND_NL_GELU_TANH, 0, 3000); }
 Test(nonlin, relu_like_sound_on_random_intervals)
 {
     sound_for(BND_NL_RELU, 0, 1000);
@@ -322,6 +327,9 @@ Test(nonlin, interval_hand_computed)
     cr_assert_leq(a, -0.16997120747990366);
     NEAR(b, 0.8413447460685429, 5e-14);
     cr_assert_geq(b, 0.8413447460685429);
+    cr_assert_eq(bnd_nl_interval(BND_NL_GELU_TANH, 0, -2, 1, &a, &b), 0);
+    NEAR(a, -0.17004075057125405, 1e-14);
+    cr_assert_leq(a, -0.17004075057125405);
     cr_assert_eq(bnd_nl_interval(BND_NL_POW, 2, -1, 3, &a, &b), 0);
     cr_assert_eq(a, 0.0);
     NEAR(b, 9.0, 1e-12);
@@ -364,8 +372,9 @@ Test(nonlin, default_is_no_looser_than_crown_choice)
 
 Test(nonlin, branch_points_beat_midpoint)
 {
-    const bnd_nl_kind ks[] = {BND_NL_SIGMOID, BND_NL_TANH, BND_NL_GELU, BND_NL_SIN, BND_NL_EXP};
-    for (int j = 0; j < 5; j++) {
+    const bnd_nl_kind ks[] = {BND_NL_SIGMOID, BND_NL_TANH, BND_NL_GELU, BND_NL_SIN, BND_NL_EXP,
+                              BND_NL_GELU_TANH};
+    for (int j = 0; j < 6; j++) {
         bnd_nl_kind k = ks[j];
         double t0 = clock_now();
         (void)bnd_nl_branch_point(k, 0, -1, 1); /* builds the table */
@@ -438,8 +447,9 @@ Test(nonlin, mccormick_sound_on_random_boxes)
 
 Test(nonlin, relaxation_is_fast)
 {
-    const bnd_nl_kind ks[] = {BND_NL_SIGMOID, BND_NL_TANH, BND_NL_GELU, BND_NL_SIN, BND_NL_EXP};
-    for (int j = 0; j < 5; j++) {
+    const bnd_nl_kind ks[] = {BND_NL_SIGMOID, BND_NL_TANH, BND_NL_GELU, BND_NL_SIN, BND_NL_EXP,
+                              BND_NL_GELU_TANH};
+    for (int j = 0; j < 6; j++) {
         double t0 = clock_now();
         bnd_lines r;
         for (int i = 0; i < 20000; i++)
