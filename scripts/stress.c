@@ -6,7 +6,8 @@
  * BAB_EVERY cases, split over JOBS forked workers (seeds FIRST_SEED..+N-1,
  * interleaved). Violations are printed to stderr as they are found, with the
  * seed that reproduces them; totals go to stdout. Exit status 1 if any bound
- * was violated or any BaB answer was wrong. */
+ * was violated or any BaB answer was wrong. STRESS_KNOWN_BUGS=1 also generates
+ * the patterns of the known bound/ bugs (tests/test_stress.c, known_bug_*). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +19,15 @@
 #include "../tests/stress_gen.h"
 
 /* The network size for a seed: mostly tiny, every 8th medium. */
+static int known_bugs;
+
 static sg_opts opts_for(uint64_t seed)
 {
     if (seed % 8 == 7)
         return (sg_opts){.max_ops = 12, .max_elems = 160, .max_in = 32, .max_out = 10,
-                         .numerics = -1};
-    return (sg_opts){.max_ops = 6, .max_elems = 32, .max_in = 8, .max_out = 4, .numerics = -1};
+                         .numerics = -1, .known_bugs = known_bugs};
+    return (sg_opts){.max_ops = 6, .max_elems = 32, .max_in = 8, .max_out = 4, .numerics = -1,
+                     .known_bugs = known_bugs};
 }
 
 static int worker(int w, int jobs, int64_t n, int samples, uint64_t first, int bab_every,
@@ -62,6 +66,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "stress: bad arguments\n");
         return 2;
     }
+    const char *kb = getenv("STRESS_KNOWN_BUGS");
+    known_bugs = kb && *kb == '1';
     openblas_set_num_threads(1);
     double t0 = clock_now();
     int fds[64];

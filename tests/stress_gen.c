@@ -432,6 +432,31 @@ static int to_spatial(gen *G, int sp)
     return op_reshape(G, sp + 2, d);
 }
 
+/* Output length of a window op (ONNX / eval rules): explicit pads p0, p1
+ * (overwritten for auto_pad 1 = SAME_UPPER, 2 = SAME_LOWER, 3 = VALID). */
+static int64_t win_out(int64_t in, int64_t k, int64_t s, int64_t d, int64_t *p0, int64_t *p1,
+                       int autopad, int ceil_mode)
+{
+    int64_t ext = (k - 1) * d + 1;
+    if (autopad == 3) {
+        *p0 = *p1 = 0;
+    } else if (autopad) {
+        int64_t o = (in + s - 1) / s, tot = (o - 1) * s + ext - in;
+        tot = tot < 0 ? 0 : tot;
+        *p0 = autopad == 1 ? tot / 2 : tot - tot / 2;
+        *p1 = tot - *p0;
+    }
+    int64_t span = in + *p0 + *p1 - ext;
+    if (span < 0)
+        return 0;
+    int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
+    if (ceil_mode && (o - 1) * s >= in + *p0)
+        o--;
+    return o;
+}
+
+static const char *const autopad_names[] = {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"};
+
 static int op_conv(gen *G)
 {
     int sp = 1 + urand(G->r, 2);
@@ -449,18 +474,21 @@ static int op_conv(gen *G)
         }
     int64_t cout = grp * (1 + urand(G->r, 2));
     int64_t ks[2], st[2], dl[2], pads[4], od[4] = {1, cout, 1, 1};
+    int autopad = urand(G->r, 6) == 0 ? 1 + urand(G->r, 3) : 0;
     for (int i = 0; i < sp; i++) {
         int64_t in = x.d[2 + i];
         pads[i] = urand(G->r, 3) == 0 ? urand(G->r, 3) : 0;
         pads[i + sp] = urand(G->r, 3) == 0 ? urand(G->r, 3) : 0;
         dl[i] = urand(G->r, 4) == 0 ? 2 : 1;
         st[i] = 1 + urand(G->r, 2);
-        int64_t avail = in + pads[i] + pads[i + sp];
+        int64_t avail = in + (autopad ? 0 : pads[i] + pads[i + sp]);
         int64_t kmax = (avail - 1) / dl[i] + 1;
         if (kmax < 1)
             return 0;
         ks[i] = 1 + urand(G->r, (int)(kmax < 3 ? kmax : 3));
-        od[2 + i] = (avail - dl[i] * (ks[i] - 1) - 1) / st[i] + 1;
+        od[2 + i] = win_out(in, ks[i], st[i], dl[i], &pads[i], &pads[i + sp], autopad, 0);
+        if (od[2 + i] < 1)
+            return 0;
     }
     if (prod(od, sp + 2) > G->o->max_elems)
         return 0;
@@ -479,7 +507,10 @@ static int op_conv(gen *G)
         attr_ints(G, k, "kernel_shape", ks, sp);
     attr_ints(G, k, "strides", st, sp);
     attr_ints(G, k, "dilations", dl, sp);
-    attr_ints(G, k, "pads", pads, 2 * sp);
+    if (autopad && !G->rc && nn_node_attr_string(G->g, k, "auto_pad", autopad_names[autopad], G->e))
+        G->rc = G->e->code;
+    if (!autopad)
+        attr_ints(G, k, "pads", pads, 2 * sp);
     if (grp > 1)
         attr_int(G, k, "group", grp);
     return 1;
@@ -492,33 +523,41 @@ static int op_avgpool(gen *G)
     if (!to_spatial(G, sp))
         return 0;
     val x = cur(G);
-    int64_t ks[2], st[2], pads[4], od[4] = {1, x.d[1], 1, 1};
-    for (int i = 0; i < sp; i++) {
-        int64_t in = x.d[2 + i];
-        ks[i] = 1 + urand(G->r, (int)(in < 3 ? in : 3));
-        pads[i] = urand(G->r, 3) == 0 ? urand(G->r, (int)ks[i]) : 0;
-        pads[i + sp] = urand(G->r, 3) == 0 ? urand(G->r, (int)ks[i]) : 0;
-        st[i] = 1 + urand(G->r, 2);
-        od[2 + i] = (in + pads[i] + pads[i + sp] - ks[i]) / st[i] + 1;
-    }
     /* count_include_pad with asymmetric pads is a known bug of bound/conv.c
      * (test_stress.c, known_bug_avgpool_count_include_pad_asymmetric): keep
      * pads symmetric there so the stress run looks for other bugs */
-    int incl = urand(G->r, 2);
-    if (incl)
-        for (int i = 0; i < sp; i++)
-            if (pads[i + sp] != pads[i]) {
-                pads[i + sp] = pads[i];
-                od[2 + i] = (x.d[2 + i] + 2 * pads[i] - ks[i]) / st[i] + 1;
-            }
+    int incl = urand(G->r, 2), ceil_mode = urand(G->r, 4) == 0, kb = G->o->known_bugs;
+    int autopad = (!incl || kb) && urand(G->r, 6) == 0 ? 1 + urand(G->r, 3) : 0;
+    /* dilations: known bug of bound/conv.c (known_bug_avgpool_dilations) */
+    int dil = kb && urand(G->r, 6) == 0;
+    int64_t ks[2], st[2], dl[2], pads[4], od[4] = {1, x.d[1], 1, 1};
+    for (int i = 0; i < sp; i++) {
+        int64_t in = x.d[2 + i];
+        dl[i] = dil ? 1 + urand(G->r, 2) : 1;
+        int64_t kmax = (in - 1) / dl[i] + 1;
+        ks[i] = 1 + urand(G->r, (int)(kmax < 3 ? kmax : 3));
+        pads[i] = urand(G->r, 3) == 0 ? urand(G->r, (int)ks[i]) : 0;
+        pads[i + sp] = incl && !kb ? pads[i] : (urand(G->r, 3) == 0 ? urand(G->r, (int)ks[i]) : 0);
+        st[i] = 1 + urand(G->r, 2);
+        od[2 + i] = win_out(in, ks[i], st[i], dl[i], &pads[i], &pads[i + sp], autopad, ceil_mode);
+        if (od[2 + i] < 1)
+            return 0;
+    }
     int k;
     if (!node(G, "AveragePool", 1, &x.t, sp + 2, od, &k))
         return 0;
     attr_ints(G, k, "kernel_shape", ks, sp);
     attr_ints(G, k, "strides", st, sp);
-    attr_ints(G, k, "pads", pads, 2 * sp);
+    if (dil)
+        attr_ints(G, k, "dilations", dl, sp);
+    if (autopad && !G->rc && nn_node_attr_string(G->g, k, "auto_pad", autopad_names[autopad], G->e))
+        G->rc = G->e->code;
+    if (!autopad)
+        attr_ints(G, k, "pads", pads, 2 * sp);
     if (incl)
         attr_int(G, k, "count_include_pad", 1);
+    if (ceil_mode)
+        attr_int(G, k, "ceil_mode", 1);
     return 1;
 }
 
@@ -547,9 +586,10 @@ static int op_batchnorm(gen *G)
     int k;
     if (!node(G, "BatchNormalization", 5, in, x.rank, x.d, &k))
         return 0;
-    /* always explicit: the default differs between eval and bound/ (see
-     * test_stress.c, batchnorm_default_epsilon) */
-    attr_float(G, k, "epsilon", G->num == SG_NUM_DYADIC ? 0.25 : (urand(G->r, 2) ? 1e-3 : 1e-5));
+    /* explicit unless known_bugs: the default differs between eval and
+     * bound/ (test_stress.c, known_bug_batchnorm_default_epsilon) */
+    if (!G->o->known_bugs || urand(G->r, 2))
+        attr_float(G, k, "epsilon", G->num == SG_NUM_DYADIC ? 0.25 : (urand(G->r, 2) ? 1e-3 : 1e-5));
     return 1;
 }
 

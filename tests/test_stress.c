@@ -134,3 +134,27 @@ Test(stress, known_bug_avgpool_count_include_pad_asymmetric)
     double xv[5] = {1, 2, 3, 4, 5};
     point_bounds_contain_eval(g, xv);
 }
+
+/* KNOWN BUG (stress, STRESS_KNOWN_BUGS=1): AveragePool's dilations attribute
+ * (opset 19) is read by bound/conv.c geometry() but not used by
+ * bnd_lower_avgpool: the tap position is oh*sh - ph + kh (~line 193) instead of
+ * oh*sh - ph + kh*dh (same for w). x = 1..5, kernel 2, dilation 2: the first
+ * window is (1 + 3) / 2 = 2, bound/ gives (1 + 2) / 2 = 1.5. Fix: multiply
+ * kh, kw by w.dh, w.dw (or reject dilations != 1 as ERR_UNSUP). */
+Test(stress, known_bug_avgpool_dilations)
+{
+    err e = {0};
+    nn_graph *g = nn_graph_new("pool.onnx");
+    g->opset = 19;
+    int64_t d[3] = {1, 1, 5}, ks = 2, dl = 2;
+    int x = tensor(g, "x", 3, d, NULL);
+    cr_assert_eq(nn_graph_add_input(g, x, &e), 0);
+    int y = nn_graph_tensor(g, "y", &e);
+    int k = nn_graph_add_node(g, "AveragePool", "pool", 1, &x, 1, &y, &e);
+    cr_assert(k >= 0);
+    nn_node_attr_ints(g, k, "kernel_shape", &ks, 1, &e);
+    nn_node_attr_ints(g, k, "dilations", &dl, 1, &e);
+    cr_assert_eq(nn_graph_add_output(g, y, &e), 0);
+    double xv[5] = {1, 2, 3, 4, 5};
+    point_bounds_contain_eval(g, xv);
+}
