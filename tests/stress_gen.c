@@ -132,6 +132,40 @@ static int cfloat(gen *G, int rank, const int64_t *d, int64_t fan_in, int kind)
     return t;
 }
 
+/* Sometimes a constant is computed from constants (Add, Mul, Neg, Identity),
+ * which finalize must fold. */
+static int cfloat_folded(gen *G, int rank, const int64_t *d, int64_t fan_in, int kind)
+{
+    int a = cfloat(G, rank, d, fan_in, kind);
+    if (a < 0 || kind != 0 || urand(G->r, 10) != 0 || G->rc)
+        return a;
+    int t = fresh(G, "f");
+    if (t < 0)
+        return -1;
+    int in[2] = {a, -1}, n_in = 1;
+    const char *op = "Identity";
+    switch (urand(G->r, 3)) {
+    case 0: op = "Neg"; break;
+    case 1: {
+        double half = 0.5;
+        int h = fresh(G, "c");
+        if (h < 0 || nn_tensor_set_shape(G->g, h, 0, NULL, G->e) ||
+            nn_tensor_set_float(G->g, h, &half, 1, G->e)) {
+            G->rc = G->e->code ? G->e->code : ERR_NOMEM;
+            return -1;
+        }
+        op = "Mul", in[1] = h, n_in = 2;
+        break;
+    }
+    default: break;
+    }
+    if (nn_graph_add_node(G->g, op, "", n_in, in, 1, &t, G->e) < 0) {
+        G->rc = G->e->code;
+        return -1;
+    }
+    return t;
+}
+
 static int cint(gen *G, int64_t n, const int64_t *v)
 {
     int t = fresh(G, "i");
@@ -206,7 +240,7 @@ static int op_flatten(gen *G, int axis)
     int k;
     if (!node(G, "Flatten", 1, &x.t, 2, d, &k))
         return 0;
-    attr_int(G, k, "axis", axis);
+    attr_int(G, k, "axis", axis < x.rank && urand(G->r, 3) == 0 ? axis - x.rank : axis);
     return 1;
 }
 
@@ -242,6 +276,9 @@ static int op_reshape(gen *G, int rank, const int64_t *want)
     memcpy(spec, d, sizeof spec);
     if (urand(G->r, 3) == 0)
         spec[urand(G->r, rank)] = -1;
+    for (int i = 0; i < rank && i < x.rank; i++) /* 0 copies the input's dim */
+        if (spec[i] == x.d[i] && urand(G->r, 3) == 0)
+            spec[i] = 0;
     int in[2] = {x.t, cint(G, rank, spec)};
     return node(G, "Reshape", 2, in, rank, d, NULL) != NULL;
 }
@@ -255,6 +292,26 @@ static int op_gemm(gen *G)
         x = cur(G);
     }
     int64_t N = 1 + urand(G->r, 8);
+    if (x.d[0] == 1 && urand(G->r, 8) == 0) { /* x as a column, transA / transB forms */
+        int64_t K = x.d[1], col[2] = {K, 1};
+        if (!op_reshape(G, 2, col))
+            return 0;
+        x = cur(G);
+        int k;
+        if (urand(G->r, 2)) { /* transA: (K x 1)^T W -> 1 x N */
+            int64_t wd[2] = {K, N}, od[2] = {1, N};
+            int in[2] = {x.t, cfloat(G, 2, wd, K, 0)};
+            if (!node(G, "Gemm", 2, in, 2, od, &k))
+                return 0;
+            attr_int(G, k, "transA", 1);
+        } else { /* W (N x K) times the column -> N x 1 */
+            int64_t wd[2] = {N, K}, od[2] = {N, 1};
+            int in[2] = {cfloat(G, 2, wd, K, 0), x.t};
+            if (!node(G, "Gemm", 2, in, 2, od, &k))
+                return 0;
+        }
+        return 1;
+    }
     if (urand(G->r, 5) == 0 && x.d[1] * 4 <= G->o->max_elems) { /* constant left: W (M x a) x */
         int64_t M = 1 + urand(G->r, 4);
         int64_t wd[2] = {M, x.d[0]}, od[2] = {M, x.d[1]};
@@ -265,7 +322,7 @@ static int op_gemm(gen *G)
         N = 1;
     int transB = urand(G->r, 2);
     int64_t wd[2] = {transB ? N : x.d[1], transB ? x.d[1] : N};
-    int in[3] = {x.t, cfloat(G, 2, wd, x.d[1], 0), -1};
+    int in[3] = {x.t, cfloat_folded(G, 2, wd, x.d[1], 0), -1};
     int n_in = 2;
     int bias = urand(G->r, 4);
     if (bias) {
@@ -313,7 +370,7 @@ static int op_matmul(gen *G)
     if (prod(od, x.rank) > G->o->max_elems)
         return 0;
     int64_t wd[2] = {K, N};
-    int in[2] = {x.t, cfloat(G, 2, wd, K, 0)};
+    int in[2] = {x.t, cfloat_folded(G, 2, wd, K, 0)};
     return node(G, "MatMul", 2, in, x.rank, od, NULL) != NULL;
 }
 
@@ -340,7 +397,7 @@ static int op_const(gen *G)
         od[0] = 2;
         memcpy(od + 1, x.d, (size_t)x.rank * sizeof(int64_t));
     }
-    int c = cfloat(G, crank, cd, 1, which == 3 ? 2 : 0);
+    int c = cfloat_folded(G, crank, cd, 1, which == 3 ? 2 : 0);
     int swap = which != 3 && urand(G->r, 2);
     int in[2] = {swap ? c : x.t, swap ? x.t : c};
     return node(G, ops[which], 2, in, orank, od, NULL) != NULL;
@@ -382,7 +439,19 @@ static int op_resid(gen *G)
             found = i;
             break;
         }
-    if (found >= 0) {
+    if (urand(G->r, 8) == 0) { /* x ± x */
+        y = x;
+    } else if (x.rank == 2 && x.d[0] == 1 && x.d[1] > 1 && urand(G->r, 6) == 0 &&
+               x.d[1] * x.d[1] <= G->o->max_elems) {
+        /* (1 x n) ± (n x 1): both operands broadcast to n x n */
+        int64_t col[2] = {x.d[1], 1}, od[2] = {x.d[1], x.d[1]};
+        if (!op_reshape(G, 2, col))
+            return 0;
+        y = cur(G);
+        int swap = urand(G->r, 2);
+        int in[2] = {swap ? y.t : x.t, swap ? x.t : y.t};
+        return node(G, urand(G->r, 2) ? "Add" : "Sub", 2, in, 2, od, NULL) != NULL;
+    } else if (found >= 0) {
         y = G->live[found];
     } else if (x.rank >= 2 && urand(G->r, 3) == 0) { /* keepdims reduce: broadcast add */
         int a = urand(G->r, x.rank);
@@ -494,7 +563,7 @@ static int op_conv(gen *G)
         return 0;
     int64_t wd[4] = {cout, cin / grp, ks[0], ks[1]};
     int64_t fan = cin / grp * ks[0] * (sp == 2 ? ks[1] : 1);
-    int in[3] = {x.t, cfloat(G, sp + 2, wd, fan, 0), -1};
+    int in[3] = {x.t, cfloat_folded(G, sp + 2, wd, fan, 0), -1};
     int n_in = 2;
     if (urand(G->r, 2)) {
         in[2] = cfloat(G, 1, &cout, 1, 0);
@@ -626,6 +695,19 @@ static int op_squeeze(gen *G)
             axes[na++] = urand(G->r, 2) ? i : i - x.rank;
     if (na == 0 || na == x.rank)
         return 0;
+    int all = 1; /* no axes input: every 1-dim goes */
+    for (int i = 0; i < x.rank; i++)
+        all &= x.d[i] != 1 || urand(G->r, 8) != 0;
+    int n_one = 0;
+    for (int i = 0; i < x.rank; i++)
+        n_one += x.d[i] == 1;
+    if (urand(G->r, 4) == 0 && n_one < x.rank) {
+        for (int i = 0; i < x.rank; i++)
+            if (x.d[i] != 1)
+                od[orank++] = x.d[i];
+        (void)all;
+        return node(G, "Squeeze", 1, &x.t, orank, od, NULL) != NULL;
+    }
     for (int i = 0; i < x.rank; i++) {
         int gone = 0;
         for (int j = 0; j < na; j++)
@@ -859,6 +941,22 @@ int sg_network(rng *r, const sg_opts *o, nn_graph **out, char *desc, size_t desc
     int rc = G.rc;
     if (!rc)
         rc = nn_graph_add_output(G.g, cur(&G).t, e);
+    if (!rc && getenv("SG_DUMP"))
+        for (int k = 0; k < G.g->n_nodes; k++) {
+            const nn_node *nd = &G.g->nodes[k];
+            fprintf(stderr, "node %d %s:", k, nd->op_type);
+            for (int j = 0; j < nd->n_in; j++) {
+                const nn_tensor *t = nd->in[j] >= 0 ? &G.g->tensors[nd->in[j]] : NULL;
+                fprintf(stderr, " %s", t ? t->name : "-");
+                if (t && t->rank >= 0) {
+                    fprintf(stderr, "[");
+                    for (int a = 0; a < t->rank; a++)
+                        fprintf(stderr, "%lld,", (long long)t->dims[a]);
+                    fprintf(stderr, "]");
+                }
+            }
+            fprintf(stderr, " -> %s\n", G.g->tensors[nd->out[0]].name);
+        }
     if (!rc)
         rc = nn_graph_finalize(G.g, e);
     if (!rc) {
@@ -1014,12 +1112,12 @@ void sg_stats_print(FILE *f, const sg_stats *s)
     fprintf(f,
             "cases %lld (unsupported %lld), samples %lld, VIOLATIONS %lld (near misses within "
             "eval rounding %lld), CROWN looser than IBP %lld (+%lld within slack, max rel %.3g), "
-            "mean CROWN width / sample hull %.3g; bab %lld: unsat %lld sat %lld unknown %lld, "
+            "CROWN width / sample hull (geometric mean) %.3g; bab %lld: unsat %lld sat %lld unknown %lld, "
             "WRONG %lld\n",
             (long long)s->cases, (long long)s->unsupported, (long long)s->samples,
             (long long)s->violations, (long long)s->near_misses, (long long)s->crown_looser,
             (long long)s->crown_looser_tiny, s->crown_looser_max,
-            s->gap_n ? s->gap_sum / (double)s->gap_n : 0.0, (long long)s->bab_cases,
+            s->gap_n ? pow(10.0, s->gap_sum / (double)s->gap_n) : 0.0, (long long)s->bab_cases,
             (long long)s->bab_unsat, (long long)s->bab_sat, (long long)s->bab_unknown,
             (long long)s->bab_wrong);
 }
@@ -1184,6 +1282,8 @@ int sg_check_case(uint64_t seed, const sg_opts *o, int samples, sg_stats *st, FI
     for (int q = (int)c.ny; q < c.m; q++)
         for (int64_t j = 0; j < c.ny; j++)
             c.C[q * c.ny + j] = urand(&r, 2) ? rng_normal(&r) : 0;
+    if (urand(&r, 4) == 0) /* exercise the IBP fallback for wide layers */
+        bnd_set_crown_max_rows(net, urand(&r, 4));
     int box = urand(&r, SG_BOX_COUNT);
     sg_box(&r, box, c.nx, lo, hi);
     for (int b = 0; b < 2 && !rc; b++)
@@ -1261,8 +1361,8 @@ int sg_check_case(uint64_t seed, const sg_opts *o, int samples, sg_stats *st, FI
         fprintf(log, "EVAL ERROR seed %llu: %s [%s]\n", (unsigned long long)seed, e.msg, desc);
     for (int64_t q = 0; q < c.ny && !rc; q++) {
         double hull = c.smax[q] - c.smin[q], w = c.ub[1][q] - c.lb[1][q];
-        if (hull > 0 && isfinite(w)) {
-            st->gap_sum += w / hull;
+        if (hull > 0 && w > 0 && isfinite(w)) {
+            st->gap_sum += log10(w / hull);
             st->gap_n++;
         }
     }

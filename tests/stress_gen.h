@@ -59,7 +59,7 @@ typedef struct sg_stats {
     double crown_looser_max;   /* largest relative excess */
     int64_t bab_cases, bab_unsat, bab_sat, bab_unknown;
     int64_t bab_wrong;         /* unsat but sampling violates / invalid sat: a BUG */
-    double gap_sum;            /* sum of (ub - lb) / (sample hull width), CROWN */
+    double gap_sum;            /* sum of log10((ub - lb) / sample hull width), CROWN */
     int64_t gap_n;
 } sg_stats;
 
