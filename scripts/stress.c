@@ -4,7 +4,8 @@
  * Runs N (network, box) cases of tests/stress_gen.c (IBP and CROWN bounds versus
  * SAMPLES sampled points each), plus one BaB-versus-dense-sampling case every
  * BAB_EVERY cases, split over JOBS forked workers (seeds FIRST_SEED..+N-1,
- * interleaved). Violations are printed to stderr as they are found, with the
+ * interleaved), and one exact fixed-point case (sg_check_exact) every 4 cases.
+ * Violations are printed to stderr as they are found, with the
  * seed that reproduces them; totals go to stdout. Exit status 1 if any bound
  * was violated or any BaB answer was wrong. STRESS_KNOWN_BUGS=1 also generates
  * the patterns of the known bound/ bugs (tests/test_stress.c, known_bug_*). */
@@ -41,6 +42,8 @@ static int worker(int w, int jobs, int64_t n, int samples, uint64_t first, int b
         if (sg_check_case(seed, &o, samples, &st, stderr) != 0)
             errors++;
         if (bab_every > 0 && i % bab_every == 0 && sg_check_bab(seed, 2000, &st, stderr) != 0)
+            errors++;
+        if (i % 4 == 0 && sg_check_exact(seed, &st, stderr) != 0)
             errors++;
         if (w == 0 && n >= 100 && (i / jobs) % (n / jobs / 10 + 1) == 0) {
             fprintf(stderr, "[%lld/%lld] ", (long long)i, (long long)n);

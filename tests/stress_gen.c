@@ -1098,6 +1098,8 @@ void sg_stats_add(sg_stats *to, const sg_stats *f)
     to->crown_looser_tiny += f->crown_looser_tiny;
     if (f->crown_looser_max > to->crown_looser_max)
         to->crown_looser_max = f->crown_looser_max;
+    to->exact_cases += f->exact_cases;
+    to->exact_points += f->exact_points;
     to->bab_cases += f->bab_cases;
     to->bab_unsat += f->bab_unsat;
     to->bab_sat += f->bab_sat;
@@ -1112,12 +1114,13 @@ void sg_stats_print(FILE *f, const sg_stats *s)
     fprintf(f,
             "cases %lld (unsupported %lld), samples %lld, VIOLATIONS %lld (near misses within "
             "eval rounding %lld), CROWN looser than IBP %lld (+%lld within slack, max rel %.3g), "
-            "CROWN width / sample hull (geometric mean) %.3g; bab %lld: unsat %lld sat %lld unknown %lld, "
+            "CROWN width / sample hull (geometric mean) %.3g; exact-arithmetic cases %lld (%lld points); bab %lld: unsat %lld sat %lld unknown %lld, "
             "WRONG %lld\n",
             (long long)s->cases, (long long)s->unsupported, (long long)s->samples,
             (long long)s->violations, (long long)s->near_misses, (long long)s->crown_looser,
             (long long)s->crown_looser_tiny, s->crown_looser_max,
-            s->gap_n ? pow(10.0, s->gap_sum / (double)s->gap_n) : 0.0, (long long)s->bab_cases,
+            s->gap_n ? pow(10.0, s->gap_sum / (double)s->gap_n) : 0.0, (long long)s->exact_cases,
+            (long long)s->exact_points, (long long)s->bab_cases,
             (long long)s->bab_unsat, (long long)s->bab_sat, (long long)s->bab_unknown,
             (long long)s->bab_wrong);
 }
@@ -1478,4 +1481,177 @@ done:
     spec_free(p);
     nn_graph_free(g);
     return rc;
+}
+
+/* ---------------- exact fixed-point check ---------------- */
+
+typedef __int128 i128;
+
+/* 1 if the double v <= the rational y / 2^scale (y exact), comparing exactly:
+ * ldexp is exact here (no overflow, and an integral or small value). */
+static int dbl_le_fixed(double v, i128 y, int scale)
+{
+    if (isnan(v))
+        return 0;
+    if (v == -INFINITY)
+        return 1;
+    if (v == INFINITY)
+        return 0;
+    double L = ceil(ldexp(v, scale)); /* v <= y/2^s  <=>  ceil(v 2^s) <= y */
+    if (fabs(L) >= 0x1p120)
+        return L < 0;
+    return (i128)L <= y;
+}
+
+static int dbl_ge_fixed(double v, i128 y, int scale)
+{
+    return dbl_le_fixed(-v, -y, scale);
+}
+
+static int64_t rand_bits(rng *r, int bits)
+{
+    int64_t m = (int64_t)(rng_next(r) >> (64 - bits));
+    return urand(r, 2) ? m : -m;
+}
+
+#define EX_K 4
+#define EX_H 6
+#define EX_O 3
+
+int sg_check_exact(uint64_t seed, sg_stats *st, FILE *log)
+{
+    rng r;
+    rng_seed(&r, seed);
+    err e = {0};
+    int K = 1 + urand(&r, EX_K), H = 1 + urand(&r, EX_H), O = 1 + urand(&r, EX_O);
+    int cancel = urand(&r, 2);
+    /* fixed point: x = n 2^-30, W1 = m 2^-30, b1 = c 2^-40 (scale of h: 2^60),
+     * W2 = m 2^-30, b2 = c 2^-60 (scale of y: 2^90) */
+    int64_t m1[EX_H][EX_K], c1[EX_H], m2[EX_O][EX_H], c2[EX_O];
+    for (int i = 0; i < H; i++) {
+        for (int j = 0; j < K; j++)
+            m1[i][j] = rand_bits(&r, 30);
+        c1[i] = rand_bits(&r, urand(&r, 2) ? 50 : 20);
+        if (cancel && i % 2 == 1) { /* row i = -(row i-1) + a few units */
+            for (int j = 0; j < K; j++)
+                m1[i][j] = -m1[i - 1][j] + (urand(&r, 3) - 1);
+            c1[i] = -c1[i - 1] + (urand(&r, 3) - 1);
+        }
+    }
+    for (int o = 0; o < O; o++) {
+        for (int i = 0; i < H; i++)
+            m2[o][i] = rand_bits(&r, 30);
+        if (cancel)
+            for (int i = 1; i < H; i += 2)
+                m2[o][i] = m2[o][i - 1];
+        c2[o] = rand_bits(&r, urand(&r, 2) ? 50 : 20);
+    }
+    double W1[EX_H * EX_K], B1[EX_H], W2[EX_O * EX_H], B2[EX_O];
+    for (int i = 0; i < H; i++) {
+        for (int j = 0; j < K; j++)
+            W1[i * K + j] = ldexp((double)m1[i][j], -30);
+        B1[i] = ldexp((double)c1[i], -40);
+    }
+    for (int o = 0; o < O; o++) {
+        for (int i = 0; i < H; i++)
+            W2[o * H + i] = ldexp((double)m2[o][i], -30);
+        B2[o] = ldexp((double)c2[o], -60);
+    }
+    nn_graph *g = nn_graph_new("exact.onnx");
+    if (!g)
+        return ERR_NOMEM;
+    g->opset = 13;
+    int64_t xd[2] = {1, K}, w1d[2] = {H, K}, w2d[2] = {O, H}, hd = H, od = O;
+    int x = nn_graph_tensor(g, "x", &e), w1 = nn_graph_tensor(g, "W1", &e);
+    int b1 = nn_graph_tensor(g, "b1", &e), h = nn_graph_tensor(g, "h", &e);
+    int hr = nn_graph_tensor(g, "hr", &e), w2 = nn_graph_tensor(g, "W2", &e);
+    int b2 = nn_graph_tensor(g, "b2", &e), y = nn_graph_tensor(g, "y", &e);
+    int rc = (x < 0 || w1 < 0 || b1 < 0 || h < 0 || hr < 0 || w2 < 0 || b2 < 0 || y < 0);
+    rc = rc || nn_tensor_set_shape(g, x, 2, xd, &e) || nn_graph_add_input(g, x, &e);
+    rc = rc || nn_tensor_set_shape(g, w1, 2, w1d, &e) ||
+         nn_tensor_set_float(g, w1, W1, (int64_t)H * K, &e);
+    rc = rc || nn_tensor_set_shape(g, b1, 1, &hd, &e) || nn_tensor_set_float(g, b1, B1, H, &e);
+    rc = rc || nn_tensor_set_shape(g, w2, 2, w2d, &e) ||
+         nn_tensor_set_float(g, w2, W2, (int64_t)O * H, &e);
+    rc = rc || nn_tensor_set_shape(g, b2, 1, &od, &e) || nn_tensor_set_float(g, b2, B2, O, &e);
+    int k1 = rc ? -1 : nn_graph_add_node(g, "Gemm", "l1", 3, (int[]){x, w1, b1}, 1, &h, &e);
+    rc = rc || k1 < 0 || nn_node_attr_int(g, k1, "transB", 1, &e);
+    rc = rc || nn_graph_add_node(g, "Relu", "r", 1, &h, 1, &hr, &e) < 0;
+    int k2 = rc ? -1 : nn_graph_add_node(g, "Gemm", "l2", 3, (int[]){hr, w2, b2}, 1, &y, &e);
+    rc = rc || k2 < 0 || nn_node_attr_int(g, k2, "transB", 1, &e);
+    rc = rc || nn_graph_add_output(g, y, &e) || nn_graph_finalize(g, &e);
+    bnd_net *net = NULL;
+    rc = rc || bnd_net_new(g, &net, &e);
+    if (rc) {
+        if (log)
+            fprintf(log, "EXACT SETUP seed %llu: %s\n", (unsigned long long)seed, e.msg);
+        bnd_net_free(net);
+        nn_graph_free(g);
+        return rc ? ERR_ARG : 0;
+    }
+    /* box: a point, or n..n+d (30-bit fixed point) per input */
+    int64_t n_lo[EX_K], n_hi[EX_K];
+    int point = urand(&r, 3) != 0;
+    double lo[EX_K], hi[EX_K];
+    for (int j = 0; j < K; j++) {
+        n_lo[j] = rand_bits(&r, 30);
+        n_hi[j] = n_lo[j] + (point ? 0 : (int64_t)urand(&r, 1 << urand(&r, 20)));
+        lo[j] = ldexp((double)n_lo[j], -30);
+        hi[j] = ldexp((double)n_hi[j], -30);
+    }
+    double lb[2][EX_O], ub[2][EX_O];
+    for (int b = 0; b < 2 && !rc; b++)
+        rc = bnd_compute(net, b ? BND_CROWN : BND_IBP, lo, hi, NULL, 0, lb[b], ub[b], &e);
+    if (rc) {
+        if (log)
+            fprintf(log, "EXACT BOUND seed %llu: %s\n", (unsigned long long)seed, e.msg);
+        bnd_net_free(net);
+        nn_graph_free(g);
+        return rc;
+    }
+    st->exact_cases++;
+    if (point && getenv("SG_EXACT_SELFTEST")) { /* bounds = nn_eval: must be caught */
+        double yv[EX_O];
+        if (nn_eval(g, lo, yv, &e) == 0)
+            for (int o = 0; o < O; o++)
+                lb[0][o] = ub[0][o] = lb[1][o] = ub[1][o] = yv[o];
+    }
+    int n_pts = point ? 1 : (1 << K) + 32, logged = 0;
+    for (int s = 0; s < n_pts; s++) {
+        int64_t n[EX_K];
+        for (int j = 0; j < K; j++) {
+            if (s < (1 << K))
+                n[j] = (s >> j) & 1 ? n_hi[j] : n_lo[j];
+            else
+                n[j] = n_lo[j] + (int64_t)(rng_next(&r) % (uint64_t)(n_hi[j] - n_lo[j] + 1));
+        }
+        i128 hv[EX_H];
+        for (int i = 0; i < H; i++) {
+            i128 a = (i128)c1[i] << 20; /* c 2^-40 = (c 2^20) 2^-60 */
+            for (int j = 0; j < K; j++)
+                a += (i128)m1[i][j] * n[j];
+            hv[i] = a > 0 ? a : 0;
+        }
+        st->exact_points++;
+        for (int o = 0; o < O; o++) {
+            i128 a = (i128)c2[o] << 30; /* c 2^-60 = (c 2^30) 2^-90 */
+            for (int i = 0; i < H; i++)
+                a += (i128)m2[o][i] * hv[i];
+            for (int b = 0; b < 2; b++) {
+                if (dbl_le_fixed(lb[b][o], a, 90) && dbl_ge_fixed(ub[b][o], a, 90))
+                    continue;
+                st->violations++;
+                if (log && logged++ < 3)
+                    fprintf(log,
+                            "VIOLATION (exact) seed %llu [%s] output %d: exact f(x) ~ %.17g "
+                            "outside [%.17g, %.17g] (K %d H %d O %d, %s box, cancel %d)\n",
+                            (unsigned long long)seed, b ? "CROWN" : "IBP", o,
+                            ldexp((double)a, -90), lb[b][o], ub[b][o], K, H, O,
+                            point ? "point" : "small", cancel);
+            }
+        }
+    }
+    bnd_net_free(net);
+    nn_graph_free(g);
+    return 0;
 }

@@ -57,6 +57,7 @@ typedef struct sg_stats {
     int64_t crown_looser;      /* CROWN looser than IBP beyond slack (reported) */
     int64_t crown_looser_tiny; /* CROWN looser than IBP within slack */
     double crown_looser_max;   /* largest relative excess */
+    int64_t exact_cases, exact_points; /* sg_check_exact (violations counted above) */
     int64_t bab_cases, bab_unsat, bab_sat, bab_unknown;
     int64_t bab_wrong;         /* unsat but sampling violates / invalid sat: a BUG */
     double gap_sum;            /* sum of log10((ub - lb) / sample hull width), CROWN */
@@ -71,6 +72,13 @@ void sg_stats_print(FILE *f, const sg_stats *s);
  * descent per objective). A violation is printed to log (if not NULL) with the
  * seed, description and numbers. Returns < 0 only on an internal error. */
 int sg_check_case(uint64_t seed, const sg_opts *o, int samples, sg_stats *st, FILE *log);
+
+/* Exact-arithmetic check at the rounding level: a 2-layer ReLU network
+ * (Gemm, Relu, Gemm) whose weights and inputs are 30-bit fixed-point numbers,
+ * so f(x) is computed exactly in 128-bit integers while every double
+ * operation of the bound code rounds. Point boxes and small boxes (corners
+ * checked), with and without near-total cancellation. */
+int sg_check_exact(uint64_t seed, sg_stats *st, FILE *log);
 
 /* bab_verify on a tiny network and random spec versus dense sampling. */
 int sg_check_bab(uint64_t seed, int samples, sg_stats *st, FILE *log);

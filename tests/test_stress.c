@@ -27,6 +27,19 @@ Test(stress, bounds_contain_samples_on_random_networks, .timeout = 60)
     cr_expect_eq(st.violations, 0, "bound violations: %lld", (long long)st.violations);
 }
 
+/* Rounding-level soundness: f(x) exact in 128-bit integers (stress_gen.c);
+ * sensitive enough that nn_eval's own round-to-nearest outputs used as
+ * bounds fail it (SG_EXACT_SELFTEST=1 in scripts/stress.c). */
+Test(stress, bounds_contain_exact_values_at_rounding_level, .timeout = 60)
+{
+    sg_stats st = {0};
+    for (uint64_t seed = 1; seed <= 400; seed++)
+        cr_expect_eq(sg_check_exact(seed, &st, stderr), 0);
+    sg_stats_print(stderr, &st);
+    cr_expect_eq(st.exact_cases, 400);
+    cr_expect_eq(st.violations, 0, "bound violations: %lld", (long long)st.violations);
+}
+
 Test(stress, bab_agrees_with_dense_sampling_on_tiny_networks, .timeout = 60)
 {
     sg_stats st = {0};
