@@ -1066,6 +1066,8 @@ int sg_spec(rng *r, int64_t n_x, int64_t n_y, const double *lo, const double *hi
             u3 = u3 * u3 * u3;
             int le = urand(r, 2);
             double t = le ? l + (h - l) * u3 : h - (h - l) * u3;
+            if (urand(r, 3) == 0) /* just outside the bound: provably unreachable */
+                t = le ? l - (h - l) * 1e-3 * u3 : h + (h - l) * 1e-3 * u3;
             if (!isfinite(t))
                 t = 0;
             if (n_y > 1 && j != k && urand(r, 2)) /* Y_j <= Y_k, as in classification specs */
