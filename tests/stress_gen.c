@@ -1629,14 +1629,14 @@ int sg_check_exact(uint64_t seed, sg_stats *st, FILE *log)
         }
         i128 hv[EX_H];
         for (int i = 0; i < H; i++) {
-            i128 a = (i128)c1[i] << 20; /* c 2^-40 = (c 2^20) 2^-60 */
+            i128 a = (i128)c1[i] * ((i128)1 << 20); /* c 2^-40 = (c 2^20) 2^-60 */
             for (int j = 0; j < K; j++)
                 a += (i128)m1[i][j] * n[j];
             hv[i] = a > 0 ? a : 0;
         }
         st->exact_points++;
         for (int o = 0; o < O; o++) {
-            i128 a = (i128)c2[o] << 30; /* c 2^-60 = (c 2^30) 2^-90 */
+            i128 a = (i128)c2[o] * ((i128)1 << 30); /* c 2^-60 = (c 2^30) 2^-90 */
             for (int i = 0; i < H; i++)
                 a += (i128)m2[o][i] * hv[i];
             for (int b = 0; b < 2; b++) {
