@@ -1050,9 +1050,29 @@ int sg_spec(rng *r, int64_t n_x, int64_t n_y, const double *lo, const double *hi
         sb_printf(&b, "(declare-const X_%lld Real)\n", (long long)i);
     for (int64_t j = 0; j < n_y; j++)
         sb_printf(&b, "(declare-const Y_%lld Real)\n", (long long)j);
-    for (int64_t i = 0; i < n_x; i++)
-        sb_printf(&b, "(assert (>= X_%lld %.17g))\n(assert (<= X_%lld %.17g))\n", (long long)i,
-                  lo[i], (long long)i, hi[i]);
+    if (urand(r, 3) == 0 && n_x > 0) {
+        /* an `or` of two boxes splitting the box in half along one input:
+         * two regions sharing the output condition */
+        int64_t s = urand(r, (int)n_x);
+        double mid = lo[s] + (hi[s] - lo[s]) / 2;
+        sb_printf(&b, "(assert (or");
+        for (int half = 0; half < 2; half++) {
+            sb_printf(&b, " (and");
+            for (int64_t i = 0; i < n_x; i++) {
+                double l = lo[i], h = hi[i];
+                if (i == s)
+                    half ? (l = mid) : (h = mid);
+                sb_printf(&b, " (>= X_%lld %.17g) (<= X_%lld %.17g)", (long long)i, l,
+                          (long long)i, h);
+            }
+            sb_printf(&b, ")");
+        }
+        sb_printf(&b, "))\n");
+    } else {
+        for (int64_t i = 0; i < n_x; i++)
+            sb_printf(&b, "(assert (>= X_%lld %.17g))\n(assert (<= X_%lld %.17g))\n",
+                      (long long)i, lo[i], (long long)i, hi[i]);
+    }
     int nc = 1 + urand(r, 2);
     sb_printf(&b, "(assert (or");
     for (int c = 0; c < nc; c++) {
@@ -1456,12 +1476,16 @@ int sg_check_bab(uint64_t seed, int samples, sg_stats *st, FILE *log)
             if (nn_eval(g, x, y, &e))
                 break;
             st->samples++;
-            if (!spec_region_violated(p, 0, x, y, 0))
+            int reg = -1;
+            for (int q = 0; q < p->n_regions && reg < 0; q++)
+                if (spec_region_violated(p, q, x, y, 0))
+                    reg = q;
+            if (reg < 0)
                 continue;
             /* violated in round-to-nearest: also in both directed modes? */
             if (eval_mode(g, FE_UPWARD, x, yu, &e) || eval_mode(g, FE_DOWNWARD, x, yd, &e))
                 break;
-            if (!spec_region_violated(p, 0, x, yu, 0) || !spec_region_violated(p, 0, x, yd, 0)) {
+            if (!spec_region_violated(p, reg, x, yu, 0) || !spec_region_violated(p, reg, x, yd, 0)) {
                 st->near_misses++;
                 continue;
             }

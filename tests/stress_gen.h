@@ -45,7 +45,8 @@ void sg_box(rng *r, int kind, int64_t n, double *lo, double *hi);
 
 /* A random property over the box with 1-2 clauses of 1-3 rows whose
  * thresholds sit between the given output bounds (ylo/yhi may be NULL),
- * written as VNNLIB text and parsed. */
+ * written as VNNLIB text and parsed; one time in three the box is given as an
+ * `or` of its two halves (two regions). */
 int sg_spec(rng *r, int64_t n_x, int64_t n_y, const double *lo, const double *hi,
             const double *ylo, const double *yhi, spec_property **out, err *e);
 
