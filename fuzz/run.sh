@@ -31,6 +31,14 @@ for f in $S/conformance/*/model.onnx; do cp "$f" "$B/seed-onnx/$(basename $(dirn
 cp $S/benchmarks/acasxu/onnx/ACASXU_run2a_1_1_batch_2000.onnx $B/seed-onnx/
 cp examples/*.onnx $B/seed-onnx/
 cp tests/data/json/*.json $B/seed-json/ 2>/dev/null || true
+# JSON seeds from the ONNX ones when the converter is built (make)
+if [ -x ./convert ]; then
+    for f in $B/seed-onnx/*.onnx; do
+        j=$B/seed-json/$(basename "$f" .onnx).json
+        [ -f "$j" ] || ./convert "$f" "$j" >/dev/null 2>&1 || rm -f "$j"
+    done
+    find $B/seed-json -size +200k -delete
+fi
 for f in $S/benchmarks/*/vnnlib/*.vnnlib tests/data/vnnlib/*.vnnlib examples/*.vnnlib; do
     [ -f "$f" ] && [ "$(stat -c %s "$f")" -lt 200000 ] && cp "$f" "$B/seed-vnnlib/$(basename $(dirname $(dirname $f)))_$(basename $f)"
 done
