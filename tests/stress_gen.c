@@ -1118,8 +1118,10 @@ void sg_stats_add(sg_stats *to, const sg_stats *f)
     to->near_misses += f->near_misses;
     to->crown_looser += f->crown_looser;
     to->crown_looser_tiny += f->crown_looser_tiny;
-    if (f->crown_looser_max > to->crown_looser_max)
+    if (f->crown_looser_max > to->crown_looser_max) {
         to->crown_looser_max = f->crown_looser_max;
+        to->crown_looser_seed = f->crown_looser_seed;
+    }
     to->exact_cases += f->exact_cases;
     to->exact_points += f->exact_points;
     to->bab_cases += f->bab_cases;
@@ -1135,12 +1137,14 @@ void sg_stats_print(FILE *f, const sg_stats *s)
 {
     fprintf(f,
             "cases %lld (unsupported %lld), samples %lld, VIOLATIONS %lld (near misses within "
-            "eval rounding %lld), CROWN looser than IBP %lld (+%lld within slack, max rel %.3g), "
+            "eval rounding %lld), CROWN looser than IBP %lld (+%lld within slack, max rel %.3g at "
+            "seed %llu), "
             "CROWN width / sample hull (geometric mean) %.3g; exact-arithmetic cases %lld (%lld points); bab %lld: unsat %lld sat %lld unknown %lld, "
             "WRONG %lld\n",
             (long long)s->cases, (long long)s->unsupported, (long long)s->samples,
             (long long)s->violations, (long long)s->near_misses, (long long)s->crown_looser,
             (long long)s->crown_looser_tiny, s->crown_looser_max,
+            (unsigned long long)s->crown_looser_seed,
             s->gap_n ? pow(10.0, s->gap_sum / (double)s->gap_n) : 0.0, (long long)s->exact_cases,
             (long long)s->exact_points, (long long)s->bab_cases,
             (long long)s->bab_unsat, (long long)s->bab_sat, (long long)s->bab_unknown,
@@ -1329,8 +1333,10 @@ int sg_check_case(uint64_t seed, const sg_opts *o, int samples, sg_stats *st, FI
             if (ex > slack && ex > 1e-9 * w) {
                 st->crown_looser++;
                 double rel = w > 0 ? ex / w : INFINITY;
-                if (rel > st->crown_looser_max)
+                if (rel > st->crown_looser_max) {
                     st->crown_looser_max = rel;
+                    st->crown_looser_seed = seed;
+                }
             } else {
                 st->crown_looser_tiny++;
             }

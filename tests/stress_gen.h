@@ -57,7 +57,8 @@ typedef struct sg_stats {
     int64_t near_misses;       /* outside by less than eval rounding (not a bug) */
     int64_t crown_looser;      /* CROWN looser than IBP beyond slack (reported) */
     int64_t crown_looser_tiny; /* CROWN looser than IBP within slack */
-    double crown_looser_max;   /* largest relative excess */
+    double crown_looser_max;   /* largest relative excess (of the IBP width) */
+    uint64_t crown_looser_seed; /* the case where it happened */
     int64_t exact_cases, exact_points; /* sg_check_exact (violations counted above) */
     int64_t bab_cases, bab_unsat, bab_sat, bab_unknown;
     int64_t bab_wrong;         /* unsat but sampling violates / invalid sat: a BUG */
