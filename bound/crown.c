@@ -8,6 +8,9 @@
  *   ACT     relaxed by lines:     A_z += A⁺·diag(lw) + A⁻·diag(uw),
  *                                 cb  += A⁺·lb + A⁻·ub
  *   INPUT   concretise over the box: A c - |A| r + cb.
+ * With stop_at_act, ACT layers are concretised over their interval instead:
+ * that is IBP with the objective merged into the linear layers after the
+ * last nonlinearity (auto_LiRPA's IBP with C).
  * Soundness with rounding (docs/soundness.md): with z in [lz, uz] and
  * mz = max(|lz|, |uz|), a computed product fl(A·J) = A·J + E with
  * |E| <= gamma_n |A||J| (n = length of the sums), so the neglected E·z is at
@@ -207,12 +210,13 @@ static int back_act(bwd *b, int i, err *e)
     return dest_end(b, z, d, fresh, e);
 }
 
-/* lbv_r = A_r c - |A_r| r + cb_r - er_r over the input box. */
-static int concretize(bwd *b, double *lbv, err *e)
+/* cb_r += A_r c - |A_r| r over layer i's current interval [c - r, c + r]
+ * (the input box for layer 0); the sums' rounding goes to er. */
+static int concretize(bwd *b, int i, err *e)
 {
-    const bnd_layer *L = &b->net->layers[0];
+    const bnd_layer *L = &b->net->layers[i];
     int64_t n = L->size, k = b->k;
-    const double *A0 = b->A[0];
+    const double *A = b->A[i];
     double *c = malloc((size_t)(3 * n) * sizeof(double));
     if (!c)
         return oom(b, e);
@@ -220,26 +224,25 @@ static int concretize(bwd *b, double *lbv, err *e)
     bnd_center_radius(n, L->lo, L->hi, c, r);
     for (int64_t t = 0; t < n; t++)
         m[t] = fabs(c[t]) + r[t];
+    /* n-term sums, their difference, the update of cb */
     double g = bnd_gamma((double)(n + 3));
     for (int64_t q = 0; q < k; q++) {
-        const double *a = A0 ? A0 + q * n : NULL;
+        const double *a = A + q * n;
         double ac = 0, ar = 0, am = 0;
-        if (a)
-            for (int64_t t = 0; t < n; t++) {
-                ac += a[t] * c[t];
-                ar += fabs(a[t]) * r[t];
-                am += fabs(a[t]) * m[t];
-            }
-        double er = bnd_safe(b->er[q] + g * (am + fabs(b->cb[q])));
-        double v = bnd_down(ac - ar + b->cb[q] - er);
-        lbv[q] = isnan(v) ? -INFINITY : v;
+        for (int64_t t = 0; t < n; t++) {
+            ac += a[t] * c[t];
+            ar += fabs(a[t]) * r[t];
+            am += fabs(a[t]) * m[t];
+        }
+        b->cb[q] += ac - ar;
+        b->er[q] += g * (am + fabs(b->cb[q]));
     }
     free(c);
     return 0;
 }
 
-int bnd_crown_backward(bnd_net *net, int start, int64_t k, const double *A0, double *lbv,
-                       err *e)
+int bnd_backward(bnd_net *net, int start, int64_t k, const double *A0, int stop_at_act,
+                 double *lbv, err *e)
 {
     int nl = net->n_layers;
     bwd b = {net, k, NULL, NULL, NULL, NULL};
@@ -259,18 +262,24 @@ int bnd_crown_backward(bnd_net *net, int start, int64_t k, const double *A0, dou
         goto done;
     }
     memcpy(b.A[start], A0, ns * sizeof(double));
-    for (int i = start; i > 0 && rc == 0; i--) {
+    for (int i = start; i >= 0 && rc == 0; i--) {
         if (!b.A[i])
             continue;
-        if (net->layers[i].kind == BND_L_LINEAR)
+        bnd_layer_kind kind = net->layers[i].kind;
+        if (kind == BND_L_INPUT || (kind == BND_L_ACT && stop_at_act))
+            rc = concretize(&b, i, e);
+        else if (kind == BND_L_LINEAR)
             rc = back_linear(&b, i, e);
-        else if (net->layers[i].kind == BND_L_ACT)
+        else
             rc = back_act(&b, i, e);
         free(b.A[i]);
         b.A[i] = NULL;
     }
-    if (rc == 0)
-        rc = concretize(&b, lbv, e); /* A[0] NULL: the objective is constant */
+    /* the final value, less the inflated budget, stepped down: a lower bound */
+    for (int64_t q = 0; rc == 0 && q < k; q++) {
+        double v = bnd_down(b.cb[q] - bnd_safe(b.er[q]));
+        lbv[q] = isnan(v) ? -INFINITY : v;
+    }
 done:
     if (b.A)
         for (int i = 0; i < nl; i++)
@@ -282,16 +291,18 @@ done:
     return rc;
 }
 
-/* CROWN bounds for the unstable neurons of pre-activation layer i (rows +e_t
- * and -e_t in one pass), intersected with the current (IBP) bounds. */
+/* CROWN bounds for the neurons of pre-activation layer i selected by the
+ * policy (bnd_interm; rows +e_t and -e_t in one pass), replacing or
+ * intersecting the current IBP bounds. */
 int bnd_crown_refine(bnd_net *net, int i, err *e)
 {
     bnd_layer *L = &net->layers[i];
     if (L->kind == BND_L_INPUT)
         return 0;
+    int all = net->interm == BND_INTERM_ALL, meet = net->interm == BND_INTERM_BEST;
     int64_t n = L->size, ku = 0;
     for (int64_t t = 0; t < n; t++)
-        ku += bnd_relu_rule.unstable(L->lo[t], L->hi[t]);
+        ku += all || bnd_relu_rule.unstable(L->lo[t], L->hi[t]);
     if (ku == 0 || ku > net->crown_max_rows)
         return 0; /* policy: too many rows -> keep IBP bounds */
     int64_t *idx = malloc((size_t)ku * sizeof(int64_t));
@@ -303,20 +314,19 @@ int bnd_crown_refine(bnd_net *net, int i, err *e)
         goto done;
     }
     for (int64_t t = 0, q = 0; t < n; t++)
-        if (bnd_relu_rule.unstable(L->lo[t], L->hi[t])) {
+        if (all || bnd_relu_rule.unstable(L->lo[t], L->hi[t])) {
             idx[q] = t;
             A0[q * n + t] = 1.0;
             A0[(ku + q) * n + t] = -1.0;
             q++;
         }
-    rc = bnd_crown_backward(net, i, 2 * ku, A0, lbv, e);
+    rc = bnd_backward(net, i, 2 * ku, A0, 0, lbv, e);
     if (rc == 0)
         for (int64_t q = 0; q < ku; q++) {
             int64_t t = idx[q];
-            if (lbv[q] > L->lo[t])
-                L->lo[t] = lbv[q];
-            if (-lbv[ku + q] < L->hi[t])
-                L->hi[t] = -lbv[ku + q];
+            double l = lbv[q], u = -lbv[ku + q];
+            L->lo[t] = meet && L->lo[t] > l ? L->lo[t] : l;
+            L->hi[t] = meet && L->hi[t] < u ? L->hi[t] : u;
         }
 done:
     free(idx), free(A0), free(lbv);

@@ -85,6 +85,7 @@ struct bnd_net {
     bnd_layer *layers;
     int out;               /* layer of the graph output */
     int64_t crown_max_rows;
+    bnd_interm interm;
 };
 
 /* net.c: append a layer (lo/hi allocated); returns its index or < 0. */
@@ -135,8 +136,11 @@ void bnd_center_radius(int64_t n, const double *l, const double *u, double *c, d
 int bnd_ibp_layer(bnd_net *n, int i, err *e);
 int bnd_act_relax(bnd_net *n, int i, err *e);
 /* Lower bounds lbv (k) of the rows of A0 (k x size(start)) applied to layer
- * `start`, over the current bounds of every layer (input box = layer 0's). */
-int bnd_crown_backward(bnd_net *n, int start, int64_t k, const double *A0, double *lbv, err *e);
+ * `start`, over the current bounds of every layer (input box = layer 0's),
+ * by CROWN through the relaxations of the ACT layers, or (stop_at_act) by
+ * concretising at the ACT layers' intervals (IBP with merged objective). */
+int bnd_backward(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
+                 double *lbv, err *e);
 int bnd_crown_refine(bnd_net *n, int i, err *e);
 
 #endif

@@ -254,3 +254,8 @@ void bnd_set_crown_max_rows(bnd_net *n, int64_t rows)
 {
     n->crown_max_rows = rows;
 }
+
+void bnd_set_interm(bnd_net *n, bnd_interm mode)
+{
+    n->interm = mode;
+}
