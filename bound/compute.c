@@ -33,7 +33,8 @@ int bnd_compute(bnd_net *net, bnd_method method, const double *lo, const double 
     int rc = 0;
     for (int i = 1; i < net->n_layers && rc == 0; i++) {
         rc = bnd_ibp_layer(net, i, e);
-        if (rc == 0 && method == BND_CROWN && net->layers[i].is_preact)
+        if (rc == 0 && method == BND_CROWN && net->layers[i].is_preact &&
+            !net->layers[i].ibp_exact)
             rc = bnd_crown_refine(net, i, e);
         if (rc == 0 && method == BND_CROWN && net->layers[i].kind == BND_L_ACT) {
             /* the ACT's interval may be tightened by its refined input */

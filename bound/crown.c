@@ -66,13 +66,13 @@ static void add_abs_matvec(int64_t k, int64_t n, const double *M, const double *
     }
 }
 
-/* Destination matrix for layer z: a fresh zeroed one, or a scratch buffer to
- * be merged with merge_into(). */
+/* Destination matrix for layer z, to be overwritten: A_z itself when it is
+ * new, else a scratch buffer added to it by dest_end(). */
 static double *dest_begin(bwd *b, int z, int *fresh)
 {
     size_t n = (size_t)(b->k * b->net->layers[z].size);
     *fresh = b->A[z] == NULL;
-    double *d = calloc(n ? n : 1, sizeof(double));
+    double *d = malloc((n ? n : 1) * sizeof(double));
     if (d && *fresh)
         b->A[z] = d;
     return d;
@@ -134,25 +134,29 @@ static int back_linear(bwd *b, int i, err *e)
         if (L->bias_err)
             w[o] += L->bias_err[o];
     }
-    add_abs_matvec(k, n, Ai, w, b->er);
-    free(w), free(tmp);
-    if (L->bias) {
-        for (int64_t r = 0; r < k; r++) {
-            const double *a = Ai + r * n;
-            double s = 0;
+    const double *bias = L->bias;
+    for (int64_t r = 0; r < k; r++) {
+        const double *a = Ai + r * n;
+        double s = 0, ea = 0;
+        if (bias)
+            for (int64_t o = 0; o < n; o++) {
+                s += a[o] * bias[o];
+                ea += fabs(a[o]) * w[o];
+            }
+        else
             for (int64_t o = 0; o < n; o++)
-                s += a[o] * L->bias[o];
-            b->cb[r] += s;
-            b->er[r] += BND_U * fabs(b->cb[r]);
-        }
+                ea += fabs(a[o]) * w[o];
+        b->cb[r] += s;
+        b->er[r] += ea + BND_U * fabs(b->cb[r]);
     }
+    free(w), free(tmp);
     for (int j = 0; j < L->n_in; j++) {
         int z = L->in[j], fresh;
         double *d = dest_begin(b, z, &fresh);
         if (!d)
             return oom(b, e);
         if (L->lin[j])
-            bnd_lin_backward(L->lin[j], k, Ai, d);
+            bnd_lin_backward(L->lin[j], k, Ai, d, 0);
         else
             memcpy(d, Ai, (size_t)(k * n) * sizeof(double));
         int rc = dest_end(b, z, d, fresh, e);
@@ -180,32 +184,22 @@ static int back_act(bwd *b, int i, err *e)
         double sb = fmax(fabs(L->lb[j]), fabs(L->ub[j]));
         v[j] = sw * mz[j] + sb;
     }
-    for (int64_t r = 0; r < k; r++) {
-        const double *a = Ai + r * n;
-        double *dr = d + r * n, s = 0;
-        for (int64_t j = 0; j < n; j++) {
-            double aj = a[j];
-            if (aj >= 0) {
-                dr[j] = aj * L->lw[j];
-                s += aj * L->lb[j];
-            } else {
-                dr[j] = aj * L->uw[j];
-                s += aj * L->ub[j];
-            }
-        }
-        b->cb[r] += s;
-    }
     /* one rounding per product, n-term bias sums, the update of cb */
     double g = bnd_gamma((double)(n + 3));
-    double *tmp = calloc((size_t)k, sizeof(double));
-    if (!tmp) {
-        free(v);
-        return oom(b, e);
+    const double *lw = L->lw, *uw = L->uw, *lb = L->lb, *ub = L->ub;
+    for (int64_t r = 0; r < k; r++) {
+        const double *a = Ai + r * n;
+        double *dr = d + r * n, s = 0, ea = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double aj = a[j];
+            int pos = aj >= 0;
+            dr[j] = aj * (pos ? lw[j] : uw[j]);
+            s += aj * (pos ? lb[j] : ub[j]);
+            ea += fabs(aj) * v[j];
+        }
+        b->cb[r] += s;
+        b->er[r] += g * ea + BND_U * fabs(b->cb[r]);
     }
-    add_abs_matvec(k, n, Ai, v, tmp);
-    for (int64_t r = 0; r < k; r++)
-        b->er[r] += g * tmp[r] + BND_U * fabs(b->cb[r]);
-    free(tmp);
     free(v);
     return dest_end(b, z, d, fresh, e);
 }

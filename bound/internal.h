@@ -41,8 +41,8 @@ void bnd_lin_csr_finish(bnd_linop *L);
 void bnd_lin_free(bnd_linop *L);
 /* Y (k x out) = X (k x in) · J^T, with |J| if use_abs. */
 void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y);
-/* B (k x in) += A (k x out) · J  (B must be zeroed by the caller for a plain product). */
-void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B);
+/* B (k x in) = A (k x out) · J, or B += A·J when accumulate. */
+void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B, int accumulate);
 
 /* ---- nonlinearities ---- */
 typedef struct bnd_act_rule {
@@ -74,6 +74,8 @@ typedef struct bnd_layer {
     int coef_err;          /* relative roundings (each <= u) in stored J and bias */
     const bnd_act_rule *act;
     int is_preact;         /* input of a nonlinearity: gets CROWN bounds */
+    int ibp_exact;         /* only a box-preserving map of the input: IBP = CROWN */
+    int out_tensor;        /* graph tensor this layer computes (lowering only) */
     /* workspace */
     double *lo, *hi;       /* current sound bounds of the output */
     double *lw, *lb, *uw, *ub; /* ACT: relaxation lines */
@@ -96,6 +98,7 @@ typedef struct bnd_lower_ctx {
     const nn_graph *g;
     bnd_net *net;
     int *tmap;             /* tensor -> layer, -1 for constants / not yet */
+    int *tuses;            /* tensor -> number of consuming node inputs (+1 if output) */
 } bnd_lower_ctx;
 typedef int (*bnd_lower_fn)(bnd_lower_ctx *cx, int k, err *e);
 

@@ -108,13 +108,16 @@ void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X
     }
 }
 
-void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B)
+void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B, int accumulate)
 {
     if (L->kind == BND_LIN_MATMUL) {
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(k * L->M), (int)L->K,
-                    (int)L->N, 1.0, A, (int)L->N, L->W, (int)L->N, 1.0, B, (int)L->K);
+                    (int)L->N, 1.0, A, (int)L->N, L->W, (int)L->N, accumulate ? 1.0 : 0.0, B,
+                    (int)L->K);
         return;
     }
+    if (!accumulate)
+        memset(B, 0, (size_t)(k * L->n_in) * sizeof(double));
     for (int64_t r = 0; r < k; r++) {
         const double *a = A + r * L->n_out;
         double *b = B + r * L->n_in;
