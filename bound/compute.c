@@ -31,6 +31,8 @@ int bnd_compute(bnd_net *net, bnd_method method, const double *lo, const double 
         L0->hi[j] = hi[j];
     }
     int rc = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        net->layers[i].mz_ok = net->layers[i].errw_ok = 0;
     for (int i = 1; i < net->n_layers && rc == 0; i++) {
         rc = bnd_ibp_layer(net, i, e);
         if (rc == 0 && method == BND_CROWN && net->layers[i].is_preact &&

@@ -29,7 +29,6 @@ typedef struct {
     bnd_net *net;
     int64_t k;
     double **A;   /* per layer, NULL when not reached */
-    double **mz;  /* per layer, max(|lo|, |hi|), computed on demand */
     double *cb, *er;
 } bwd;
 
@@ -38,20 +37,21 @@ static int oom(bwd *b, err *e)
     return err_set(e, ERR_NOMEM, "%s: out of memory", b->net->source);
 }
 
+/* Layer i's max(|lo|, |hi|); only asked for layers below the start of a
+ * backward pass, whose bounds are final for this bnd_compute. */
 static const double *get_mz(bwd *b, int i)
 {
-    if (!b->mz[i]) {
-        const bnd_layer *L = &b->net->layers[i];
-        double *m = malloc((size_t)L->size * sizeof(double));
-        if (!m)
+    bnd_layer *L = &b->net->layers[i];
+    if (!L->mz_ok) {
+        if (!L->mz && !(L->mz = malloc((size_t)L->size * sizeof(double))))
             return NULL;
         for (int64_t t = 0; t < L->size; t++) {
             double a = fabs(L->lo[t]), c = fabs(L->hi[t]);
-            m[t] = a > c ? a : c;
+            L->mz[t] = a > c ? a : c;
         }
-        b->mz[i] = m;
+        L->mz_ok = 1;
     }
-    return b->mz[i];
+    return L->mz;
 }
 
 /* er_r += sum_j |M_rj| v_j for the k rows of M (k x n). */
@@ -101,23 +101,28 @@ static int dest_end(bwd *b, int z, double *d, int fresh, err *e)
     return 0;
 }
 
-static int back_linear(bwd *b, int i, err *e)
+/* w = gamma_g·(sum_j |J_j| mz_j + |b|) + bias_err for LINEAR layer i (cached:
+ * depends only on its inputs' final bounds). g counts the sums over the n
+ * outputs of the layer (A·J and A·b), coefficient roundings and the n_in
+ * partial products. */
+static const double *linear_errw(bwd *b, int i)
 {
     bnd_layer *L = &b->net->layers[i];
-    int64_t n = L->size, k = b->k;
-    const double *Ai = b->A[i];
-    double *w = calloc((size_t)n, sizeof(double));
+    int64_t n = L->size;
+    if (L->errw_ok)
+        return L->errw;
+    if (!L->errw && !(L->errw = malloc((size_t)n * sizeof(double))))
+        return NULL;
+    double *w = L->errw;
     double *tmp = malloc((size_t)n * sizeof(double));
-    if (!w || !tmp) {
-        free(w), free(tmp);
-        return oom(b, e);
-    }
-    /* w = sum_j |J_j| mz_j + |b|, then scaled by gamma_g */
+    if (!tmp)
+        return NULL;
+    memset(w, 0, (size_t)n * sizeof(double));
     for (int j = 0; j < L->n_in; j++) {
         const double *mz = get_mz(b, L->in[j]);
         if (!mz) {
-            free(w), free(tmp);
-            return oom(b, e);
+            free(tmp);
+            return NULL;
         }
         if (L->lin[j])
             bnd_lin_forward(L->lin[j], 1, 1, mz, tmp);
@@ -126,14 +131,43 @@ static int back_linear(bwd *b, int i, err *e)
         for (int64_t o = 0; o < n; o++)
             w[o] += tmp[o];
     }
-    /* sums over the n outputs of this layer (A·J and A·b), coefficient
-     * roundings, the n_in partial products */
+    free(tmp);
     double g = bnd_gamma((double)(n + L->coef_err + L->n_in + 3));
     for (int64_t o = 0; o < n; o++) {
         w[o] = g * (w[o] + (L->bias ? fabs(L->bias[o]) : 0.0));
         if (L->bias_err)
             w[o] += L->bias_err[o];
     }
+    L->errw_ok = 1;
+    return w;
+}
+
+/* v = max(|lw|,|uw|)·mz + max(|lb|,|ub|) for ACT layer i (cached). */
+static const double *act_errw(bwd *b, int i)
+{
+    bnd_layer *L = &b->net->layers[i];
+    if (L->errw_ok)
+        return L->errw;
+    const double *mz = get_mz(b, L->in[0]);
+    if (!mz || (!L->errw && !(L->errw = malloc((size_t)L->size * sizeof(double)))))
+        return NULL;
+    for (int64_t j = 0; j < L->size; j++) {
+        double sw = fmax(fabs(L->lw[j]), fabs(L->uw[j]));
+        double sb = fmax(fabs(L->lb[j]), fabs(L->ub[j]));
+        L->errw[j] = sw * mz[j] + sb;
+    }
+    L->errw_ok = 1;
+    return L->errw;
+}
+
+static int back_linear(bwd *b, int i, err *e)
+{
+    bnd_layer *L = &b->net->layers[i];
+    int64_t n = L->size, k = b->k;
+    const double *Ai = b->A[i];
+    const double *w = linear_errw(b, i);
+    if (!w)
+        return oom(b, e);
     const double *bias = L->bias;
     for (int64_t r = 0; r < k; r++) {
         const double *a = Ai + r * n;
@@ -149,7 +183,6 @@ static int back_linear(bwd *b, int i, err *e)
         b->cb[r] += s;
         b->er[r] += ea + BND_U * fabs(b->cb[r]);
     }
-    free(w), free(tmp);
     for (int j = 0; j < L->n_in; j++) {
         int z = L->in[j], fresh;
         double *d = dest_begin(b, z, &fresh);
@@ -172,18 +205,10 @@ static int back_act(bwd *b, int i, err *e)
     int64_t n = L->size, k = b->k;
     int z = L->in[0], fresh;
     const double *Ai = b->A[i];
-    const double *mz = get_mz(b, z);
-    double *v = malloc((size_t)n * sizeof(double));
-    double *d = v && mz ? dest_begin(b, z, &fresh) : NULL;
-    if (!d) {
-        free(v);
+    const double *v = act_errw(b, i);
+    double *d = v ? dest_begin(b, z, &fresh) : NULL;
+    if (!d)
         return oom(b, e);
-    }
-    for (int64_t j = 0; j < n; j++) {
-        double sw = fmax(fabs(L->lw[j]), fabs(L->uw[j]));
-        double sb = fmax(fabs(L->lb[j]), fabs(L->ub[j]));
-        v[j] = sw * mz[j] + sb;
-    }
     /* one rounding per product, n-term bias sums, the update of cb */
     double g = bnd_gamma((double)(n + 3));
     const double *lw = L->lw, *uw = L->uw, *lb = L->lb, *ub = L->ub;
@@ -200,7 +225,6 @@ static int back_act(bwd *b, int i, err *e)
         b->cb[r] += s;
         b->er[r] += g * ea + BND_U * fabs(b->cb[r]);
     }
-    free(v);
     return dest_end(b, z, d, fresh, e);
 }
 
@@ -239,13 +263,12 @@ int bnd_backward(bnd_net *net, int start, int64_t k, const double *A0, int stop_
                  double *lbv, err *e)
 {
     int nl = net->n_layers;
-    bwd b = {net, k, NULL, NULL, NULL, NULL};
+    bwd b = {net, k, NULL, NULL, NULL};
     b.A = calloc((size_t)nl, sizeof(double *));
-    b.mz = calloc((size_t)nl, sizeof(double *));
     b.cb = calloc((size_t)(k ? k : 1), sizeof(double));
     b.er = calloc((size_t)(k ? k : 1), sizeof(double));
     int rc = 0;
-    if (!b.A || !b.mz || !b.cb || !b.er) {
+    if (!b.A || !b.cb || !b.er) {
         rc = oom(&b, e);
         goto done;
     }
@@ -278,10 +301,7 @@ done:
     if (b.A)
         for (int i = 0; i < nl; i++)
             free(b.A[i]);
-    if (b.mz)
-        for (int i = 0; i < nl; i++)
-            free(b.mz[i]);
-    free(b.A), free(b.mz), free(b.cb), free(b.er);
+    free(b.A), free(b.cb), free(b.er);
     return rc;
 }
 

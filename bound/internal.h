@@ -79,6 +79,11 @@ typedef struct bnd_layer {
     /* workspace */
     double *lo, *hi;       /* current sound bounds of the output */
     double *lw, *lb, *uw, *ub; /* ACT: relaxation lines */
+    /* per-compute caches, valid once the layer's (input) bounds are final;
+     * bnd_compute clears the flags */
+    double *mz;            /* max(|lo|, |hi|) */
+    double *errw;          /* backward error weights (crown.c) */
+    int mz_ok, errw_ok;
 } bnd_layer;
 
 struct bnd_net {

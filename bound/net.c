@@ -198,6 +198,8 @@ static void free_layer(bnd_layer *L)
     free(L->lb);
     free(L->uw);
     free(L->ub);
+    free(L->mz);
+    free(L->errw);
 }
 
 void bnd_net_free(bnd_net *n)
