@@ -58,6 +58,11 @@ sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-san/tests/run --jobs 2
 	BIN=build-san/bin ASAN_OPTIONS=detect_leaks=1 ./tests/e2e.sh
 
+# libFuzzer runs of the ONNX, JSON and VNNLIB readers: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	./fuzz/run.sh $(FUZZ_SECONDS)
+
 bench: all
 	./scripts/bench.sh
 

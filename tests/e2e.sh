@@ -1,0 +1,66 @@
+#!/bin/sh
+# e2e.sh: end-to-end checks of the programs (part of `make test`).
+# BIN selects the build (build/bin by default; build-san/bin under `make sanitize`).
+set -u
+BIN=${BIN:-build/bin}
+V=$BIN/verify
+S=../shared
+fails=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok()   { echo "ok   $1"; }
+bad()  { echo "FAIL $1"; fails=$((fails + 1)); }
+
+# expect_error NAME PATTERN CMD...: non-zero exit, exactly one line on stderr matching PATTERN, no crash
+expect_error() {
+    name=$1; pat=$2; shift 2
+    "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
+    lines=$(wc -l < "$tmp/err")
+    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "$name: exit code $rc"; return; fi
+    if [ "$lines" -ne 1 ]; then bad "$name: $lines lines on stderr: $(head -c 300 "$tmp/err")"; return; fi
+    if ! grep -q -- "$pat" "$tmp/err"; then bad "$name: message lacks '$pat': $(cat "$tmp/err")"; return; fi
+    ok "$name"
+}
+
+# --help and usage
+$V --help > "$tmp/out" 2>&1 && grep -q usage "$tmp/out" && ok "help" || bad "help"
+
+# bad input: each kind gives one line naming the file, non-zero exit, no crash
+expect_error "missing model" "nope.onnx" $V nope.onnx examples/acasxu_prop_3.vnnlib
+expect_error "missing spec" "nope.vnnlib" $V examples/acasxu_1_1.onnx nope.vnnlib
+head -c 3000 examples/acasxu_1_1.onnx > "$tmp/trunc.onnx"
+expect_error "truncated onnx" "trunc.onnx" $V "$tmp/trunc.onnx" examples/acasxu_prop_3.vnnlib
+head -c 20000 /dev/urandom > "$tmp/garbage.onnx"
+expect_error "garbage onnx" "garbage.onnx" $V "$tmp/garbage.onnx" examples/acasxu_prop_3.vnnlib
+sed 's/(assert (<= Y_0 Y_1))/(assert (<= Y_0 Y_1)/' examples/acasxu_prop_3.vnnlib > "$tmp/paren.vnnlib"
+expect_error "unbalanced vnnlib" "paren.vnnlib" $V examples/acasxu_1_1.onnx "$tmp/paren.vnnlib"
+sed 's/X_4 0.3/X_4 0.3x/' examples/acasxu_prop_3.vnnlib > "$tmp/num.vnnlib"
+expect_error "bad number vnnlib" "num.vnnlib" $V examples/acasxu_1_1.onnx "$tmp/num.vnnlib"
+sed 's/Y_0 Y_1))/Y_0 Y_9))/' examples/acasxu_prop_3.vnnlib > "$tmp/undecl.vnnlib"
+expect_error "undeclared variable vnnlib" "undecl.vnnlib" $V examples/acasxu_1_1.onnx "$tmp/undecl.vnnlib"
+expect_error "spec/network size mismatch" "prop_0_0.03.vnnlib" $V examples/acasxu_1_1.onnx $S/benchmarks/mnist_fc/vnnlib/prop_0_0.03.vnnlib
+LC_ALL=C sed 's/Relu/Relx/g' examples/acasxu_1_1.onnx > "$tmp/unknown_op.onnx"
+expect_error "unsupported op" "Relx" $V "$tmp/unknown_op.onnx" examples/acasxu_prop_3.vnnlib
+echo "1 2 3" | expect_error "eval: wrong input length" "stdin:1" $V --eval examples/acasxu_1_1.onnx
+
+# the bundled example and a known counterexample (prop_2 on net 2_1 is sat)
+$V examples/acasxu_1_1.onnx examples/acasxu_prop_3.vnnlib --timeout 60 > "$tmp/out" 2> "$tmp/err"
+head -1 "$tmp/out" | grep -q -E '^(unsat|unknown)$' && ok "example prop_3 answered: $(head -1 "$tmp/out")" || bad "example prop_3: $(cat "$tmp/out" "$tmp/err")"
+$V examples/acasxu_2_1.onnx examples/acasxu_prop_2.vnnlib --timeout 60 --result "$tmp/res" > "$tmp/out" 2> "$tmp/err"
+if head -1 "$tmp/res" | grep -q '^sat$' && grep -q '(Y_4 ' "$tmp/res"; then ok "prop_2 on 2_1 is sat with a counterexample"; else bad "prop_2 on 2_1: $(cat "$tmp/res" "$tmp/err")"; fi
+
+# --bounds prints JSON with one box
+$V --bounds crown examples/acasxu_1_1.onnx examples/acasxu_prop_3.vnnlib > "$tmp/b.json" 2> "$tmp/err" &&
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); b=d['boxes']; assert len(b)==1 and len(b[0]['lower'])==5 and all(l<=u for l,u in zip(b[0]['lower'],b[0]['upper']))" "$tmp/b.json" &&
+    ok "bounds json" || bad "bounds json: $(cat "$tmp/err")"
+
+# ONNX conformance: every case whose ops we support passes; the rest fail with a clear error
+if [ -x $S/conformance/check.sh ]; then
+    CONF_TIMEOUT=20 $S/conformance/check.sh $V > "$tmp/conf" 2>&1
+    tail -1 "$tmp/conf"
+    if grep -q "^FAIL" "$tmp/conf"; then bad "conformance: $(grep '^FAIL' "$tmp/conf" | head -5)"; else ok "conformance"; fi
+fi
+
+if [ $fails -ne 0 ]; then echo "e2e: $fails failed"; exit 1; fi
+echo "e2e: all passed"
