@@ -41,6 +41,9 @@ void bnd_lin_csr_finish(bnd_linop *L);
 void bnd_lin_free(bnd_linop *L);
 /* Y (k x out) = X (k x in) · J^T, with |J| if use_abs. */
 void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y);
+/* The three IBP products in one pass: yc = J c, [yr; ym] = |J| [r; m]
+ * (rm holds r then m, n_in each; yrm gets yr then ym, n_out each). */
+void bnd_lin_ibp(const bnd_linop *L, const double *c, const double *rm, double *yc, double *yrm);
 /* B (k x in) = A (k x out) · J, or B += A·J when accumulate. */
 void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B, int accumulate);
 

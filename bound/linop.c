@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,10 +100,12 @@ void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X
         double *y = Y + r * L->n_out;
         for (int64_t o = 0; o < L->n_out; o++) {
             double s = 0;
-            for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++) {
-                double v = L->val[p];
-                s += (use_abs && v < 0 ? -v : v) * x[L->col[p]];
-            }
+            if (use_abs)
+                for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++)
+                    s += fabs(L->val[p]) * x[L->col[p]];
+            else
+                for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++)
+                    s += L->val[p] * x[L->col[p]];
             y[o] = s;
         }
     }
@@ -157,6 +160,28 @@ static int matmul_backward_sparse(const bnd_linop *L, int64_t rows, const double
     }
     free(nz), free(idx), free(As), free(Ws);
     return 1;
+}
+
+void bnd_lin_ibp(const bnd_linop *L, const double *c, const double *rm, double *yc, double *yrm)
+{
+    if (L->kind == BND_LIN_MATMUL) {
+        bnd_lin_forward(L, 0, 1, c, yc);
+        bnd_lin_forward(L, 1, 2, rm, yrm);
+        return;
+    }
+    const double *r = rm, *m = rm + L->n_in;
+    double *yr = yrm, *ym = yrm + L->n_out;
+    for (int64_t o = 0; o < L->n_out; o++) {
+        double sc = 0, sr = 0, sm = 0;
+        for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++) {
+            int64_t j = L->col[p];
+            double v = L->val[p], a = v < 0 ? -v : v;
+            sc += v * c[j];
+            sr += a * r[j];
+            sm += a * m[j];
+        }
+        yc[o] = sc, yr[o] = sr, ym[o] = sm;
+    }
 }
 
 void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B, int accumulate)
