@@ -81,6 +81,27 @@ static void check_box(const nn_graph *g, bnd_net *n, const double *lo, const dou
     free(y);
 }
 
+/* On a point box both methods must pin f(x) down to rounding: this checks
+ * that the lowering has the evaluator's semantics, op by op. */
+static void check_point(const nn_graph *g, bnd_net *n, const double *x)
+{
+    int64_t ny = bnd_n_out(n);
+    double *v = malloc(sizeof(double) * (size_t)(3 * ny));
+    double *y = v, *lb = v + ny, *ub = v + 2 * ny;
+    err e = {0};
+    cr_assert_eq(nn_eval(g, x, y, &e), 0, "%s", e.msg);
+    for (int m = 0; m < 2; m++) {
+        cr_assert_eq(bnd_compute(n, m ? BND_CROWN : BND_IBP, x, x, NULL, 0, lb, ub, &e), 0);
+        for (int64_t o = 0; o < ny; o++) {
+            double tol = 1e-9 * (1 + fabs(y[o]));
+            cr_expect(ub[o] - lb[o] <= tol && lb[o] <= y[o] + tol && y[o] <= ub[o] + tol,
+                      "%s point box, method %d, output %lld: [%.17g, %.17g] vs %.17g", g->source,
+                      m, (long long)o, lb[o], ub[o], y[o]);
+        }
+    }
+    free(v);
+}
+
 /* The first instance of `onnx` in the benchmark's instances.csv: its box,
  * then `nsub` random sub-boxes of it. */
 static void check_benchmark(const char *bench, const char *onnx, int nsub, int ns, tally *t)
@@ -129,6 +150,9 @@ static void check_benchmark(const char *bench, const char *onnx, int nsub, int n
         }
         check_box(g, n, lo, hi, ns, t);
     }
+    for (int64_t i = 0; i < nx; i++)
+        lo[i] = 0.5 * (p->regions[0].lo[i] + p->regions[0].hi[i]);
+    check_point(g, n, lo);
     free(lo), free(hi);
     bnd_net_free(n);
     spec_free(p);
@@ -317,8 +341,92 @@ Test(soundness, random_dags_with_every_op_contain_samples)
             }
             check_box(g, n, lo, hi, 400, &t);
         }
+        check_point(g, n, lo);
         bnd_net_free(n);
         nn_graph_free(g);
     }
     report("random DAGs", &t);
+}
+
+/* x[1,3,8] -> 1-D Conv (stride 2, SAME_UPPER) -> Relu -> AveragePool (pads,
+ * count_include_pad) -> Slice (negative step) -> Concat with a constant ->
+ * Reshape -> MatMul with a constant LEFT operand -> Sub of a computed,
+ * broadcast row (ReduceMean keepdims) -> Relu -> Add(r, r) -> Reshape ->
+ * Gemm with transA. */
+static nn_graph *random_dag2(void)
+{
+    nn_graph *g = nn_graph_new("dag2.onnx");
+    g->opset = 13;
+    err e = {0};
+    int64_t dx[3] = {1, 3, 8}, dw[3] = {4, 3, 3}, dc[3] = {1, 2, 4}, dl[2] = {5, 6};
+    int64_t dg[2] = {20, 3};
+    int x = T(g, "x");
+    cr_assert_eq(nn_tensor_set_shape(g, x, 3, dx, &e), 0);
+    int k = N(g, "Conv", 2, (int[]){x, K(g, "w", 3, dw, 0.6)}, "c1");
+    int64_t s2[1] = {2}, k3[1] = {3}, p11[2] = {1, 1};
+    ints(g, k, "strides", 1, s2);
+    nn_node_attr_string(g, k, "auto_pad", "SAME_UPPER", &e);
+    N(g, "Relu", 1, (int[]){T(g, "c1")}, "r");
+    k = N(g, "AveragePool", 1, (int[]){T(g, "r")}, "p");
+    ints(g, k, "kernel_shape", 1, k3);
+    ints(g, k, "pads", 2, p11);
+    nn_node_attr_int(g, k, "count_include_pad", 1, &e);
+    int64_t st[1] = {-1}, en[1] = {-100}, ax[1] = {2}, sp[1] = {-1};
+    N(g, "Slice", 5,
+      (int[]){T(g, "p"), KI(g, "st", 1, st), KI(g, "en", 1, en), KI(g, "ax", 1, ax),
+              KI(g, "sp", 1, sp)},
+      "sl");
+    k = N(g, "Concat", 2, (int[]){T(g, "sl"), K(g, "cst", 3, dc, 1.0)}, "cc");
+    nn_node_attr_int(g, k, "axis", 1, &e);
+    int64_t shp[2] = {6, 4}, col[2] = {20, 1}, ax0[1] = {0};
+    N(g, "Reshape", 2, (int[]){T(g, "cc"), KI(g, "shp", 2, shp)}, "f");
+    N(g, "MatMul", 2, (int[]){K(g, "wl", 2, dl, 0.5), T(g, "f")}, "mm");
+    k = N(g, "ReduceMean", 1, (int[]){T(g, "mm")}, "mean");
+    ints(g, k, "axes", 1, ax0);
+    N(g, "Sub", 2, (int[]){T(g, "mm"), T(g, "mean")}, "s2");
+    N(g, "Relu", 1, (int[]){T(g, "s2")}, "rr");
+    N(g, "Add", 2, (int[]){T(g, "rr"), T(g, "rr")}, "a2");
+    N(g, "Reshape", 2, (int[]){T(g, "a2"), KI(g, "col", 2, col)}, "cv");
+    k = N(g, "Gemm", 2, (int[]){T(g, "cv"), K(g, "wg", 2, dg, 0.5)}, "y");
+    nn_node_attr_int(g, k, "transA", 1, &e);
+    cr_assert_eq(nn_graph_add_input(g, x, &e), 0);
+    cr_assert_eq(nn_graph_add_output(g, T(g, "y"), &e), 0);
+    cr_assert_eq(nn_graph_finalize(g, &e), 0, "%s", e.msg);
+    return g;
+}
+
+Test(soundness, random_dags_with_1d_conv_and_broadcasts_contain_samples)
+{
+    tally t = {0};
+    for (int v = 0; v < 6; v++) {
+        nn_graph *g = random_dag2();
+        bnd_net *n = NULL;
+        err e = {0};
+        cr_assert_eq(bnd_net_new(g, &n, &e), 0, "%s", e.msg);
+        cr_assert_eq(bnd_n_in(n), 24);
+        cr_assert_eq(bnd_n_out(n), 3);
+        double lo[24], hi[24];
+        for (int b = 0; b < 3; b++) {
+            double rad = 0.01 + 0.3 * unif();
+            for (int i = 0; i < 24; i++) {
+                double c = 2 * unif() - 1;
+                lo[i] = c - rad * unif();
+                hi[i] = c + rad * unif();
+            }
+            check_box(g, n, lo, hi, 400, &t);
+        }
+        /* a point box: bounds must pin the value down to rounding */
+        for (int i = 0; i < 24; i++)
+            lo[i] = hi[i] = 2 * unif() - 1;
+        double y[3], lb[3], ub[3];
+        cr_assert_eq(nn_eval(g, lo, y, &e), 0);
+        cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, NULL, 0, lb, ub, &e), 0);
+        for (int o = 0; o < 3; o++)
+            cr_expect(ub[o] - lb[o] < 1e-12 * (1 + fabs(y[o])) && lb[o] <= y[o] + 1e-13 &&
+                          y[o] <= ub[o] + 1e-13,
+                      "point box: [%.17g, %.17g] vs %.17g", lb[o], ub[o], y[o]);
+        bnd_net_free(n);
+        nn_graph_free(g);
+    }
+    report("random DAGs (1-D conv, broadcasts)", &t);
 }
