@@ -30,6 +30,7 @@ typedef struct {
     int64_t k;
     double **A;   /* per layer, NULL when not reached */
     double *cb, *er;
+    const double *const *alpha; /* optional per-row lower slopes, per layer */
 } bwd;
 
 static int oom(bwd *b, err *e)
@@ -154,6 +155,8 @@ static const double *act_errw(bwd *b, int i)
     for (int64_t j = 0; j < L->size; j++) {
         double sw = fmax(fabs(L->lw[j]), fabs(L->uw[j]));
         double sb = fmax(fabs(L->lb[j]), fabs(L->ub[j]));
+        if (L->lw[j] != L->uw[j] && sw < 1)
+            sw = 1; /* unstable: an overriding lower slope (alpha) is at most 1 */
         L->errw[j] = sw * mz[j] + sb;
     }
     L->errw_ok = 1;
@@ -212,13 +215,17 @@ static int back_act(bwd *b, int i, err *e)
     /* one rounding per product, n-term bias sums, the update of cb */
     double g = bnd_gamma((double)(n + 3));
     const double *lw = L->lw, *uw = L->uw, *lb = L->lb, *ub = L->ub;
+    const double *al = b->alpha && L->act->lower_alpha ? b->alpha[i] : NULL;
     for (int64_t r = 0; r < k; r++) {
         const double *a = Ai + r * n;
         double *dr = d + r * n, s = 0, ea = 0;
         for (int64_t j = 0; j < n; j++) {
             double aj = a[j];
             int pos = aj >= 0;
-            dr[j] = aj * (pos ? lw[j] : uw[j]);
+            double slope = pos ? lw[j] : uw[j];
+            if (al && pos && lb[j] == 0 && lw[j] != uw[j]) /* unstable, line through 0 */
+                slope = fmin(1.0, fmax(0.0, al[r * n + j]));
+            dr[j] = aj * slope;
             s += aj * (pos ? lb[j] : ub[j]);
             ea += fabs(aj) * v[j];
         }
@@ -260,10 +267,10 @@ static int concretize(bwd *b, int i, err *e)
 }
 
 int bnd_backward(bnd_net *net, int start, int64_t k, const double *A0, int stop_at_act,
-                 double *lbv, err *e)
+                 const double *const *alpha, double *lbv, err *e)
 {
     int nl = net->n_layers;
-    bwd b = {net, k, NULL, NULL, NULL};
+    bwd b = {net, k, NULL, NULL, NULL, alpha};
     b.A = calloc((size_t)nl, sizeof(double *));
     b.cb = calloc((size_t)(k ? k : 1), sizeof(double));
     b.er = calloc((size_t)(k ? k : 1), sizeof(double));
@@ -316,7 +323,7 @@ int bnd_crown_refine(bnd_net *net, int i, err *e)
     int all = net->interm == BND_INTERM_ALL, meet = net->interm == BND_INTERM_BEST;
     int64_t n = L->size, ku = 0;
     for (int64_t t = 0; t < n; t++)
-        ku += all || bnd_relu_rule.unstable(L->lo[t], L->hi[t]);
+        ku += all || L->preact_rule->unstable(L->lo[t], L->hi[t]);
     if (ku == 0 || ku > net->crown_max_rows)
         return 0; /* policy: too many rows -> keep IBP bounds */
     int64_t *idx = malloc((size_t)ku * sizeof(int64_t));
@@ -328,13 +335,13 @@ int bnd_crown_refine(bnd_net *net, int i, err *e)
         goto done;
     }
     for (int64_t t = 0, q = 0; t < n; t++)
-        if (all || bnd_relu_rule.unstable(L->lo[t], L->hi[t])) {
+        if (all || L->preact_rule->unstable(L->lo[t], L->hi[t])) {
             idx[q] = t;
             A0[q * n + t] = 1.0;
             A0[(ku + q) * n + t] = -1.0;
             q++;
         }
-    rc = bnd_backward(net, i, 2 * ku, A0, 0, lbv, e);
+    rc = bnd_backward(net, i, 2 * ku, A0, 0, NULL, lbv, e);
     if (rc == 0)
         for (int64_t q = 0; q < ku; q++) {
             int64_t t = idx[q];

@@ -58,6 +58,9 @@ typedef struct bnd_act_rule {
                   double *uw, double *ub);
     /* 1 if neuron needs a tight input bound (e.g. an unstable ReLU). */
     int (*unstable)(double l, double u);
+    /* 1 if, on unstable neurons, alpha·x is a valid lower line for every
+     * alpha in [0, 1] (ReLU): alpha-CROWN may then override the slope. */
+    int lower_alpha;
 } bnd_act_rule;
 
 extern const bnd_act_rule bnd_relu_rule;
@@ -77,6 +80,7 @@ typedef struct bnd_layer {
     int coef_err;          /* relative roundings (each <= u) in stored J and bias */
     const bnd_act_rule *act;
     int is_preact;         /* input of a nonlinearity: gets CROWN bounds */
+    const bnd_act_rule *preact_rule; /* that nonlinearity's rule (its `unstable`) */
     int ibp_exact;         /* only a box-preserving map of the input: IBP = CROWN */
     int out_tensor;        /* graph tensor this layer computes (lowering only) */
     /* workspace */
@@ -150,8 +154,12 @@ int bnd_act_relax(bnd_net *n, int i, err *e);
  * `start`, over the current bounds of every layer (input box = layer 0's),
  * by CROWN through the relaxations of the ACT layers, or (stop_at_act) by
  * concretising at the ACT layers' intervals (IBP with merged objective). */
+/* alpha (may be NULL): per layer, NULL or a k x size matrix of lower slopes
+ * in [0, 1] overriding the relaxation's lower line of that ACT layer's
+ * unstable neurons row by row (for alpha-CROWN; valid for ReLU-like rules
+ * whose lower line through the origin may take any such slope). */
 int bnd_backward(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
-                 double *lbv, err *e);
+                 const double *const *alpha, double *lbv, err *e);
 int bnd_crown_refine(bnd_net *n, int i, err *e);
 
 #endif
