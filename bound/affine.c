@@ -50,6 +50,10 @@ static int gemm_bias(bnd_lower_ctx *cx, int k, int c_t, double beta, double **ou
 static int const_left(bnd_lower_ctx *cx, int k, int xl, const double *W, int64_t M,
                       int64_t K, int64_t N, double alpha, double *bias, int coef_err, err *e)
 {
+    if (M < 1 || N < 1 || K < 1 || M > BND_MAX_NNZ / N || M * N > BND_MAX_NNZ / K) {
+        free(bias);
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "explicit map too large");
+    }
     bnd_linop *J = bnd_lin_csr_new(M * N, K * N, M * N * K);
     if (!J) {
         free(bias);

@@ -112,7 +112,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
     if (n_out != Y->size || w.C * w.H * w.W != X->size)
         return bnd_node_err(cx, k, e, ERR_SHAPE, "output shape");
     int64_t per = cg * KH * KW;
-    if (per > 0 && n_out > NN_MAX_ELEMS / per)
+    if (per > 0 && n_out > BND_MAX_NNZ / per)
         return bnd_node_err(cx, k, e, ERR_NOMEM, "explicit convolution map too large");
     bnd_linop *J = bnd_lin_csr_new(n_out, X->size, n_out * per);
     double *bias = Bt ? malloc((size_t)n_out * sizeof(double)) : NULL;
@@ -170,7 +170,7 @@ int bnd_lower_avgpool(bnd_lower_ctx *cx, int k, err *e)
         return bnd_node_err(cx, k, e, ERR_SHAPE, "output shape");
     int incl = (int)nn_attr_int(nd, "count_include_pad", 0);
     int64_t n_out = Y->size;
-    if (KH * KW > 0 && n_out > NN_MAX_ELEMS / (KH * KW))
+    if (KH > NN_MAX_ELEMS / KW || n_out > BND_MAX_NNZ / (KH * KW))
         return bnd_node_err(cx, k, e, ERR_NOMEM, "pooling map too large");
     bnd_linop *J = bnd_lin_csr_new(n_out, X->size, n_out * KH * KW);
     if (!J)

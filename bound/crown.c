@@ -312,43 +312,76 @@ done:
     return rc;
 }
 
+/* bnd_backward over row blocks small enough that each coefficient matrix
+ * stays within BND_MAX_A_ENTRIES doubles (rows are independent). */
+int bnd_backward_rows(bnd_net *net, int start, int64_t k, const double *A0, int stop_at_act,
+                      double *lbv, err *e)
+{
+    int64_t widest = 1, n0 = net->layers[start].size;
+    for (int i = 0; i <= start; i++)
+        if (net->layers[i].size > widest)
+            widest = net->layers[i].size;
+    int64_t block = BND_MAX_A_ENTRIES / widest;
+    if (block < 1)
+        block = 1;
+    for (int64_t r = 0; r < k; r += block) {
+        int64_t kk = k - r < block ? k - r : block;
+        int rc = bnd_backward(net, start, kk, A0 + r * n0, stop_at_act, NULL, lbv + r, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* CROWN bounds for the neurons of pre-activation layer i selected by the
- * policy (bnd_interm; rows +e_t and -e_t in one pass), replacing or
- * intersecting the current IBP bounds. */
+ * policy (bnd_interm; rows +e_t and -e_t), replacing or intersecting the
+ * current IBP bounds. Rows go in blocks that keep every coefficient matrix
+ * within BND_MAX_A_ENTRIES doubles. */
 int bnd_crown_refine(bnd_net *net, int i, err *e)
 {
     bnd_layer *L = &net->layers[i];
     if (L->kind == BND_L_INPUT)
         return 0;
     int all = net->interm == BND_INTERM_ALL, meet = net->interm == BND_INTERM_BEST;
-    int64_t n = L->size, ku = 0;
+    int64_t n = L->size, ku = 0, widest = 1;
     for (int64_t t = 0; t < n; t++)
         ku += all || L->preact_rule->unstable(L->lo[t], L->hi[t]);
     if (ku == 0 || ku > net->crown_max_rows)
         return 0; /* policy: too many rows -> keep IBP bounds */
+    for (int j = 0; j <= i; j++)
+        if (net->layers[j].size > widest)
+            widest = net->layers[j].size;
+    int64_t block = BND_MAX_A_ENTRIES / (2 * widest);
+    if (block < 1)
+        block = 1;
+    if (block > ku)
+        block = ku;
     int64_t *idx = malloc((size_t)ku * sizeof(int64_t));
-    double *A0 = calloc((size_t)(2 * ku * n), sizeof(double));
-    double *lbv = malloc((size_t)(2 * ku) * sizeof(double));
+    double *A0 = malloc((size_t)(2 * block * n) * sizeof(double));
+    double *lbv = malloc((size_t)(2 * block) * sizeof(double));
     int rc = 0;
     if (!idx || !A0 || !lbv) {
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
         goto done;
     }
     for (int64_t t = 0, q = 0; t < n; t++)
-        if (all || L->preact_rule->unstable(L->lo[t], L->hi[t])) {
-            idx[q] = t;
-            A0[q * n + t] = 1.0;
-            A0[(ku + q) * n + t] = -1.0;
-            q++;
+        if (all || L->preact_rule->unstable(L->lo[t], L->hi[t]))
+            idx[q++] = t;
+    for (int64_t q0 = 0; q0 < ku && rc == 0; q0 += block) {
+        int64_t kb = ku - q0 < block ? ku - q0 : block;
+        memset(A0, 0, (size_t)(2 * kb * n) * sizeof(double));
+        for (int64_t q = 0; q < kb; q++) {
+            A0[q * n + idx[q0 + q]] = 1.0;
+            A0[(kb + q) * n + idx[q0 + q]] = -1.0;
         }
-    rc = bnd_backward(net, i, 2 * ku, A0, 0, NULL, lbv, e);
-    if (rc == 0)
-        for (int64_t q = 0; q < ku; q++) {
-            int64_t t = idx[q];
-            double l = lbv[q], u = -lbv[ku + q];
+        rc = bnd_backward(net, i, 2 * kb, A0, 0, NULL, lbv, e);
+        for (int64_t q = 0; rc == 0 && q < kb; q++) {
+            int64_t t = idx[q0 + q];
+            double l = lbv[q], u = -lbv[kb + q];
             L->lo[t] = meet && L->lo[t] > l ? L->lo[t] : l;
             L->hi[t] = meet && L->hi[t] < u ? L->hi[t] : u;
         }
+    }
 done:
     free(idx), free(A0), free(lbv);
     return rc;

@@ -34,6 +34,10 @@ typedef struct bnd_linop {
     double *val;
 } bnd_linop;
 
+/* Largest explicit sparse map built for one op (entries): beyond it the op
+ * is reported unsupported rather than allocating gigabytes. */
+#define BND_MAX_NNZ ((int64_t)1 << 25)
+
 bnd_linop *bnd_lin_matmul_new(int64_t M, int64_t K, int64_t N, const double *W);
 /* Empty CSR with room for nnz entries; fill rowptr/col/val, then _finish. */
 bnd_linop *bnd_lin_csr_new(int64_t n_out, int64_t n_in, int64_t nnz);
@@ -160,6 +164,10 @@ int bnd_act_relax(bnd_net *n, int i, err *e);
  * whose lower line through the origin may take any such slope). */
 int bnd_backward(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
                  const double *const *alpha, double *lbv, err *e);
+/* The same without alpha, in row blocks bounding memory (BND_MAX_A_ENTRIES). */
+#define BND_MAX_A_ENTRIES ((int64_t)1 << 24)
+int bnd_backward_rows(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
+                      double *lbv, err *e);
 int bnd_crown_refine(bnd_net *n, int i, err *e);
 
 #endif
