@@ -217,17 +217,32 @@ static int back_act(bwd *b, int i, err *e)
     const double *lw = L->lw, *uw = L->uw, *lb = L->lb, *ub = L->ub;
     const double *al = b->alpha && L->act->lower_alpha ? b->alpha[i] : NULL;
     for (int64_t r = 0; r < k; r++) {
-        const double *a = Ai + r * n;
+        const double *a = Ai + r * n, *alr = al ? al + r * n : NULL;
         double *dr = d + r * n, s = 0, ea = 0;
-        for (int64_t j = 0; j < n; j++) {
-            double aj = a[j];
-            int pos = aj >= 0;
-            double slope = pos ? lw[j] : uw[j];
-            if (al && pos && lb[j] == 0 && lw[j] != uw[j]) /* unstable, line through 0 */
-                slope = fmin(1.0, fmax(0.0, al[r * n + j]));
-            dr[j] = aj * slope;
-            s += aj * (pos ? lb[j] : ub[j]);
-            ea += fabs(aj) * v[j];
+        if (!alr) {
+            for (int64_t j = 0; j < n; j++) {
+                double aj = a[j];
+                if (aj >= 0) {
+                    dr[j] = aj * lw[j];
+                    s += aj * lb[j];
+                    ea += aj * v[j];
+                } else {
+                    dr[j] = aj * uw[j];
+                    s += aj * ub[j];
+                    ea -= aj * v[j];
+                }
+            }
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                double aj = a[j];
+                int pos = aj >= 0;
+                double slope = pos ? lw[j] : uw[j];
+                if (pos && lb[j] == 0 && lw[j] != uw[j]) /* unstable, line through 0 */
+                    slope = fmin(1.0, fmax(0.0, alr[j]));
+                dr[j] = aj * slope;
+                s += aj * (pos ? lb[j] : ub[j]);
+                ea += fabs(aj) * v[j];
+            }
         }
         b->cb[r] += s;
         b->er[r] += g * ea + BND_U * fabs(b->cb[r]);
