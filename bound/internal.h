@@ -20,7 +20,12 @@
 #include "bound.h"
 
 /* ---- linear maps ---- */
-enum { BND_LIN_MATMUL = 1, BND_LIN_CSR = 2 };
+enum { BND_LIN_MATMUL = 1, BND_LIN_CSR = 2, BND_LIN_CONV = 3 };
+
+/* CONV geometry (batch 1; 1-D as height 1). */
+typedef struct bnd_conv_geom {
+    int64_t C, H, W, M, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, group;
+} bnd_conv_geom;
 
 typedef struct bnd_linop {
     int kind;
@@ -32,6 +37,10 @@ typedef struct bnd_linop {
     /* CSR: n_out rows; row o holds y_o = sum val[p] x[col[p]] */
     int64_t *rowptr, *col;
     double *val;
+    /* CONV: W, Wabs hold the kernel (M x C/group·KH·KW); forward is im2col +
+     * dgemm, backward dgemm + col2im (the transposed convolution) */
+    bnd_conv_geom cv;
+    double *cols;          /* scratch: C/group·KH·KW x OH·OW */
 } bnd_linop;
 
 /* Largest explicit sparse map built for one op (entries): beyond it the op
@@ -42,6 +51,7 @@ bnd_linop *bnd_lin_matmul_new(int64_t M, int64_t K, int64_t N, const double *W);
 /* Empty CSR with room for nnz entries; fill rowptr/col/val, then _finish. */
 bnd_linop *bnd_lin_csr_new(int64_t n_out, int64_t n_in, int64_t nnz);
 void bnd_lin_csr_finish(bnd_linop *L);
+bnd_linop *bnd_lin_conv_new(const bnd_conv_geom *g, const double *W);
 void bnd_lin_free(bnd_linop *L);
 /* Y (k x out) = X (k x in) · J^T, with |J| if use_abs. */
 void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y);
