@@ -40,7 +40,8 @@ typedef struct bnd_linop {
     /* CONV: W, Wabs hold the kernel (M x C/group·KH·KW); forward is im2col +
      * dgemm, backward dgemm + col2im (the transposed convolution) */
     bnd_conv_geom cv;
-    double *cols;          /* scratch: C/group·KH·KW x OH·OW */
+    double *cols;          /* scratch: C/group·KH·KW x OH·OW (a bnd_net is used
+                              by one thread at a time) */
 } bnd_linop;
 
 /* Largest explicit sparse map built for one op (entries): beyond it the op
