@@ -106,7 +106,7 @@ static void check_point(const nn_graph *g, bnd_net *n, const double *x)
  * then `nsub` random sub-boxes of it. */
 static void check_benchmark(const char *bench, const char *onnx, int nsub, int ns, tally *t)
 {
-    char path[512], line[1024], vnn[512] = "";
+    char path[2048], line[1024], vnn[1024] = "";
     snprintf(path, sizeof path, "../shared/benchmarks/%s/instances.csv", bench);
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "%s", path);
