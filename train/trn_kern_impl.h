@@ -1,0 +1,506 @@
+/* trn_kern_impl.h: the layer kernels of the trainer, written once over a scalar
+ * type REAL and compiled twice (trn_kern_f.c: float for training, trn_kern_d.c:
+ * double for the gradient checks in the tests). Included only by those two.
+ *
+ * Layout is batch-major NCHW. Every layer has a plain pass (x -> y) and an
+ * interval pass in centre/radius form (m, r): affine maps send the centre
+ * through W and the radius through |W|; ReLU maps [m-r, m+r] to
+ * [relu(m-r), relu(m+r)]. Backward functions overwrite the input gradients
+ * (dx, dm, dr) and accumulate parameter gradients (dW, db). Functions that take
+ * an image range [n0, n1) are the units the driver splits across threads. */
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SFX)
+
+static void FN(gemm)(int ta, int tb, int M, int N, int K, REAL alpha, const REAL *A, int lda,
+                     const REAL *B, int ldb, REAL beta, REAL *C, int ldc)
+{
+    GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+         alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- convolution: y_n = W * im2col(x_n) + b ---- */
+
+/* col[(ci*k + ky)*k + kx][oh*wo + ow] = x[ci][oh*s - p + ky][ow*s - p + kx] (0 outside). */
+static void FN(im2col)(const trn_conv_shape *sh, const REAL *x, REAL *col)
+{
+    int k = sh->k, s = sh->stride, p = sh->pad, H = sh->h, W = sh->w, ho = sh->ho, wo = sh->wo;
+    for (int ci = 0; ci < sh->cin; ci++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                REAL *row = col + ((size_t)(ci * k + ky) * k + kx) * ho * wo;
+                int ow0 = 0, ow1 = wo; /* valid ow: 0 <= ow*s - p + kx < W */
+                while (ow0 < wo && ow0 * s - p + kx < 0)
+                    ow0++;
+                while (ow1 > ow0 && (ow1 - 1) * s - p + kx >= W)
+                    ow1--;
+                for (int oh = 0; oh < ho; oh++) {
+                    int ih = oh * s - p + ky;
+                    REAL *dst = row + (size_t)oh * wo;
+                    if (ih < 0 || ih >= H) {
+                        for (int ow = 0; ow < wo; ow++)
+                            dst[ow] = 0;
+                        continue;
+                    }
+                    const REAL *src = x + ((size_t)ci * H + ih) * W - p + kx;
+                    for (int ow = 0; ow < ow0; ow++)
+                        dst[ow] = 0;
+                    if (s == 1)
+                        for (int ow = ow0; ow < ow1; ow++)
+                            dst[ow] = src[ow];
+                    else
+                        for (int ow = ow0; ow < ow1; ow++)
+                            dst[ow] = src[ow * s];
+                    for (int ow = ow1; ow < wo; ow++)
+                        dst[ow] = 0;
+                }
+            }
+}
+
+/* The adjoint of im2col: dx (zeroed here) += scatter of dcol. */
+static void FN(col2im)(const trn_conv_shape *sh, const REAL *col, REAL *dx)
+{
+    int k = sh->k, s = sh->stride, p = sh->pad, H = sh->h, W = sh->w, ho = sh->ho, wo = sh->wo;
+    for (size_t i = 0; i < (size_t)sh->cin * H * W; i++)
+        dx[i] = 0;
+    for (int ci = 0; ci < sh->cin; ci++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                const REAL *row = col + ((size_t)(ci * k + ky) * k + kx) * ho * wo;
+                int ow0 = 0, ow1 = wo;
+                while (ow0 < wo && ow0 * s - p + kx < 0)
+                    ow0++;
+                while (ow1 > ow0 && (ow1 - 1) * s - p + kx >= W)
+                    ow1--;
+                for (int oh = 0; oh < ho; oh++) {
+                    int ih = oh * s - p + ky;
+                    if (ih < 0 || ih >= H)
+                        continue;
+                    const REAL *src = row + (size_t)oh * wo;
+                    REAL *dst = dx + ((size_t)ci * H + ih) * W - p + kx;
+                    if (s == 1)
+                        for (int ow = ow0; ow < ow1; ow++)
+                            dst[ow] += src[ow];
+                    else
+                        for (int ow = ow0; ow < ow1; ow++)
+                            dst[ow * s] += src[ow];
+                }
+            }
+}
+
+/* y[n] = W x[n] + b for n in [n0, n1); b may be NULL. col: K*ho*wo scratch. */
+void FN(trn_conv_fwd)(const trn_conv_shape *sh, const REAL *W, const REAL *b, const REAL *x,
+                      REAL *y, int n0, int n1, REAL *col)
+{
+    int K = sh->cin * sh->k * sh->k, P = sh->ho * sh->wo;
+    size_t in_sz = (size_t)sh->cin * sh->h * sh->w, out_sz = (size_t)sh->cout * P;
+    for (int n = n0; n < n1; n++) {
+        FN(im2col)(sh, x + n * in_sz, col);
+        REAL *yn = y + n * out_sz;
+        if (b)
+            for (int co = 0; co < sh->cout; co++)
+                for (int i = 0; i < P; i++)
+                    yn[(size_t)co * P + i] = b[co];
+        FN(gemm)(0, 0, sh->cout, P, K, 1, W, K, col, P, b ? 1 : 0, yn, P);
+    }
+}
+
+/* dW += dy_n col_n^T, db += sum dy_n (db may be NULL), dx_n = col2im(W^T dy_n)
+ * (dx may be NULL). col: K*ho*wo scratch. */
+void FN(trn_conv_bwd)(const trn_conv_shape *sh, const REAL *W, const REAL *x, const REAL *dy,
+                      REAL *dW, REAL *db, REAL *dx, int n0, int n1, REAL *col)
+{
+    int K = sh->cin * sh->k * sh->k, P = sh->ho * sh->wo;
+    size_t in_sz = (size_t)sh->cin * sh->h * sh->w, out_sz = (size_t)sh->cout * P;
+    for (int n = n0; n < n1; n++) {
+        const REAL *dyn = dy + n * out_sz;
+        FN(im2col)(sh, x + n * in_sz, col);
+        FN(gemm)(0, 1, sh->cout, K, P, 1, dyn, P, col, P, 1, dW, K);
+        if (db)
+            for (int co = 0; co < sh->cout; co++) {
+                REAL s = 0;
+                for (int i = 0; i < P; i++)
+                    s += dyn[(size_t)co * P + i];
+                db[co] += s;
+            }
+        if (dx) {
+            FN(gemm)(1, 0, K, P, sh->cout, 1, W, K, dyn, P, 0, col, P);
+            FN(col2im)(sh, col, dx + n * in_sz);
+        }
+    }
+}
+
+/* ---- linear: y = x W^T + b, W is [out x in] ---- */
+
+void FN(trn_lin_fwd)(const REAL *W, const REAL *b, const REAL *x, REAL *y, int N, int in, int out)
+{
+    if (b)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++)
+                y[(size_t)n * out + o] = b[o];
+    FN(gemm)(0, 1, N, out, in, 1, x, in, W, in, b ? 1 : 0, y, out);
+}
+
+void FN(trn_lin_bwd)(const REAL *W, const REAL *x, const REAL *dy, REAL *dW, REAL *db, REAL *dx,
+                     int N, int in, int out)
+{
+    FN(gemm)(1, 0, out, in, N, 1, dy, out, x, in, 1, dW, in);
+    if (db)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++)
+                db[o] += dy[(size_t)n * out + o];
+    if (dx)
+        FN(gemm)(0, 0, N, in, out, 1, dy, out, W, in, 0, dx, in);
+}
+
+/* ---- batch normalisation ---- */
+
+/* Batch mean and biased variance per channel over N*HW values (double sums). */
+void FN(trn_bn_stats)(const REAL *x, int N, int C, int HW, double *mean, double *var)
+{
+    for (int c = 0; c < C; c++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const REAL *p = x + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++)
+                s += p[i];
+        }
+        double mu = s / ((double)N * HW), s2 = 0;
+        for (int n = 0; n < N; n++) {
+            const REAL *p = x + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++)
+                s2 += (p[i] - mu) * (p[i] - mu);
+        }
+        mean[c] = mu;
+        var[c] = s2 / ((double)N * HW);
+    }
+}
+
+/* y = x * scale[c] + shift[c] (shift may be NULL) for images [n0, n1). */
+void FN(trn_bn_affine)(const REAL *x, REAL *y, int C, int HW, const REAL *scale,
+                       const REAL *shift, int n0, int n1)
+{
+    for (int n = n0; n < n1; n++)
+        for (int c = 0; c < C; c++) {
+            const REAL *p = x + ((size_t)n * C + c) * HW;
+            REAL *q = y + ((size_t)n * C + c) * HW;
+            REAL a = scale[c], t = shift ? shift[c] : 0;
+            for (int i = 0; i < HW; i++)
+                q[i] = p[i] * a + t;
+        }
+}
+
+/* Per-channel sums for the BN backward over images [n0, n1), added into
+ * sums[5][C]: sum gy, sum gy (x-mu), sum gm, sum gm (m-mu), sum gr r.
+ * The interval arguments (m, r, gm, gr) may all be NULL. */
+void FN(trn_bn_bwd_sums)(const REAL *x, const REAL *gy, const REAL *m, const REAL *gm,
+                         const REAL *r, const REAL *gr, int C, int HW, const double *mean,
+                         double *sums, int n0, int n1)
+{
+    for (int n = n0; n < n1; n++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)n * C + c) * HW;
+            REAL mu = (REAL)mean[c];
+            REAL s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+            for (int i = 0; i < HW; i++) {
+                s0 += gy[o + i];
+                s1 += gy[o + i] * (x[o + i] - mu);
+            }
+            if (m)
+                for (int i = 0; i < HW; i++) {
+                    s2 += gm[o + i];
+                    s3 += gm[o + i] * (m[o + i] - mu);
+                    s4 += gr[o + i] * r[o + i];
+                }
+            sums[c] += s0;
+            sums[C + c] += s1;
+            sums[2 * C + c] += s2;
+            sums[3 * C + c] += s3;
+            sums[4 * C + c] += s4;
+        }
+}
+
+/* From the sums: parameter gradients (added to dgamma, dbeta) and the
+ * per-channel coefficients of the input gradient, coef[4][C]:
+ * dx = gy*g_s + coef0 + coef1*(x-mu), dm = gm*g_s, dr = gr*|g_s|, with g_s = gamma*s.
+ * With y = gamma (x-mu) s + beta, s = (var+eps)^-1/2, m' = gamma (m-mu) s + beta,
+ * r' = |gamma| s r: dmu = -gamma s (S0+S2), ds = gamma (S1+S3) + |gamma| S4,
+ * dvar = -ds s^3 / 2, and dx gets dmu/M + dvar 2 (x-mu)/M (M = N*HW; the
+ * mean's own effect on var vanishes since sum (x-mu) = 0). */
+void FN(trn_bn_bwd_coef)(const double *sums, const REAL *gamma, const double *mean,
+                         const double *var, double eps, int C, double M, REAL *dgamma,
+                         REAL *dbeta, double *coef)
+{
+    (void)mean;
+    for (int c = 0; c < C; c++) {
+        double S0 = sums[c], S1 = sums[C + c], S2 = sums[2 * C + c], S3 = sums[3 * C + c],
+               S4 = sums[4 * C + c];
+        double s = 1.0 / sqrt(var[c] + eps), g = gamma[c], sg = g >= 0 ? 1.0 : -1.0;
+        dbeta[c] += (REAL)(S0 + S2);
+        dgamma[c] += (REAL)((S1 + S3) * s + sg * s * S4);
+        double dmu = -g * s * (S0 + S2);
+        double ds = g * (S1 + S3) + fabs(g) * S4;
+        double dvar = -0.5 * ds * s * s * s;
+        coef[c] = g * s;
+        coef[C + c] = dmu / M;
+        coef[2 * C + c] = 2.0 * dvar / M;
+        coef[3 * C + c] = fabs(g) * s;
+    }
+}
+
+void FN(trn_bn_bwd_apply)(const REAL *x, const REAL *gy, const REAL *gm, const REAL *gr,
+                          REAL *dx, REAL *dm, REAL *dr, int C, int HW, const double *mean,
+                          const double *coef, int n0, int n1)
+{
+    for (int n = n0; n < n1; n++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)n * C + c) * HW;
+            REAL a = (REAL)coef[c], b0 = (REAL)coef[C + c], b1 = (REAL)coef[2 * C + c],
+                 ar = (REAL)coef[3 * C + c], mu = (REAL)mean[c];
+            for (int i = 0; i < HW; i++)
+                dx[o + i] = gy[o + i] * a + b0 + b1 * (x[o + i] - mu);
+            if (dm)
+                for (int i = 0; i < HW; i++) {
+                    dm[o + i] = gm[o + i] * a;
+                    dr[o + i] = gr[o + i] * ar;
+                }
+        }
+}
+
+/* ---- ReLU: element ranges [i0, i1) ---- */
+
+void FN(trn_relu_fwd)(const REAL *x, REAL *y, size_t i0, size_t i1)
+{
+    for (size_t i = i0; i < i1; i++)
+        y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+void FN(trn_relu_bwd)(const REAL *x, const REAL *gy, REAL *gx, size_t i0, size_t i1)
+{
+    for (size_t i = i0; i < i1; i++)
+        gx[i] = x[i] > 0 ? gy[i] : 0;
+}
+
+void FN(trn_relu_ibp_fwd)(const REAL *m, const REAL *r, REAL *mo, REAL *ro, size_t i0, size_t i1)
+{
+    for (size_t i = i0; i < i1; i++) {
+        REAL l = m[i] - r[i], u = m[i] + r[i];
+        l = l > 0 ? l : 0;
+        u = u > 0 ? u : 0;
+        mo[i] = (u + l) * (REAL)0.5;
+        ro[i] = (u - l) * (REAL)0.5;
+    }
+}
+
+/* m' = (relu(u)+relu(l))/2, r' = (relu(u)-relu(l))/2: gu = [u>0](gm'+gr')/2,
+ * gl = [l>0](gm'-gr')/2, gm = gu + gl, gr = gu - gl. */
+void FN(trn_relu_ibp_bwd)(const REAL *m, const REAL *r, const REAL *gmo, const REAL *gro, REAL *gm,
+                          REAL *gr, size_t i0, size_t i1)
+{
+    for (size_t i = i0; i < i1; i++) {
+        REAL l = m[i] - r[i], u = m[i] + r[i];
+        REAL gu = u > 0 ? (gmo[i] + gro[i]) * (REAL)0.5 : 0;
+        REAL gl = l > 0 ? (gmo[i] - gro[i]) * (REAL)0.5 : 0;
+        gm[i] = gu + gl;
+        gr[i] = gu - gl;
+    }
+}
+
+/* ---- the last layer with the specification folded in ----
+ * For sample n with label y and each j != y (in increasing order), the margin
+ * z_y - z_j is the linear function w' = W_y - W_j, b' = b_y - b_j; over the box
+ * (m, r) its lower bound is lb = w'.m + b' - |w'|.r. Folding the spec matrix in
+ * before taking |.| is tighter than subtracting logit bounds. */
+void FN(trn_margin_fwd)(const REAL *W, const REAL *b, const REAL *m, const REAL *r, const int *y,
+                        int N, int in, int ncls, REAL *lb)
+{
+    for (int n = 0; n < N; n++) {
+        const REAL *mn = m + (size_t)n * in, *rn = r + (size_t)n * in, *wy = W + (size_t)y[n] * in;
+        int k = 0;
+        for (int j = 0; j < ncls; j++) {
+            if (j == y[n])
+                continue;
+            const REAL *wj = W + (size_t)j * in;
+            REAL s = b[y[n]] - b[j];
+            for (int i = 0; i < in; i++) {
+                REAL w = wy[i] - wj[i];
+                s += w * mn[i] - (w >= 0 ? w : -w) * rn[i];
+            }
+            lb[(size_t)n * (ncls - 1) + k++] = s;
+        }
+    }
+}
+
+/* Given glb = dL/dlb: dW, db accumulate; dm, dr overwritten. */
+void FN(trn_margin_bwd)(const REAL *W, const REAL *m, const REAL *r, const int *y, const REAL *glb,
+                        int N, int in, int ncls, REAL *dW, REAL *db, REAL *dm, REAL *dr)
+{
+    for (int n = 0; n < N; n++) {
+        const REAL *mn = m + (size_t)n * in, *rn = r + (size_t)n * in, *wy = W + (size_t)y[n] * in;
+        REAL *dmn = dm + (size_t)n * in, *drn = dr + (size_t)n * in;
+        for (int i = 0; i < in; i++)
+            dmn[i] = drn[i] = 0;
+        int k = 0;
+        for (int j = 0; j < ncls; j++) {
+            if (j == y[n])
+                continue;
+            REAL g = glb[(size_t)n * (ncls - 1) + k++];
+            const REAL *wj = W + (size_t)j * in;
+            REAL *dwy = dW + (size_t)y[n] * in, *dwj = dW + (size_t)j * in;
+            db[y[n]] += g;
+            db[j] -= g;
+            for (int i = 0; i < in; i++) {
+                REAL w = wy[i] - wj[i], sg = w >= 0 ? 1 : -1;
+                dmn[i] += g * w;
+                drn[i] -= g * sg * w;
+                REAL dw = g * (mn[i] - sg * rn[i]);
+                dwy[i] += dw;
+                dwj[i] -= dw;
+            }
+        }
+    }
+}
+
+/* ---- losses ---- */
+
+/* Mean cross-entropy of logits z[N x ncls]; adds weight * dL/dz into gz (if not NULL).
+ * Counts errors (argmax != y, ties count as errors) into *n_err. */
+double FN(trn_ce_loss)(const REAL *z, const int *y, int N, int ncls, REAL weight, REAL *gz,
+                       int *n_err)
+{
+    double total = 0;
+    int errs = 0;
+    for (int n = 0; n < N; n++) {
+        const REAL *zn = z + (size_t)n * ncls;
+        double mx = zn[0];
+        for (int j = 1; j < ncls; j++)
+            mx = zn[j] > mx ? zn[j] : mx;
+        double se = 0;
+        for (int j = 0; j < ncls; j++)
+            se += exp(zn[j] - mx);
+        total += log(se) + mx - zn[y[n]];
+        int wrong = 0;
+        for (int j = 0; j < ncls; j++)
+            if (j != y[n] && zn[j] >= zn[y[n]])
+                wrong = 1;
+        errs += wrong;
+        if (gz)
+            for (int j = 0; j < ncls; j++)
+                gz[(size_t)n * ncls + j] +=
+                    (REAL)(weight * (exp(zn[j] - mx) / se - (j == y[n])) / N);
+    }
+    if (n_err)
+        *n_err = errs;
+    return total / N;
+}
+
+/* Robust loss: mean over n of CE([0, -lb_n], 0) = log(1 + sum_j exp(-lb_nj)).
+ * Adds weight * dL/dlb into glb (if not NULL); counts samples with some lb <= 0
+ * (not verified) into *n_err. */
+double FN(trn_robust_loss)(const REAL *lb, int N, int k, REAL weight, REAL *glb, int *n_err)
+{
+    double total = 0;
+    int errs = 0;
+    for (int n = 0; n < N; n++) {
+        const REAL *l = lb + (size_t)n * k;
+        double mx = 0;
+        int bad = 0;
+        for (int j = 0; j < k; j++) {
+            mx = -l[j] > mx ? -l[j] : mx;
+            bad |= !(l[j] > 0);
+        }
+        errs += bad;
+        double se = exp(-mx);
+        for (int j = 0; j < k; j++)
+            se += exp(-l[j] - mx);
+        total += log(se) + mx;
+        if (glb)
+            for (int j = 0; j < k; j++)
+                glb[(size_t)n * k + j] -= (REAL)(weight * exp(-l[j] - mx) / se / N);
+    }
+    if (n_err)
+        *n_err = errs;
+    return total / N;
+}
+
+/* ---- the warmup regularisers of Shi et al. 2021 on one ReLU layer ----
+ * Input bounds of the ReLU in centre/radius form (c = m, r), n elements (the whole
+ * batch tensor), tau0 = mean input radius, tol = tau.
+ *   tightness = relu(tol - tau0 / max(mean r, 1e-12)) / tol
+ *   relu      = [relu(tol - fold(rho_m)) + relu(tol - fold(rho_v))] / tol, where
+ *   rho_m = sum(c [l>0]) / -sum(c [u<0]), rho_v = sum(d [l>0]) / sum(d [u<0]),
+ *   d = (c - mean c)^2, fold(p) = min(p, 1/max(p, 1e-12)).
+ * The relu term is dropped (returned as 0, *relu_ok = 0) when it is not finite.
+ * If gm is not NULL, adds w_tight * d tightness and w_relu * d relu to (gm, gr);
+ * the masks [l>0], [u<0] are constants for the gradient, as in autograd. */
+void FN(trn_reg_layer)(const REAL *c, const REAL *r, size_t n, double tol, double tau0,
+                       double *tight, double *relu, int *relu_ok, double w_tight, double w_relu,
+                       REAL *gm, REAL *gr)
+{
+    double sr = 0, sc = 0, A = 0, B = 0;
+    for (size_t i = 0; i < n; i++) {
+        sr += r[i];
+        sc += c[i];
+        if (c[i] - r[i] > 0)
+            A += c[i];
+        if (c[i] + r[i] < 0)
+            B += c[i];
+    }
+    double mr = sr / n, mc = sc / n;
+    double Va = 0, Vi = 0, Da = 0, Di = 0; /* Da = sum (c-mc)[l>0], Di likewise */
+    for (size_t i = 0; i < n; i++) {
+        double d = c[i] - mc;
+        if (c[i] - r[i] > 0) {
+            Va += d * d;
+            Da += d;
+        }
+        if (c[i] + r[i] < 0) {
+            Vi += d * d;
+            Di += d;
+        }
+    }
+    /* tightness */
+    double den = mr > 1e-12 ? mr : 1e-12;
+    double t = tol - tau0 / den;
+    *tight = t > 0 ? t / tol : 0;
+    double g_mr = (t > 0 && mr > 1e-12) ? tau0 / (mr * mr) / tol : 0; /* d tight / d mean r */
+    /* relu balance */
+    double rho_m = A / -B, rho_v = Va / Vi;
+    double f_m = fmin(rho_m, 1.0 / fmax(rho_m, 1e-12)), f_v = fmin(rho_v, 1.0 / fmax(rho_v, 1e-12));
+    double tm = tol - f_m, tv = tol - f_v;
+    double val = ((tm > 0 ? tm : 0) + (tv > 0 ? tv : 0)) / tol;
+    int ok = isfinite(val) && B != 0 && Vi != 0;
+    *relu = ok ? val : 0;
+    *relu_ok = ok;
+    if (!gm)
+        return;
+    if (g_mr != 0)
+        for (size_t i = 0; i < n; i++)
+            gr[i] += (REAL)(w_tight * g_mr / n);
+    if (!ok)
+        return;
+    /* d val / d rho */
+    double d_rm = 0, d_rv = 0;
+    if (tm > 0)
+        d_rm = -(rho_m <= 1.0 / fmax(rho_m, 1e-12) ? 1.0 : -1.0 / (rho_m * rho_m)) / tol;
+    if (tv > 0)
+        d_rv = -(rho_v <= 1.0 / fmax(rho_v, 1e-12) ? 1.0 : -1.0 / (rho_v * rho_v)) / tol;
+    /* rho_m = -A/B: dA = -1/B, dB = A/B^2. rho_v = Va/Vi: dVa = 1/Vi, dVi = -Va/Vi^2.
+     * dVa/dc_i = 2 d_i [l_i>0] - 2 Da / n (through mean c), same for Vi. */
+    double gA = d_rm * (-1.0 / B), gB = d_rm * (A / (B * B));
+    double gVa = d_rv / Vi, gVi = d_rv * (-Va / (Vi * Vi));
+    double common = -2.0 * (gVa * Da + gVi * Di) / n;
+    for (size_t i = 0; i < n; i++) {
+        double d = c[i] - mc, g = common;
+        if (c[i] - r[i] > 0)
+            g += gA + gVa * 2 * d;
+        if (c[i] + r[i] < 0)
+            g += gB + gVi * 2 * d;
+        gm[i] += (REAL)(w_relu * g);
+    }
+}
+
+#undef FN
+#undef CAT
+#undef CAT_
