@@ -469,7 +469,7 @@ static int decode_attribute(dec *d, int k, pb_reader r)
     ivec ints = {0};
     int rc;
     while ((rc = pb_next(&r, &f)) > 0) {
-        int bad = 0;
+        int bad = 0, res = 0;
         switch (f.num) {
         case 1: bad = f.wire != PB_LEN; name = f; has_name = 1; break;
         case 20: bad = f.wire != PB_VARINT; type = (int64_t)f.v; break;
@@ -477,18 +477,20 @@ static int decode_attribute(dec *d, int k, pb_reader r)
         case 3: bad = f.wire != PB_VARINT; i = (int64_t)f.v; has_i = 1; break;
         case 4: bad = f.wire != PB_LEN; s = f; has_s = 1; break;
         case 5: bad = f.wire != PB_LEN; t = f; has_t = 1; break;
-        case 7: rc = add_values(d, &f, &r, 'f', &floats, NULL); break;
-        case 8: rc = add_values(d, &f, &r, 'i', NULL, &ints); break;
+        case 7: res = add_values(d, &f, &r, 'f', &floats, NULL); break;
+        case 8: res = add_values(d, &f, &r, 'i', NULL, &ints); break;
         case 9: has_strings = 1; break;
         case 6: case 10: case 11: case 22: case 23:
-            rc = fail(d, ERR_UNSUP, "graph, tensor-list or sparse attributes not supported");
+            res = fail(d, ERR_UNSUP, "graph, tensor-list or sparse attributes not supported");
             break;
         default: break;
         }
         if (bad)
-            rc = wrong_wire(d, &f, &r);
-        if (rc)
+            res = wrong_wire(d, &f, &r);
+        if (res) {
+            rc = res;
             goto done;
+        }
     }
     if (rc < 0) {
         rc = pb_fail(d, &r);

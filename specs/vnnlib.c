@@ -23,8 +23,11 @@
 #define VNN_MAX_DEPTH 64           /* nesting of ( ... ) inside one assert */
 #define VNN_MAX_TOKEN 256          /* longest symbol or number */
 #define VNN_MAX_VARS ((int64_t)1 << 24) /* per kind; far above any VNN-COMP input */
-#define VNN_MAX_ATOMS 1000000      /* DNF size: total atoms over all terms */
-#define VNN_MAX_TERMS 1000000      /* DNF size: number of terms */
+/* DNF size caps: total atoms over all terms, and terms. A DNF as large as
+ * the input itself is not a blow-up, so the cap is raised to a few times the
+ * number of parsed nodes for very large files. */
+#define VNN_MAX_ATOMS 1000000
+#define VNN_MAX_TERMS 1000000
 #define VNN_MAX_OUT ((int64_t)100000000) /* doubles in the result (boxes, rows) */
 #define VNN_CHUNK 65536
 
@@ -68,6 +71,7 @@ typedef struct parser {
     int64_t decl_cap[2], decl_max[2], decl_count[2];
     fnode *nodes;
     int64_t n_nodes, cap_nodes;
+    int64_t max_atoms, max_terms;  /* DNF caps for this file */
     int64_t *kids;
     int64_t n_kids, cap_kids;
     int64_t *stack;                /* children of the and/or being parsed */
@@ -97,6 +101,16 @@ static int grow(void *ptr, int64_t *cap, int64_t need, size_t elem)
 }
 
 /* ---------------------------------------------------------------- lexer */
+
+static inline int is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static inline int is_delim(int c)
+{
+    return c == '(' || c == ')' || c == ';' || is_space(c);
+}
 
 static int lx_fill(lexer *L)
 {
@@ -134,9 +148,16 @@ static inline void lx_advance(lexer *L)
 
 static int perr(parser *P, int code, int64_t line, int64_t col, const char *what, const char *sym)
 {
-    if (sym)
+    if (sym) {
+        /* echo at most 40 printable characters of the offending token */
+        char shown[48];
+        size_t n = 0;
+        for (; sym[n] && n < 40; n++)
+            shown[n] = sym[n] >= 0x20 && sym[n] < 0x7f ? sym[n] : '?';
+        strcpy(shown + n, sym[n] ? "..." : "");
         return err_set(P->e, code, "%s:%lld:%lld: %s '%s'", P->lx.name, (long long)line,
-                       (long long)col, what, sym);
+                       (long long)col, what, shown);
+    }
     return err_set(P->e, code, "%s:%lld:%lld: %s", P->lx.name, (long long)line, (long long)col, what);
 }
 
@@ -153,9 +174,20 @@ static int lx_next(parser *P)
     for (;;) {
         int c = lx_peek(L);
         if (c == ';') {
-            while ((c = lx_peek(L)) >= 0 && c != '\n')
-                lx_advance(L);
-        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            /* skip to the newline, a buffer at a time */
+            for (;;) {
+                const unsigned char *nl = memchr(L->p, '\n', (size_t)(L->end - L->p));
+                if (nl) {
+                    L->col += nl - L->p;
+                    L->p = nl;
+                    break;
+                }
+                L->col += L->end - L->p;
+                L->p = L->end;
+                if (lx_peek(L) < 0)
+                    break;
+            }
+        } else if (c >= 0 && is_space(c)) {
             lx_advance(L);
         } else {
             break;
@@ -178,12 +210,20 @@ static int lx_next(parser *P)
         return 0;
     }
     L->tok = T_SYM;
-    while ((c = lx_peek(L)) >= 0 && c != '(' && c != ')' && c != ';' && c != ' ' && c != '\t' &&
-           c != '\n' && c != '\r' && c != '\f' && c != '\v') {
-        if (L->len == VNN_MAX_TOKEN)
+    while (lx_peek(L) >= 0) {
+        /* copy the run of symbol characters in this buffer (no newlines in it) */
+        const unsigned char *q = L->p;
+        while (q < L->end && !is_delim(*q))
+            q++;
+        int64_t n = q - L->p;
+        if (L->len + n > VNN_MAX_TOKEN)
             return perr(P, ERR_PARSE, L->tline, L->tcol, "token longer than 256 characters", NULL);
-        L->sym[L->len++] = (char)c;
-        lx_advance(L);
+        memcpy(L->sym + L->len, L->p, (size_t)n);
+        L->len += (int)n;
+        L->col += n;
+        L->p = q;
+        if (q < L->end)
+            break;
     }
     L->sym[L->len] = 0;
     if (L->io_error)
@@ -423,7 +463,8 @@ static int parse_atom(parser *P, int depth, int64_t *id)
         return terr(P, ERR_PARSE, L->tok == T_EOF ? "unexpected end of file, expected ')'"
                                                   : "expected ')' after two arguments");
     /* merge equal variables, drop zero coefficients:  sum coef*v <= -k */
-    qsort(P->expr, (size_t)P->n_expr, sizeof *P->expr, cmp_lin);
+    if (P->n_expr > 1)
+        qsort(P->expr, (size_t)P->n_expr, sizeof *P->expr, cmp_lin);
     int64_t m = 0;
     for (int64_t t = 0; t < P->n_expr; t++) {
         if (m > 0 && P->expr[m - 1].var == P->expr[t].var)
@@ -432,15 +473,20 @@ static int parse_atom(parser *P, int depth, int64_t *id)
             P->expr[m++] = P->expr[t];
     }
     int64_t nz = 0;
-    for (int64_t t = 0; t < m; t++)
+    for (int64_t t = 0; t < m; t++) {
+        if (!isfinite(P->expr[t].coef))
+            return perr(P, ERR_VALUE, line, col, "coefficient is not finite", NULL);
         if (P->expr[t].coef != 0.0)
             P->expr[nz++] = P->expr[t];
+    }
     m = P->n_expr = nz;
     double rhs = -k;
     int n_x = 0, n_y = 0;
     for (int64_t t = 0; t < m; t++)
         (P->expr[t].var & 1) ? n_y++ : n_x++;
     fnode n = {0};
+    if (!isfinite(rhs))
+        return perr(P, ERR_VALUE, line, col, "constant is not finite", NULL);
     if (m == 0) {
         n.kind = 0.0 <= rhs ? F_TRUE : F_FALSE;
     } else if (n_x && n_y) {
@@ -453,11 +499,11 @@ static int parse_atom(parser *P, int depth, int64_t *id)
         n.var = P->expr[0].var / 2;
         n.upper = c > 0;
         n.value = rhs / c + 0.0;   /* + 0.0: -0 becomes +0 so equal boxes hash alike */
+        if (fabs(c) != 1.0)        /* the division rounded: widen the box by one ulp */
+            n.value = nextafter(n.value, n.upper ? INFINITY : -INFINITY);
         if (!isfinite(n.value))
             return perr(P, ERR_VALUE, line, col, "bound is not finite", NULL);
     } else {
-        if (!isfinite(rhs))
-            return perr(P, ERR_VALUE, line, col, "constant is not finite", NULL);
         if (grow(&P->lins, &P->cap_lins, P->n_lins + m, sizeof *P->lins))
             return err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
         n.kind = F_ROW;
@@ -514,7 +560,8 @@ static int parse_formula(parser *P, int depth, int64_t *id)
     if (grow(&P->kids, &P->cap_kids, P->n_kids + n, sizeof *P->kids))
         return err_set(P->e, ERR_NOMEM, "%s: out of memory", L->name);
     fnode node = {.kind = is_and ? F_AND : F_OR, .first = P->n_kids, .n = n};
-    memcpy(P->kids + P->n_kids, P->stack + mark, (size_t)n * sizeof *P->kids);
+    if (n)   /* (and) / (or) without arguments: true / false */
+        memcpy(P->kids + P->n_kids, P->stack + mark, (size_t)n * sizeof *P->kids);
     P->n_kids += n;
     P->n_stack = mark;
     return new_node(P, node, id);
@@ -633,7 +680,7 @@ static int dnf_cross(parser *P, dnf *a, const dnf *b)
     int64_t na = a->off[a->n], nb = b->off[b->n];
     int64_t terms = a->n * b->n;
     int64_t atoms = na * b->n + nb * a->n;
-    if (terms > VNN_MAX_TERMS || atoms > VNN_MAX_ATOMS)
+    if (terms > P->max_terms || atoms > P->max_atoms)
         return dnf_cap_error(P);
     dnf r;
     if (dnf_alloc(&r, terms, atoms))
@@ -662,6 +709,44 @@ static int dnf_single(dnf *d, const int64_t *atoms, int64_t n)
     return 0;
 }
 
+static int dnf_of(parser *P, int64_t id, dnf *out);
+
+/* Conjoin node k into (acc, leaf): leaves and single-term DNFs only append
+ * to the leaf list (joined once at the end, so a long conjunction of
+ * one-disjunct ors stays linear); genuine disjunctions are multiplied into
+ * acc; a false child empties acc. */
+static int dnf_and_child(parser *P, int64_t k, dnf *acc, int64_t **leaf, int64_t *n_leaf,
+                         int64_t *cap_leaf)
+{
+    int kind = P->nodes[k].kind;
+    if (kind == F_TRUE)
+        return 0;
+    if (kind == F_BOX || kind == F_ROW) {
+        if (grow(leaf, cap_leaf, *n_leaf + 1, sizeof **leaf))
+            return err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
+        (*leaf)[(*n_leaf)++] = k;
+        return 0;
+    }
+    dnf sub;
+    int rc = dnf_of(P, k, &sub);
+    if (rc)
+        return rc;
+    if (sub.n == 1) {
+        int64_t m = sub.off[1];
+        if (grow(leaf, cap_leaf, *n_leaf + m, sizeof **leaf)) {
+            dnf_free(&sub);
+            return err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
+        }
+        if (m)
+            memcpy(*leaf + *n_leaf, sub.atoms, (size_t)m * sizeof **leaf);
+        *n_leaf += m;
+    } else {
+        rc = dnf_cross(P, acc, &sub);
+    }
+    dnf_free(&sub);
+    return rc;
+}
+
 /* DNF of node id. And-nodes: atoms are gathered once and joined at the end. */
 static int dnf_of(parser *P, int64_t id, dnf *out)
 {
@@ -687,7 +772,7 @@ static int dnf_of(parser *P, int64_t id, dnf *out)
             if (!rc) {
                 terms += parts[c].n;
                 atoms += parts[c].off[parts[c].n];
-                if (terms > VNN_MAX_TERMS || atoms > VNN_MAX_ATOMS)
+                if (terms > P->max_terms || atoms > P->max_atoms)
                     rc = dnf_cap_error(P);
             }
         }
@@ -708,27 +793,12 @@ static int dnf_of(parser *P, int64_t id, dnf *out)
         return rc;
     }
     case F_AND: {
-        int64_t *leaf = malloc((size_t)(n->n ? n->n : 1) * sizeof *leaf);
-        if (!leaf || dnf_single(out, NULL, 0)) {
-            free(leaf);
+        int64_t *leaf = NULL, n_leaf = 0, cap_leaf = 0;
+        if (dnf_single(out, NULL, 0))
             return err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
-        }
-        int64_t n_leaf = 0;
         rc = 0;
-        for (int64_t c = 0; c < n->n && !rc; c++) {
-            int64_t k = P->kids[n->first + c];
-            int kind = P->nodes[k].kind;
-            if (kind == F_BOX || kind == F_ROW) {
-                leaf[n_leaf++] = k;
-            } else if (kind != F_TRUE) {
-                dnf sub;
-                rc = dnf_of(P, k, &sub);
-                if (!rc) {
-                    rc = dnf_cross(P, out, &sub);
-                    dnf_free(&sub);
-                }
-            }
-        }
+        for (int64_t c = 0; c < n->n && !rc; c++)
+            rc = dnf_and_child(P, P->kids[n->first + c], out, &leaf, &n_leaf, &cap_leaf);
         if (!rc && n_leaf) {
             dnf l;
             if (dnf_single(&l, leaf, n_leaf))
@@ -815,6 +885,8 @@ static int find_region(parser *P, builder *B, const double *lo, const double *hi
     if (B->out_doubles > VNN_MAX_OUT)
         return err_set(P->e, ERR_NOMEM, "%s: property too large (boxes x inputs > %lld)",
                        P->lx.name, (long long)VNN_MAX_OUT);
+    if (p->n_regions == INT32_MAX / 4)
+        return err_set(P->e, ERR_NOMEM, "%s: too many regions", P->lx.name);
     if (p->n_regions == B->cap_regions) {
         int cap = B->cap_regions ? 2 * B->cap_regions : 4;
         spec_region *r = realloc(p->regions, (size_t)cap * sizeof *r);
@@ -900,6 +972,8 @@ static int add_term(parser *P, builder *B, const double *base_lo, const double *
         return err_set(P->e, ERR_NOMEM, "%s: property too large (rows x outputs > %lld)",
                        P->lx.name, (long long)VNN_MAX_OUT);
     spec_region *r = &p->regions[region];
+    if (r->n_clauses == INT32_MAX / 4)
+        return err_set(P->e, ERR_NOMEM, "%s: too many clauses", P->lx.name);
     if (r->n_clauses == B->clause_cap[region]) {
         int cap = r->n_clauses ? 2 * r->n_clauses : 4;
         spec_clause *c = realloc(r->clauses, (size_t)cap * sizeof *c);
@@ -979,14 +1053,9 @@ static int build_property(parser *P, spec_property **out)
         rc = err_set(P->e, ERR_NOMEM, "%s: out of memory", P->lx.name);
         goto done;
     }
-    for (int64_t i = 0; i < n_rest && !rc; i++) {
-        dnf sub;
-        rc = dnf_of(P, rest[i], &sub);
-        if (!rc) {
-            rc = dnf_cross(P, &d, &sub);
-            dnf_free(&sub);
-        }
-    }
+    /* single-term parts (e.g. `(assert (or (and ...)))`) join the base */
+    for (int64_t i = 0; i < n_rest && !rc; i++)
+        rc = dnf_and_child(P, rest[i], &d, &base, &n_base, &cap_base);
     if (rc)
         goto done;
     box = malloc((size_t)(4 * p->n_x) * sizeof *box);
@@ -1031,6 +1100,8 @@ done:
 static int parse_with(parser *P, spec_property **out)
 {
     int rc = parse_file(P);
+    P->max_atoms = P->n_nodes * 2 > VNN_MAX_ATOMS ? P->n_nodes * 2 : VNN_MAX_ATOMS;
+    P->max_terms = P->n_nodes > VNN_MAX_TERMS ? P->n_nodes : VNN_MAX_TERMS;
     if (!rc)
         rc = build_property(P, out);
     free(P->declared[0]);
