@@ -79,7 +79,7 @@ static void conv_check(int cin, int h, int w, int cout, int k, int s, int p, int
            ny = (size_t)N * cout * c.sh.ho * c.sh.wo;
     c.W = malloc(nw * 8), c.b = malloc(cout * 8), c.x = malloc(nx * 8), c.m = malloc(nx * 8),
     c.r = malloc(nx * 8), c.Gy = malloc(ny * 8), c.Gm = malloc(ny * 8), c.Gr = malloc(ny * 8);
-    c.col = malloc((size_t)cin * k * k * c.sh.ho * c.sh.wo * 8);
+    c.col = malloc(trn_conv_scratch(&c.sh) * 8);
     c.y = malloc(ny * 8);
     fill(c.W, nw, 1), fill(c.b, cout, 1), fill(c.x, nx, 1), fill(c.m, nx, 1), fill(c.r, nx, 0.5);
     for (size_t i = 0; i < nx; i++)
@@ -111,6 +111,8 @@ Test(train_grad, conv_plain_and_interval_match_finite_differences)
     conv_check(2, 5, 6, 3, 3, 1, 1, 2);
     conv_check(3, 7, 5, 2, 3, 2, 1, 2);
     conv_check(1, 6, 6, 2, 4, 2, 0, 3);
+    conv_check(2, 5, 4, 3, 3, 1, 1, 11); /* more images than one chunk */
+    conv_check(2, 6, 5, 2, 4, 1, 2, 3);
     for (int t = 0; t < 3; t++) {
         int k = 1 + (int)(rng_uniform(&R) * 3), s = 1 + (int)(rng_uniform(&R) * 2),
             p = (int)(rng_uniform(&R) * 2);

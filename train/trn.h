@@ -45,6 +45,9 @@ void trn_data_batch(const trn_dataset *d, const int64_t *idx, int n, int aug, in
 typedef struct trn_conv_shape {
     int cin, h, w, cout, k, stride, pad, ho, wo;
 } trn_conv_shape;
+#define TRN_CONV_CHUNK 8 /* images per gemm in stride-1 convolutions */
+/* Scratch elements a conv kernel call needs (per thread). */
+size_t trn_conv_scratch(const trn_conv_shape *sh);
 #define REAL float
 #define SFX _f
 #include "trn_kern_decl.h"

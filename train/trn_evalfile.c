@@ -5,6 +5,7 @@
  * float code computes clean, PGD and IBP numbers for both. */
 #include "trn.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ int trn_eval_file(const char *path, const trn_config *c, trn_eval_result *r, err
 {
     trn_dataset te = {0};
     trn_model *m = NULL;
+    openblas_set_num_threads(1); /* see trn_run */
     int rc = trn_data_load(c->dataset, c->data_dir, 0, &te, e);
     if (rc)
         return rc;

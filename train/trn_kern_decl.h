@@ -37,6 +37,11 @@ double FN(trn_robust_loss)(const REAL *lb, int N, int k, REAL weight, REAL *glb,
 void FN(trn_reg_layer)(const REAL *c, const REAL *r, size_t n, double tol, double tau0,
                        double *tight, double *relu, int *relu_ok, double w_tight, double w_relu,
                        REAL *gm, REAL *gr);
+void FN(trn_reg_sums)(const REAL *c, const REAL *r, size_t i0, size_t i1, double *s);
+void FN(trn_reg_terms)(const double *s, size_t n, double tol, double tau0, double w_tight,
+                       double w_relu, double *tight, double *relu, int *relu_ok, double *g);
+void FN(trn_reg_grad)(const REAL *c, const REAL *r, const double *g, REAL *gm, REAL *gr,
+                      size_t i0, size_t i1);
 #undef FN
 #undef CAT
 #undef CAT_

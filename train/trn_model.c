@@ -195,6 +195,14 @@ void trn_model_free(trn_model *m)
     free(m);
 }
 
+size_t trn_conv_scratch(const trn_conv_shape *sh)
+{
+    size_t K = (size_t)sh->cin * sh->k * sh->k, col = K * sh->ho * sh->wo;
+    size_t plane = (size_t)(sh->h + 2 * sh->pad) * (sh->w + 2 * sh->pad);
+    size_t direct = 2 * K * sh->cout + (size_t)(2 * sh->cin + sh->cout) * TRN_CONV_CHUNK * plane;
+    return col > direct ? col : direct;
+}
+
 double trn_ibp_init_std(int64_t fan_in) { return sqrt(2.0 * M_PI) / (double)fan_in; }
 
 void trn_model_init(trn_model *m, trn_rng *rng, int ibp_init)

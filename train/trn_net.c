@@ -86,7 +86,9 @@ trn_work *trn_work_new(const trn_model *mc, int max_b, int nth)
         if (os > w->max_act)
             w->max_act = os;
         if (l->kind == TRN_CONV) {
-            int64_t c = (int64_t)l->in_c * l->k * l->k * l->out_h * l->out_w;
+            trn_conv_shape sh = {l->in_c, l->in_h, l->in_w, l->out_c, l->k, l->stride, l->pad,
+                                 l->out_h, l->out_w};
+            int64_t c = (int64_t)trn_conv_scratch(&sh);
             if (c > w->max_col)
                 w->max_col = c;
         }
@@ -391,15 +393,46 @@ static void forward(trn_work *w, int B, int ibp, int train)
     }
 }
 
-/* The regulariser on every ReLU input; adds gradients if gm is set (backward). */
+/* The regulariser on a ReLU input (layer i): sums per thread (reduced in
+ * thread order), the terms, then the gradient added into (gm, gr). */
+typedef struct {
+    trn_work *w;
+    int li;
+    double sums[TRN_MAX_THREADS][8];
+    double g[6];
+    float *gm, *gr;
+} reg_ctx;
+
+static void reg_sums_job(void *p, int tid, int64_t i0, int64_t i1)
+{
+    reg_ctx *c = p;
+    memset(c->sums[tid], 0, sizeof c->sums[tid]);
+    trn_reg_sums_f(c->w->act[1][c->li], c->w->act[2][c->li], (size_t)i0, (size_t)i1, c->sums[tid]);
+}
+
+static void reg_grad_job(void *p, int tid, int64_t i0, int64_t i1)
+{
+    (void)tid;
+    reg_ctx *c = p;
+    trn_reg_grad_f(c->w->act[1][c->li], c->w->act[2][c->li], c->g, c->gm, c->gr, (size_t)i0,
+                   (size_t)i1);
+}
+
 static void regularise(trn_work *w, int B, int i, double weight, double tol, int n_relu,
                        float *gm, float *gr, trn_step_stats *st)
 {
-    double tight, relu;
+    double tight, relu, s[8] = {0};
     int ok;
     size_t n = (size_t)B * trn_layer_in_size(&w->m->layers[i]);
-    trn_reg_layer_f(w->act[1][i], w->act[2][i], n, tol, w->tau0, &tight, &relu, &ok,
-                    weight / n_relu, weight / n_relu, gm, gr);
+    reg_ctx c = {.w = w, .li = i, .gm = gm, .gr = gr};
+    int used = (int64_t)w->nth < (int64_t)n ? w->nth : (int)n;
+    trn_par_for(w->nth, (int64_t)n, reg_sums_job, &c);
+    for (int t = 0; t < used; t++)
+        for (int k = 0; k < 8; k++)
+            s[k] += c.sums[t][k];
+    trn_reg_terms_f(s, n, tol, w->tau0, weight / n_relu, weight / n_relu, &tight, &relu, &ok, c.g);
+    if (c.g[0] != 0 || ok)
+        trn_par_for(w->nth, (int64_t)n, reg_grad_job, &c);
     st->tight += tight / n_relu;
     st->relu += relu / n_relu;
 }
