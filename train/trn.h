@@ -15,6 +15,7 @@
 #define TRN_MAX_CLASSES 100
 #define TRN_MAX_LAYERS 64
 #define TRN_MAX_THREADS 16
+#define TRN_MAX_BN 4096 /* channels or features of one BatchNorm */
 #define TRN_BN_EPS 1e-5
 #define TRN_BN_MOMENTUM 0.1
 

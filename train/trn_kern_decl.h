@@ -42,6 +42,13 @@ void FN(trn_reg_terms)(const double *s, size_t n, double tol, double tau0, doubl
                        double w_relu, double *tight, double *relu, int *relu_ok, double *g);
 void FN(trn_reg_grad)(const REAL *c, const REAL *r, const double *g, REAL *gm, REAL *gr,
                       size_t i0, size_t i1);
+extern int FN(trn_conv_force);
+void FN(trn_relu_ibp_fwd_sums)(const REAL *m, const REAL *r, REAL *mo, REAL *ro, size_t i0,
+                               size_t i1, double *s);
+void FN(trn_relu_ibp_bwd_reg)(const REAL *m, const REAL *r, const REAL *gmo, const REAL *gro,
+                              REAL *gm, REAL *gr, const double *g, size_t i0, size_t i1);
+void FN(trn_bn_stat_sums)(const REAL *x, int C, int HW, const REAL *shift, double *s, int n0,
+                          int n1);
 #undef FN
 #undef CAT
 #undef CAT_

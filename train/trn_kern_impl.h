@@ -101,7 +101,13 @@ static void FN(col2im)(const trn_conv_shape *sh, const REAL *col, REAL *dx)
  * the input matrix being the padded planes shifted by ky Wp + kx (row stride
  * nb Hp Wp). The extra grid positions cost (Hp Wp)/(ho wo) - 1 more flops
  * (15% at 28x28) but no im2col copies, and each gemm spans nb images. */
-static int FN(conv_direct)(const trn_conv_shape *sh) { return sh->stride == 1; }
+int FN(trn_conv_force) = -1; /* tests and benchmarks: 0 im2col, 1 tap gemms, -1 automatic */
+static int FN(conv_direct)(const trn_conv_shape *sh)
+{
+    if (FN(trn_conv_force) >= 0)
+        return FN(trn_conv_force) && sh->stride == 1;
+    return sh->stride == 1;
+}
 
 static size_t FN(conv_plane)(const trn_conv_shape *sh)
 {
@@ -673,6 +679,72 @@ void FN(trn_reg_grad)(const REAL *c, const REAL *r, const double *g, REAL *gm, R
         gr[i] += g0;
         gm[i] += g1 + act * (g2 + g4 * ci) + ina * (g3 + g5 * ci);
     }
+}
+
+/* Fused passes (the small networks are memory-bound): the interval ReLU
+ * forward that also accumulates the regulariser's sums of its input, and the
+ * interval ReLU backward that also adds the regulariser's gradient (g from
+ * trn_reg_terms; g = NULL for none). Same results as the separate kernels. */
+REDUCTION void FN(trn_relu_ibp_fwd_sums)(const REAL *m, const REAL *r, REAL *mo, REAL *ro,
+                                         size_t i0, size_t i1, double *s)
+{
+    const size_t chunk = 1024;
+    for (size_t j0 = i0; j0 < i1; j0 += chunk) {
+        size_t j1 = j0 + chunk < i1 ? j0 + chunk : i1;
+        REAL sr = 0, sc = 0, A = 0, B = 0, A2 = 0, B2 = 0, nA = 0, nB = 0;
+        for (size_t i = j0; i < j1; i++) {
+            REAL ci = m[i], ri = r[i], l = ci - ri, u = ci + ri;
+            REAL act = l > 0 ? 1 : 0, ina = u < 0 ? 1 : 0;
+            sr += ri;
+            sc += ci;
+            A += act * ci;
+            B += ina * ci;
+            A2 += act * ci * ci;
+            B2 += ina * ci * ci;
+            nA += act;
+            nB += ina;
+            l = l > 0 ? l : 0;
+            u = u > 0 ? u : 0;
+            mo[i] = (u + l) * (REAL)0.5;
+            ro[i] = (u - l) * (REAL)0.5;
+        }
+        s[0] += sr, s[1] += sc, s[2] += A, s[3] += B, s[4] += A2, s[5] += B2, s[6] += nA, s[7] += nB;
+    }
+}
+
+void FN(trn_relu_ibp_bwd_reg)(const REAL *m, const REAL *r, const REAL *gmo, const REAL *gro,
+                              REAL *gm, REAL *gr, const double *g, size_t i0, size_t i1)
+{
+    REAL g0 = (REAL)g[0], g1 = (REAL)g[1], g2 = (REAL)g[2], g3 = (REAL)g[3], g4 = (REAL)g[4],
+         g5 = (REAL)g[5];
+    for (size_t i = i0; i < i1; i++) {
+        REAL ci = m[i], ri = r[i], l = ci - ri, u = ci + ri, a = gmo[i], b = gro[i];
+        REAL act = l > 0 ? 1 : 0, ina = u < 0 ? 1 : 0;
+        REAL gu = u > 0 ? (a + b) * (REAL)0.5 : 0;
+        REAL gl = l > 0 ? (a - b) * (REAL)0.5 : 0;
+        gm[i] = gu + gl + g1 + act * (g2 + g4 * ci) + ina * (g3 + g5 * ci);
+        gr[i] = gu - gl + g0;
+    }
+}
+
+/* Batch-norm statistics over images [n0, n1), added into s[2][C] as sums of
+ * (x - shift[c]) and its square (the shift, e.g. one sample of the channel,
+ * keeps the variance E[(x-K)^2] - E[x-K]^2 free of cancellation). */
+REDUCTION void FN(trn_bn_stat_sums)(const REAL *x, int C, int HW, const REAL *shift, double *s,
+                                    int n0, int n1)
+{
+    for (int n = n0; n < n1; n++)
+        for (int c = 0; c < C; c++) {
+            const REAL *p = x + ((size_t)n * C + c) * HW;
+            REAL k = shift[c], a = 0, b = 0;
+            for (int i = 0; i < HW; i++) {
+                REAL d = p[i] - k;
+                a += d;
+                b += d * d;
+            }
+            s[c] += a;
+            s[C + c] += b;
+        }
 }
 
 /* The whole layer in one call (tests and small tensors). */

@@ -104,6 +104,11 @@ static void add_simple(builder *b, trn_kind kind)
         l->out_h = l->out_w = 1;
     }
     if (kind == TRN_BN) {
+        if (b->c > TRN_MAX_BN) {
+            b->rc = err_set(b->e, ERR_ARG, "train: BatchNorm over %d channels (at most %d)", b->c,
+                            TRN_MAX_BN);
+            return;
+        }
         l->w_off = b->m->n_params;
         l->n_w = b->c;
         l->b_off = l->w_off + b->c;

@@ -26,6 +26,9 @@ struct trn_work {
     int *labels;
     float *glogits, *lb, *glb;
     double tau0;
+    int reg_fwd;                                  /* accumulate regulariser sums in forward */
+    double reg_sums[TRN_MAX_LAYERS][TRN_MAX_THREADS][8];
+    double bn_sums[TRN_MAX_THREADS][2 * TRN_MAX_BN];    /* BN statistics per thread */
 };
 
 float *trn_work_input(trn_work *w, int stream) { return w->act[stream][0]; }
@@ -153,6 +156,7 @@ typedef struct {
     int li, ibp, last, train, want_dx;
     trn_conv_shape sh;
     float *gin[3], *gout[3];
+    const double *reg_g; /* regulariser gradient coefficients (ReLU backward) */
 } layer_ctx;
 
 static trn_conv_shape conv_shape(const trn_layer *l)
@@ -289,14 +293,18 @@ static void bn_apply_job(void *p, int tid, int64_t n0, int64_t n1)
 
 static void relu_fwd_job(void *p, int tid, int64_t i0, int64_t i1)
 {
-    (void)tid;
     layer_ctx *c = p;
     trn_work *w = c->w;
     int i = c->li;
     trn_relu_fwd_f(w->act[0][i], w->act[0][i + 1], (size_t)i0, (size_t)i1);
-    if (c->ibp)
+    if (c->ibp && w->reg_fwd) {
+        memset(w->reg_sums[i][tid], 0, sizeof w->reg_sums[i][tid]);
+        trn_relu_ibp_fwd_sums_f(w->act[1][i], w->act[2][i], w->act[1][i + 1], w->act[2][i + 1],
+                                (size_t)i0, (size_t)i1, w->reg_sums[i][tid]);
+    } else if (c->ibp) {
         trn_relu_ibp_fwd_f(w->act[1][i], w->act[2][i], w->act[1][i + 1], w->act[2][i + 1],
                            (size_t)i0, (size_t)i1);
+    }
 }
 
 static void relu_bwd_job(void *p, int tid, int64_t i0, int64_t i1)
@@ -306,7 +314,10 @@ static void relu_bwd_job(void *p, int tid, int64_t i0, int64_t i1)
     trn_work *w = c->w;
     int i = c->li;
     trn_relu_bwd_f(w->act[0][i], c->gout[0], c->gin[0], (size_t)i0, (size_t)i1);
-    if (c->ibp)
+    if (c->ibp && c->reg_g)
+        trn_relu_ibp_bwd_reg_f(w->act[1][i], w->act[2][i], c->gout[1], c->gout[2], c->gin[1],
+                               c->gin[2], c->reg_g, (size_t)i0, (size_t)i1);
+    else if (c->ibp)
         trn_relu_ibp_bwd_f(w->act[1][i], w->act[2][i], c->gout[1], c->gout[2], c->gin[1],
                            c->gin[2], (size_t)i0, (size_t)i1);
 }
@@ -337,6 +348,21 @@ static void make_box(trn_work *w, int B, double eps)
     w->tau0 = sum_r / ((double)B * C * HW);
 }
 
+typedef struct {
+    trn_work *w;
+    int li;
+    float shift[TRN_MAX_BN];
+} bn_stat_ctx;
+
+static void bn_stat_job(void *p, int tid, int64_t n0, int64_t n1)
+{
+    bn_stat_ctx *c = p;
+    const trn_layer *l = &c->w->m->layers[c->li];
+    memset(c->w->bn_sums[tid], 0, 2 * (size_t)l->in_c * sizeof(double));
+    trn_bn_stat_sums_f(c->w->act[0][c->li], l->in_c, l->in_h * l->in_w, c->shift,
+                       c->w->bn_sums[tid], (int)n0, (int)n1);
+}
+
 static void bn_prepare(trn_work *w, int i, int B, int train)
 {
     trn_model *m = w->m;
@@ -345,8 +371,22 @@ static void bn_prepare(trn_work *w, int i, int B, int train)
     const float *gamma = m->params + l->w_off, *beta = m->params + l->b_off;
     float *rm = m->stats + l->stat_off, *rv = rm + C;
     if (train) {
-        trn_bn_stats_f(w->act[0][i], B, C, HW, w->bn_mean[i], w->bn_var[i]);
+        bn_stat_ctx sc = {.w = w, .li = i};
+        for (int c = 0; c < C; c++)
+            sc.shift[c] = w->act[0][i][(size_t)c * HW]; /* image 0's first value */
+        trn_par_for(w->nth, B, bn_stat_job, &sc);
         double M = (double)B * HW;
+        int used = w->nth < B ? w->nth : B;
+        for (int c = 0; c < C; c++) {
+            double s1 = 0, s2 = 0;
+            for (int t = 0; t < used; t++) {
+                s1 += w->bn_sums[t][c];
+                s2 += w->bn_sums[t][C + c];
+            }
+            double d = s1 / M, var = s2 / M - d * d;
+            w->bn_mean[i][c] = sc.shift[c] + d;
+            w->bn_var[i][c] = var > 0 ? var : 0;
+        }
         for (int c = 0; c < C; c++) {
             rm[c] = (float)((1 - TRN_BN_MOMENTUM) * rm[c] + TRN_BN_MOMENTUM * w->bn_mean[i][c]);
             double unbiased = M > 1 ? w->bn_var[i][c] * M / (M - 1) : w->bn_var[i][c];
@@ -393,46 +433,20 @@ static void forward(trn_work *w, int B, int ibp, int train)
     }
 }
 
-/* The regulariser on a ReLU input (layer i): sums per thread (reduced in
- * thread order), the terms, then the gradient added into (gm, gr). */
-typedef struct {
-    trn_work *w;
-    int li;
-    double sums[TRN_MAX_THREADS][8];
-    double g[6];
-    float *gm, *gr;
-} reg_ctx;
-
-static void reg_sums_job(void *p, int tid, int64_t i0, int64_t i1)
-{
-    reg_ctx *c = p;
-    memset(c->sums[tid], 0, sizeof c->sums[tid]);
-    trn_reg_sums_f(c->w->act[1][c->li], c->w->act[2][c->li], (size_t)i0, (size_t)i1, c->sums[tid]);
-}
-
-static void reg_grad_job(void *p, int tid, int64_t i0, int64_t i1)
-{
-    (void)tid;
-    reg_ctx *c = p;
-    trn_reg_grad_f(c->w->act[1][c->li], c->w->act[2][c->li], c->g, c->gm, c->gr, (size_t)i0,
-                   (size_t)i1);
-}
-
+/* The regulariser on a ReLU input (layer i), from the sums the forward pass
+ * accumulated per thread (reduced in thread order): its two terms, and the
+ * coefficients g of its gradient, which the ReLU backward adds in. */
 static void regularise(trn_work *w, int B, int i, double weight, double tol, int n_relu,
-                       float *gm, float *gr, trn_step_stats *st)
+                       double *g, trn_step_stats *st)
 {
     double tight, relu, s[8] = {0};
     int ok;
     size_t n = (size_t)B * trn_layer_in_size(&w->m->layers[i]);
-    reg_ctx c = {.w = w, .li = i, .gm = gm, .gr = gr};
     int used = (int64_t)w->nth < (int64_t)n ? w->nth : (int)n;
-    trn_par_for(w->nth, (int64_t)n, reg_sums_job, &c);
     for (int t = 0; t < used; t++)
         for (int k = 0; k < 8; k++)
-            s[k] += c.sums[t][k];
-    trn_reg_terms_f(s, n, tol, w->tau0, weight / n_relu, weight / n_relu, &tight, &relu, &ok, c.g);
-    if (c.g[0] != 0 || ok)
-        trn_par_for(w->nth, (int64_t)n, reg_grad_job, &c);
+            s[k] += w->reg_sums[i][t][k];
+    trn_reg_terms_f(s, n, tol, w->tau0, weight / n_relu, weight / n_relu, &tight, &relu, &ok, g);
     st->tight += tight / n_relu;
     st->relu += relu / n_relu;
 }
@@ -474,9 +488,7 @@ static void backward(trn_work *w, int B, int ibp, int train, double reg_weight, 
             break;
         case TRN_BN: {
             int C = l->in_c, HW = l->in_h * l->in_w;
-            double coef[4 * 1024];
-            if (C > 1024)
-                return; /* guarded at model build (widths are far smaller) */
+            double coef[4 * TRN_MAX_BN]; /* C <= TRN_MAX_BN is checked at model build */
             if (train) {
                 trn_par_for(w->nth, B, bn_sums_job, &c);
                 int used = w->nth < B ? w->nth : B;
@@ -497,11 +509,15 @@ static void backward(trn_work *w, int B, int ibp, int train, double reg_weight, 
             trn_par_for(w->nth, B, bn_apply_job, &a);
             break;
         }
-        case TRN_RELU:
+        case TRN_RELU: {
+            double g[6];
+            if (ibp && reg_weight > 0) {
+                regularise(w, B, i, reg_weight, tol, n_relu, g, st);
+                c.reg_g = g;
+            }
             trn_par_for(w->nth, (int64_t)B * in_sz, relu_bwd_job, &c);
-            if (ibp && reg_weight > 0)
-                regularise(w, B, i, reg_weight, tol, n_relu, c.gin[1], c.gin[2], st);
             break;
+        }
         case TRN_FLATTEN:
             break;
         }
@@ -526,6 +542,7 @@ int trn_pass(trn_model *m, trn_work *w, int B, const trn_pass_opts *o, float *gr
                     w->absw[l->w_off + k] = fabsf(m->params[l->w_off + k]);
         }
     }
+    w->reg_fwd = ibp && o->reg_weight > 0 && grad != NULL;
     forward(w, B, ibp, o->train);
     memset(w->glogits, 0, (size_t)B * nc * sizeof(float));
     memset(w->glb, 0, (size_t)B * (nc - 1) * sizeof(float));
@@ -567,6 +584,7 @@ int trn_input_grad(trn_model *m, trn_work *w, int B, float *gx)
     int nc = m->n_classes, err_count;
     trn_step_stats st;
     memset(&st, 0, sizeof st);
+    w->reg_fwd = 0;
     forward(w, B, 0, 0);
     memset(w->glogits, 0, (size_t)B * nc * sizeof(float));
     trn_ce_loss_f(w->act[0][w->L], w->labels, B, nc, (float)B, w->glogits, &err_count);
