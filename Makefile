@@ -6,8 +6,10 @@
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
+SAN     ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP $(SAN) \
            -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDFLAGS += $(SAN)
 LDLIBS  += -lopenblas -lglpk -lcjson -lz -lpthread -lm
 B       ?= build
 
@@ -55,10 +57,15 @@ test: all $(B)/tests/run
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 sanitize: deps
 	$(MAKE) B=build-san OPT=-O1 \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	  LDFLAGS="-fsanitize=address,undefined" build-san/tests/run build-san/bin/verify build-san/bin/convert
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  build-san/tests/run build-san/bin/verify build-san/bin/convert
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-san/tests/run --jobs 2
 	BIN=build-san/bin ASAN_OPTIONS=detect_leaks=1 ./tests/e2e.sh
+
+# libFuzzer runs of the ONNX, JSON and VNNLIB readers: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	./fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: all
 	./scripts/bench.sh

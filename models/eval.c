@@ -2,8 +2,11 @@
  *
  * Nodes are in topological order, so evaluation is one pass: every non-constant
  * tensor gets a slot in one buffer allocated per call, constants point at their
- * data, and each node's eval function fills its output. nn_eval_float runs the
- * same kernels and rounds every op's result to float32.
+ * data, and each node's eval function fills its output. nn_eval_float rounds
+ * every op's result to float32; matrix products (Gemm, MatMul, Conv,
+ * ConvTranspose) run in float32 (sgemm), the other ops compute in double and
+ * round, which is the correctly rounded float32 result for single-operation
+ * elementwise ops and slightly more accurate than float for sums (pools, Softmax).
  *
  * Adding an op: its enum value and name (nn.h, graph.c), a shape and an eval
  * function in the ops_<family>.c file it belongs to (declared in ops.h), a row
@@ -14,16 +17,16 @@
 #include <string.h>
 
 const nn_op_impl nn_op_table[NN_OP_COUNT] = {
-    [NN_OP_GEMM] = {nn_shape_gemm, nn_eval_gemm},
-    [NN_OP_MATMUL] = {nn_shape_matmul, nn_eval_matmul},
+    [NN_OP_GEMM] = {nn_shape_gemm, nn_eval_gemm, nn_eval_gemm_f32},
+    [NN_OP_MATMUL] = {nn_shape_matmul, nn_eval_matmul, nn_eval_matmul_f32},
     [NN_OP_ADD] = {nn_shape_binary, nn_eval_binary},
     [NN_OP_SUB] = {nn_shape_binary, nn_eval_binary},
     [NN_OP_MUL] = {nn_shape_binary, nn_eval_binary},
     [NN_OP_DIV] = {nn_shape_binary, nn_eval_binary},
     [NN_OP_POW] = {nn_shape_binary, nn_eval_binary},
     [NN_OP_NEG] = {nn_shape_unary, nn_eval_unary},
-    [NN_OP_CONV] = {nn_shape_conv, nn_eval_conv},
-    [NN_OP_CONVTRANSPOSE] = {nn_shape_convtranspose, nn_eval_convtranspose},
+    [NN_OP_CONV] = {nn_shape_conv, nn_eval_conv, nn_eval_conv_f32},
+    [NN_OP_CONVTRANSPOSE] = {nn_shape_convtranspose, nn_eval_convtranspose, nn_eval_convtranspose_f32},
     [NN_OP_BATCHNORM] = {nn_shape_batchnorm, nn_eval_batchnorm},
     [NN_OP_FLATTEN] = {nn_shape_flatten, nn_eval_copy},
     [NN_OP_RESHAPE] = {nn_shape_reshape, nn_eval_copy},
@@ -83,7 +86,9 @@ static int run_nodes(const nn_graph *g, double **v, int round_float, err *e)
 {
     for (int k = 0; k < g->n_nodes; k++) {
         const nn_node *n = &g->nodes[k];
-        int rc = nn_op_table[n->op].eval(g, k, v, e);
+        nn_eval_fn f = round_float && nn_op_table[n->op].eval_f32 ? nn_op_table[n->op].eval_f32
+                                                                   : nn_op_table[n->op].eval;
+        int rc = f(g, k, v, e);
         if (rc)
             return rc;
         if (round_float) {

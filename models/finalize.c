@@ -218,6 +218,15 @@ static int topo_sort(nn_graph *g, int *uses, err *e)
     const nn_tensor *out = &g->tensors[g->output];
     if (out->producer < 0 && !is_const(out) && g->output != g->input)
         return err_set(e, ERR_PARSE, "%s: output '%s' is never produced", g->source, out->name);
+    /* Already in order (as ONNX requires): keep the file's order. */
+    int in_order = 1;
+    for (int k = 0; k < nn && in_order; k++)
+        for (int i = 0; i < g->nodes[k].n_in && in_order; i++) {
+            int t = g->nodes[k].in[i];
+            in_order = t < 0 || g->tensors[t].producer < k;
+        }
+    if (in_order)
+        return 0;
     topo_work w = {0};
     w.use_start = calloc((size_t)nt + 1, sizeof(int));
     w.use_node = malloc((size_t)(n_edges ? n_edges : 1) * sizeof(int));
@@ -353,6 +362,14 @@ static int fold_node(nn_graph *g, int k, double **v, err *e)
     return 0;
 }
 
+static int all_inputs_const(const nn_graph *g, const nn_node *n)
+{
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] >= 0 && !is_const(&g->tensors[n->in[i]]))
+            return 0;
+    return 1;
+}
+
 static int infer_shapes(nn_graph *g, const int *uses, char *keep, err *e)
 {
     double **v = calloc((size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *v);
@@ -384,11 +401,17 @@ static int infer_shapes(nn_graph *g, const int *uses, char *keep, err *e)
             if (n->in[i] >= 0 && g->tensors[n->in[i]].rank < 0)
                 rc = nn_op_fail(g, k, e, ERR_SHAPE, "input '%s' has no shape",
                                 g->tensors[n->in[i]].name);
+        /* Folded nodes see int64 constants as values; evaluated ones read them only
+         * where the op takes integer parameters. */
+        int all_const = n->op == NN_OP_SHAPE || (n->n_in > 0 && all_inputs_const(g, n));
+        for (int i = 0; i < n->n_in && !rc && !all_const; i++) {
+            const nn_tensor *ts = n->in[i] >= 0 ? &g->tensors[n->in[i]] : NULL;
+            if (ts && ts->idata && !nn_op_int_input(n->op, i))
+                rc = nn_op_fail(g, k, e, ERR_UNSUP, "int64 constant '%s' used as data",
+                                ts->name);
+        }
         if (rc || (rc = nn_op_table[n->op].shape(g, k, e)))
             break;
-        int all_const = n->n_in > 0 || n->op == NN_OP_SHAPE;
-        for (int i = 0; i < n->n_in && all_const && n->op != NN_OP_SHAPE; i++)
-            all_const = n->in[i] < 0 || is_const(&g->tensors[n->in[i]]);
         if (all_const) {
             if ((rc = fold_node(g, k, v, e)))
                 break;

@@ -32,6 +32,7 @@
 typedef struct {
     nn_graph *g;
     err *e;
+    char where[320]; /* JSON path of the last error, for its line number */
 } reader;
 
 static int fail(reader *r, int code, const char *where, const char *fmt, ...)
@@ -44,12 +45,14 @@ static int fail(reader *r, int code, const char *where, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    snprintf(r->where, sizeof r->where, "%s", where);
     return err_set(r->e, code, "%s: %s: %.200s", r->g->source, where, what);
 }
 
 /* Builder errors already name the file; add the JSON path after it. */
 static int fail_builder(reader *r, int rc, const char *where)
 {
+    snprintf(r->where, sizeof r->where, "%s", where);
     if (!r->e)
         return rc;
     const char *src = r->g->source;
@@ -94,6 +97,20 @@ static int get_fields(reader *r, const cJSON *obj, const char *where, const char
     return 0;
 }
 
+/* A decimal int64 string: optional '-', digits, nothing else. */
+static int int_string(const char *s, int64_t *out)
+{
+    if (!((s[0] == '-' && s[1] >= '0' && s[1] <= '9') || (s[0] >= '0' && s[0] <= '9')))
+        return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return 0;
+    *out = v;
+    return 1;
+}
+
 /* An int64: a JSON number that is an integer with |v| <= 2^53, or a decimal string. */
 static int get_int(reader *r, const cJSON *it, const char *where, int64_t *out)
 {
@@ -108,17 +125,10 @@ static int get_int(reader *r, const cJSON *it, const char *where, int64_t *out)
         return 0;
     }
     if (cJSON_IsString(it)) {
-        const char *s = it->valuestring;
-        char *end;
-        if ((s[0] == '-' && s[1] >= '0' && s[1] <= '9') || (s[0] >= '0' && s[0] <= '9')) {
-            errno = 0;
-            long long v = strtoll(s, &end, 10);
-            if (errno == 0 && *end == 0) {
-                *out = v;
-                return 0;
-            }
-        }
-        return fail(r, ERR_PARSE, where, "expected an integer, got the string \"%.40s\"", s);
+        if (int_string(it->valuestring, out))
+            return 0;
+        return fail(r, ERR_PARSE, where, "expected an integer, got the string \"%.40s\"",
+                    it->valuestring);
     }
     return fail(r, ERR_PARSE, where, "expected an integer");
 }
@@ -175,7 +185,8 @@ static int get_shape(reader *r, const cJSON *it, const char *where, int symbolic
             return fail(r, ERR_UNSUP, where, "rank above %d not supported", NN_MAX_RANK);
         char w[300];
         snprintf(w, sizeof w, "%s[%d]", where, n);
-        if (cJSON_IsString(d)) {
+        int64_t dummy;
+        if (cJSON_IsString(d) && !int_string(d->valuestring, &dummy)) {
             if (!symbolic)
                 return fail(r, ERR_PARSE, w, "symbolic dimension not allowed here");
             dims[n++] = -1;
@@ -235,8 +246,8 @@ static int get_values(reader *r, const cJSON *it, const char *where, int64_t n, 
                 free(buf);
                 char w[300];
                 snprintf(w, sizeof w, "%s[%lld]", where, (long long)i);
-                return fail(r, ERR_PARSE, w, cJSON_IsNumber(v) ? "number out of range"
-                                                               : "expected a number");
+                return fail(r, ERR_PARSE, w, "%s",
+                            cJSON_IsNumber(v) ? "number out of range" : "expected a number");
             }
             ((double *)buf)[i] = v->valuedouble;
         }
@@ -250,7 +261,7 @@ static int get_values(reader *r, const cJSON *it, const char *where, int64_t n, 
 }
 
 /* A constant tensor {"name", "dtype", "shape", "data"} made into graph tensor
- * *out. name_given is the name to use when the object has none (attributes). */
+ * *out. dflt_name is the name to use when the object has none (attributes only). */
 static int read_tensor(reader *r, const cJSON *obj, const char *where, const char *dflt_name,
                        int *out)
 {
@@ -633,6 +644,110 @@ static int read_model(reader *r, const cJSON *root)
     return 0;
 }
 
+/* ---- line numbers for errors: cJSON keeps no positions, so the path of an
+ * error ("nodes[3].attributes.kernel_shape") is looked up again in the text,
+ * which is known to be valid JSON by then. Best effort: NULL if not found. */
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static const char *skip_string(const char *p) /* p at the opening quote */
+{
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1])
+            p++;
+    return *p ? p + 1 : p;
+}
+
+static const char *skip_value(const char *p)
+{
+    if (*p == '"')
+        return skip_string(p);
+    if (*p != '{' && *p != '[') {
+        while (*p && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
+               *p != '\t' && *p != '\r')
+            p++;
+        return p;
+    }
+    int depth = 0; /* brackets only nest properly in valid JSON: count both kinds */
+    for (; *p; p++) {
+        if (*p == '"')
+            p = skip_string(p) - 1;
+        else if (*p == '{' || *p == '[')
+            depth++;
+        else if ((*p == '}' || *p == ']') && --depth == 0)
+            return p + 1;
+    }
+    return p;
+}
+
+static const char *locate(const char *text, const char *where)
+{
+    const char *p = skip_ws(text), *w = where;
+    while (*w) {
+        if (*w == '[') {
+            char *end;
+            long idx = strtol(w + 1, &end, 10);
+            if (*p != '[' || *end != ']' || idx < 0)
+                return NULL;
+            w = end + 1;
+            p = skip_ws(p + 1);
+            for (; idx > 0; idx--) {
+                if (*p == ']' || !*p)
+                    return NULL;
+                p = skip_ws(skip_value(p));
+                if (*p == ',')
+                    p = skip_ws(p + 1);
+            }
+            if (*p == ']' || !*p)
+                return NULL;
+            continue;
+        }
+        if (*w == '.')
+            w++;
+        size_t klen = strcspn(w, ".[");
+        if (*p != '{')
+            return NULL;
+        p = skip_ws(p + 1);
+        for (;;) {
+            if (*p != '"')
+                return NULL;
+            const char *key = p + 1, *after = skip_string(p);
+            int match = (size_t)(after - 1 - key) == klen && strncmp(key, w, klen) == 0;
+            p = skip_ws(after);
+            if (*p != ':')
+                return NULL;
+            p = skip_ws(p + 1);
+            if (match)
+                break;
+            p = skip_ws(skip_value(p));
+            if (*p != ',')
+                return NULL;
+            p = skip_ws(p + 1);
+        }
+        w += klen;
+    }
+    return p;
+}
+
+static void line_col(const char *text, const char *at, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (const char *p = text; p < at; p++) {
+        if (*p == '\n') {
+            ++*line;
+            *col = 1;
+        } else {
+            ++*col;
+        }
+    }
+}
+
 /* Parse text[0..len) (text[len] must be 0) from source into a finalized graph. */
 static int load_text(const char *source, const char *text, size_t len, nn_graph **out, err *e)
 {
@@ -650,15 +765,8 @@ static int load_text(const char *source, const char *text, size_t len, nn_graph 
         root = cJSON_ParseWithLengthOpts(start, len - (size_t)(start - text) + 1, &end, 1);
     if (!root) {
         const char *at = nul ? nul : end && end >= start && end <= text + len ? end : text + len;
-        int line = 1, col = 1;
-        for (const char *p = text; p < at; p++) {
-            if (*p == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
+        int line, col;
+        line_col(text, at, &line, &col);
         char near[24];
         size_t n = 0;
         for (const char *p = at; p < text + len && n < 16 && *p != '\n'; p++)
@@ -673,9 +781,19 @@ static int load_text(const char *source, const char *text, size_t len, nn_graph 
         return err_set(e, ERR_PARSE, "%s:%d:%d: JSON syntax error near '%s'", source, line, col,
                        near);
     }
-    reader r = {g, e};
+    reader r = {g, e, ""};
     int rc = read_model(&r, root);
     cJSON_Delete(root);
+    const char *at = rc && e && r.where[0] && strcmp(r.where, "top level") != 0
+                         ? locate(start, r.where) : NULL;
+    size_t n = strlen(source);
+    if (at && strncmp(e->msg, source, n) == 0 && e->msg[n] == ':' && e->msg[n + 1] == ' ') {
+        int line, col;
+        line_col(text, at, &line, &col);
+        char rest[ERR_MSG_MAX];
+        snprintf(rest, sizeof rest, "%s", e->msg + n + 2);
+        err_set(e, rc, "%s:%d:%d: %s", source, line, col, rest);
+    }
     if (!rc)
         rc = nn_graph_finalize(g, e);
     if (rc) {
@@ -732,12 +850,20 @@ static int read_file(const char *path, char **text, size_t *len, err *e)
         if (got < 0) {
             int zerr;
             const char *msg = gzerror(f, &zerr);
+            size_t plen = strlen(path);
+            if (strncmp(msg, path, plen) == 0 && msg[plen] == ':' && msg[plen + 1] == ' ')
+                msg += plen + 2; /* zlib puts the path in front */
             rc = zerr == Z_ERRNO ? err_set(e, ERR_IO, "%s: read error: %s", path, strerror(errno))
                                  : err_set(e, ERR_PARSE, "%s: corrupt gzip data: %s", path, msg);
             break;
         }
-        if (got == 0)
+        if (got == 0) {
+            int zerr;
+            gzerror(f, &zerr);
+            if (zerr == Z_BUF_ERROR)
+                rc = err_set(e, ERR_PARSE, "%s: truncated gzip data", path);
             break;
+        }
         n += (size_t)got;
     }
     gzclose(f);
@@ -836,15 +962,22 @@ static void put_int(sbuf *b, int64_t v)
     put(b, s, (size_t)n);
 }
 
-/* Shortest "%.{15,16,17}g" form that reads back to exactly v (v finite). */
+/* Shortest "%.{15,16,17}g" form that reads back to exactly v (v finite). %.17g
+ * always does; trying 16 digits first saves a step for most float32 weights. */
 static void put_double(sbuf *b, double v)
 {
-    char s[40];
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(s, sizeof s, "%.*g", prec, v);
-        if (prec == 17 || strtod(s, NULL) == v)
-            break;
+    char s[40], t[40];
+    int n;
+    if (fabs(v) < 1e9 && v == (double)(int32_t)v && (v != 0 || !signbit(v))) {
+        n = snprintf(s, sizeof s, "%d", (int)v); /* small integers, common in attributes */
+    } else if (n = snprintf(s, sizeof s, "%.16g", v), strtod(s, NULL) == v) {
+        int m = snprintf(t, sizeof t, "%.15g", v);
+        if (strtod(t, NULL) == v) {
+            memcpy(s, t, (size_t)m + 1);
+            n = m;
+        }
+    } else {
+        n = snprintf(s, sizeof s, "%.17g", v);
     }
     put(b, s, (size_t)n);
 }

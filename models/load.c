@@ -9,9 +9,6 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-/* The JSON loader is another file of models/; weak here so that this file also
- * links in a tree where it has not landed yet. */
-#pragma weak nn_load_json
 
 #define MAX_MODEL_BYTES ((size_t)1 << 31) /* 2 GiB after decompression */
 
@@ -99,8 +96,6 @@ int nn_load(const char *path, nn_graph **out, err *e)
     if (ends_with(path, n, ".onnx"))
         return nn_load_onnx(path, out, e);
     if (ends_with(path, n, ".json")) {
-        if (!nn_load_json)
-            return err_set(e, ERR_UNSUP, "%s: JSON loader not built in", path);
         return nn_load_json(path, out, e);
     }
     return err_set(e, ERR_ARG, "%s: unknown model format (expected .onnx or .json, optionally .gz)",

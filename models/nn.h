@@ -28,7 +28,8 @@
 #define NN_MAX_NODES 100000
 
 /* Adding an op: add it here and to nn_op_names[] (graph.c), give it shape
- * inference and forward evaluation in models/ops.c, and (if it can be bounded)
+ * inference and forward evaluation in models/ops_<family>.c registered in
+ * nn_op_table (models/eval.c, see the list there), and (if it can be bounded)
  * an interval rule and linear relaxation in bound/. */
 typedef enum {
     NN_OP_UNKNOWN = 0,

@@ -15,12 +15,17 @@
 
 #include "nn.h"
 
+/* Upper limit on the multiply-adds of one node (about a minute of work): shape
+ * inference rejects nodes beyond it, so a hostile file cannot make eval hang. */
+#define NN_MAX_WORK ((int64_t)1 << 36)
+
 typedef int (*nn_shape_fn)(nn_graph *g, int k, err *e);
 typedef int (*nn_eval_fn)(const nn_graph *g, int k, double *const *v, err *e);
 
 typedef struct {
     nn_shape_fn shape;
     nn_eval_fn eval;
+    nn_eval_fn eval_f32; /* float32 arithmetic where it differs (matrix products); may be NULL */
 } nn_op_impl;
 
 extern const nn_op_impl nn_op_table[NN_OP_COUNT];
@@ -43,6 +48,8 @@ int nn_op_attr_ints(const nn_graph *g, int k, const char *name, int64_t *buf, in
 int nn_op_axis(const nn_graph *g, int k, int64_t axis, int rank, int *out, err *e);
 /* "[1,3,32,32]" into buf. */
 const char *nn_shape_str(const nn_tensor *t, char *buf, size_t len);
+/* Whether input i of op is read as integers (from idata) rather than as values. */
+int nn_op_int_input(nn_op op, int i);
 /* Multidirectional broadcast of shapes (a, b) into out; -1 if incompatible. */
 int nn_broadcast(int ra, const int64_t *da, int rb, const int64_t *db, int *rout, int64_t *dout);
 /* Strides of a tensor of shape (r, d) viewed in an output of rank ro (0 on broadcast dims). */
@@ -53,12 +60,16 @@ int64_t nn_prod(const int64_t *dims, int from, int to);
 /* Shape and eval functions, by family. */
 int nn_shape_gemm(nn_graph *g, int k, err *e);
 int nn_eval_gemm(const nn_graph *g, int k, double *const *v, err *e);
+int nn_eval_gemm_f32(const nn_graph *g, int k, double *const *v, err *e);
 int nn_shape_matmul(nn_graph *g, int k, err *e);
 int nn_eval_matmul(const nn_graph *g, int k, double *const *v, err *e);
+int nn_eval_matmul_f32(const nn_graph *g, int k, double *const *v, err *e);
 int nn_shape_conv(nn_graph *g, int k, err *e);
 int nn_eval_conv(const nn_graph *g, int k, double *const *v, err *e);
+int nn_eval_conv_f32(const nn_graph *g, int k, double *const *v, err *e);
 int nn_shape_convtranspose(nn_graph *g, int k, err *e);
 int nn_eval_convtranspose(const nn_graph *g, int k, double *const *v, err *e);
+int nn_eval_convtranspose_f32(const nn_graph *g, int k, double *const *v, err *e);
 int nn_shape_batchnorm(nn_graph *g, int k, err *e);
 int nn_eval_batchnorm(const nn_graph *g, int k, double *const *v, err *e);
 

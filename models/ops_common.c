@@ -166,3 +166,16 @@ void nn_bcast_strides(int r, const int64_t *d, int ro, const int64_t *dout, int6
         s *= d[i];
     }
 }
+
+int nn_op_int_input(nn_op op, int i)
+{
+    switch (op) {
+    case NN_OP_RESHAPE: case NN_OP_SQUEEZE: case NN_OP_UNSQUEEZE: case NN_OP_GATHER:
+    case NN_OP_REDUCESUM: case NN_OP_REDUCEMEAN:
+        return i == 1;
+    case NN_OP_SLICE: return i >= 1;
+    case NN_OP_CLIP: case NN_OP_DROPOUT: return i >= 1;
+    case NN_OP_SHAPE: return 1;
+    default: return 0;
+    }
+}

@@ -188,17 +188,13 @@ int nn_eval_clip(const nn_graph *g, int k, double *const *v, err *e)
 {
     (void)e;
     const nn_node *n = &g->nodes[k];
-    double lo = -INFINITY, hi = INFINITY;
-    if (g->opset < 11) {
-        lo = nn_attr_float(n, "min", -INFINITY);
-        hi = nn_attr_float(n, "max", INFINITY);
-    } else {
-        int tl = nn_op_in_id(g, k, 1), th = nn_op_in_id(g, k, 2);
-        if (tl >= 0)
-            lo = v[tl] ? v[tl][0] : (double)g->tensors[tl].idata[0];
-        if (th >= 0)
-            hi = v[th] ? v[th][0] : (double)g->tensors[th].idata[0];
-    }
+    /* attributes before opset 11, optional inputs from 11 */
+    double lo = nn_attr_float(n, "min", -INFINITY), hi = nn_attr_float(n, "max", INFINITY);
+    int tl = nn_op_in_id(g, k, 1), th = nn_op_in_id(g, k, 2);
+    if (tl >= 0)
+        lo = v[tl] ? v[tl][0] : (double)g->tensors[tl].idata[0];
+    if (th >= 0)
+        hi = v[th] ? v[th][0] : (double)g->tensors[th].idata[0];
     const double *x = v[n->in[0]];
     double *y = v[n->out[0]];
     int64_t size = g->tensors[n->out[0]].size;

@@ -9,6 +9,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+
+/* C = alpha op(A) op(B) + beta C (row-major): dgemm, or with f32 the same product
+ * in float32 arithmetic (sgemm on rounded copies, result kept as double). */
+static int gemm(int f32, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int kk,
+                double alpha, const double *a, int lda, const double *b, int ldb, double beta,
+                double *c, int ldc)
+{
+    if (!f32) {
+        cblas_dgemm(CblasRowMajor, ta, tb, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
+        return 0;
+    }
+    size_t na = (size_t)(ta == CblasTrans ? kk : m) * (size_t)lda;
+    size_t nb = (size_t)(tb == CblasTrans ? n : kk) * (size_t)ldb, nc = (size_t)m * (size_t)ldc;
+    float *fa = malloc((na + nb + nc + 1) * sizeof *fa);
+    if (!fa)
+        return ERR_NOMEM;
+    float *fb = fa + na, *fc = fb + nb;
+    for (size_t i = 0; i < na; i++)
+        fa[i] = (float)a[i];
+    for (size_t i = 0; i < nb; i++)
+        fb[i] = (float)b[i];
+    for (size_t i = 0; i < nc; i++)
+        fc[i] = (float)c[i];
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, kk, (float)alpha, fa, lda, fb, ldb, (float)beta, fc,
+                ldc);
+    for (size_t i = 0; i < nc; i++)
+        c[i] = (double)fc[i];
+    free(fa);
+    return 0;
+}
+
 /* ---- Gemm: Y = alpha op(A) op(B) + beta C, C broadcast to [M, N] ---- */
 
 int nn_shape_gemm(nn_graph *g, int k, err *e)
@@ -28,6 +59,9 @@ int nn_shape_gemm(nn_graph *g, int k, err *e)
                           nn_shape_str(a, s1, sizeof s1), ta ? "^T" : "",
                           nn_shape_str(b, s2, sizeof s2), tb ? "^T" : "");
     int64_t d[2] = {m, nn};
+    if (m * nn > 0 && ka > NN_MAX_WORK / (m * nn))
+        return nn_op_fail(g, k, e, ERR_UNSUP, "more than %lld multiply-adds",
+                          (long long)NN_MAX_WORK);
     if (c) {
         int r;
         int64_t dc[NN_MAX_RANK];
@@ -39,7 +73,7 @@ int nn_shape_gemm(nn_graph *g, int k, err *e)
     return nn_op_set_out(g, k, 0, NN_FLOAT, 2, d, e);
 }
 
-int nn_eval_gemm(const nn_graph *g, int k, double *const *v, err *e)
+static int eval_gemm(const nn_graph *g, int k, double *const *v, int f32, err *e)
 {
     (void)e;
     const nn_node *n = &g->nodes[k];
@@ -61,15 +95,16 @@ int nn_eval_gemm(const nn_graph *g, int k, double *const *v, err *e)
     }
     if (m == 0 || nn == 0 || kk == 0)
         return 0;
-    if (m == 1 && !ta) { /* one row: y = alpha op(B)^T a + y */
+    if (m == 1 && !ta && !f32) { /* one row: y = alpha op(B)^T a + y */
         cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)b->dims[0],
                     (int)b->dims[1], alpha, v[n->in[1]], (int)b->dims[1], v[n->in[0]], 1, 1.0, y,
                     1);
         return 0;
     }
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)m, (int)nn, (int)kk, alpha, v[n->in[0]], (int)a->dims[1], v[n->in[1]],
-                (int)b->dims[1], 1.0, y, (int)nn);
+    if (gemm(f32, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)nn,
+             (int)kk, alpha, v[n->in[0]], (int)a->dims[1], v[n->in[1]], (int)b->dims[1], 1.0, y,
+             (int)nn))
+        return nn_op_fail(g, k, e, ERR_NOMEM, "out of memory");
     return 0;
 }
 
@@ -132,10 +167,16 @@ int nn_shape_matmul(nn_graph *g, int k, err *e)
     matmul_plan p;
     int64_t od[NN_MAX_RANK + 2];
     int r, rc = plan_matmul(g, k, &p, od, &r, e);
-    return rc ? rc : nn_op_set_out(g, k, 0, NN_FLOAT, r, od, e);
+    if (rc || (rc = nn_op_set_out(g, k, 0, NN_FLOAT, r, od, e)))
+        return rc;
+    int64_t size = g->tensors[g->nodes[k].out[0]].size;
+    if (size > 0 && p.k > NN_MAX_WORK / size)
+        return nn_op_fail(g, k, e, ERR_UNSUP, "more than %lld multiply-adds",
+                          (long long)NN_MAX_WORK);
+    return 0;
 }
 
-int nn_eval_matmul(const nn_graph *g, int k, double *const *v, err *e)
+static int eval_matmul(const nn_graph *g, int k, double *const *v, int f32, err *e)
 {
     const nn_node *n = &g->nodes[k];
     matmul_plan p;
@@ -157,7 +198,10 @@ int nn_eval_matmul(const nn_graph *g, int k, double *const *v, err *e)
     for (int d = 0; d < p.rb; d++)
         b_shared &= p.sb[d] == 0;
     if (b_shared && (batch == 1 || nn_op_in(g, k, 0)->size == batch * ma)) {
-        if (batch * p.m == 1) /* row vector times matrix: y = B^T a */
+        if (f32)
+            rc = gemm(1, CblasNoTrans, CblasNoTrans, (int)(batch * p.m), (int)p.n, (int)p.k, 1.0,
+                      a, (int)p.k, b, (int)p.n, 0.0, y, (int)p.n);
+        else if (batch * p.m == 1) /* row vector times matrix: y = B^T a */
             cblas_dgemv(CblasRowMajor, CblasTrans, (int)p.k, (int)p.n, 1.0, b, (int)p.n, a, 1,
                         0.0, y, 1);
         else if (p.n == 1)
@@ -166,12 +210,13 @@ int nn_eval_matmul(const nn_graph *g, int k, double *const *v, err *e)
         else
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(batch * p.m), (int)p.n,
                         (int)p.k, 1.0, a, (int)p.k, b, (int)p.n, 0.0, y, (int)p.n);
-        return 0;
+        return rc ? nn_op_fail(g, k, e, ERR_NOMEM, "out of memory") : 0;
     }
     int64_t oa = 0, ob = 0;
     for (int64_t i = 0; i < batch; i++) {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p.m, (int)p.n, (int)p.k, 1.0,
-                    a + oa * ma, (int)p.k, b + ob * mb, (int)p.n, 0.0, y + i * my, (int)p.n);
+        if (gemm(f32, CblasNoTrans, CblasNoTrans, (int)p.m, (int)p.n, (int)p.k, 1.0, a + oa * ma,
+                 (int)p.k, b + ob * mb, (int)p.n, 0.0, y + i * my, (int)p.n))
+            return nn_op_fail(g, k, e, ERR_NOMEM, "out of memory");
         for (int d = p.rb - 1; d >= 0; d--) {
             idx[d]++;
             oa += p.sa[d];
@@ -334,7 +379,13 @@ int nn_shape_conv(nn_graph *g, int k, err *e)
     int64_t cols = p.out[0] * p.out[1] * p.out[2];
     if (cols > 0 && rows > NN_MAX_ELEMS / cols)
         return nn_op_fail(g, k, e, ERR_NOMEM, "im2col buffer too large");
-    return conv_set_out(g, k, &p, e);
+    if ((rc = conv_set_out(g, k, &p, e)))
+        return rc;
+    int64_t size = g->tensors[g->nodes[k].out[0]].size;
+    if (size > 0 && rows > NN_MAX_WORK / size)
+        return nn_op_fail(g, k, e, ERR_UNSUP, "more than %lld multiply-adds",
+                          (long long)NN_MAX_WORK);
+    return 0;
 }
 
 int nn_shape_convtranspose(nn_graph *g, int k, err *e)
@@ -347,6 +398,10 @@ int nn_shape_convtranspose(nn_graph *g, int k, err *e)
     int64_t cols = p.in[0] * p.in[1] * p.in[2];
     if (cols > 0 && rows > NN_MAX_ELEMS / cols)
         return nn_op_fail(g, k, e, ERR_NOMEM, "column buffer too large");
+    int64_t xsize = nn_op_in(g, k, 0)->size;
+    if (xsize > 0 && rows > NN_MAX_WORK / xsize)
+        return nn_op_fail(g, k, e, ERR_UNSUP, "more than %lld multiply-adds",
+                          (long long)NN_MAX_WORK);
     return conv_set_out(g, k, &p, e);
 }
 
@@ -364,12 +419,31 @@ static void im2col(const conv_geom *p, int64_t channels, const double *x, double
                         for (int64_t oh = 0; oh < p->out[1]; oh++) {
                             int64_t ih = oh * p->stride[1] - p->pad0[1] + kh * p->dil[1];
                             int inside = id >= 0 && id < p->in[0] && ih >= 0 && ih < p->in[1];
+                            if (!inside) {
+                                memset(dst, 0, (size_t)p->out[2] * sizeof *dst);
+                                dst += p->out[2];
+                                continue;
+                            }
                             const double *src =
                                 x + ((c * p->in[0] + id) * p->in[1] + ih) * p->in[2];
-                            for (int64_t ow = 0; ow < p->out[2]; ow++) {
-                                int64_t iw = ow * p->stride[2] - p->pad0[2] + kw * p->dil[2];
-                                *dst++ = inside && iw >= 0 && iw < p->in[2] ? src[iw] : 0.0;
+                            /* iw = ow * s + base is inside for ow in [lo, hi) */
+                            int64_t s = p->stride[2], base = kw * p->dil[2] - p->pad0[2];
+                            int64_t lo = base >= 0 ? 0 : (-base + s - 1) / s;
+                            int64_t hi = p->in[2] - base <= 0 ? 0 : (p->in[2] - base + s - 1) / s;
+                            hi = hi < p->out[2] ? hi : p->out[2];
+                            lo = lo < hi ? lo : hi;
+                            int64_t ow = 0;
+                            for (; ow < lo; ow++)
+                                *dst++ = 0.0;
+                            if (s == 1) {
+                                memcpy(dst, src + lo + base, (size_t)(hi - lo) * sizeof *dst);
+                                dst += hi - lo;
+                                ow = hi;
                             }
+                            for (; ow < hi; ow++)
+                                *dst++ = src[ow * s + base];
+                            for (; ow < p->out[2]; ow++)
+                                *dst++ = 0.0;
                         }
                     }
                 }
@@ -400,7 +474,7 @@ static void col2im(const conv_geom *p, int64_t channels, const double *col, doub
                 }
 }
 
-int nn_eval_conv(const nn_graph *g, int k, double *const *v, err *e)
+static int eval_conv(const nn_graph *g, int k, double *const *v, int f32, err *e)
 {
     const nn_node *n = &g->nodes[k];
     conv_geom p;
@@ -413,12 +487,18 @@ int nn_eval_conv(const nn_graph *g, int k, double *const *v, err *e)
     const double *x = v[n->in[0]], *w = v[n->in[1]];
     const double *b = nn_op_in_id(g, k, 2) >= 0 ? v[n->in[2]] : NULL;
     double *y = v[n->out[0]];
-    double *col = malloc((size_t)(rows * nout > 0 ? rows * nout : 1) * sizeof *col);
-    if (!col)
+    /* A 1x1 kernel with unit strides and no padding needs no im2col: col is x. */
+    int pointwise = rows == cg && nin == nout;
+    for (int s = 0; s < 3; s++)
+        pointwise &= p.stride[s] == 1 && p.pad0[s] == 0;
+    double *col = pointwise ? NULL : malloc((size_t)(rows * nout > 0 ? rows * nout : 1) * sizeof *col);
+    if (!pointwise && !col)
         return nn_op_fail(g, k, e, ERR_NOMEM, "out of memory");
     for (int64_t bi = 0; bi < p.batch; bi++)
         for (int64_t gi = 0; gi < p.group; gi++) {
-            im2col(&p, cg, x + (bi * p.c_in + gi * cg) * nin, col);
+            const double *xg = x + (bi * p.c_in + gi * cg) * nin;
+            if (!pointwise)
+                im2col(&p, cg, xg, col);
             double *yg = y + (bi * p.c_out + gi * mg) * nout;
             if (b)
                 for (int64_t m = 0; m < mg; m++)
@@ -426,16 +506,19 @@ int nn_eval_conv(const nn_graph *g, int k, double *const *v, err *e)
                         yg[m * nout + j] = b[gi * mg + m];
             else
                 memset(yg, 0, (size_t)(mg * nout) * sizeof *yg);
-            if (rows > 0 && nout > 0 && mg > 0)
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)nout,
-                            (int)rows, 1.0, w + gi * mg * rows, (int)rows, col, (int)nout, 1.0,
-                            yg, (int)nout);
+            if (rows > 0 && nout > 0 && mg > 0 &&
+                gemm(f32, CblasNoTrans, CblasNoTrans, (int)mg, (int)nout, (int)rows, 1.0,
+                     w + gi * mg * rows, (int)rows, pointwise ? xg : col, (int)nout, 1.0, yg,
+                     (int)nout)) {
+                free(col);
+                return nn_op_fail(g, k, e, ERR_NOMEM, "out of memory");
+            }
         }
     free(col);
     return 0;
 }
 
-int nn_eval_convtranspose(const nn_graph *g, int k, double *const *v, err *e)
+static int eval_convtranspose(const nn_graph *g, int k, double *const *v, int f32, err *e)
 {
     const nn_node *n = &g->nodes[k];
     conv_geom p;
@@ -460,9 +543,12 @@ int nn_eval_convtranspose(const nn_graph *g, int k, double *const *v, err *e)
             if (rows == 0 || nin == 0 || cg == 0)
                 continue;
             /* col [rows, nin] = W_g^T [rows, cg] * X_g [cg, nin]; W_g is [cg, rows] */
-            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)nin, (int)cg, 1.0,
-                        w + gi * cg * rows, (int)rows, x + (bi * p.c_in + gi * cg) * nin,
-                        (int)nin, 0.0, col, (int)nin);
+            if (gemm(f32, CblasTrans, CblasNoTrans, (int)rows, (int)nin, (int)cg, 1.0,
+                     w + gi * cg * rows, (int)rows, x + (bi * p.c_in + gi * cg) * nin, (int)nin,
+                     0.0, col, (int)nin)) {
+                free(col);
+                return nn_op_fail(g, k, e, ERR_NOMEM, "out of memory");
+            }
             col2im(&p, mg, col, yg);
         }
     free(col);
@@ -510,4 +596,44 @@ int nn_eval_batchnorm(const nn_graph *g, int k, double *const *v, err *e)
                 dst[i] = sc[c] * (src[i] - mu[c]) / sd + bi[c];
         }
     return 0;
+}
+
+int nn_eval_gemm(const nn_graph *g, int k, double *const *v, err *e)
+{
+    return eval_gemm(g, k, v, 0, e);
+}
+
+int nn_eval_gemm_f32(const nn_graph *g, int k, double *const *v, err *e)
+{
+    return eval_gemm(g, k, v, 1, e);
+}
+
+int nn_eval_matmul(const nn_graph *g, int k, double *const *v, err *e)
+{
+    return eval_matmul(g, k, v, 0, e);
+}
+
+int nn_eval_matmul_f32(const nn_graph *g, int k, double *const *v, err *e)
+{
+    return eval_matmul(g, k, v, 1, e);
+}
+
+int nn_eval_conv(const nn_graph *g, int k, double *const *v, err *e)
+{
+    return eval_conv(g, k, v, 0, e);
+}
+
+int nn_eval_conv_f32(const nn_graph *g, int k, double *const *v, err *e)
+{
+    return eval_conv(g, k, v, 1, e);
+}
+
+int nn_eval_convtranspose(const nn_graph *g, int k, double *const *v, err *e)
+{
+    return eval_convtranspose(g, k, v, 0, e);
+}
+
+int nn_eval_convtranspose_f32(const nn_graph *g, int k, double *const *v, err *e)
+{
+    return eval_convtranspose(g, k, v, 1, e);
 }

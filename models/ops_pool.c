@@ -97,7 +97,15 @@ int nn_shape_pool(nn_graph *g, int k, err *e)
     int64_t d[5] = {x->dims[0], x->dims[1]};
     for (int i = 0; i < p.nsp; i++)
         d[2 + i] = p.out[3 - p.nsp + i];
-    return nn_op_set_out(g, k, 0, x->dtype, x->rank, d, e);
+    if ((rc = nn_op_set_out(g, k, 0, x->dtype, x->rank, d, e)))
+        return rc;
+    int64_t size = g->tensors[g->nodes[k].out[0]].size, window = 1;
+    for (int s = 0; s < 3 && window <= NN_MAX_WORK; s++)
+        window *= p.kern[s] <= NN_MAX_WORK ? p.kern[s] : NN_MAX_WORK + 1;
+    if (size > 0 && window > NN_MAX_WORK / size)
+        return nn_op_fail(g, k, e, ERR_UNSUP, "more than %lld window steps",
+                          (long long)NN_MAX_WORK);
+    return 0;
 }
 
 int nn_eval_pool(const nn_graph *g, int k, double *const *v, err *e)

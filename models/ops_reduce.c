@@ -11,9 +11,7 @@ static int reduce_axes(const nn_graph *g, int k, int rank, int *red, err *e)
     const nn_node *n = &g->nodes[k];
     int64_t axes[NN_MAX_RANK];
     int na, rc;
-    int from_input = (n->op == NN_OP_REDUCESUM && g->opset >= 13) ||
-                     (n->op == NN_OP_REDUCEMEAN && g->opset >= 18);
-    if (from_input) {
+    if (nn_op_in(g, k, 1)) { /* ReduceSum from opset 13, ReduceMean from 18 */
         if ((rc = nn_op_const_ints(g, k, 1, axes, NN_MAX_RANK, &na, e)))
             return rc;
     } else {

@@ -53,7 +53,7 @@ int nn_shape_reshape(nn_graph *g, int k, err *e)
         return nn_op_fail(g, k, e, ERR_PARSE, "needs an input");
     int64_t s[NN_MAX_RANK], d[NN_MAX_RANK];
     int n;
-    if (g->opset < 5 || !nn_op_in(g, k, 1)) {
+    if (!nn_op_in(g, k, 1)) { /* opset < 5: an attribute */
         n = nn_op_attr_ints(g, k, "shape", s, NN_MAX_RANK, e);
         if (n == -2)
             return e ? e->code : ERR_UNSUP;
@@ -302,7 +302,8 @@ int nn_eval_concat(const nn_graph *g, int k, double *const *v, err *e)
     return 0;
 }
 
-/* ---- Slice: attributes before opset 10, inputs (starts, ends, axes, steps) from 10.
+/* ---- Slice: attributes before opset 10, inputs (starts, ends, axes, steps) from 10
+ * (decided by the presence of inputs, so graphs without an opset work too).
  * Per axis: negative start/end count from the end; then clamp to [0, dim] for a
  * positive step, [-1, dim-1] for a negative one; length ceil((end-start)/step). ---- */
 
@@ -316,7 +317,7 @@ static int plan_slice(const nn_graph *g, int k, slice_plan *p, err *e)
     int r = x->rank;
     int64_t st[NN_MAX_RANK], en[NN_MAX_RANK], ax[NN_MAX_RANK], sp[NN_MAX_RANK];
     int ns, ne, na, np = -1, rc;
-    if (g->opset < 10) {
+    if (g->nodes[k].n_in < 2) { /* opset < 10: attributes */
         ns = nn_op_attr_ints(g, k, "starts", st, NN_MAX_RANK, e);
         ne = nn_op_attr_ints(g, k, "ends", en, NN_MAX_RANK, e);
         na = nn_op_attr_ints(g, k, "axes", ax, NN_MAX_RANK, e);

@@ -55,6 +55,17 @@ $V --bounds crown examples/acasxu_1_1.onnx examples/acasxu_prop_3.vnnlib > "$tmp
     python3 -c "import json,sys; d=json.load(open(sys.argv[1])); b=d['boxes']; assert len(b)==1 and len(b[0]['lower'])==5 and all(l<=u for l,u in zip(b[0]['lower'],b[0]['upper']))" "$tmp/b.json" &&
     ok "bounds json" || bad "bounds json: $(cat "$tmp/err")"
 
+# convert: ONNX -> JSON -> JSON.gz -> JSON is byte-stable, and gives the same answers
+C=$BIN/convert
+$C --help | grep -q usage && ok "convert help" || bad "convert help"
+$C examples/acasxu_1_1.onnx "$tmp/a.json" && $C "$tmp/a.json" "$tmp/b.json.gz" && $C "$tmp/b.json.gz" "$tmp/c.json" &&
+    cmp -s "$tmp/a.json" "$tmp/c.json" && ok "convert json stable" || bad "convert json stable"
+expect_error "convert bad extension" "a.txt" $C "$tmp/a.json" "$tmp/a.txt"
+$V --bounds crown "$tmp/a.json" examples/acasxu_prop_3.vnnlib > "$tmp/bj.json" 2>&1 &&
+    cmp -s "$tmp/b.json" "$tmp/bj.json" && ok "json model gives identical bounds" || bad "json model bounds differ"
+$V "$tmp/a.json" examples/acasxu_prop_3.vnnlib > "$tmp/aj" 2>&1; $V examples/acasxu_1_1.onnx examples/acasxu_prop_3.vnnlib > "$tmp/ao" 2>&1
+cmp -s "$tmp/aj" "$tmp/ao" && ok "json model gives the identical answer" || bad "json/onnx answers differ"
+
 # ONNX conformance: every case whose ops we support passes; the rest fail with a clear error
 if [ -x $S/conformance/check.sh ]; then
     CONF_TIMEOUT=20 $S/conformance/check.sh $V > "$tmp/conf" 2>&1

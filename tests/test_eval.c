@@ -745,3 +745,104 @@ Test(eval, eval_rejects_unfinalized_graph)
     cr_assert_eq(nn_eval(G, &x, &y, &E), ERR_ARG);
     cr_assert_eq(nn_input_size(G), -1);
 }
+
+Test(eval, convtranspose_groups_and_output_padding_match_scatter_loop)
+{
+    /* X [1,4,3,2], W [4, 3, 3, 2] (group 2 -> 6 output channels), stride (2,1),
+     * pads (1,0,0,1), output_padding (1,0) */
+    int64_t dx[4] = {1, 4, 3, 2}, dw[4] = {4, 3, 3, 2}, db[1] = {6};
+    uint64_t seed = 5;
+    double x[24], w[72], b[6];
+    for (int i = 0; i < 24; i++)
+        x[i] = rnd(&seed);
+    for (int i = 0; i < 72; i++)
+        w[i] = rnd(&seed);
+    for (int i = 0; i < 6; i++)
+        b[i] = rnd(&seed);
+    int k = node("ConvTranspose", "Y", 3, input("X", 4, dx), cfloat("W", 4, dw, w),
+                 cfloat("B", 1, db, b));
+    int64_t s[2] = {2, 1}, pads[4] = {1, 0, 0, 1}, op[2] = {1, 0};
+    nn_node_attr_ints(G, k, "strides", s, 2, &E);
+    nn_node_attr_ints(G, k, "pads", pads, 4, &E);
+    nn_node_attr_ints(G, k, "output_padding", op, 2, &E);
+    nn_node_attr_int(G, k, "group", 2, &E);
+    output("Y");
+    finalize_ok();
+    const int64_t oh = 2 * 2 + 1 + 3 - 1 - 0, ow = 1 * 1 + 0 + 2 - 0 - 1; /* 7, 2 */
+    const nn_tensor *o = &G->tensors[G->output];
+    cr_assert_eq(o->dims[1], 6);
+    cr_assert_eq(o->dims[2], oh);
+    cr_assert_eq(o->dims[3], ow);
+    double want[6 * 7 * 2], y[6 * 7 * 2];
+    for (int m = 0; m < 6; m++)
+        for (int i = 0; i < oh * ow; i++)
+            want[m * oh * ow + i] = b[m];
+    for (int c = 0; c < 4; c++)
+        for (int ih = 0; ih < 3; ih++)
+            for (int iw = 0; iw < 2; iw++)
+                for (int ml = 0; ml < 3; ml++)
+                    for (int kh = 0; kh < 3; kh++)
+                        for (int kw = 0; kw < 2; kw++) {
+                            int64_t r = ih * 2 - 1 + kh, q = iw * 1 - 0 + kw;
+                            if (r < 0 || r >= oh || q < 0 || q >= ow)
+                                continue;
+                            int m = (c / 2) * 3 + ml;
+                            want[(m * oh + r) * ow + q] +=
+                                x[(c * 3 + ih) * 2 + iw] * w[((c * 3 + ml) * 3 + kh) * 2 + kw];
+                        }
+    eval_ok(x, y);
+    assert_close(y, want, 6 * 7 * 2, 1e-12);
+}
+
+Test(eval, reshape_allowzero_keeps_a_literal_zero_dim_apart)
+{
+    int64_t d[2] = {2, 3}, shp[2] = {0, 3};
+    node("Reshape", "Y", 2, input("X", 2, d), cint("shape", 2, shp)); /* 0 copies dim 0 */
+    output("Y");
+    finalize_ok();
+    cr_assert_eq(G->tensors[G->output].dims[0], 2);
+    teardown();
+    setup();
+    int k = node("Reshape", "Y", 2, input("X", 2, d), cint("shape", 2, shp));
+    nn_node_attr_int(G, k, "allowzero", 1, &E); /* a literal 0: 6 elements cannot fit */
+    output("Y");
+    cr_assert_eq(nn_graph_finalize(G, &E), ERR_SHAPE, "%s", E.msg);
+}
+
+Test(eval, float_conv_is_close_to_double_and_rounded)
+{
+    int64_t dx[4] = {1, 2, 6, 6}, dw[4] = {3, 2, 3, 3};
+    uint64_t seed = 9;
+    double w[54], x[72], y[108];
+    float xf[72], yf[108];
+    for (int i = 0; i < 54; i++)
+        w[i] = (double)(float)rnd(&seed);
+    for (int i = 0; i < 72; i++)
+        xf[i] = (float)rnd(&seed), x[i] = xf[i];
+    int k = node("Conv", "Y", 2, input("X", 4, dx), cfloat("W", 4, dw, w));
+    int64_t pads[4] = {1, 1, 1, 1};
+    nn_node_attr_ints(G, k, "pads", pads, 4, &E);
+    output("Y");
+    finalize_ok();
+    eval_ok(x, y);
+    cr_assert_eq(nn_eval_float(G, xf, yf, &E), 0, "%s", E.msg);
+    for (int i = 0; i < 108; i++)
+        cr_assert(fabs(yf[i] - y[i]) < 1e-5, "%d: %g vs %g", i, yf[i], y[i]);
+}
+
+Test(eval, cast_truncates_and_reduce_noop_with_empty_axes)
+{
+    int64_t d = 3;
+    int k = node("Cast", "c", 1, input("X", 1, &d));
+    nn_node_attr_int(G, k, "to", NN_INT64, &E);
+    k = node("Cast", "f", 1, T("c"));
+    nn_node_attr_int(G, k, "to", NN_FLOAT, &E);
+    k = node("ReduceSum", "Y", 1, T("f"));
+    nn_node_attr_int(G, k, "noop_with_empty_axes", 1, &E);
+    output("Y");
+    finalize_ok();
+    cr_assert_eq(nn_output_size(G), 3);
+    double x[3] = {-1.7, 2.9, 0.2}, y[3], want[3] = {-1, 2, 0};
+    eval_ok(x, y);
+    assert_close(y, want, 3, 0);
+}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../models/nn.h"
 
@@ -80,6 +81,27 @@ Test(json, loads_tiny_mlp_with_shapes_values_and_attributes)
     cr_assert_not_null(shift->data);
     cr_assert_eq(shift->size, 2);
     cr_assert_eq(shift->data[0], 1.0);
+    nn_graph_free(g);
+}
+
+Test(json, tiny_mlp_computes_the_hand_computed_output)
+{
+    nn_graph *g;
+    err e = {0};
+    cr_assert_eq(nn_load_json(DATA "mlp.json", &g, &e), 0, "%s", e.msg);
+    cr_assert_eq(nn_input_size(g), 2);
+    cr_assert_eq(nn_output_size(g), 2);
+    /* h = W1 x + b1 = [-1, 4.6, -0.7], relu -> [0, 4.6, 0],
+     * z = W2 r + b2 = [0.5, 4.1], y = z + [1, 1] = [1.5, 5.1]. */
+    const double x[2] = {1, 2};
+    double y[2];
+    cr_assert_eq(nn_eval(g, x, y, &e), 0, "%s", e.msg);
+    cr_assert_float_eq(y[0], 1.5, 1e-12);
+    cr_assert_float_eq(y[1], 5.1, 1e-12);
+    const double x2[2] = {-1, 0.5}; /* h = [-1.5, 0.6, 0.925] -> z = [2.35, 0.1] */
+    cr_assert_eq(nn_eval(g, x2, y, &e), 0, "%s", e.msg);
+    cr_assert_float_eq(y[0], 3.35, 1e-12);
+    cr_assert_float_eq(y[1], 1.1, 1e-12);
     nn_graph_free(g);
 }
 
@@ -190,7 +212,7 @@ Test(json, writer_refuses_nan_and_infinity)
     cr_assert_null(nn_json_string(g, &e));
     cr_assert_eq(e.code, ERR_VALUE);
     cr_assert_not_null(strstr(e.msg, "tensor 'C'[1]: NaN cannot be written as JSON"), "%s", e.msg);
-    cr_assert_eq(nn_save_json(g, "build/nan.json", &e), ERR_VALUE);
+    cr_assert_eq(nn_save_json(g, "/nonexistent-dir/nan.json", &e), ERR_VALUE);
     g->tensors[nn_graph_find(g, "C")].data[1] = -INFINITY;
     cr_assert_null(nn_json_string(g, &e));
     cr_assert_not_null(strstr(e.msg, "infinity"), "%s", e.msg);
@@ -201,20 +223,24 @@ Test(json, gzip_files_round_trip)
 {
     nn_graph *g, *h;
     err e = {0};
+    char gzp[128], plain[128], cut[128];
+    snprintf(gzp, sizeof gzp, "/tmp/nnv_test_json_%d.json.gz", (int)getpid());
+    snprintf(plain, sizeof plain, "/tmp/nnv_test_json_%d.json", (int)getpid());
+    snprintf(cut, sizeof cut, "/tmp/nnv_test_json_cut_%d.json.gz", (int)getpid());
     cr_assert_eq(nn_load_json(DATA "mlp.json", &g, &e), 0, "%s", e.msg);
-    cr_assert_eq(nn_save_json(g, "build/test_json_mlp.json.gz", &e), 0, "%s", e.msg);
-    FILE *f = fopen("build/test_json_mlp.json.gz", "rb");
+    cr_assert_eq(nn_save_json(g, gzp, &e), 0, "%s", e.msg);
+    FILE *f = fopen(gzp, "rb");
     cr_assert_not_null(f);
     unsigned char magic[2] = {0};
     cr_assert_eq(fread(magic, 1, 2, f), 2);
     fclose(f);
     cr_assert(magic[0] == 0x1f && magic[1] == 0x8b, "not gzip");
-    cr_assert_eq(nn_load_json("build/test_json_mlp.json.gz", &h, &e), 0, "%s", e.msg);
+    cr_assert_eq(nn_load_json(gzp, &h, &e), 0, "%s", e.msg);
     char *a = nn_json_string(g, &e), *b = nn_json_string(h, &e);
     cr_assert_str_eq(a, b);
-    cr_assert_eq(nn_save_json(g, "build/test_json_mlp.json", &e), 0, "%s", e.msg);
+    cr_assert_eq(nn_save_json(g, plain, &e), 0, "%s", e.msg);
     nn_graph_free(h);
-    cr_assert_eq(nn_load_json("build/test_json_mlp.json", &h, &e), 0, "%s", e.msg);
+    cr_assert_eq(nn_load_json(plain, &h, &e), 0, "%s", e.msg);
     free(b);
     b = nn_json_string(h, &e);
     cr_assert_str_eq(a, b);
@@ -222,8 +248,31 @@ Test(json, gzip_files_round_trip)
     free(b);
     nn_graph_free(g);
     nn_graph_free(h);
-    remove("build/test_json_mlp.json.gz");
-    remove("build/test_json_mlp.json");
+    /* A truncated and a corrupted gzip file: clear errors. */
+    f = fopen(gzp, "rb");
+    cr_assert_not_null(f);
+    static unsigned char gz[4096];
+    size_t n = fread(gz, 1, sizeof gz, f);
+    fclose(f);
+    cr_assert_gt(n, 200);
+    f = fopen(cut, "wb");
+    cr_assert_eq(fwrite(gz, 1, n / 2, f), n / 2);
+    fclose(f);
+    nn_graph *bad = (nn_graph *)1;
+    cr_assert_eq(nn_load_json(cut, &bad, &e), ERR_PARSE);
+    cr_assert(strncmp(e.msg, cut, strlen(cut)) == 0, "%s", e.msg);
+    cr_assert_str_eq(e.msg + strlen(cut), ": truncated gzip data");
+    cr_assert_null(bad);
+    for (size_t i = 20; i < 40; i++)
+        gz[i] ^= 0x5a;
+    f = fopen(cut, "wb");
+    cr_assert_eq(fwrite(gz, 1, n, f), n);
+    fclose(f);
+    cr_assert_eq(nn_load_json(cut, &bad, &e), ERR_PARSE);
+    cr_assert_not_null(strstr(e.msg, ": corrupt gzip data: "), "%s", e.msg);
+    remove(cut);
+    remove(gzp);
+    remove(plain);
 }
 
 static void expect_file_error(const char *file, int code, const char *needle)
@@ -243,9 +292,10 @@ Test(json, malformed_files_give_located_errors)
                       DATA "syntax_error.json:5:3: JSON syntax error near '\"outputs\"");
     expect_file_error(DATA "missing_nodes.json", ERR_PARSE, "top level: missing field 'nodes'");
     expect_file_error(DATA "bad_attribute.json", ERR_PARSE,
-                      "nodes[0].attributes.kernel_shape: expected a list of integers");
+                      "bad_attribute.json:8:37: nodes[0].attributes.kernel_shape: "
+                      "expected a list of integers");
     expect_file_error(DATA "data_length.json", ERR_SHAPE,
-                      "initializers[0].data: 5 values for a shape of 6 elements");
+                      "data_length.json:6:77: initializers[0].data: 5 values for a shape of 6 elements");
     expect_file_error(DATA "unknown_op.json", ERR_UNSUP, "Frobnicate");
     expect_file_error(DATA "no_such_file.json", ERR_IO, "cannot open");
 }
@@ -295,8 +345,9 @@ Test(json, malformed_text_gives_clear_errors)
                      "\"attributes\": {\"alpha\": 0.5}}]}", &e);
     cr_assert_not_null(strstr(e.msg, "nodes[0].attributes.alpha: expected one typed value"), "%s", e.msg);
     load_bad(HEAD IO "\"nodes\": [{\"op\": \"Relu\", \"inputs\": [\"x\"], \"outputs\": [\"y\"], "
-                     "\"attributes\": {\"axis\": {\"int\": 1.5}}}]}", &e);
-    cr_assert_not_null(strstr(e.msg, "nodes[0].attributes.axis: expected an integer"), "%s", e.msg);
+                     "\"attributes\": {\"a.b\": {\"int\": 1}, \"axis\": {\"int\": 1.5}}}]}", &e);
+    cr_assert_not_null(strstr(e.msg, "bad.json:1:213: nodes[0].attributes.axis: expected an integer"),
+                       "%s", e.msg);
     load_bad(HEAD IO "\"nodes\": [{\"op\": \"Relu\", \"inputs\": [\"x\"], \"outputs\": [\"y\"], "
                      "\"attributes\": {\"a\": {\"int\": 1}, \"a\": {\"int\": 2}}}]}", &e);
     cr_assert_not_null(strstr(e.msg, "duplicate attribute"), "%s", e.msg);
@@ -317,6 +368,29 @@ Test(json, malformed_text_gives_clear_errors)
                   "\"initializers\": [{\"name\": \"W\", \"dtype\": \"float\", \"shape\": [2], "
                   "\"data\": [1, 2]}], \"nodes\": []}", &e);
     cr_assert_not_null(strstr(e.msg, "inputs[0].shape: differs"), "%s", e.msg);
+}
+
+Test(json, deep_nesting_and_huge_declarations_are_refused)
+{
+    enum { DEPTH = 200000 };
+    char *deep = malloc(2 * DEPTH + 64);
+    cr_assert_not_null(deep);
+    int n = sprintf(deep, HEAD "\"nodes\": ");
+    for (int i = 0; i < DEPTH; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < DEPTH; i++)
+        deep[n++] = ']';
+    strcpy(deep + n, "}");
+    err e = {0};
+    cr_assert_eq(load_bad(deep, &e), ERR_PARSE);
+    free(deep);
+    /* A shape of 2^28 elements with no data: refused before any allocation. */
+    load_bad(HEAD IO "\"initializers\": [{\"name\": \"W\", \"dtype\": \"float\", "
+                     "\"shape\": [16384, 16384], \"data\": []}], \"nodes\": []}", &e);
+    cr_assert_not_null(strstr(e.msg, "0 values for a shape of 268435456 elements"), "%s", e.msg);
+    load_bad(HEAD IO "\"initializers\": [{\"name\": \"W\", \"dtype\": \"float\", "
+                     "\"shape\": [\"9223372036854775807\", 2], \"data\": []}], \"nodes\": []}", &e);
+    cr_assert_eq(e.code, ERR_NOMEM, "%s", e.msg);
 }
 
 /* Every prefix and many one-byte corruptions of a valid file: errors, never crashes. */
@@ -432,6 +506,33 @@ static void same_graph(const nn_graph *g, const nn_graph *h, const char *file)
     }
 }
 
+/* nn_eval of both graphs on a few pseudo-random inputs in [-1, 1]: identical bits. */
+static void same_outputs(const nn_graph *g, const nn_graph *h, const char *file)
+{
+    int64_t n = nn_input_size(g), m = nn_output_size(g);
+    cr_assert_eq(n, nn_input_size(h), "%s", file);
+    cr_assert_eq(m, nn_output_size(h), "%s", file);
+    double *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)m * sizeof *y);
+    double *z = malloc((size_t)m * sizeof *z);
+    cr_assert(x && y && z);
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (int trial = 0; trial < 3; trial++) {
+        for (int64_t i = 0; i < n; i++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            x[i] = (double)(s >> 11) / 9007199254740992.0 * 2 - 1;
+        }
+        err e = {0};
+        cr_assert_eq(nn_eval(g, x, y, &e), 0, "%s: %s", file, e.msg);
+        cr_assert_eq(nn_eval(h, x, z, &e), 0, "%s: %s", file, e.msg);
+        for (int64_t j = 0; j < m; j++)
+            cr_assert_eq(memcmp(&y[j], &z[j], sizeof y[j]), 0, "%s: output %lld: %.17g vs %.17g",
+                         file, (long long)j, y[j], z[j]);
+    }
+    free(x);
+    free(y);
+    free(z);
+}
+
 /* Every benchmark network and every conformance model: the graph read back
  * from the JSON has the same nodes, attributes and constants, bit for bit, and
  * writing it again gives the same bytes. */
@@ -454,6 +555,7 @@ Test(json, onnx_models_convert_exactly, .timeout = 60)
         cr_assert_not_null(a, "%s", e.msg);
         cr_assert_eq(nn_load_json_string(file, a, &h, &e), 0, "%s", e.msg);
         same_graph(g, h, file);
+        same_outputs(g, h, file);
         char *b = nn_json_string(h, &e);
         cr_assert_not_null(b, "%s", e.msg);
         cr_assert_str_eq(a, b, "%s: JSON not byte-stable", file);

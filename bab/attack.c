@@ -1,0 +1,181 @@
+/* attack.c: looking for counterexamples by sampling and projected gradient descent.
+ *
+ * The objective for a region is its smallest clause violation
+ *     F(x) = min over clauses c of  max over rows i of (C_i f(x) - d_i),
+ * which is <= 0 exactly when x is a counterexample. We sample the box, then
+ * run signed-gradient PGD from the best samples, with gradients by forward
+ * differences (one forward pass per input dimension). Any candidate with
+ * F <= 0 is re-checked by bab_check_counterexample before it is reported. */
+#include "bab.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/clock.h"
+#include "../core/rng.h"
+
+typedef struct {
+    const nn_graph *g;
+    const spec_property *p;
+    const spec_region *reg;
+    int64_t n_x, n_y;
+    double *y;
+    int64_t *n_evals;
+    err *e;
+} attack_ctx;
+
+/* The smallest violation over the region's clauses at x; *clause gets its index. */
+static int objective(attack_ctx *c, const double *x, double *value, int *clause)
+{
+    int rc = nn_eval(c->g, x, c->y, c->e);
+    if (rc)
+        return rc;
+    if (c->n_evals)
+        (*c->n_evals)++;
+    double best = INFINITY;
+    int best_c = 0;
+    for (int k = 0; k < c->reg->n_clauses; k++) {
+        const spec_clause *cl = &c->reg->clauses[k];
+        double worst = -INFINITY;
+        for (int i = 0; i < cl->n_rows; i++) {
+            double s = -cl->d[i];
+            for (int64_t j = 0; j < c->n_y; j++)
+                s += cl->C[(int64_t)i * c->n_y + j] * c->y[j];
+            if (s > worst)
+                worst = s;
+        }
+        if (worst < best) {
+            best = worst;
+            best_c = k;
+        }
+    }
+    if (isnan(best))
+        best = INFINITY;
+    *value = best;
+    if (clause)
+        *clause = best_c;
+    return 0;
+}
+
+static void clip(const spec_region *reg, int64_t n, double *x)
+{
+    for (int64_t j = 0; j < n; j++)
+        x[j] = fmin(fmax(x[j], reg->lo[j]), reg->hi[j]);
+}
+
+/* Signed-gradient descent from x; keeps the best point in best/best_val. */
+static int pgd(attack_ctx *c, const bab_attack_opts *o, double *x, double *best, double *best_val,
+               double *grad, double *xh)
+{
+    int64_t n = c->n_x;
+    double f;
+    int rc = objective(c, x, &f, NULL);
+    if (rc)
+        return rc;
+    for (int step = 0; step < o->steps && f > 0; step++) {
+        if (clock_expired(o->deadline))
+            break;
+        /* Forward differences; the step shrinks with the box width. */
+        for (int64_t j = 0; j < n; j++) {
+            double w = c->reg->hi[j] - c->reg->lo[j];
+            double h = 1e-6 * (w > 0 ? w : 1.0);
+            memcpy(xh, x, (size_t)n * sizeof *x);
+            xh[j] = x[j] + h <= c->reg->hi[j] ? x[j] + h : x[j] - h;
+            double fh;
+            if ((rc = objective(c, xh, &fh, NULL)))
+                return rc;
+            grad[j] = (fh - f) / (xh[j] - x[j]);
+        }
+        /* Step size decays from a quarter of the width to a hundredth. */
+        double t = (double)step / (double)(o->steps > 1 ? o->steps - 1 : 1);
+        double frac = 0.25 * pow(0.04, t);
+        for (int64_t j = 0; j < n; j++) {
+            double w = c->reg->hi[j] - c->reg->lo[j];
+            if (grad[j] > 0)
+                x[j] -= frac * w;
+            else if (grad[j] < 0)
+                x[j] += frac * w;
+        }
+        clip(c->reg, n, x);
+        if ((rc = objective(c, x, &f, NULL)))
+            return rc;
+        if (f < *best_val) {
+            *best_val = f;
+            memcpy(best, x, (size_t)n * sizeof *x);
+        }
+    }
+    if (f < *best_val) {
+        *best_val = f;
+        memcpy(best, x, (size_t)n * sizeof *x);
+    }
+    return 0;
+}
+
+int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attack_opts *o,
+               double *x_out, int64_t *n_evals, err *e)
+{
+    if (r < 0 || r >= p->n_regions)
+        return err_set(e, ERR_ARG, "attack: bad region %d", r);
+    attack_ctx c = { g, p, &p->regions[r], p->n_x, p->n_y, NULL, n_evals, e };
+    int64_t n = p->n_x;
+    if (c.reg->n_clauses == 0)
+        return 0;
+    double *buf = malloc((size_t)(6 * n + p->n_y) * sizeof(double));
+    if (!buf)
+        return err_set(e, ERR_NOMEM, "attack: out of memory");
+    double *x = buf, *best = buf + n, *grad = buf + 2 * n, *xh = buf + 3 * n;
+    double *start = buf + 4 * n, *cand = buf + 5 * n;
+    c.y = buf + 6 * n;
+    rng rg;
+    rng_seed(&rg, o->seed ^ (uint64_t)r * 0x9e3779b97f4a7c15ull);
+
+    int rc = 0, found = 0;
+    double best_val = INFINITY;
+    /* Centre first, then uniform samples; remember the best as the PGD start. */
+    for (int64_t j = 0; j < n; j++)
+        best[j] = 0.5 * (c.reg->lo[j] + c.reg->hi[j]);
+    if ((rc = objective(&c, best, &best_val, NULL)))
+        goto out;
+    for (int s = 0; s < o->samples && best_val > 0; s++) {
+        if ((s & 63) == 0 && clock_expired(o->deadline))
+            break;
+        for (int64_t j = 0; j < n; j++)
+            x[j] = c.reg->lo[j] + rng_uniform(&rg) * (c.reg->hi[j] - c.reg->lo[j]);
+        double f;
+        if ((rc = objective(&c, x, &f, NULL)))
+            goto out;
+        if (f < best_val) {
+            best_val = f;
+            memcpy(best, x, (size_t)n * sizeof *x);
+        }
+    }
+    memcpy(start, best, (size_t)n * sizeof *x);
+    for (int k = 0; k < o->restarts && best_val > 0; k++) {
+        if (clock_expired(o->deadline))
+            break;
+        if (k == 0) {
+            memcpy(x, start, (size_t)n * sizeof *x);
+        } else {
+            for (int64_t j = 0; j < n; j++)
+                x[j] = c.reg->lo[j] + rng_uniform(&rg) * (c.reg->hi[j] - c.reg->lo[j]);
+        }
+        if ((rc = pgd(&c, o, x, best, &best_val, grad, xh)))
+            goto out;
+    }
+    if (best_val <= 0) {
+        memcpy(cand, best, (size_t)n * sizeof *x);
+        rc = bab_check_counterexample(g, p, r, cand, NULL, e);
+        if (rc < 0)
+            goto out;
+        if (rc == 1) {
+            memcpy(x_out, cand, (size_t)n * sizeof *x);
+            found = 1;
+        }
+        rc = 0;
+    }
+out:
+    free(buf);
+    return rc < 0 ? rc : found;
+}

@@ -1,0 +1,63 @@
+/* bab.h: deciding a property: attacks, bounds and (later) branch and bound.
+ *
+ * bab_verify is the whole verification procedure behind `verify`: a quick
+ * attack for counterexamples, then bounds that try to prove every unsafe
+ * clause empty. Every counterexample it returns has been re-checked by a plain
+ * forward pass (double and float) against the property. */
+#ifndef BAB_BAB_H
+#define BAB_BAB_H
+
+#include <stdint.h>
+
+#include "../models/nn.h"
+#include "../specs/spec.h"
+
+typedef enum { BAB_UNSAT, BAB_SAT, BAB_UNKNOWN, BAB_TIMEOUT } bab_answer;
+
+const char *bab_answer_name(bab_answer a);
+
+typedef struct bab_opts {
+    double timeout;      /* seconds; <= 0: none */
+    uint64_t seed;
+    int verbose;         /* progress on stderr */
+} bab_opts;
+
+void bab_opts_default(bab_opts *o);
+
+typedef struct bab_result {
+    bab_answer answer;
+    int64_t n_x, n_y;
+    double *x, *y;           /* counterexample when answer == BAB_SAT */
+    int region;              /* region the counterexample lies in */
+    /* statistics */
+    double t_load, t_attack, t_bound, t_total;
+    int64_t n_evals, n_bound_calls, n_domains;
+} bab_result;
+
+void bab_result_free(bab_result *r);
+
+int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
+               bab_result *res, err *e);
+
+/* ---- attacks ---- */
+typedef struct bab_attack_opts {
+    double deadline;     /* clock_now() value; 0 = none */
+    int restarts;        /* PGD starts per region */
+    int steps;           /* PGD steps per start */
+    int samples;         /* random samples per region before PGD */
+    uint64_t seed;
+} bab_attack_opts;
+
+/* Search region r for a counterexample. Returns 1 and fills x (n_x values)
+ * when one is found AND validated by bab_check_counterexample, 0 when none was
+ * found, < 0 on error. *n_evals (if not NULL) is increased by the forward passes used. */
+int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attack_opts *o,
+               double *x, int64_t *n_evals, err *e);
+
+/* 1 if x lies in region r's box and the outputs violate one of its clauses,
+ * both in double and in float evaluation (tolerance 1e-4 as in VNN-COMP, and
+ * tolerance 0 in double); fills y (double outputs) if not NULL. 0 if not, < 0 on error. */
+int bab_check_counterexample(const nn_graph *g, const spec_property *p, int r,
+                             const double *x, double *y, err *e);
+
+#endif

@@ -1,0 +1,189 @@
+/* verify.c: the verification procedure behind `verify`.
+ *
+ * 1. A quick attack on every region (counterexamples are common and cheap).
+ * 2. CROWN bounds of every clause row over every region's box: a clause is
+ *    refuted when some row's lower bound exceeds its threshold (the row can
+ *    never hold, so the conjunction cannot). All refuted -> unsat.
+ * 3. Otherwise a longer attack with the time that is left -> sat or unknown. */
+#include "bab.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bound/bound.h"
+#include "../core/clock.h"
+
+const char *bab_answer_name(bab_answer a)
+{
+    switch (a) {
+    case BAB_UNSAT: return "unsat";
+    case BAB_SAT: return "sat";
+    case BAB_TIMEOUT: return "timeout";
+    default: return "unknown";
+    }
+}
+
+void bab_opts_default(bab_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->timeout = 0;
+    o->seed = 1;
+}
+
+void bab_result_free(bab_result *r)
+{
+    if (!r)
+        return;
+    free(r->x);
+    free(r->y);
+    r->x = r->y = NULL;
+}
+
+/* Attack every region; 1 when a validated counterexample was stored in res. */
+static int attack_all(const nn_graph *g, const spec_property *p, const bab_attack_opts *ao,
+                      bab_result *res, err *e)
+{
+    for (int r = 0; r < p->n_regions; r++) {
+        if (clock_expired(ao->deadline))
+            return 0;
+        int rc = bab_attack(g, p, r, ao, res->x, &res->n_evals, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            res->region = r;
+            rc = bab_check_counterexample(g, p, r, res->x, res->y, e);
+            return rc < 0 ? rc : 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when CROWN refutes every clause of region r. */
+static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_result *res, err *e)
+{
+    const spec_region *reg = &p->regions[r];
+    int rows = 0;
+    for (int k = 0; k < reg->n_clauses; k++)
+        rows += reg->clauses[k].n_rows;
+    if (rows == 0)
+        return reg->n_clauses == 0; /* an empty clause is always violated */
+    double *C = malloc((size_t)rows * (size_t)p->n_y * sizeof *C);
+    double *lb = malloc((size_t)rows * sizeof *lb);
+    if (!C || !lb) {
+        free(C);
+        free(lb);
+        return err_set(e, ERR_NOMEM, "verify: out of memory");
+    }
+    int at = 0;
+    for (int k = 0; k < reg->n_clauses; k++) {
+        const spec_clause *cl = &reg->clauses[k];
+        memcpy(C + (size_t)at * (size_t)p->n_y, cl->C, (size_t)cl->n_rows * (size_t)p->n_y * sizeof *C);
+        at += cl->n_rows;
+    }
+    int rc = bnd_compute(net, BND_CROWN, reg->lo, reg->hi, C, rows, lb, NULL, e);
+    res->n_bound_calls++;
+    if (rc == 0) {
+        rc = 1;
+        at = 0;
+        for (int k = 0; k < reg->n_clauses && rc == 1; k++) {
+            const spec_clause *cl = &reg->clauses[k];
+            int refuted = 0;
+            for (int i = 0; i < cl->n_rows; i++)
+                if (lb[at + i] > cl->d[i])
+                    refuted = 1;
+            at += cl->n_rows;
+            if (!refuted)
+                rc = 0;
+        }
+    }
+    free(C);
+    free(lb);
+    return rc;
+}
+
+int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
+               bab_result *res, err *e)
+{
+    double t0 = clock_now();
+    double deadline = o->timeout > 0 ? t0 + o->timeout : 0;
+    memset(res, 0, sizeof *res);
+    res->answer = BAB_UNKNOWN;
+    res->n_x = p->n_x;
+    res->n_y = p->n_y;
+    if (p->n_x != nn_input_size(g) || p->n_y != nn_output_size(g))
+        return err_set(e, ERR_SHAPE, "%s: the property has %lld inputs and %lld outputs, the network %lld and %lld",
+                       g->source, (long long)p->n_x, (long long)p->n_y,
+                       (long long)nn_input_size(g), (long long)nn_output_size(g));
+    res->x = calloc((size_t)p->n_x, sizeof *res->x);
+    res->y = calloc((size_t)p->n_y, sizeof *res->y);
+    if (!res->x || !res->y)
+        return err_set(e, ERR_NOMEM, "verify: out of memory");
+
+    /* 1. quick attack */
+    bab_attack_opts ao = { .deadline = deadline, .restarts = 2, .steps = 10,
+                           .samples = p->n_x <= 16 ? 1000 : 50, .seed = o->seed };
+    int rc = attack_all(g, p, &ao, res, e);
+    res->t_attack = clock_now() - t0;
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        res->answer = BAB_SAT;
+        goto done;
+    }
+
+    /* 2. bounds */
+    double tb = clock_now();
+    bnd_net *net = NULL;
+    int all_refuted = 1;
+    rc = bnd_net_new(g, &net, e);
+    if (rc == ERR_UNSUP) {
+        if (o->verbose)
+            fprintf(stderr, "verify: no bounds (%s); attacking only\n", e->msg);
+        all_refuted = 0;
+        rc = 0;
+    } else if (rc) {
+        return rc;
+    }
+    for (int r = 0; net && r < p->n_regions && all_refuted; r++) {
+        if (clock_expired(deadline)) {
+            all_refuted = 0;
+            break;
+        }
+        rc = region_refuted(net, p, r, res, e);
+        if (rc < 0) {
+            bnd_net_free(net);
+            return rc;
+        }
+        if (rc == 0)
+            all_refuted = 0;
+    }
+    bnd_net_free(net);
+    res->t_bound = clock_now() - tb;
+    if (all_refuted) {
+        res->answer = BAB_UNSAT;
+        goto done;
+    }
+
+    /* 3. a longer attack with what is left (bounded so `unknown` comes soon) */
+    double ta = clock_now();
+    double budget = 5.0;
+    if (deadline > 0 && deadline - ta < budget)
+        budget = deadline - ta;
+    ao.deadline = ta + (budget > 0 ? budget : 0);
+    ao.restarts = 20;
+    ao.steps = 50;
+    ao.samples = p->n_x <= 16 ? 20000 : 500;
+    ao.seed = o->seed + 1;
+    rc = attack_all(g, p, &ao, res, e);
+    res->t_attack += clock_now() - ta;
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        res->answer = BAB_SAT;
+    else if (clock_expired(deadline))
+        res->answer = BAB_TIMEOUT;
+done:
+    res->t_total = clock_now() - t0;
+    return 0;
+}

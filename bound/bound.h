@@ -1,0 +1,37 @@
+/* bound.h: sound bounds on linear functions of a network's output over an
+ * input box: IBP (interval arithmetic) and CROWN (backward linear relaxation).
+ * Every bound is sound in real arithmetic AND after floating-point rounding
+ * (docs/soundness.md): the rounding error of each step is bounded and added
+ * outward. */
+#ifndef BOUND_BOUND_H
+#define BOUND_BOUND_H
+
+#include <stdint.h>
+
+#include "../core/err.h"
+#include "../models/nn.h"
+
+typedef struct bnd_net bnd_net;
+
+/* Lower a finalized graph into a bound network. The graph must outlive the
+ * net only during this call (everything needed is copied). An op without a
+ * bound rule gives ERR_UNSUP naming the node. */
+int bnd_net_new(const nn_graph *g, bnd_net **out, err *e);
+void bnd_net_free(bnd_net *n);
+int64_t bnd_n_in(const bnd_net *n);
+int64_t bnd_n_out(const bnd_net *n);
+
+typedef enum { BND_IBP, BND_CROWN } bnd_method;
+
+/* Sound lb/ub of the m objectives C·y (C: m x n_out row-major; NULL = identity,
+ * m = n_out) over the input box [lo, hi]. lb or ub may be NULL (that side is
+ * skipped). */
+int bnd_compute(bnd_net *n, bnd_method method, const double *lo, const double *hi,
+                const double *C, int m, double *lb, double *ub, err *e);
+
+/* Policy knob: a pre-activation layer gets CROWN intermediate bounds only if
+ * its number of IBP-unstable neurons is at most this (default 4096); larger
+ * layers keep their IBP bounds. */
+void bnd_set_crown_max_rows(bnd_net *n, int64_t rows);
+
+#endif

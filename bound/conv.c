@@ -1,0 +1,224 @@
+/* conv.c: Conv (1-D/2-D, pads, strides, dilations, groups), AveragePool and
+ * GlobalAveragePool as explicit CSR maps: row (m, oh, ow) holds the kernel
+ * taps that land inside the input. Batch size 1 (as after finalize); 1-D is
+ * handled as 2-D with height 1. Pool weights 1/count are rounded once
+ * (coef_err). The explicit map costs out·fan_in entries; a direct
+ * (transposed-)convolution kernel is the next step for large images. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t C, H, W;     /* input */
+    int64_t M, OH, OW;   /* output */
+    int64_t KH, KW, sh, sw, dh, dw, ph, pw;
+} win2d;
+
+static int oom(bnd_lower_ctx *cx, err *e)
+{
+    return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
+}
+
+static int64_t ints_at(const nn_attr *a, int i, int64_t dflt)
+{
+    return (a && a->kind == NN_ATTR_INTS && i < a->n) ? a->ints[i] : dflt;
+}
+
+/* Geometry from X, Y shapes, the kernel size and the node attributes. */
+static int geometry(bnd_lower_ctx *cx, int k, const nn_tensor *X, const nn_tensor *Y,
+                    int64_t KH, int64_t KW, win2d *w, err *e)
+{
+    const nn_node *nd = &cx->g->nodes[k];
+    int sp = X->rank - 2;
+    if ((sp != 1 && sp != 2) || Y->rank != X->rank || X->dims[0] != 1)
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "only batch 1, 1-D or 2-D");
+    w->C = X->dims[1];
+    w->H = sp == 2 ? X->dims[2] : 1;
+    w->W = X->dims[X->rank - 1];
+    w->M = Y->dims[1];
+    w->OH = sp == 2 ? Y->dims[2] : 1;
+    w->OW = Y->dims[Y->rank - 1];
+    w->KH = KH, w->KW = KW;
+    const nn_attr *st = nn_node_attr(nd, "strides"), *di = nn_node_attr(nd, "dilations");
+    const nn_attr *pa = nn_node_attr(nd, "pads");
+    if (sp == 2) {
+        w->sh = ints_at(st, 0, 1), w->sw = ints_at(st, 1, 1);
+        w->dh = ints_at(di, 0, 1), w->dw = ints_at(di, 1, 1);
+        w->ph = ints_at(pa, 0, 0), w->pw = ints_at(pa, 1, 0);
+    } else {
+        w->sh = 1, w->dh = 1, w->ph = 0;
+        w->sw = ints_at(st, 0, 1), w->dw = ints_at(di, 0, 1), w->pw = ints_at(pa, 0, 0);
+    }
+    const nn_attr *ap = nn_node_attr(nd, "auto_pad");
+    if (ap && ap->kind == NN_ATTR_STRING && ap->s && strcmp(ap->s, "NOTSET") != 0) {
+        int64_t in[2] = {w->H, w->W}, out[2] = {w->OH, w->OW}, kk[2] = {KH, KW};
+        int64_t s[2] = {w->sh, w->sw}, d[2] = {w->dh, w->dw}, p[2] = {0, 0};
+        for (int a = 0; a < 2; a++) {
+            int64_t tot = (out[a] - 1) * s[a] + (kk[a] - 1) * d[a] + 1 - in[a];
+            if (tot < 0 || strcmp(ap->s, "VALID") == 0)
+                tot = 0;
+            p[a] = strcmp(ap->s, "SAME_LOWER") == 0 ? tot - tot / 2 : tot / 2;
+        }
+        w->ph = p[0], w->pw = p[1];
+    }
+    if (w->sh < 1 || w->sw < 1 || w->dh < 1 || w->dw < 1 || KH < 1 || KW < 1 || w->ph < 0 ||
+        w->pw < 0 || w->C < 1 || w->M < 1)
+        return bnd_node_err(cx, k, e, ERR_VALUE, "bad window attributes");
+    return 0;
+}
+
+static int add_layer_csr(bnd_lower_ctx *cx, int k, int xl, bnd_linop *J, double *bias,
+                         int coef_err, err *e)
+{
+    int li = bnd_add_layer(cx->net, BND_L_LINEAR, k, J->n_out, 1, e);
+    if (li < 0) {
+        bnd_lin_free(J);
+        free(bias);
+        return li;
+    }
+    bnd_layer *L = &cx->net->layers[li];
+    L->in[0] = xl;
+    L->lin[0] = J;
+    L->bias = bias;
+    L->coef_err = coef_err;
+    cx->tmap[cx->g->nodes[k].out[0]] = li;
+    return 0;
+}
+
+int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
+{
+    const nn_graph *g = cx->g;
+    const nn_node *nd = &g->nodes[k];
+    if (nd->n_in < 2 || cx->tmap[nd->in[0]] < 0 || cx->tmap[nd->in[1]] >= 0 ||
+        (nd->n_in > 2 && nd->in[2] >= 0 && cx->tmap[nd->in[2]] >= 0))
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "needs computed input, constant weights");
+    const nn_tensor *X = &g->tensors[nd->in[0]], *Wt = &g->tensors[nd->in[1]];
+    const nn_tensor *Y = &g->tensors[nd->out[0]];
+    const nn_tensor *Bt = nd->n_in > 2 && nd->in[2] >= 0 ? &g->tensors[nd->in[2]] : NULL;
+    if (!Wt->data || Wt->rank != X->rank)
+        return bnd_node_err(cx, k, e, ERR_SHAPE, "weight rank");
+    int64_t KH = X->rank == 4 ? Wt->dims[2] : 1, KW = Wt->dims[Wt->rank - 1];
+    win2d w;
+    int rc = geometry(cx, k, X, Y, KH, KW, &w, e);
+    if (rc)
+        return rc;
+    int64_t group = nn_attr_int(nd, "group", 1);
+    if (group < 1 || w.C % group || w.M % group || Wt->dims[0] != w.M ||
+        Wt->dims[1] != w.C / group || (Bt && (!Bt->data || Bt->size != w.M)))
+        return bnd_node_err(cx, k, e, ERR_SHAPE, "weight/bias/group shapes");
+    int64_t cg = w.C / group, mg = w.M / group;
+    int64_t n_out = w.M * w.OH * w.OW;
+    if (n_out != Y->size || w.C * w.H * w.W != X->size)
+        return bnd_node_err(cx, k, e, ERR_SHAPE, "output shape");
+    int64_t per = cg * KH * KW;
+    if (per > 0 && n_out > NN_MAX_ELEMS / per)
+        return bnd_node_err(cx, k, e, ERR_NOMEM, "explicit convolution map too large");
+    bnd_linop *J = bnd_lin_csr_new(n_out, X->size, n_out * per);
+    double *bias = Bt ? malloc((size_t)n_out * sizeof(double)) : NULL;
+    if (!J || (Bt && !bias)) {
+        bnd_lin_free(J);
+        free(bias);
+        return oom(cx, e);
+    }
+    int64_t p = 0;
+    for (int64_t m = 0; m < w.M; m++) {
+        int64_t c0 = (m / mg) * cg;
+        for (int64_t oh = 0; oh < w.OH; oh++)
+            for (int64_t ow = 0; ow < w.OW; ow++) {
+                int64_t o = (m * w.OH + oh) * w.OW + ow;
+                J->rowptr[o] = p;
+                if (bias)
+                    bias[o] = Bt->data[m];
+                for (int64_t c = 0; c < cg; c++)
+                    for (int64_t kh = 0; kh < KH; kh++) {
+                        int64_t ih = oh * w.sh - w.ph + kh * w.dh;
+                        if (ih < 0 || ih >= w.H)
+                            continue;
+                        for (int64_t kw = 0; kw < KW; kw++) {
+                            int64_t iw = ow * w.sw - w.pw + kw * w.dw;
+                            if (iw < 0 || iw >= w.W)
+                                continue;
+                            double v = Wt->data[((m * cg + c) * KH + kh) * KW + kw];
+                            if (v == 0)
+                                continue;
+                            J->col[p] = ((c0 + c) * w.H + ih) * w.W + iw;
+                            J->val[p++] = v;
+                        }
+                    }
+            }
+    }
+    J->rowptr[n_out] = p;
+    bnd_lin_csr_finish(J);
+    return add_layer_csr(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
+}
+
+int bnd_lower_avgpool(bnd_lower_ctx *cx, int k, err *e)
+{
+    const nn_graph *g = cx->g;
+    const nn_node *nd = &g->nodes[k];
+    const nn_tensor *X = &g->tensors[nd->in[0]], *Y = &g->tensors[nd->out[0]];
+    const nn_attr *ks = nn_node_attr(nd, "kernel_shape");
+    if (!ks || ks->kind != NN_ATTR_INTS || ks->n != X->rank - 2)
+        return bnd_node_err(cx, k, e, ERR_PARSE, "kernel_shape");
+    int64_t KH = ks->n == 2 ? ks->ints[0] : 1, KW = ks->ints[ks->n - 1];
+    win2d w;
+    int rc = geometry(cx, k, X, Y, KH, KW, &w, e);
+    if (rc)
+        return rc;
+    if (w.M != w.C || w.M * w.OH * w.OW != Y->size)
+        return bnd_node_err(cx, k, e, ERR_SHAPE, "output shape");
+    int incl = (int)nn_attr_int(nd, "count_include_pad", 0);
+    int64_t n_out = Y->size;
+    if (KH * KW > 0 && n_out > NN_MAX_ELEMS / (KH * KW))
+        return bnd_node_err(cx, k, e, ERR_NOMEM, "pooling map too large");
+    bnd_linop *J = bnd_lin_csr_new(n_out, X->size, n_out * KH * KW);
+    if (!J)
+        return oom(cx, e);
+    int64_t p = 0;
+    for (int64_t c = 0; c < w.C; c++)
+        for (int64_t oh = 0; oh < w.OH; oh++)
+            for (int64_t ow = 0; ow < w.OW; ow++) {
+                int64_t o = (c * w.OH + oh) * w.OW + ow, p0 = p, cnt = 0;
+                J->rowptr[o] = p;
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++) {
+                        int64_t ih = oh * w.sh - w.ph + kh, iw = ow * w.sw - w.pw + kw;
+                        /* count_include_pad counts taps inside the padded input */
+                        if (ih >= -w.ph && ih < w.H + w.ph && iw >= -w.pw && iw < w.W + w.pw)
+                            cnt += incl;
+                        if (ih < 0 || ih >= w.H || iw < 0 || iw >= w.W)
+                            continue;
+                        cnt += !incl;
+                        J->col[p++] = (c * w.H + ih) * w.W + iw;
+                    }
+                for (int64_t q = p0; q < p; q++)
+                    J->val[q] = 1.0 / (double)(cnt ? cnt : 1);
+            }
+    J->rowptr[n_out] = p;
+    bnd_lin_csr_finish(J);
+    return add_layer_csr(cx, k, cx->tmap[nd->in[0]], J, NULL, 1, e);
+}
+
+int bnd_lower_globalavgpool(bnd_lower_ctx *cx, int k, err *e)
+{
+    const nn_graph *g = cx->g;
+    const nn_node *nd = &g->nodes[k];
+    const nn_tensor *X = &g->tensors[nd->in[0]];
+    if (X->rank < 3 || X->dims[0] != 1)
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "only batch 1, rank >= 3");
+    int64_t C = X->dims[1], inner = X->size / C;
+    bnd_linop *J = bnd_lin_csr_new(C, X->size, X->size);
+    if (!J)
+        return oom(cx, e);
+    for (int64_t c = 0; c < C; c++) {
+        J->rowptr[c] = c * inner;
+        for (int64_t i = 0; i < inner; i++) {
+            J->col[c * inner + i] = c * inner + i;
+            J->val[c * inner + i] = 1.0 / (double)inner;
+        }
+    }
+    J->rowptr[C] = X->size;
+    bnd_lin_csr_finish(J);
+    return add_layer_csr(cx, k, cx->tmap[nd->in[0]], J, NULL, 1, e);
+}

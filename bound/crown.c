@@ -1,0 +1,324 @@
+/* crown.c: the CROWN backward pass (Zhang et al. 2018) on a DAG.
+ *
+ * For objective rows A0 on layer `start`, walk the layers in reverse
+ * topological order carrying one coefficient matrix A_i (k x size_i) per layer
+ * (summed over consumers, so residual connections work), a bias cb (k) and an
+ * error budget er (k):
+ *   LINEAR  y = sum J_j x_j + b:  A_{in_j} += A_i·J_j,  cb += A_i·b
+ *   ACT     relaxed by lines:     A_z += A⁺·diag(lw) + A⁻·diag(uw),
+ *                                 cb  += A⁺·lb + A⁻·ub
+ *   INPUT   concretise over the box: A c - |A| r + cb.
+ * Soundness with rounding (docs/soundness.md): with z in [lz, uz] and
+ * mz = max(|lz|, |uz|), a computed product fl(A·J) = A·J + E with
+ * |E| <= gamma_n |A||J| (n = length of the sums), so the neglected E·z is at
+ * most gamma_n·|A|·(|J| mz) per row: er += |A_i|·w with
+ * w = gamma_g·(sum |J_j| mz_j + |b|) + bias_err — only matrix-vector
+ * products. Accumulating into an existing A_z adds u·|A_z|·mz, each bias
+ * update u·|cb|. The final lower bound is stepped down after subtracting the
+ * inflated budget. Relaxation lines are valid exactly (relax.c). */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    bnd_net *net;
+    int64_t k;
+    double **A;   /* per layer, NULL when not reached */
+    double **mz;  /* per layer, max(|lo|, |hi|), computed on demand */
+    double *cb, *er;
+} bwd;
+
+static int oom(bwd *b, err *e)
+{
+    return err_set(e, ERR_NOMEM, "%s: out of memory", b->net->source);
+}
+
+static const double *get_mz(bwd *b, int i)
+{
+    if (!b->mz[i]) {
+        const bnd_layer *L = &b->net->layers[i];
+        double *m = malloc((size_t)L->size * sizeof(double));
+        if (!m)
+            return NULL;
+        for (int64_t t = 0; t < L->size; t++) {
+            double a = fabs(L->lo[t]), c = fabs(L->hi[t]);
+            m[t] = a > c ? a : c;
+        }
+        b->mz[i] = m;
+    }
+    return b->mz[i];
+}
+
+/* er_r += sum_j |M_rj| v_j for the k rows of M (k x n). */
+static void add_abs_matvec(int64_t k, int64_t n, const double *M, const double *v, double *er)
+{
+    for (int64_t r = 0; r < k; r++) {
+        const double *a = M + r * n;
+        double s = 0;
+        for (int64_t j = 0; j < n; j++)
+            s += fabs(a[j]) * v[j];
+        er[r] += s;
+    }
+}
+
+/* Destination matrix for layer z: a fresh zeroed one, or a scratch buffer to
+ * be merged with merge_into(). */
+static double *dest_begin(bwd *b, int z, int *fresh)
+{
+    size_t n = (size_t)(b->k * b->net->layers[z].size);
+    *fresh = b->A[z] == NULL;
+    double *d = calloc(n ? n : 1, sizeof(double));
+    if (d && *fresh)
+        b->A[z] = d;
+    return d;
+}
+
+static int dest_end(bwd *b, int z, double *d, int fresh, err *e)
+{
+    if (fresh)
+        return 0;
+    int64_t n = b->net->layers[z].size;
+    double *Az = b->A[z];
+    for (int64_t t = 0; t < b->k * n; t++)
+        Az[t] += d[t];
+    free(d);
+    /* each sum rounded once: |error| <= u |A_z| elementwise */
+    const double *mz = get_mz(b, z);
+    if (!mz)
+        return oom(b, e);
+    double *tmp = calloc((size_t)b->k, sizeof(double));
+    if (!tmp)
+        return oom(b, e);
+    add_abs_matvec(b->k, n, Az, mz, tmp);
+    for (int64_t r = 0; r < b->k; r++)
+        b->er[r] += BND_U * tmp[r];
+    free(tmp);
+    return 0;
+}
+
+static int back_linear(bwd *b, int i, err *e)
+{
+    bnd_layer *L = &b->net->layers[i];
+    int64_t n = L->size, k = b->k;
+    const double *Ai = b->A[i];
+    double *w = calloc((size_t)n, sizeof(double));
+    double *tmp = malloc((size_t)n * sizeof(double));
+    if (!w || !tmp) {
+        free(w), free(tmp);
+        return oom(b, e);
+    }
+    /* w = sum_j |J_j| mz_j + |b|, then scaled by gamma_g */
+    for (int j = 0; j < L->n_in; j++) {
+        const double *mz = get_mz(b, L->in[j]);
+        if (!mz) {
+            free(w), free(tmp);
+            return oom(b, e);
+        }
+        if (L->lin[j])
+            bnd_lin_forward(L->lin[j], 1, 1, mz, tmp);
+        else
+            memcpy(tmp, mz, (size_t)n * sizeof(double));
+        for (int64_t o = 0; o < n; o++)
+            w[o] += tmp[o];
+    }
+    /* sums over the n outputs of this layer (A·J and A·b), coefficient
+     * roundings, the n_in partial products */
+    double g = bnd_gamma((double)(n + L->coef_err + L->n_in + 3));
+    for (int64_t o = 0; o < n; o++) {
+        w[o] = g * (w[o] + (L->bias ? fabs(L->bias[o]) : 0.0));
+        if (L->bias_err)
+            w[o] += L->bias_err[o];
+    }
+    add_abs_matvec(k, n, Ai, w, b->er);
+    free(w), free(tmp);
+    if (L->bias) {
+        for (int64_t r = 0; r < k; r++) {
+            const double *a = Ai + r * n;
+            double s = 0;
+            for (int64_t o = 0; o < n; o++)
+                s += a[o] * L->bias[o];
+            b->cb[r] += s;
+            b->er[r] += BND_U * fabs(b->cb[r]);
+        }
+    }
+    for (int j = 0; j < L->n_in; j++) {
+        int z = L->in[j], fresh;
+        double *d = dest_begin(b, z, &fresh);
+        if (!d)
+            return oom(b, e);
+        if (L->lin[j])
+            bnd_lin_backward(L->lin[j], k, Ai, d);
+        else
+            memcpy(d, Ai, (size_t)(k * n) * sizeof(double));
+        int rc = dest_end(b, z, d, fresh, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int back_act(bwd *b, int i, err *e)
+{
+    bnd_layer *L = &b->net->layers[i];
+    int64_t n = L->size, k = b->k;
+    int z = L->in[0], fresh;
+    const double *Ai = b->A[i];
+    const double *mz = get_mz(b, z);
+    double *v = malloc((size_t)n * sizeof(double));
+    double *d = v && mz ? dest_begin(b, z, &fresh) : NULL;
+    if (!d) {
+        free(v);
+        return oom(b, e);
+    }
+    for (int64_t j = 0; j < n; j++) {
+        double sw = fmax(fabs(L->lw[j]), fabs(L->uw[j]));
+        double sb = fmax(fabs(L->lb[j]), fabs(L->ub[j]));
+        v[j] = sw * mz[j] + sb;
+    }
+    for (int64_t r = 0; r < k; r++) {
+        const double *a = Ai + r * n;
+        double *dr = d + r * n, s = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double aj = a[j];
+            if (aj >= 0) {
+                dr[j] = aj * L->lw[j];
+                s += aj * L->lb[j];
+            } else {
+                dr[j] = aj * L->uw[j];
+                s += aj * L->ub[j];
+            }
+        }
+        b->cb[r] += s;
+    }
+    /* one rounding per product, n-term bias sums, the update of cb */
+    double g = bnd_gamma((double)(n + 3));
+    double *tmp = calloc((size_t)k, sizeof(double));
+    if (!tmp) {
+        free(v);
+        return oom(b, e);
+    }
+    add_abs_matvec(k, n, Ai, v, tmp);
+    for (int64_t r = 0; r < k; r++)
+        b->er[r] += g * tmp[r] + BND_U * fabs(b->cb[r]);
+    free(tmp);
+    free(v);
+    return dest_end(b, z, d, fresh, e);
+}
+
+/* lbv_r = A_r c - |A_r| r + cb_r - er_r over the input box. */
+static int concretize(bwd *b, double *lbv, err *e)
+{
+    const bnd_layer *L = &b->net->layers[0];
+    int64_t n = L->size, k = b->k;
+    const double *A0 = b->A[0];
+    double *c = malloc((size_t)(3 * n) * sizeof(double));
+    if (!c)
+        return oom(b, e);
+    double *r = c + n, *m = c + 2 * n;
+    bnd_center_radius(n, L->lo, L->hi, c, r);
+    for (int64_t t = 0; t < n; t++)
+        m[t] = fabs(c[t]) + r[t];
+    double g = bnd_gamma((double)(n + 3));
+    for (int64_t q = 0; q < k; q++) {
+        const double *a = A0 ? A0 + q * n : NULL;
+        double ac = 0, ar = 0, am = 0;
+        if (a)
+            for (int64_t t = 0; t < n; t++) {
+                ac += a[t] * c[t];
+                ar += fabs(a[t]) * r[t];
+                am += fabs(a[t]) * m[t];
+            }
+        double er = bnd_safe(b->er[q] + g * (am + fabs(b->cb[q])));
+        double v = bnd_down(ac - ar + b->cb[q] - er);
+        lbv[q] = isnan(v) ? -INFINITY : v;
+    }
+    free(c);
+    return 0;
+}
+
+int bnd_crown_backward(bnd_net *net, int start, int64_t k, const double *A0, double *lbv,
+                       err *e)
+{
+    int nl = net->n_layers;
+    bwd b = {net, k, NULL, NULL, NULL, NULL};
+    b.A = calloc((size_t)nl, sizeof(double *));
+    b.mz = calloc((size_t)nl, sizeof(double *));
+    b.cb = calloc((size_t)(k ? k : 1), sizeof(double));
+    b.er = calloc((size_t)(k ? k : 1), sizeof(double));
+    int rc = 0;
+    if (!b.A || !b.mz || !b.cb || !b.er) {
+        rc = oom(&b, e);
+        goto done;
+    }
+    size_t ns = (size_t)(k * net->layers[start].size);
+    b.A[start] = malloc((ns ? ns : 1) * sizeof(double));
+    if (!b.A[start]) {
+        rc = oom(&b, e);
+        goto done;
+    }
+    memcpy(b.A[start], A0, ns * sizeof(double));
+    for (int i = start; i > 0 && rc == 0; i--) {
+        if (!b.A[i])
+            continue;
+        if (net->layers[i].kind == BND_L_LINEAR)
+            rc = back_linear(&b, i, e);
+        else if (net->layers[i].kind == BND_L_ACT)
+            rc = back_act(&b, i, e);
+        free(b.A[i]);
+        b.A[i] = NULL;
+    }
+    if (rc == 0)
+        rc = concretize(&b, lbv, e); /* A[0] NULL: the objective is constant */
+done:
+    if (b.A)
+        for (int i = 0; i < nl; i++)
+            free(b.A[i]);
+    if (b.mz)
+        for (int i = 0; i < nl; i++)
+            free(b.mz[i]);
+    free(b.A), free(b.mz), free(b.cb), free(b.er);
+    return rc;
+}
+
+/* CROWN bounds for the unstable neurons of pre-activation layer i (rows +e_t
+ * and -e_t in one pass), intersected with the current (IBP) bounds. */
+int bnd_crown_refine(bnd_net *net, int i, err *e)
+{
+    bnd_layer *L = &net->layers[i];
+    if (L->kind == BND_L_INPUT)
+        return 0;
+    int64_t n = L->size, ku = 0;
+    for (int64_t t = 0; t < n; t++)
+        ku += bnd_relu_rule.unstable(L->lo[t], L->hi[t]);
+    if (ku == 0 || ku > net->crown_max_rows)
+        return 0; /* policy: too many rows -> keep IBP bounds */
+    int64_t *idx = malloc((size_t)ku * sizeof(int64_t));
+    double *A0 = calloc((size_t)(2 * ku * n), sizeof(double));
+    double *lbv = malloc((size_t)(2 * ku) * sizeof(double));
+    int rc = 0;
+    if (!idx || !A0 || !lbv) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto done;
+    }
+    for (int64_t t = 0, q = 0; t < n; t++)
+        if (bnd_relu_rule.unstable(L->lo[t], L->hi[t])) {
+            idx[q] = t;
+            A0[q * n + t] = 1.0;
+            A0[(ku + q) * n + t] = -1.0;
+            q++;
+        }
+    rc = bnd_crown_backward(net, i, 2 * ku, A0, lbv, e);
+    if (rc == 0)
+        for (int64_t q = 0; q < ku; q++) {
+            int64_t t = idx[q];
+            if (lbv[q] > L->lo[t])
+                L->lo[t] = lbv[q];
+            if (-lbv[ku + q] < L->hi[t])
+                L->hi[t] = -lbv[ku + q];
+        }
+done:
+    free(idx), free(A0), free(lbv);
+    return rc;
+}

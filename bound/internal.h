@@ -1,0 +1,142 @@
+/* internal.h: the bound network shared by the files of bound/ (private).
+ *
+ * A bnd_net is a list of layers in topological order; layer 0 is the input.
+ * A LINEAR layer computes y = sum_j J_j x_{in[j]} + bias, each J_j a linop
+ * (dense matmul or sparse CSR) exposing apply-J (forward, batched), apply-J^T
+ * (backward: A (k x out) -> A·J (k x in)) and apply-|J|. An ACT layer applies
+ * a nonlinearity elementwise through a rule table (interval + relaxation).
+ * Structural ops (Reshape, Flatten, ...) are aliases and produce no layer.
+ * Each layer keeps its current sound bounds lo/hi (the workspace reused by
+ * IBP, CROWN and, later, alpha/beta-CROWN).
+ *
+ * Adding an op: write its lowering (bnd_lower_*) in the file of its family
+ * and list it in the table in net.c; a nonlinearity also needs a
+ * bnd_act_rule (relax.c). */
+#ifndef BOUND_INTERNAL_H
+#define BOUND_INTERNAL_H
+
+#include <stdint.h>
+
+#include "bound.h"
+
+/* ---- linear maps ---- */
+enum { BND_LIN_MATMUL = 1, BND_LIN_CSR = 2 };
+
+typedef struct bnd_linop {
+    int kind;
+    int64_t n_in, n_out;
+    int64_t fan_in, fan_out;      /* max nonzeros in a row / a column of J */
+    /* MATMUL: x viewed as M x K (row-major), y = x · W, W is K x N */
+    int64_t M, K, N;
+    double *W, *Wabs;
+    /* CSR: n_out rows; row o holds y_o = sum val[p] x[col[p]] */
+    int64_t *rowptr, *col;
+    double *val;
+} bnd_linop;
+
+bnd_linop *bnd_lin_matmul_new(int64_t M, int64_t K, int64_t N, const double *W);
+/* Empty CSR with room for nnz entries; fill rowptr/col/val, then _finish. */
+bnd_linop *bnd_lin_csr_new(int64_t n_out, int64_t n_in, int64_t nnz);
+void bnd_lin_csr_finish(bnd_linop *L);
+void bnd_lin_free(bnd_linop *L);
+/* Y (k x out) = X (k x in) · J^T, with |J| if use_abs. */
+void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y);
+/* B (k x in) += A (k x out) · J  (B must be zeroed by the caller for a plain product). */
+void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B);
+
+/* ---- nonlinearities ---- */
+typedef struct bnd_act_rule {
+    const char *name;
+    /* Sound output interval of each neuron given its input interval. */
+    void (*interval)(int64_t n, const double *l, const double *u, double *lo, double *hi);
+    /* Lines lw·x + lb <= f(x) <= uw·x + ub on [l, u], valid in exact
+     * arithmetic for the stored (rounded) coefficients. */
+    void (*relax)(int64_t n, const double *l, const double *u, double *lw, double *lb,
+                  double *uw, double *ub);
+    /* 1 if neuron needs a tight input bound (e.g. an unstable ReLU). */
+    int (*unstable)(double l, double u);
+} bnd_act_rule;
+
+extern const bnd_act_rule bnd_relu_rule;
+
+/* ---- layers ---- */
+typedef enum { BND_L_INPUT, BND_L_LINEAR, BND_L_ACT } bnd_layer_kind;
+
+typedef struct bnd_layer {
+    bnd_layer_kind kind;
+    int node;              /* graph node, -1 for the input */
+    int64_t size;
+    int n_in;
+    int *in;               /* layer indices */
+    bnd_linop **lin;       /* LINEAR: one per input; NULL = identity */
+    double *bias;          /* LINEAR: size values or NULL */
+    double *bias_err;      /* absolute error bound of the stored bias, or NULL */
+    int coef_err;          /* relative roundings (each <= u) in stored J and bias */
+    const bnd_act_rule *act;
+    int is_preact;         /* input of a nonlinearity: gets CROWN bounds */
+    /* workspace */
+    double *lo, *hi;       /* current sound bounds of the output */
+    double *lw, *lb, *uw, *ub; /* ACT: relaxation lines */
+} bnd_layer;
+
+struct bnd_net {
+    char *source;
+    int n_layers, cap_layers;
+    bnd_layer *layers;
+    int out;               /* layer of the graph output */
+    int64_t crown_max_rows;
+};
+
+/* net.c: append a layer (lo/hi allocated); returns its index or < 0. */
+int bnd_add_layer(bnd_net *n, bnd_layer_kind kind, int node, int64_t size, int n_in, err *e);
+
+/* Lowering context handed to the per-op files. */
+typedef struct bnd_lower_ctx {
+    const nn_graph *g;
+    bnd_net *net;
+    int *tmap;             /* tensor -> layer, -1 for constants / not yet */
+} bnd_lower_ctx;
+typedef int (*bnd_lower_fn)(bnd_lower_ctx *cx, int k, err *e);
+
+int bnd_lower_gemm(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_matmul(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_addsub(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_muldiv(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_neg(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_batchnorm(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_avgpool(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_globalavgpool(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_transpose(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_concat(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_slice(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_reduce(bnd_lower_ctx *cx, int k, err *e);
+
+/* helpers for lowerings (net.c) */
+int bnd_node_err(bnd_lower_ctx *cx, int k, err *e, int code, const char *what);
+/* Flat index into tensor `in` (broadcast right-aligned to `out`) of output element o. */
+int64_t bnd_bcast_index(const nn_tensor *out, const nn_tensor *in, int64_t o);
+/* y = s_o·x[src_o] + b_o for each output o (src_o = -1: constant b_o); one
+ * computed input. Builds a LINEAR layer; maps the node's output. */
+int bnd_add_gather_layer(bnd_lower_ctx *cx, int k, int in_layer, int64_t n_out,
+                         const int64_t *src, const double *scale, const double *bias,
+                         int coef_err, err *e);
+
+/* ---- rounding (round.c) ---- */
+#define BND_U 0x1p-53
+double bnd_gamma(double n);            /* gamma_n = n u / (1 - n u), rounded up */
+double bnd_safe(double x);             /* x inflated to cover rounding of error terms */
+double bnd_down(double x);             /* next double below */
+double bnd_up(double x);
+/* Centre and radius with [c - r, c + r] ⊇ [l, u]. */
+void bnd_center_radius(int64_t n, const double *l, const double *u, double *c, double *r);
+
+/* ---- passes ---- */
+int bnd_ibp_layer(bnd_net *n, int i, err *e);
+int bnd_act_relax(bnd_net *n, int i, err *e);
+/* Lower bounds lbv (k) of the rows of A0 (k x size(start)) applied to layer
+ * `start`, over the current bounds of every layer (input box = layer 0's). */
+int bnd_crown_backward(bnd_net *n, int start, int64_t k, const double *A0, double *lbv, err *e);
+int bnd_crown_refine(bnd_net *n, int i, err *e);
+
+#endif

@@ -1,0 +1,129 @@
+/* linop.c: the linear maps of LINEAR layers, y = J x, in two forms.
+ * MATMUL: x viewed as an M x K row-major matrix, y = x·W with W (K x N)
+ *   constant: forward and backward are single dgemm calls over a batch
+ *   (k vectors = k·M rows), |J| uses a cached |W|.
+ * CSR: any other linear op (conv, pooling, broadcasting elementwise scale,
+ *   slicing, transposes, concatenation) as an explicit sparse matrix.
+ * Rounding: forward sums have at most fan_in terms, backward sums at most
+ * fan_out terms; callers bound them with gamma_n (round.c). */
+#include "internal.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+bnd_linop *bnd_lin_matmul_new(int64_t M, int64_t K, int64_t N, const double *W)
+{
+    bnd_linop *L = calloc(1, sizeof *L);
+    if (!L)
+        return NULL;
+    L->kind = BND_LIN_MATMUL;
+    L->M = M, L->K = K, L->N = N;
+    L->n_in = M * K, L->n_out = M * N;
+    L->fan_in = K, L->fan_out = N;
+    L->W = malloc((size_t)(K * N) * sizeof(double));
+    L->Wabs = malloc((size_t)(K * N) * sizeof(double));
+    if (!L->W || !L->Wabs) {
+        bnd_lin_free(L);
+        return NULL;
+    }
+    for (int64_t i = 0; i < K * N; i++) {
+        L->W[i] = W[i];
+        L->Wabs[i] = W[i] < 0 ? -W[i] : W[i];
+    }
+    return L;
+}
+
+bnd_linop *bnd_lin_csr_new(int64_t n_out, int64_t n_in, int64_t nnz)
+{
+    bnd_linop *L = calloc(1, sizeof *L);
+    if (!L)
+        return NULL;
+    L->kind = BND_LIN_CSR;
+    L->n_in = n_in, L->n_out = n_out;
+    L->rowptr = calloc((size_t)n_out + 1, sizeof(int64_t));
+    L->col = malloc((size_t)(nnz ? nnz : 1) * sizeof(int64_t));
+    L->val = malloc((size_t)(nnz ? nnz : 1) * sizeof(double));
+    if (!L->rowptr || !L->col || !L->val) {
+        bnd_lin_free(L);
+        return NULL;
+    }
+    return L;
+}
+
+void bnd_lin_csr_finish(bnd_linop *L)
+{
+    int64_t *cnt = calloc((size_t)L->n_in + 1, sizeof(int64_t));
+    L->fan_in = 0;
+    L->fan_out = 0;
+    for (int64_t o = 0; o < L->n_out; o++) {
+        int64_t nr = L->rowptr[o + 1] - L->rowptr[o];
+        if (nr > L->fan_in)
+            L->fan_in = nr;
+        if (cnt)
+            for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++)
+                cnt[L->col[p]]++;
+    }
+    if (!cnt) {
+        L->fan_out = L->n_out; /* a safe over-estimate */
+        return;
+    }
+    for (int64_t j = 0; j < L->n_in; j++)
+        if (cnt[j] > L->fan_out)
+            L->fan_out = cnt[j];
+    free(cnt);
+}
+
+void bnd_lin_free(bnd_linop *L)
+{
+    if (!L)
+        return;
+    free(L->W);
+    free(L->Wabs);
+    free(L->rowptr);
+    free(L->col);
+    free(L->val);
+    free(L);
+}
+
+void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y)
+{
+    if (L->kind == BND_LIN_MATMUL) {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(k * L->M), (int)L->N,
+                    (int)L->K, 1.0, X, (int)L->K, use_abs ? L->Wabs : L->W, (int)L->N, 0.0, Y,
+                    (int)L->N);
+        return;
+    }
+    for (int64_t r = 0; r < k; r++) {
+        const double *x = X + r * L->n_in;
+        double *y = Y + r * L->n_out;
+        for (int64_t o = 0; o < L->n_out; o++) {
+            double s = 0;
+            for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++) {
+                double v = L->val[p];
+                s += (use_abs && v < 0 ? -v : v) * x[L->col[p]];
+            }
+            y[o] = s;
+        }
+    }
+}
+
+void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B)
+{
+    if (L->kind == BND_LIN_MATMUL) {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(k * L->M), (int)L->K,
+                    (int)L->N, 1.0, A, (int)L->N, L->W, (int)L->N, 1.0, B, (int)L->K);
+        return;
+    }
+    for (int64_t r = 0; r < k; r++) {
+        const double *a = A + r * L->n_out;
+        double *b = B + r * L->n_in;
+        for (int64_t o = 0; o < L->n_out; o++) {
+            double ao = a[o];
+            if (ao == 0)
+                continue;
+            for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++)
+                b[L->col[p]] += ao * L->val[p];
+        }
+    }
+}

@@ -1,0 +1,323 @@
+/* verify: decide a VNN-COMP property, print bounds, or evaluate a network.
+ * A thin main over the library: parse arguments, call models/, specs/,
+ * bound/ and bab/, print in the documented formats (README.md). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bab/bab.h"
+#include "../bound/bound.h"
+#include "../core/blas_tune.h"
+#include "../core/clock.h"
+
+static const char usage[] =
+    "usage: verify MODEL SPEC [--timeout S] [--result FILE] [--seed N] [--stats] [--verbose]\n"
+    "       verify --bounds ibp|crown MODEL SPEC\n"
+    "       verify --eval MODEL          (input vectors on stdin, one per line)\n"
+    "       verify --check RESULT MODEL SPEC   (re-check a sat result file's counterexample)\n"
+    "MODEL: .onnx or .json (optionally .gz); SPEC: .vnnlib (optionally .gz).\n"
+    "Prints sat (with a counterexample), unsat, unknown or timeout; exit status 0 for any answer.\n";
+
+static int fail(const char *msg)
+{
+    fprintf(stderr, "verify: %s\n", msg);
+    return 1;
+}
+
+/* ---- --eval: one input vector per line in, one output vector per line out ---- */
+static int run_eval(const char *model_path)
+{
+    err e = { 0 };
+    nn_graph *g = NULL;
+    if (nn_load(model_path, &g, &e))
+        return fail(e.msg);
+    int64_t nx = nn_input_size(g), ny = nn_output_size(g);
+    double *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)ny * sizeof *y);
+    size_t cap = 0;
+    char *line = NULL;
+    int status = 0;
+    long lineno = 0;
+    if (!x || !y) {
+        status = fail("out of memory");
+        goto out;
+    }
+    while (getline(&line, &cap, stdin) >= 0) {
+        lineno++;
+        char *s = line, *end;
+        int64_t n = 0;
+        for (;;) {
+            while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+                s++;
+            if (!*s)
+                break;
+            errno = 0;
+            double v = strtod(s, &end);
+            if (end == s) {
+                fprintf(stderr, "verify: stdin:%ld: not a number near '%.20s'\n", lineno, s);
+                status = 1;
+                goto out;
+            }
+            if (n < nx)
+                x[n] = v;
+            n++;
+            s = end;
+        }
+        if (n == 0)
+            continue;
+        if (n != nx) {
+            fprintf(stderr, "verify: stdin:%ld: %lld values, the network %s takes %lld\n", lineno,
+                    (long long)n, model_path, (long long)nx);
+            status = 1;
+            goto out;
+        }
+        if (nn_eval(g, x, y, &e)) {
+            status = fail(e.msg);
+            goto out;
+        }
+        for (int64_t j = 0; j < ny; j++)
+            printf(j ? " %.17g" : "%.17g", y[j]);
+        printf("\n");
+    }
+out:
+    free(line);
+    free(x);
+    free(y);
+    nn_graph_free(g);
+    return status;
+}
+
+static int load_both(const char *model_path, const char *spec_path, nn_graph **g, spec_property **p)
+{
+    err e = { 0 };
+    if (nn_load(model_path, g, &e))
+        return fail(e.msg);
+    if (spec_parse_vnnlib(spec_path, p, &e)) {
+        nn_graph_free(*g);
+        return fail(e.msg);
+    }
+    if ((*p)->n_x != nn_input_size(*g) || (*p)->n_y != nn_output_size(*g)) {
+        fprintf(stderr, "verify: %s declares %lld inputs and %lld outputs, but %s has %lld and %lld\n",
+                spec_path, (long long)(*p)->n_x, (long long)(*p)->n_y, model_path,
+                (long long)nn_input_size(*g), (long long)nn_output_size(*g));
+        nn_graph_free(*g);
+        spec_free(*p);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- --bounds: JSON bounds of every output over each region's box ---- */
+static int run_bounds(const char *method, const char *model_path, const char *spec_path)
+{
+    bnd_method m;
+    if (strcmp(method, "ibp") == 0)
+        m = BND_IBP;
+    else if (strcmp(method, "crown") == 0)
+        m = BND_CROWN;
+    else
+        return fail("--bounds takes ibp or crown");
+    nn_graph *g;
+    spec_property *p;
+    if (load_both(model_path, spec_path, &g, &p))
+        return 1;
+    err e = { 0 };
+    bnd_net *net = NULL;
+    int status = 0;
+    int64_t ny = p->n_y;
+    double *lb = malloc((size_t)ny * sizeof *lb), *ub = malloc((size_t)ny * sizeof *ub);
+    if (!lb || !ub) {
+        status = fail("out of memory");
+        goto out;
+    }
+    if (bnd_net_new(g, &net, &e)) {
+        status = fail(e.msg);
+        goto out;
+    }
+    printf("{\"boxes\":[");
+    for (int r = 0; r < p->n_regions; r++) {
+        if (bnd_compute(net, m, p->regions[r].lo, p->regions[r].hi, NULL, (int)ny, lb, ub, &e)) {
+            printf("\n");
+            status = fail(e.msg);
+            goto out;
+        }
+        printf(r ? ",\n{\"lower\":[" : "\n{\"lower\":[");
+        for (int64_t j = 0; j < ny; j++)
+            printf(j ? ",%.17g" : "%.17g", lb[j]);
+        printf("],\"upper\":[");
+        for (int64_t j = 0; j < ny; j++)
+            printf(j ? ",%.17g" : "%.17g", ub[j]);
+        printf("]}");
+    }
+    printf("\n]}\n");
+out:
+    free(lb);
+    free(ub);
+    bnd_net_free(net);
+    nn_graph_free(g);
+    spec_free(p);
+    return status;
+}
+
+/* ---- --check: is the counterexample in a result file real? ---- */
+static int run_check(const char *result_path, const char *model_path, const char *spec_path)
+{
+    nn_graph *g;
+    spec_property *p;
+    if (load_both(model_path, spec_path, &g, &p))
+        return 1;
+    int status = 1;
+    double *x = calloc((size_t)p->n_x, sizeof *x);
+    char *seen = calloc((size_t)p->n_x, 1);
+    FILE *f = fopen(result_path, "r");
+    if (!x || !seen || !f) {
+        fprintf(stderr, "verify: %s: %s\n", result_path, f ? "out of memory" : strerror(errno));
+        goto out;
+    }
+    /* Scan for "X_<i> <value>" pairs; Y values are recomputed, not trusted. */
+    int c;
+    while ((c = fgetc(f)) != EOF) {
+        if (c != 'X')
+            continue;
+        long long i;
+        double v;
+        if (fscanf(f, "_%lld %lf", &i, &v) == 2 && i >= 0 && i < p->n_x) {
+            x[i] = v;
+            seen[i] = 1;
+        }
+    }
+    for (int64_t i = 0; i < p->n_x; i++)
+        if (!seen[i]) {
+            fprintf(stderr, "verify: %s: no value for X_%lld\n", result_path, (long long)i);
+            goto out;
+        }
+    err e = { 0 };
+    for (int r = 0; r < p->n_regions && status; r++) {
+        int rc = bab_check_counterexample(g, p, r, x, NULL, &e);
+        if (rc < 0) {
+            fail(e.msg);
+            goto out;
+        }
+        if (rc == 1)
+            status = 0;
+    }
+    printf("%s\n", status ? "invalid" : "valid");
+out:
+    if (f)
+        fclose(f);
+    free(x);
+    free(seen);
+    nn_graph_free(g);
+    spec_free(p);
+    return status;
+}
+
+/* The answer in the VNN-COMP result-file form. */
+static void print_answer(FILE *f, const bab_result *res)
+{
+    fprintf(f, "%s\n", bab_answer_name(res->answer));
+    if (res->answer != BAB_SAT)
+        return;
+    fprintf(f, "(");
+    for (int64_t i = 0; i < res->n_x; i++)
+        fprintf(f, "%s(X_%lld %.17g)\n", i ? " " : "", (long long)i, res->x[i]);
+    for (int64_t j = 0; j < res->n_y; j++)
+        fprintf(f, " (Y_%lld %.17g)%s\n", (long long)j, res->y[j], j + 1 == res->n_y ? ")" : "");
+}
+
+int main(int argc, char **argv)
+{
+    blas_tune(argv);
+    double t0 = clock_now();
+    const char *pos[2] = { NULL, NULL };
+    int n_pos = 0, stats = 0;
+    const char *result_path = NULL, *bounds = NULL, *eval = NULL, *check = NULL;
+    bab_opts o;
+    bab_opts_default(&o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_next = i + 1 < argc;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--timeout") == 0 && has_next) {
+            char *end;
+            o.timeout = strtod(argv[++i], &end);
+            if (*end || !(o.timeout >= 0))
+                return fail("--timeout takes a number of seconds");
+        } else if (strcmp(a, "--seed") == 0 && has_next) {
+            o.seed = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(a, "--result") == 0 && has_next) {
+            result_path = argv[++i];
+        } else if (strcmp(a, "--bounds") == 0 && has_next) {
+            bounds = argv[++i];
+        } else if (strcmp(a, "--eval") == 0 && has_next) {
+            eval = argv[++i];
+        } else if (strcmp(a, "--check") == 0 && has_next) {
+            check = argv[++i];
+        } else if (strcmp(a, "--stats") == 0) {
+            stats = 1;
+        } else if (strcmp(a, "--verbose") == 0) {
+            o.verbose = 1;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "verify: unknown or incomplete option '%s' (see --help)\n", a);
+            return 2;
+        } else if (n_pos < 2) {
+            pos[n_pos++] = a;
+        } else {
+            return fail("too many arguments (see --help)");
+        }
+    }
+    if (eval)
+        return n_pos ? fail("--eval takes only MODEL") : run_eval(eval);
+    if (n_pos != 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (bounds)
+        return run_bounds(bounds, pos[0], pos[1]);
+    if (check)
+        return run_check(check, pos[0], pos[1]);
+
+    nn_graph *g;
+    spec_property *p;
+    if (load_both(pos[0], pos[1], &g, &p))
+        return 1;
+    double t_load = clock_now() - t0;
+    if (o.timeout > 0) {
+        o.timeout -= t_load;
+        if (o.timeout <= 0)
+            o.timeout = 1e-3;
+    }
+    err e = { 0 };
+    bab_result res;
+    int rc = bab_verify(g, p, &o, &res, &e);
+    int status = 0;
+    if (rc) {
+        status = fail(e.msg);
+    } else {
+        print_answer(stdout, &res);
+        if (result_path) {
+            FILE *f = fopen(result_path, "w");
+            if (!f) {
+                fprintf(stderr, "verify: %s: cannot write: %s\n", result_path, strerror(errno));
+                status = 1;
+            } else {
+                print_answer(f, &res);
+                if (fclose(f) != 0)
+                    status = fail("cannot write the result file");
+            }
+        }
+        if (stats)
+            fprintf(stderr,
+                    "{\"answer\":\"%s\",\"load_s\":%.6f,\"attack_s\":%.6f,\"bound_s\":%.6f,"
+                    "\"total_s\":%.6f,\"forward_passes\":%lld,\"bound_calls\":%lld,\"domains\":%lld}\n",
+                    bab_answer_name(res.answer), t_load, res.t_attack, res.t_bound,
+                    clock_now() - t0, (long long)res.n_evals, (long long)res.n_bound_calls,
+                    (long long)res.n_domains);
+    }
+    bab_result_free(&res);
+    nn_graph_free(g);
+    spec_free(p);
+    return status;
+}
