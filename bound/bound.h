@@ -29,6 +29,17 @@ typedef enum { BND_IBP, BND_CROWN } bnd_method;
 int bnd_compute(bnd_net *n, bnd_method method, const double *lo, const double *hi,
                 const double *C, int m, double *lb, double *ub, err *e);
 
+/* Intermediate (pre-activation) bounds under CROWN:
+ *  SPARSE: auto_LiRPA's default — CROWN for the neurons IBP finds unstable,
+ *          replacing their IBP bounds; IBP-stable neurons keep IBP bounds.
+ *  ALL:    auto_LiRPA's sparse_intermediate_bounds=False — CROWN for every
+ *          neuron, replacing IBP.
+ *  BEST:   CROWN for the IBP-unstable neurons, intersected with IBP (default).
+ * All are sound. Tighter intermediate bounds usually, not always, give
+ * tighter final bounds (the adaptive lower slope depends on them). */
+typedef enum { BND_INTERM_BEST = 0, BND_INTERM_SPARSE, BND_INTERM_ALL } bnd_interm;
+void bnd_set_interm(bnd_net *n, bnd_interm mode);
+
 /* Policy knob: a pre-activation layer gets CROWN intermediate bounds only if
  * its number of IBP-unstable neurons is at most this (default 4096); larger
  * layers keep their IBP bounds. */

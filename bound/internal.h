@@ -41,8 +41,11 @@ void bnd_lin_csr_finish(bnd_linop *L);
 void bnd_lin_free(bnd_linop *L);
 /* Y (k x out) = X (k x in) · J^T, with |J| if use_abs. */
 void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y);
-/* B (k x in) += A (k x out) · J  (B must be zeroed by the caller for a plain product). */
-void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B);
+/* The three IBP products in one pass: yc = J c, [yr; ym] = |J| [r; m]
+ * (rm holds r then m, n_in each; yrm gets yr then ym, n_out each). */
+void bnd_lin_ibp(const bnd_linop *L, const double *c, const double *rm, double *yc, double *yrm);
+/* B (k x in) = A (k x out) · J, or B += A·J when accumulate. */
+void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B, int accumulate);
 
 /* ---- nonlinearities ---- */
 typedef struct bnd_act_rule {
@@ -74,9 +77,16 @@ typedef struct bnd_layer {
     int coef_err;          /* relative roundings (each <= u) in stored J and bias */
     const bnd_act_rule *act;
     int is_preact;         /* input of a nonlinearity: gets CROWN bounds */
+    int ibp_exact;         /* only a box-preserving map of the input: IBP = CROWN */
+    int out_tensor;        /* graph tensor this layer computes (lowering only) */
     /* workspace */
     double *lo, *hi;       /* current sound bounds of the output */
     double *lw, *lb, *uw, *ub; /* ACT: relaxation lines */
+    /* per-compute caches, valid once the layer's (input) bounds are final;
+     * bnd_compute clears the flags */
+    double *mz;            /* max(|lo|, |hi|) */
+    double *errw;          /* backward error weights (crown.c) */
+    int mz_ok, errw_ok;
 } bnd_layer;
 
 struct bnd_net {
@@ -85,6 +95,7 @@ struct bnd_net {
     bnd_layer *layers;
     int out;               /* layer of the graph output */
     int64_t crown_max_rows;
+    bnd_interm interm;
 };
 
 /* net.c: append a layer (lo/hi allocated); returns its index or < 0. */
@@ -95,6 +106,7 @@ typedef struct bnd_lower_ctx {
     const nn_graph *g;
     bnd_net *net;
     int *tmap;             /* tensor -> layer, -1 for constants / not yet */
+    int *tuses;            /* tensor -> number of consuming node inputs (+1 if output) */
 } bnd_lower_ctx;
 typedef int (*bnd_lower_fn)(bnd_lower_ctx *cx, int k, err *e);
 
@@ -135,8 +147,11 @@ void bnd_center_radius(int64_t n, const double *l, const double *u, double *c, d
 int bnd_ibp_layer(bnd_net *n, int i, err *e);
 int bnd_act_relax(bnd_net *n, int i, err *e);
 /* Lower bounds lbv (k) of the rows of A0 (k x size(start)) applied to layer
- * `start`, over the current bounds of every layer (input box = layer 0's). */
-int bnd_crown_backward(bnd_net *n, int start, int64_t k, const double *A0, double *lbv, err *e);
+ * `start`, over the current bounds of every layer (input box = layer 0's),
+ * by CROWN through the relaxations of the ACT layers, or (stop_at_act) by
+ * concretising at the ACT layers' intervals (IBP with merged objective). */
+int bnd_backward(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
+                 double *lbv, err *e);
 int bnd_crown_refine(bnd_net *n, int i, err *e);
 
 #endif

@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,22 +100,102 @@ void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X
         double *y = Y + r * L->n_out;
         for (int64_t o = 0; o < L->n_out; o++) {
             double s = 0;
-            for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++) {
-                double v = L->val[p];
-                s += (use_abs && v < 0 ? -v : v) * x[L->col[p]];
-            }
+            if (use_abs)
+                for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++)
+                    s += fabs(L->val[p]) * x[L->col[p]];
+            else
+                for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++)
+                    s += L->val[p] * x[L->col[p]];
             y[o] = s;
         }
     }
 }
 
-void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B)
+/* A·W^T restricted to the columns of A that are not all zero (neurons a ReLU
+ * relaxed to 0 contribute nothing): the same sums without exact-zero terms,
+ * so the rounding analysis is unchanged. Returns 0 when not worth it. */
+static int matmul_backward_sparse(const bnd_linop *L, int64_t rows, const double *A, double *B,
+                                  int accumulate)
+{
+    int64_t N = L->N, K = L->K;
+    if (rows < 8 || N < 16)
+        return 0;
+    unsigned char *nz = calloc((size_t)N, 1);
+    if (!nz)
+        return 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const double *a = A + r * N;
+        for (int64_t j = 0; j < N; j++)
+            nz[j] |= a[j] != 0;
+    }
+    int64_t cnt = 0;
+    for (int64_t j = 0; j < N; j++)
+        cnt += nz[j];
+    if (cnt * 4 > N * 3) {
+        free(nz);
+        return 0;
+    }
+    int64_t *idx = malloc((size_t)(cnt ? cnt : 1) * sizeof(int64_t));
+    double *As = malloc((size_t)(rows * cnt + 1) * sizeof(double));
+    double *Ws = malloc((size_t)(K * cnt + 1) * sizeof(double));
+    if (!idx || !As || !Ws) {
+        free(nz), free(idx), free(As), free(Ws);
+        return 0;
+    }
+    for (int64_t j = 0, c = 0; j < N; j++)
+        if (nz[j])
+            idx[c++] = j;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cnt; c++)
+            As[r * cnt + c] = A[r * N + idx[c]];
+    for (int64_t i = 0; i < K; i++)
+        for (int64_t c = 0; c < cnt; c++)
+            Ws[i * cnt + c] = L->W[i * N + idx[c]];
+    if (cnt == 0) {
+        if (!accumulate)
+            memset(B, 0, (size_t)(rows * K) * sizeof(double));
+    } else {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)K, (int)cnt, 1.0,
+                    As, (int)cnt, Ws, (int)cnt, accumulate ? 1.0 : 0.0, B, (int)K);
+    }
+    free(nz), free(idx), free(As), free(Ws);
+    return 1;
+}
+
+void bnd_lin_ibp(const bnd_linop *L, const double *c, const double *rm, double *yc, double *yrm)
 {
     if (L->kind == BND_LIN_MATMUL) {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(k * L->M), (int)L->K,
-                    (int)L->N, 1.0, A, (int)L->N, L->W, (int)L->N, 1.0, B, (int)L->K);
+        bnd_lin_forward(L, 0, 1, c, yc);
+        bnd_lin_forward(L, 1, 2, rm, yrm);
         return;
     }
+    const double *r = rm, *m = rm + L->n_in;
+    double *yr = yrm, *ym = yrm + L->n_out;
+    for (int64_t o = 0; o < L->n_out; o++) {
+        double sc = 0, sr = 0, sm = 0;
+        for (int64_t p = L->rowptr[o]; p < L->rowptr[o + 1]; p++) {
+            int64_t j = L->col[p];
+            double v = L->val[p], a = v < 0 ? -v : v;
+            sc += v * c[j];
+            sr += a * r[j];
+            sm += a * m[j];
+        }
+        yc[o] = sc, yr[o] = sr, ym[o] = sm;
+    }
+}
+
+void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B, int accumulate)
+{
+    if (L->kind == BND_LIN_MATMUL) {
+        if (matmul_backward_sparse(L, k * L->M, A, B, accumulate))
+            return;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(k * L->M), (int)L->K,
+                    (int)L->N, 1.0, A, (int)L->N, L->W, (int)L->N, accumulate ? 1.0 : 0.0, B,
+                    (int)L->K);
+        return;
+    }
+    if (!accumulate)
+        memset(B, 0, (size_t)(k * L->n_in) * sizeof(double));
     for (int64_t r = 0; r < k; r++) {
         const double *a = A + r * L->n_out;
         double *b = B + r * L->n_in;
