@@ -66,13 +66,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "train: %s\n", e.msg);
             return 1;
         }
-        printf("model %s, eps %g, %lld test images\n", eval_model, c.eps, (long long)r.n);
-        printf("clean error        %6.2f %%\n", 100 * r.clean_err);
-        printf("PGD-%d error       %6.2f %%\n", c.pgd_steps, 100 * r.pgd_err);
-        printf("IBP-verified error %6.2f %%\n", 100 * r.ibp_err);
-        if (r.crown_err >= 0)
-            printf("CROWN-verified error %6.2f %%\n", 100 * r.crown_err);
-        printf("time %.1f s\n", r.seconds);
+        char what[1200];
+        snprintf(what, sizeof what, "model %s", eval_model);
+        trn_eval_print(stdout, what, c.eps, c.pgd_steps, &r);
         return 0;
     }
     if (trn_run(&c, resume, &e)) {

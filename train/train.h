@@ -5,6 +5,7 @@
 #define TRAIN_TRAIN_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../core/err.h"
 
@@ -29,6 +30,7 @@ typedef struct trn_config {
     char out[1024];
     int threads;
     int64_t train_limit, test_limit; /* use only the first N images (0 = all) */
+    int64_t verify_limit, crown_limit; /* test images checked through bound/ (IBP: 0 = all) */
     int pgd_steps;
     int augment;           /* -1 = dataset default */
     int pad;
@@ -37,8 +39,12 @@ typedef struct trn_config {
 
 typedef struct trn_eval_result {
     int64_t n;
-    double clean_err, pgd_err, ibp_err, crown_err; /* fractions; crown_err < 0 if not run */
+    double clean_err, pgd_err, ibp_err; /* the trainer's float passes (fractions) */
     double seconds;
+    /* Through the verifier's code (bound/, sound IBP and CROWN) on the exported model:
+     * v_n images (CROWN on the first v_n_crown); negative errors if not run. */
+    int64_t v_n, v_n_crown;
+    double v_clean_err, v_ibp_err, v_crown_err, v_seconds;
 } trn_eval_result;
 
 void trn_config_default(trn_config *c);
@@ -49,5 +55,7 @@ int trn_config_set(trn_config *c, const char *key, const char *value, err *e);
 int trn_run(const trn_config *c, int resume, err *e);
 /* Evaluate a trained model file on the config's test set at c->eps. */
 int trn_eval_file(const char *model_path, const trn_config *c, trn_eval_result *r, err *e);
+/* Print an evaluation: the trainer's float numbers and the verifier's. */
+void trn_eval_print(FILE *f, const char *what, double eps, int pgd_steps, const trn_eval_result *r);
 
 #endif

@@ -4,6 +4,7 @@
 #define TRAIN_TRN_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "../core/err.h"
@@ -152,6 +153,18 @@ typedef struct trn_state {
 } trn_state;
 int trn_ckpt_save(const char *path, const trn_model *m, const trn_state *s, err *e);
 int trn_ckpt_load(const char *path, trn_model *m, trn_state *s, err *e);
+
+/* ---- verification through bound/ (trn_verify.c) ---- */
+typedef struct trn_verify_result {
+    int64_t n, n_crown;          /* images checked (CROWN: the first n_crown) */
+    int64_t clean, ibp, crown;   /* errors: misclassified / not verified */
+    double seconds;
+} trn_verify_result;
+int trn_verify_graph(const nn_graph *g, const trn_dataset *d, double eps, int64_t n, int64_t n_crown,
+                     int nthreads, trn_verify_result *r, err *e);
+/* The same, at c->eps on c->verify_limit / c->crown_limit images, into r's v_ fields. */
+int trn_verify_into(const nn_graph *g, const trn_dataset *d, const trn_config *c,
+                    trn_eval_result *r, err *e);
 
 /* ---- evaluation (trn_eval.c) ---- */
 int trn_evaluate(trn_model *m, const trn_dataset *d, double eps, int pgd_steps, int64_t limit,

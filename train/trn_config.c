@@ -148,10 +148,15 @@ int trn_config_set(trn_config *c, const char *key, const char *v, err *e)
         c->seed = (uint64_t)x;
         return 0;
     }
-    if (strcmp(key, "train_limit") == 0 || strcmp(key, "test_limit") == 0) {
+    int64_t *lim = strcmp(key, "train_limit") == 0    ? &c->train_limit
+                   : strcmp(key, "test_limit") == 0   ? &c->test_limit
+                   : strcmp(key, "verify_limit") == 0 ? &c->verify_limit
+                   : strcmp(key, "crown_limit") == 0  ? &c->crown_limit
+                                                      : NULL;
+    if (lim) {
         if ((rc = parse_long(v, 0, (long long)1 << 40, &x, key, e)))
             return rc;
-        *(key[1] == 'r' ? &c->train_limit : &c->test_limit) = x;
+        *lim = x;
         return 0;
     }
     if (strcmp(key, "milestones") == 0)

@@ -58,7 +58,7 @@ int trn_evaluate(trn_model *m, const trn_dataset *d, double eps, int pgd_steps, 
 {
     double t0 = now_s();
     memset(r, 0, sizeof *r);
-    r->crown_err = -1;
+    r->v_clean_err = r->v_ibp_err = r->v_crown_err = -1;
     int64_t n_total = limit > 0 && limit < d->n ? limit : d->n;
     trn_work *w = trn_work_new(m, batch, nthreads);
     int64_t *idx = malloc((size_t)batch * sizeof *idx);

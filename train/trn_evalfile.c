@@ -20,6 +20,7 @@ int trn_eval_file(const char *path, const trn_config *c, trn_eval_result *r, err
 {
     trn_dataset te = {0};
     trn_model *m = NULL;
+    nn_graph *g = NULL;
     openblas_set_num_threads(1); /* see trn_run */
     int rc = trn_data_load(c->dataset, c->data_dir, 0, &te, e);
     if (rc)
@@ -36,12 +37,12 @@ int trn_eval_file(const char *path, const trn_config *c, trn_eval_result *r, err
         memcpy(m->std, te.std, sizeof m->std);
         rc = trn_ckpt_load(path, m, &s, e);
         trn_adam_free(&s.adam);
+        if (!rc && !(rc = trn_model_to_graph(m, &g, e)))
+            rc = nn_graph_finalize(g, e);
     } else {
-        nn_graph *g = NULL;
         if ((rc = nn_load(path, &g, e)))
             goto done;
         rc = trn_model_from_graph(g, &m, e);
-        nn_graph_free(g);
     }
     if (rc)
         goto done;
@@ -50,8 +51,10 @@ int trn_eval_file(const char *path, const trn_config *c, trn_eval_result *r, err
                      m->in_c, m->in_h, m->in_w, te.c, te.h, te.w);
         goto done;
     }
-    rc = trn_evaluate(m, &te, c->eps, c->pgd_steps, 0, c->batch, c->threads, r, e);
+    if (!(rc = trn_evaluate(m, &te, c->eps, c->pgd_steps, 0, c->batch, c->threads, r, e)))
+        rc = trn_verify_into(g, &te, c, r, e);
 done:
+    nn_graph_free(g);
     trn_model_free(m);
     trn_data_free(&te);
     return rc;

@@ -14,6 +14,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -68,7 +75,7 @@ int trn_load_data(const trn_config *c, int train, trn_dataset *d, err *e)
 
 /* One training epoch; fills the sums of its step statistics. */
 typedef struct epoch_sums {
-    double loss, ce, robust, tight, relu, seconds, eps_end;
+    double loss, ce, robust, tight, relu, seconds, cpu_seconds, eps_end;
     int64_t n, clean_err, ibp_err, batches;
 } epoch_sums;
 
@@ -87,7 +94,7 @@ static int train_epoch(const trn_config *c, trn_model *m, trn_work *w, trn_state
     for (int64_t i = 0; i < d->n; i++)
         idx[i] = i;
     trn_rng_shuffle(&s->rng, idx, d->n);
-    double t0 = now_s(), last_print = 0;
+    double t0 = now_s(), c0 = cpu_s(), last_print = 0;
     for (int64_t b = 0; b < E; b++) {
         int64_t step = s->step++;
         double eps = trn_eps_at(c->eps, c->sched_start, c->sched_length, E, step);
@@ -124,16 +131,36 @@ static int train_epoch(const trn_config *c, trn_model *m, trn_work *w, trn_state
         }
     }
     es->seconds = now_s() - t0;
+    es->cpu_seconds = cpu_s() - c0;
     return 0;
 }
 
-static int export_model(const trn_model *m, const char *path, err *e)
+void trn_eval_print(FILE *f, const char *what, double eps, int pgd_steps, const trn_eval_result *r)
+{
+    fprintf(f, "%s, eps %g, %lld test images:\n", what, eps, (long long)r->n);
+    fprintf(f, "  trainer (float):   clean err %6.2f %%  PGD-%d err %6.2f %%  IBP-verified err %6.2f %%"
+               "  (%.1f s)\n",
+            100 * r->clean_err, pgd_steps, 100 * r->pgd_err, 100 * r->ibp_err, r->seconds);
+    if (r->v_ibp_err >= 0) {
+        fprintf(f, "  verifier (bound/): clean err %6.2f %%  IBP-verified err %6.2f %% (%lld images)",
+                100 * r->v_clean_err, 100 * r->v_ibp_err, (long long)r->v_n);
+        if (r->v_crown_err >= 0)
+            fprintf(f, "  CROWN-verified err %6.2f %% (first %lld)", 100 * r->v_crown_err,
+                    (long long)r->v_n_crown);
+        fprintf(f, "  (%.1f s)\n", r->v_seconds);
+    }
+}
+
+/* Export the model (BN folded), write it, and verify it through bound/. */
+static int export_and_verify(const trn_model *m, const char *path, const trn_dataset *te,
+                             const trn_config *c, trn_eval_result *r, err *e)
 {
     nn_graph *g;
     int rc = trn_model_to_graph(m, &g, e);
     if (rc)
         return rc;
-    rc = nn_save_json(g, path, e);
+    if (!(rc = nn_graph_finalize(g, e)) && !(rc = nn_save_json(g, path, e)))
+        rc = trn_verify_into(g, te, c, r, e);
     nn_graph_free(g);
     return rc;
 }
@@ -149,6 +176,7 @@ int trn_run(const trn_config *c, int resume, err *e)
     float *grad = NULL;
     FILE *csv = NULL;
     char path[1200];
+    double train_wall = 0, train_cpu = 0;
     int rc;
     /* The trainer splits batches over its own threads; each calls sgemm on its
      * share, so OpenBLAS itself must stay single-threaded. */
@@ -182,7 +210,7 @@ int trn_run(const trn_config *c, int resume, err *e)
     if (!resume)
         fprintf(csv, "epoch,eps,lr,train_loss,train_ce,train_robust,train_clean_err,train_ibp_err,"
                      "reg_tightness,reg_relu,test_eps,test_clean_err,test_ibp_err,train_seconds,"
-                     "test_seconds\n");
+                     "train_cpu_seconds,test_seconds\n");
     fprintf(stderr, "train: %s, %lld train / %lld test images, model %s (%lld parameters), "
                     "openblas core %s, %d threads\n",
             c->dataset, (long long)tr.n, (long long)te.n, c->model, (long long)m->n_params,
@@ -199,38 +227,35 @@ int trn_run(const trn_config *c, int resume, err *e)
         if ((rc = trn_ckpt_save(path, m, &s, e)))
             goto done;
         double n = (double)es.n;
-        fprintf(csv, "%d,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.6f,%.6f,%.2f,%.2f\n",
+        fprintf(csv, "%d,%.6g,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.6f,%.6f,%.2f,%.2f,%.2f\n",
                 epoch, es.eps_end, trn_lr_at(c, epoch), es.loss / n, es.ce / n, es.robust / n,
                 es.clean_err / n, es.ibp_err / n, es.tight / n, es.relu / n, es.eps_end,
-                r.clean_err, r.ibp_err, es.seconds, r.seconds);
+                r.clean_err, r.ibp_err, es.seconds, es.cpu_seconds, r.seconds);
+        train_wall += es.seconds;
+        train_cpu += es.cpu_seconds;
         fflush(csv);
         fprintf(stderr,
-                "epoch %d: %.1f s, train loss %.4f clean err %.4f ibp err %.4f | test eps %.5f "
+                "epoch %d: %.1f s (cpu %.1f), train loss %.4f clean err %.4f ibp err %.4f | test eps %.5f "
                 "clean err %.4f ibp err %.4f (%.1f s)\n",
-                epoch, es.seconds, es.loss / n, es.clean_err / n, es.ibp_err / n, es.eps_end,
+                epoch, es.seconds, es.cpu_seconds, es.loss / n, es.clean_err / n, es.ibp_err / n, es.eps_end,
                 r.clean_err, r.ibp_err, r.seconds);
     }
     {
         trn_eval_result r;
         if ((rc = trn_evaluate(m, &te, c->eps, c->pgd_steps, 0, c->batch, c->threads, &r, e)))
             goto done;
-        fprintf(stderr, "final (eps %g, %lld test images): clean err %.2f%%, PGD-%d err %.2f%%, "
-                        "IBP-verified err %.2f%% (%.1f s)\n",
-                c->eps, (long long)r.n, 100 * r.clean_err, c->pgd_steps, 100 * r.pgd_err,
-                100 * r.ibp_err, r.seconds);
+        snprintf(path, sizeof path, "%s/model.json", c->out);
+        if ((rc = export_and_verify(m, path, &te, c, &r, e)))
+            goto done;
+        fprintf(stderr, "train: model written to %s\n", path);
+        trn_eval_print(stderr, "final model", c->eps, c->pgd_steps, &r);
         snprintf(path, sizeof path, "%s/final.txt", c->out);
         FILE *f = fopen(path, "w");
         if (f) {
-            fprintf(f, "eps %g\nimages %lld\nclean_err %.4f\npgd_err %.4f\nibp_err %.4f\n", c->eps,
-                    (long long)r.n, r.clean_err, r.pgd_err, r.ibp_err);
+            trn_eval_print(f, "final model", c->eps, c->pgd_steps, &r);
+            fprintf(f, "train seconds %.1f (process cpu %.1f)\n", train_wall, train_cpu);
             fclose(f);
         }
-        snprintf(path, sizeof path, "%s/model.json", c->out);
-        err ex;
-        if (export_model(m, path, &ex) != 0)
-            fprintf(stderr, "train: warning: model export failed: %s\n", ex.msg);
-        else
-            fprintf(stderr, "train: model written to %s\n", path);
     }
 done:
     if (csv)
