@@ -463,6 +463,9 @@ static void backward(trn_work *w, int B, int ibp, int train, double reg_weight, 
         if (ibp)
             memset(w->tagrad[t], 0, (size_t)m->n_params * sizeof(float));
     }
+    int first = 0; /* the first layer that computes anything (Flatten is a view) */
+    while (first < w->L - 1 && m->layers[first].kind == TRN_FLATTEN)
+        first++;
     int cur = 0; /* g[cur] holds the gradient w.r.t. the current layer's output */
     memcpy(w->g[cur][0], w->glogits, (size_t)B * nc * sizeof(float));
     for (int i = w->L - 1; i >= 0; i--) {
@@ -470,12 +473,12 @@ static void backward(trn_work *w, int B, int ibp, int train, double reg_weight, 
         if (l->kind == TRN_FLATTEN)
             continue;
         layer_ctx c = {.w = w, .l = l, .li = i, .ibp = ibp, .last = i == w->L - 1,
-                       .train = train, .want_dx = i > 0 || input_grad != NULL};
+                       .train = train, .want_dx = i > first || input_grad != NULL};
         for (int s = 0; s < 3; s++) {
             c.gout[s] = w->g[cur][s];
             c.gin[s] = w->g[1 - cur][s];
         }
-        if (i == 0 && input_grad)
+        if (i == first && input_grad)
             c.gin[0] = input_grad;
         int64_t in_sz = trn_layer_in_size(l);
         switch (l->kind) {
