@@ -373,3 +373,74 @@ Test(train, exported_model_matches_the_trainer_forward)
     nn_graph_free(g2);
     trn_model_free(m);
 }
+
+Test(train, input_gradient_matches_finite_differences)
+{
+    const char *models[2] = {"mlp", "cnn7"};
+    for (int t = 0; t < 2; t++) {
+        trn_config c;
+        trn_config_default(&c);
+        snprintf(c.model, sizeof c.model, "%s", models[t]);
+        c.width = 2, c.linear_size = 5, c.hidden[0] = 6, c.n_hidden = 1;
+        trn_model *m;
+        err e;
+        cr_assert_eq(trn_model_build(&c, 1, 6, 6, 3, &m, &e), 0);
+        rng r;
+        rng_seed(&r, 4);
+        trn_model_init(m, &r, 0);
+        trn_work *w = trn_work_new(m, 2, 1);
+        float *x = trn_work_input(w, 0), gx[72], x0[72];
+        int *y = trn_work_labels(w);
+        y[0] = 1, y[1] = 2;
+        for (int i = 0; i < 72; i++)
+            x0[i] = x[i] = (float)rng_uniform(&r);
+        cr_assert_eq(trn_input_grad(m, w, 2, gx), 0);
+        /* trn_input_grad's objective: the sum over the batch of the per-image CE */
+        for (int i = 0; i < 72; i += 5) {
+            double h = 1e-2, f[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                memcpy(x, x0, sizeof x0);
+                x[i] += (float)(sgn ? -h : h);
+                trn_pass_opts o = {.train = 0, .natural = 1};
+                trn_step_stats st;
+                cr_assert_eq(trn_pass(m, w, 2, &o, NULL, &st), 0);
+                f[sgn] = st.ce * 2;
+            }
+            double num = (f[0] - f[1]) / (2 * h);
+            cr_assert(fabs(num - gx[i]) < 0.02 * fabs(num) + 2e-3, "%s x[%d]: analytic %g numeric %g",
+                      models[t], i, gx[i], num);
+        }
+        trn_work_free(w);
+        trn_model_free(m);
+    }
+}
+
+Test(train, config_reads_json_and_flags)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/cfg.json", tmpdir());
+    FILE *f = fopen(p, "w");
+    fprintf(f, "{\"_comment\": \"x\", \"model\": \"mlp\", \"hidden\": [32, 16], \"eps\": 0.3,"
+               " \"milestones\": [3, 7], \"reg\": false}");
+    fclose(f);
+    trn_config c;
+    trn_config_default(&c);
+    err e;
+    cr_assert_eq(trn_config_load_json(&c, p, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(c.model, "mlp");
+    cr_assert_eq(c.n_hidden, 2);
+    cr_assert_eq(c.hidden[1], 16);
+    cr_assert_float_eq(c.eps, 0.3, 1e-15);
+    cr_assert_eq(c.n_milestones, 2);
+    cr_assert_eq(c.milestones[1], 7);
+    cr_assert_eq(c.reg, 0);
+    f = fopen(p, "w");
+    fprintf(f, "{\"batch\": \"many\"}");
+    fclose(f);
+    cr_assert_eq(trn_config_load_json(&c, p, &e), ERR_ARG);
+    cr_assert(strstr(e.msg, "batch"), "%s", e.msg);
+    f = fopen(p, "w");
+    fprintf(f, "{\"batch\": 12");
+    fclose(f);
+    cr_assert_eq(trn_config_load_json(&c, p, &e), ERR_PARSE);
+}

@@ -181,6 +181,8 @@ int trn_run(const trn_config *c, int resume, err *e)
     /* The trainer splits batches over its own threads; each calls sgemm on its
      * share, so OpenBLAS itself must stay single-threaded. */
     openblas_set_num_threads(1);
+    if (strcmp(c->method, "ibp") != 0)
+        return err_set(e, ERR_UNSUP, "train: method '%s' is not implemented (only ibp)", c->method);
     if ((rc = trn_load_data(c, 1, &tr, e)) || (rc = trn_load_data(c, 0, &te, e)))
         goto done;
     if ((rc = trn_model_build(c, tr.c, tr.h, tr.w, tr.n_classes, &m, e)))
