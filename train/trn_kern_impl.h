@@ -114,6 +114,14 @@ static size_t FN(conv_plane)(const trn_conv_shape *sh)
     return (size_t)(sh->h + 2 * sh->pad) * (sh->w + 2 * sh->pad);
 }
 
+REDUCTION static REAL FN(sum)(const REAL *x, size_t n)
+{
+    REAL s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += x[i];
+    return s;
+}
+
 /* W[co][ci][t] -> wt[t][co][ci] (t = ky k + kx) */
 static void FN(conv_taps)(const trn_conv_shape *sh, const REAL *W, REAL *wt)
 {
@@ -188,15 +196,17 @@ static void FN(conv_bwd_direct)(const trn_conv_shape *sh, const REAL *wt, const 
             REAL *dst = dyext + (size_t)co * ld + n * plane;
             const REAL *src = dy + n * out_sz + (size_t)co * ho * wo;
             for (int oh = 0; oh < ho; oh++) {
-                for (int ow = 0; ow < wo; ow++) {
-                    dst[(size_t)oh * Wp + ow] = src[oh * wo + ow];
-                    sb += src[oh * wo + ow];
-                }
+                REAL *row = dst + (size_t)oh * Wp;
+                const REAL *srow = src + (size_t)oh * wo;
+                for (int ow = 0; ow < wo; ow++)
+                    row[ow] = srow[ow];
                 for (int ow = wo; ow < Wp; ow++)
-                    dst[(size_t)oh * Wp + ow] = 0;
+                    row[ow] = 0;
             }
             for (size_t i = (size_t)ho * Wp; i < plane; i++)
                 dst[i] = 0;
+            if (db)
+                sb += FN(sum)(src, (size_t)ho * wo);
         }
         if (db)
             db[co] += sb;
@@ -284,12 +294,8 @@ void FN(trn_conv_bwd)(const trn_conv_shape *sh, const REAL *W, const REAL *x, co
         FN(im2col)(sh, x + n * in_sz, col);
         FN(gemm)(0, 1, sh->cout, K, P, 1, dyn, P, col, P, 1, dW, K);
         if (db)
-            for (int co = 0; co < sh->cout; co++) {
-                REAL s = 0;
-                for (int i = 0; i < P; i++)
-                    s += dyn[(size_t)co * P + i];
-                db[co] += s;
-            }
+            for (int co = 0; co < sh->cout; co++)
+                db[co] += FN(sum)(dyn + (size_t)co * P, (size_t)P);
         if (dx) {
             FN(gemm)(1, 0, K, P, sh->cout, 1, W, K, dyn, P, 0, col, P);
             FN(col2im)(sh, col, dx + n * in_sz);
@@ -468,9 +474,10 @@ void FN(trn_relu_ibp_bwd)(const REAL *m, const REAL *r, const REAL *gmo, const R
                           REAL *gr, size_t i0, size_t i1)
 {
     for (size_t i = i0; i < i1; i++) {
+        /* written without branches (masks as 0/1 factors) so that it vectorises */
         REAL l = m[i] - r[i], u = m[i] + r[i], a = gmo[i], b = gro[i];
-        REAL gu = u > 0 ? (a + b) * (REAL)0.5 : 0;
-        REAL gl = l > 0 ? (a - b) * (REAL)0.5 : 0;
+        REAL su = u > 0 ? (REAL)0.5 : 0, sl = l > 0 ? (REAL)0.5 : 0;
+        REAL gu = (a + b) * su, gl = (a - b) * sl;
         gm[i] = gu + gl;
         gr[i] = gu - gl;
     }
@@ -720,8 +727,8 @@ void FN(trn_relu_ibp_bwd_reg)(const REAL *m, const REAL *r, const REAL *gmo, con
     for (size_t i = i0; i < i1; i++) {
         REAL ci = m[i], ri = r[i], l = ci - ri, u = ci + ri, a = gmo[i], b = gro[i];
         REAL act = l > 0 ? 1 : 0, ina = u < 0 ? 1 : 0;
-        REAL gu = u > 0 ? (a + b) * (REAL)0.5 : 0;
-        REAL gl = l > 0 ? (a - b) * (REAL)0.5 : 0;
+        REAL su = u > 0 ? (REAL)0.5 : 0, sl = l > 0 ? (REAL)0.5 : 0;
+        REAL gu = (a + b) * su, gl = (a - b) * sl;
         gm[i] = gu + gl + g1 + act * (g2 + g4 * ci) + ina * (g3 + g5 * ci);
         gr[i] = gu - gl + g0;
     }
