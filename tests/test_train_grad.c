@@ -107,6 +107,8 @@ static void conv_check(int cin, int h, int w, int cout, int k, int s, int p, int
 
 Test(train_grad, conv_plain_and_interval_match_finite_differences)
 {
+    for (int path = 0; path < 2; path++) { /* im2col, then tap gemms (any stride) */
+    trn_conv_force_d = path;
     rng_seed(&R, 1);
     conv_check(2, 5, 6, 3, 3, 1, 1, 2);
     conv_check(3, 7, 5, 2, 3, 2, 1, 2);
@@ -118,6 +120,48 @@ Test(train_grad, conv_plain_and_interval_match_finite_differences)
             p = (int)(rng_uniform(&R) * 2);
         conv_check(1 + (int)(rng_uniform(&R) * 3), k + 2 + (int)(rng_uniform(&R) * 4),
                    k + 2 + (int)(rng_uniform(&R) * 4), 1 + (int)(rng_uniform(&R) * 3), k, s, p, 2);
+    }
+    conv_check(2, 7, 8, 2, 3, 3, 1, 9); /* stride 3, uneven phases, more than a chunk */
+    conv_check(2, 9, 6, 3, 2, 2, 0, 2);
+    }
+    trn_conv_force_d = -1;
+}
+
+/* The float kernels take the same paths; they agree with the double ones. */
+Test(train_grad, conv_float_paths_agree)
+{
+    trn_conv_shape shapes[3] = {{3, 9, 9, 4, 3, 1, 1, 9, 9}, {4, 12, 10, 5, 3, 2, 1, 6, 5},
+                                {2, 11, 11, 3, 4, 3, 2, 4, 4}};
+    for (int k = 0; k < 3; k++) {
+        trn_conv_shape *sh = &shapes[k];
+        int N = 10;
+        size_t nx = (size_t)N * sh->cin * sh->h * sh->w, ny = (size_t)N * sh->cout * sh->ho * sh->wo,
+               nw = (size_t)sh->cout * sh->cin * sh->k * sh->k;
+        float *x = malloc(nx * 4), *W = malloc(nw * 4), *b = malloc(sh->cout * 4), *y[2], *dx[2],
+              *dW[2], *db[2], *sc = malloc(trn_conv_scratch(sh) * 4);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = (float)(2 * rng_uniform(&R) - 1);
+        for (size_t i = 0; i < nw; i++)
+            W[i] = (float)(2 * rng_uniform(&R) - 1);
+        for (int i = 0; i < sh->cout; i++)
+            b[i] = (float)rng_uniform(&R);
+        for (int path = 0; path < 2; path++) {
+            trn_conv_force_f = path;
+            y[path] = malloc(ny * 4), dx[path] = malloc(nx * 4), dW[path] = calloc(nw, 4),
+            db[path] = calloc(sh->cout, 4);
+            trn_conv_fwd_f(sh, W, b, x, y[path], 0, N, sc);
+            trn_conv_bwd_f(sh, W, x, y[path], dW[path], db[path], dx[path], 0, N, sc);
+        }
+        trn_conv_force_f = -1;
+        for (size_t i = 0; i < ny; i++)
+            cr_assert(fabsf(y[0][i] - y[1][i]) < 1e-4f * (1 + fabsf(y[0][i])));
+        for (size_t i = 0; i < nx; i++)
+            cr_assert(fabsf(dx[0][i] - dx[1][i]) < 1e-3f * (1 + fabsf(dx[0][i])));
+        for (size_t i = 0; i < nw; i++)
+            cr_assert(fabsf(dW[0][i] - dW[1][i]) < 1e-3f * (1 + fabsf(dW[0][i])));
+        for (int path = 0; path < 2; path++)
+            free(y[path]), free(dx[path]), free(dW[path]), free(db[path]);
+        free(x), free(W), free(b), free(sc);
     }
 }
 

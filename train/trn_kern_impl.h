@@ -92,28 +92,53 @@ static void FN(col2im)(const trn_conv_shape *sh, const REAL *col, REAL *dx)
             }
 }
 
-/* Stride-1 convolutions skip im2col: a chunk of nb images is copied zero-padded
- * into planes laid end to end per channel, inpad[ci][n][Hp][Wp], and the output
- * is computed on the same extended grid, ext[co][n][Hp][Wp], where position
+/* Convolutions without im2col: a chunk of nb images is copied zero-padded into
+ * planes laid end to end per channel, inpad[ci][n][Hp][Wp], and the output is
+ * computed on the same extended grid, ext[co][n][Hp][Wp], where position
  * q = (n Hp + oh) Wp + ow is a real output when oh < ho and ow < wo. Then each
  * kernel tap (ky, kx) is ONE gemm over every image of the chunk:
  *   ext[co][q] += sum_ci W[co][ci][ky][kx] inpad[ci][q + ky Wp + kx],
  * the input matrix being the padded planes shifted by ky Wp + kx (row stride
  * nb Hp Wp). The extra grid positions cost (Hp Wp)/(ho wo) - 1 more flops
- * (15% at 28x28) but no im2col copies, and each gemm spans nb images. */
+ * (15% at 28x28) but no im2col copies, and each gemm spans nb images.
+ * Stride s > 1 is the same after splitting the padded input into s x s phases,
+ * phase (a, b) holding rows a, a+s, ... and columns b, b+s, ... (planes of
+ * Hq x Wq = ceil(Hp/s) x ceil(Wp/s)): tap (ky, kx) reads phase (ky%s, kx%s)
+ * shifted by (ky/s) Wq + kx/s, a stride-1 access again. */
 int FN(trn_conv_force) = -1; /* tests and benchmarks: 0 im2col, 1 tap gemms, -1 automatic */
 static int FN(conv_direct)(const trn_conv_shape *sh)
 {
     if (FN(trn_conv_force) >= 0)
-        return FN(trn_conv_force) && sh->stride == 1;
+        return FN(trn_conv_force);
     /* measured per 256 images: taps faster for cin 1..16 (e.g. 4->4 at 28x28: fwd 2.3 vs
      * 2.8 ms, bwd 4.4 vs 7.4 ms), im2col faster at cin 32 (14x14: 18 vs 24, 41 vs 56 ms) */
-    return sh->stride == 1 && sh->cin < 32;
+    return sh->cin < 32;
 }
 
-static size_t FN(conv_plane)(const trn_conv_shape *sh)
+typedef struct {
+    int s, Hq, Wq;      /* stride, phase plane */
+    size_t plane, ld;   /* Hq Wq, nb Hq Wq (row stride of every gemm operand) */
+    size_t span;        /* grid positions every tap can read */
+} FN(conv_grid);
+
+static FN(conv_grid) FN(conv_grid_of)(const trn_conv_shape *sh, int nb)
 {
-    return (size_t)(sh->h + 2 * sh->pad) * (sh->w + 2 * sh->pad);
+    FN(conv_grid) g;
+    int Hp = sh->h + 2 * sh->pad, Wp = sh->w + 2 * sh->pad, m = (sh->k - 1) / sh->stride;
+    g.s = sh->stride;
+    g.Hq = (Hp + g.s - 1) / g.s;
+    g.Wq = (Wp + g.s - 1) / g.s;
+    g.plane = (size_t)g.Hq * g.Wq;
+    g.ld = (size_t)nb * g.plane;
+    g.span = g.ld - (size_t)m * g.Wq - m;
+    return g;
+}
+
+/* offset of tap t's shifted input in the split buffer (phases of cin rows each) */
+static size_t FN(conv_tap_off)(const trn_conv_shape *sh, const FN(conv_grid) *g, int t)
+{
+    int ky = t / sh->k, kx = t % sh->k, s = g->s;
+    return ((size_t)(ky % s) * s + kx % s) * sh->cin * g->ld + (size_t)(ky / s) * g->Wq + kx / s;
 }
 
 REDUCTION static REAL FN(sum)(const REAL *x, size_t n)
@@ -134,78 +159,120 @@ static void FN(conv_taps)(const trn_conv_shape *sh, const REAL *W, REAL *wt)
                 wt[((size_t)t * sh->cout + co) * sh->cin + ci] = W[((size_t)co * sh->cin + ci) * kk + t];
 }
 
-static void FN(conv_pad_in)(const trn_conv_shape *sh, const REAL *x, int nb, REAL *inpad)
+/* inph[a][b][ci][n][i][j] = x[n][ci][i s + a - p][j s + b - p] (0 outside) */
+static void FN(conv_split_in)(const trn_conv_shape *sh, const FN(conv_grid) *g, const REAL *x,
+                              int nb, REAL *inph)
 {
-    int Hp = sh->h + 2 * sh->pad, Wp = sh->w + 2 * sh->pad, p = sh->pad;
-    size_t plane = (size_t)Hp * Wp, in_sz = (size_t)sh->cin * sh->h * sh->w;
-    for (int ci = 0; ci < sh->cin; ci++)
-        for (int n = 0; n < nb; n++) {
-            REAL *dst = inpad + ((size_t)ci * nb + n) * plane;
-            const REAL *src = x + n * in_sz + (size_t)ci * sh->h * sh->w;
-            for (int i = 0; i < p * Wp; i++)
-                dst[i] = 0;
-            for (int h = 0; h < sh->h; h++) {
-                REAL *row = dst + (size_t)(h + p) * Wp;
-                for (int w = 0; w < p; w++)
-                    row[w] = row[p + sh->w + w] = 0;
-                for (int w = 0; w < sh->w; w++)
-                    row[p + w] = src[(size_t)h * sh->w + w];
+    int s = g->s, p = sh->pad, H = sh->h, W = sh->w, Hq = g->Hq, Wq = g->Wq;
+    size_t in_sz = (size_t)sh->cin * H * W;
+    for (int a = 0; a < s; a++)
+        for (int b = 0; b < s; b++)
+            for (int ci = 0; ci < sh->cin; ci++)
+                for (int n = 0; n < nb; n++) {
+                    REAL *dst = inph + (((size_t)a * s + b) * sh->cin + ci) * g->ld + n * g->plane;
+                    const REAL *src = x + n * in_sz + (size_t)ci * H * W;
+                    /* valid j: 0 <= j s + b - p < W */
+                    int j0 = 0, j1 = Wq;
+                    while (j0 < Wq && j0 * s + b - p < 0)
+                        j0++;
+                    while (j1 > j0 && (j1 - 1) * s + b - p >= W)
+                        j1--;
+                    for (int i = 0; i < Hq; i++) {
+                        REAL *row = dst + (size_t)i * Wq;
+                        int h = i * s + a - p;
+                        if (h < 0 || h >= H || j0 >= j1) {
+                            for (int j = 0; j < Wq; j++)
+                                row[j] = 0;
+                            continue;
+                        }
+                        const REAL *srow = src + (size_t)h * W + b - p;
+                        for (int j = 0; j < j0; j++)
+                            row[j] = 0;
+                        if (s == 1)
+                            for (int j = j0; j < j1; j++)
+                                row[j] = srow[j];
+                        else
+                            for (int j = j0; j < j1; j++)
+                                row[j] = srow[j * s];
+                        for (int j = j1; j < Wq; j++)
+                            row[j] = 0;
+                    }
+                }
+}
+
+/* The adjoint of conv_split_in: dx[n][ci][h][w] = dph[...] at the matching phase position. */
+static void FN(conv_merge_dx)(const trn_conv_shape *sh, const FN(conv_grid) *g, const REAL *dph,
+                              int nb, REAL *dx)
+{
+    int s = g->s, p = sh->pad, H = sh->h, W = sh->w, Wq = g->Wq;
+    size_t in_sz = (size_t)sh->cin * H * W;
+    for (int n = 0; n < nb; n++)
+        for (int ci = 0; ci < sh->cin; ci++)
+            for (int h = 0; h < H; h++) {
+                int hp = h + p, a = hp % s, i = hp / s;
+                REAL *dst = dx + n * in_sz + ((size_t)ci * H + h) * W;
+                for (int b = 0; b < s; b++) {
+                    const REAL *src = dph + (((size_t)a * s + b) * sh->cin + ci) * g->ld +
+                                      n * g->plane + (size_t)i * Wq;
+                    /* w with (w + p) % s == b: w = w0, w0 + s, ... */
+                    int w0 = ((b - p) % s + s) % s;
+                    if (s == 1)
+                        for (int w = 0; w < W; w++)
+                            dst[w] = src[w + p];
+                    else
+                        for (int w = w0; w < W; w += s)
+                            dst[w] = src[(w + p) / s];
+                }
             }
-            for (int i = (p + sh->h) * Wp; i < Hp * Wp; i++)
-                dst[i] = 0;
-        }
 }
 
 static void FN(conv_fwd_direct)(const trn_conv_shape *sh, const REAL *wt, const REAL *b,
                                 const REAL *x, REAL *y, int nb, REAL *scratch)
 {
-    int k = sh->k, Wp = sh->w + 2 * sh->pad, ho = sh->ho, wo = sh->wo;
-    size_t plane = FN(conv_plane)(sh), ld = (size_t)nb * plane;
-    size_t span = ld - (size_t)(k - 1) * Wp - (k - 1); /* grid positions every tap can read */
-    REAL *inpad = scratch, *ext = scratch + (size_t)sh->cin * ld;
-    FN(conv_pad_in)(sh, x, nb, inpad);
-    for (int t = 0; t < k * k; t++) {
-        int off = (t / k) * Wp + t % k;
-        FN(gemm)(0, 0, sh->cout, (int)span, sh->cin, 1, wt + (size_t)t * sh->cout * sh->cin, sh->cin,
-                 inpad + off, (int)ld, t ? 1 : 0, ext, (int)ld);
-    }
+    FN(conv_grid) g = FN(conv_grid_of)(sh, nb);
+    int ho = sh->ho, wo = sh->wo;
+    REAL *inph = scratch, *ext = scratch + (size_t)g.s * g.s * sh->cin * g.ld;
+    FN(conv_split_in)(sh, &g, x, nb, inph);
+    for (int t = 0; t < sh->k * sh->k; t++)
+        FN(gemm)(0, 0, sh->cout, (int)g.span, sh->cin, 1, wt + (size_t)t * sh->cout * sh->cin,
+                 sh->cin, inph + FN(conv_tap_off)(sh, &g, t), (int)g.ld, t ? 1 : 0, ext, (int)g.ld);
     size_t out_sz = (size_t)sh->cout * ho * wo;
     for (int n = 0; n < nb; n++)
         for (int co = 0; co < sh->cout; co++) {
-            const REAL *src = ext + (size_t)co * ld + n * plane;
+            const REAL *src = ext + (size_t)co * g.ld + n * g.plane;
             REAL *dst = y + n * out_sz + (size_t)co * ho * wo;
             REAL bias = b ? b[co] : 0;
             for (int oh = 0; oh < ho; oh++)
                 for (int ow = 0; ow < wo; ow++)
-                    dst[oh * wo + ow] = src[(size_t)oh * Wp + ow] + bias;
+                    dst[oh * wo + ow] = src[(size_t)oh * g.Wq + ow] + bias;
         }
 }
 
-/* dwt[t] += dyext inpad_t^T; dx = interior of sum_t shift_t(wt[t]^T dyext). */
+/* dwt[t] += dyext inph_t^T; dx = merge of sum_t shift_t(wt[t]^T dyext). */
 static void FN(conv_bwd_direct)(const trn_conv_shape *sh, const REAL *wt, const REAL *x,
                                 const REAL *dy, REAL *dwt, REAL *db, REAL *dx, int nb,
                                 REAL *scratch)
 {
-    int k = sh->k, p = sh->pad, Wp = sh->w + 2 * p, ho = sh->ho, wo = sh->wo;
-    size_t plane = FN(conv_plane)(sh), ld = (size_t)nb * plane;
-    size_t span = ld - (size_t)(k - 1) * Wp - (k - 1);
-    REAL *inpad = scratch, *dyext = inpad + (size_t)sh->cin * ld, *dxpad = dyext + (size_t)sh->cout * ld;
-    FN(conv_pad_in)(sh, x, nb, inpad);
-    size_t out_sz = (size_t)sh->cout * ho * wo, in_sz = (size_t)sh->cin * sh->h * sh->w;
+    FN(conv_grid) g = FN(conv_grid_of)(sh, nb);
+    int ho = sh->ho, wo = sh->wo, Wq = g.Wq;
+    size_t split = (size_t)g.s * g.s * sh->cin * g.ld;
+    REAL *inph = scratch, *dyext = inph + split, *dph = dyext + (size_t)sh->cout * g.ld;
+    FN(conv_split_in)(sh, &g, x, nb, inph);
+    size_t out_sz = (size_t)sh->cout * ho * wo;
     for (int co = 0; co < sh->cout; co++) {
         REAL sb = 0;
         for (int n = 0; n < nb; n++) {
-            REAL *dst = dyext + (size_t)co * ld + n * plane;
+            REAL *dst = dyext + (size_t)co * g.ld + n * g.plane;
             const REAL *src = dy + n * out_sz + (size_t)co * ho * wo;
             for (int oh = 0; oh < ho; oh++) {
-                REAL *row = dst + (size_t)oh * Wp;
+                REAL *row = dst + (size_t)oh * Wq;
                 const REAL *srow = src + (size_t)oh * wo;
                 for (int ow = 0; ow < wo; ow++)
                     row[ow] = srow[ow];
-                for (int ow = wo; ow < Wp; ow++)
+                for (int ow = wo; ow < Wq; ow++)
                     row[ow] = 0;
             }
-            for (size_t i = (size_t)ho * Wp; i < plane; i++)
+            for (size_t i = (size_t)ho * Wq; i < g.plane; i++)
                 dst[i] = 0;
             if (db)
                 sb += FN(sum)(src, (size_t)ho * wo);
@@ -213,28 +280,18 @@ static void FN(conv_bwd_direct)(const trn_conv_shape *sh, const REAL *wt, const 
         if (db)
             db[co] += sb;
     }
-    for (int t = 0; t < k * k; t++) {
-        int off = (t / k) * Wp + t % k;
-        FN(gemm)(0, 1, sh->cout, sh->cin, (int)span, 1, dyext, (int)ld, inpad + off, (int)ld, 1,
+    for (int t = 0; t < sh->k * sh->k; t++)
+        FN(gemm)(0, 1, sh->cout, sh->cin, (int)g.span, 1, dyext, (int)g.ld,
+                 inph + FN(conv_tap_off)(sh, &g, t), (int)g.ld, 1,
                  dwt + (size_t)t * sh->cout * sh->cin, sh->cin);
-    }
     if (!dx)
         return;
-    for (size_t i = 0; i < (size_t)sh->cin * ld; i++)
-        dxpad[i] = 0;
-    for (int t = 0; t < k * k; t++) {
-        int off = (t / k) * Wp + t % k;
-        FN(gemm)(1, 0, sh->cin, (int)span, sh->cout, 1, wt + (size_t)t * sh->cout * sh->cin, sh->cin,
-                 dyext, (int)ld, 1, dxpad + off, (int)ld);
-    }
-    for (int n = 0; n < nb; n++)
-        for (int ci = 0; ci < sh->cin; ci++) {
-            const REAL *src = dxpad + ((size_t)ci * nb + n) * plane;
-            REAL *dst = dx + n * in_sz + (size_t)ci * sh->h * sh->w;
-            for (int h = 0; h < sh->h; h++)
-                for (int w = 0; w < sh->w; w++)
-                    dst[(size_t)h * sh->w + w] = src[(size_t)(h + p) * Wp + p + w];
-        }
+    for (size_t i = 0; i < split; i++)
+        dph[i] = 0;
+    for (int t = 0; t < sh->k * sh->k; t++)
+        FN(gemm)(1, 0, sh->cin, (int)g.span, sh->cout, 1, wt + (size_t)t * sh->cout * sh->cin,
+                 sh->cin, dyext, (int)g.ld, 1, dph + FN(conv_tap_off)(sh, &g, t), (int)g.ld);
+    FN(conv_merge_dx)(sh, &g, dph, nb, dx);
 }
 
 /* y[n] = W x[n] + b for n in [n0, n1); b may be NULL. scratch: trn_conv_scratch(sh). */

@@ -203,8 +203,9 @@ void trn_model_free(trn_model *m)
 size_t trn_conv_scratch(const trn_conv_shape *sh)
 {
     size_t K = (size_t)sh->cin * sh->k * sh->k, col = K * sh->ho * sh->wo;
-    size_t plane = (size_t)(sh->h + 2 * sh->pad) * (sh->w + 2 * sh->pad);
-    size_t direct = 2 * K * sh->cout + (size_t)(2 * sh->cin + sh->cout) * TRN_CONV_CHUNK * plane;
+    size_t s = (size_t)sh->stride, Hq = (sh->h + 2 * sh->pad + s - 1) / s,
+           Wq = (sh->w + 2 * sh->pad + s - 1) / s, plane = Hq * Wq;
+    size_t direct = 2 * K * sh->cout + (2 * s * s * sh->cin + sh->cout) * TRN_CONV_CHUNK * plane;
     return col > direct ? col : direct;
 }
 
