@@ -21,7 +21,7 @@ typedef struct bab_opts {
     uint64_t seed;
     int verbose;         /* progress on stderr */
     int strategy;        /* BAB_STRATEGY_*: 0 = automatic */
-    int branching;       /* ReLU split: 0 = FSB, 1 = BaBSR */
+    int branching;       /* ReLU split: 0 = default (BaBSR), 1 = BaBSR, 2 = FSB */
 } bab_opts;
 
 enum { BAB_STRATEGY_AUTO = 0, BAB_STRATEGY_INPUT, BAB_STRATEGY_RELU, BAB_STRATEGY_NONE };

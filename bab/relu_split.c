@@ -32,6 +32,7 @@ typedef struct rdom {
     bnd_split *splits;   /* ns */
     double *beta;        /* k x ns */
     double *plo, *phi;   /* nr */
+    uint8_t *open;       /* n_clauses: 1 while the clause is not refuted */
     size_t bytes;
 } rdom;
 
@@ -99,10 +100,10 @@ static rdom *heap_pop(shared *s)
     return top;
 }
 
-static rdom *dom_new(int ns, int k, int64_t nr)
+static rdom *dom_new(int ns, int k, int64_t nr, int nc)
 {
     size_t bytes = sizeof(rdom) + (size_t)ns * sizeof(bnd_split) +
-                   ((size_t)k * (size_t)ns + 2 * (size_t)nr) * sizeof(double);
+                   ((size_t)k * (size_t)ns + 2 * (size_t)nr) * sizeof(double) + (size_t)nc;
     rdom *d = calloc(1, bytes);
     if (!d)
         return NULL;
@@ -112,6 +113,8 @@ static rdom *dom_new(int ns, int k, int64_t nr)
     d->plo = d->beta + (size_t)k * (size_t)ns;
     d->phi = d->plo + nr;
     d->splits = (bnd_split *)(d->phi + nr);
+    d->open = (uint8_t *)(d->splits + ns);
+    memset(d->open, 1, (size_t)nc);
     d->branch = -1;
     return d;
 }
@@ -121,6 +124,8 @@ typedef struct worker {
     shared *s;
     bnd_net *net;
     double *lb, *A, *xs, *tscore, *y;
+    double *Cc, *dc, *lbc, *Ac, *xsc;  /* compressed rows (bound_rows) */
+    int *rmap, *cmap, *clc;
     int64_t *top;
     int8_t *side;
 } worker;
@@ -153,6 +158,51 @@ static double worst_margin(const shared *s, const double *lb, int *row)
     return worst;
 }
 
+/* bnd_beta_bound over the rows of the open clauses only (verified clauses
+ * stay verified in sub-domains): lb of closed rows is +inf; beta (k x ns),
+ * A (k x nr) and xs (k x n_in) are read/written at the full row positions. */
+static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int iters,
+                      double *beta, double *plo, double *phi, double *A, double *xs, err *e)
+{
+    shared *s = w->s;
+    int k = s->k, kc = 0, nc = 0, ns = dom->n_splits;
+    int64_t ny = s->p->n_y;
+    for (int c = 0; c < s->n_clauses; c++)
+        if (open[c])
+            w->cmap[c] = nc++;
+    for (int q = 0; q < k; q++)
+        if (open[s->clause[q]]) {
+            w->rmap[kc] = q;
+            memcpy(w->Cc + (size_t)kc * (size_t)ny, s->C + (size_t)q * (size_t)ny, (size_t)ny * sizeof(double));
+            w->dc[kc] = s->d[q];
+            w->clc[kc] = w->cmap[s->clause[q]];
+            kc++;
+        }
+    double *bc = malloc((size_t)(kc ? kc : 1) * (size_t)(ns ? ns : 1) * sizeof(double));
+    if (!bc)
+        return err_set(e, ERR_NOMEM, "verify: out of memory");
+    for (int r = 0; r < kc; r++)
+        memcpy(bc + (size_t)r * (size_t)ns, beta + (size_t)w->rmap[r] * (size_t)ns, (size_t)ns * sizeof(double));
+    bnd_beta_opts bo = {iters, s->o->beta_lr, w->dc, w->clc, nc};
+    bnd_beta_out out = {w->lbc, bc, plo, phi, A ? w->Ac : NULL, xs ? w->xsc : NULL};
+    int rc = bnd_beta_bound(w->net, dom, w->Cc, kc, &bo, &out, e);
+    if (rc >= 0) {
+        for (int q = 0; q < k; q++)
+            w->lb[q] = INFINITY;
+        for (int r = 0; r < kc; r++) {
+            int q = w->rmap[r];
+            w->lb[q] = w->lbc[r];
+            memcpy(beta + (size_t)q * (size_t)ns, bc + (size_t)r * (size_t)ns, (size_t)ns * sizeof(double));
+            if (A && rc == 0)
+                memcpy(A + (size_t)q * (size_t)s->nr, w->Ac + (size_t)r * (size_t)s->nr, (size_t)s->nr * sizeof(double));
+            if (xs && rc == 0)
+                memcpy(xs + (size_t)q * (size_t)s->n_in, w->xsc + (size_t)r * (size_t)s->n_in, (size_t)s->n_in * sizeof(double));
+        }
+    }
+    free(bc);
+    return rc;
+}
+
 /* Bound the domain (splits, parent bounds plo/phi) into d (beta in/out,
  * plo/phi out, key). Returns 1 if verified, 0 if open, 2 if a counterexample
  * was found (in w->s->x under the lock), < 0 on error. */
@@ -162,15 +212,16 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, plo, phi,
                       d->splits, d->ns, interm_from};
-    bnd_beta_opts bo = {iters, s->o->beta_lr, s->d, s->clause, s->n_clauses};
-    bnd_beta_out out = {w->lb, d->beta, d->plo, d->phi, w->A, w->xs};
-    int rc = bnd_beta_bound(w->net, &dom, s->C, s->k, &bo, &out, e);
+    int rc = bound_rows(w, &dom, d->open, iters, d->beta, d->plo, d->phi, w->A, w->xs, e);
     if (rc < 0)
         return rc;
     if (rc == 1) {
         d->key = INFINITY;
         return 1;
     }
+    for (int q = 0; q < s->k; q++)
+        if (w->lb[q] > s->d[q])
+            d->open[s->clause[q]] = 0;
     int row;
     d->key = worst_margin(s, w->lb, &row);
     if (d->key > 0)
@@ -205,7 +256,7 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
     d->branch = nt > 0 ? w->top[0] : -1;
     if (nt > 1) {
         /* filtered smart branching: one cheap pass per child of each candidate */
-        rdom *c = dom_new(d->ns + 1, s->k, s->nr);
+        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses);
         if (!c)
             return err_set(e, ERR_NOMEM, "verify: out of memory");
         double best = -INFINITY;
@@ -220,9 +271,7 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
                     c->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
                 }
                 bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX};
-                bnd_beta_opts co = {0, 0, NULL, NULL, 0};
-                bnd_beta_out cout = {w->lb, c->beta, NULL, NULL, NULL, NULL};
-                rc = bnd_beta_bound(w->net, &cd, s->C, s->k, &co, &cout, e);
+                rc = bound_rows(w, &cd, d->open, 0, c->beta, NULL, NULL, NULL, NULL, e);
                 int r2;
                 double m = rc == 1 ? INFINITY : worst_margin(s, w->lb, &r2);
                 if (m < worst)
@@ -249,12 +298,13 @@ static int expand(worker *w, rdom *d, rdom **kids, err *e)
         return -3;
     int interm_from = s->o->interm ? relu_layer_of(s, d->branch) + 1 : INT_MAX;
     for (int sd = 1; sd >= -1; sd -= 2) {
-        rdom *c = dom_new(d->ns + 1, s->k, s->nr);
+        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses);
         if (!c) {
             err_set(e, ERR_NOMEM, "verify: out of memory");
             return ERR_NOMEM;
         }
         c->depth = d->depth + 1;
+        memcpy(c->open, d->open, (size_t)s->n_clauses);
         memcpy(c->splits, d->splits, (size_t)d->ns * sizeof(bnd_split));
         c->splits[d->ns] = (bnd_split){d->branch, sd};
         for (int q = 0; q < s->k; q++) {
@@ -356,7 +406,17 @@ static int worker_init(worker *w, shared *s, err *e)
     w->top = malloc((size_t)nt * sizeof(int64_t));
     w->tscore = malloc((size_t)nt * sizeof(double));
     w->side = malloc((size_t)(s->nr ? s->nr : 1));
-    if (!w->lb || !w->A || !w->xs || !w->top || !w->tscore || !w->side)
+    size_t k = (size_t)s->k;
+    w->Cc = malloc(k * (size_t)s->p->n_y * sizeof(double));
+    w->dc = malloc(k * sizeof(double));
+    w->lbc = malloc(k * sizeof(double));
+    w->Ac = malloc(k * (size_t)(s->nr ? s->nr : 1) * sizeof(double));
+    w->xsc = malloc(k * (size_t)s->n_in * sizeof(double));
+    w->rmap = malloc(k * sizeof(int));
+    w->clc = malloc(k * sizeof(int));
+    w->cmap = malloc((size_t)(s->n_clauses ? s->n_clauses : 1) * sizeof(int));
+    if (!w->lb || !w->A || !w->xs || !w->top || !w->tscore || !w->side || !w->Cc || !w->dc ||
+        !w->lbc || !w->Ac || !w->xsc || !w->rmap || !w->clc || !w->cmap)
         return err_set(e, ERR_NOMEM, "verify: out of memory");
     return 0;
 }
@@ -365,13 +425,15 @@ static void worker_free(worker *w)
 {
     bnd_net_free(w->net);
     free(w->lb), free(w->A), free(w->xs), free(w->top), free(w->tscore), free(w->side);
+    free(w->Cc), free(w->dc), free(w->lbc), free(w->Ac), free(w->xsc), free(w->rmap), free(w->clc),
+        free(w->cmap);
 }
 
 void bab_relu_opts_default(bab_relu_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->threads = 2;
-    o->branching = BAB_BRANCH_FSB;
+    o->branching = BAB_BRANCH_BABSR;
     o->fsb_k = 4;
     o->beta_iters = 20;
     o->beta_lr = 0.05;
@@ -438,7 +500,7 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
     }
     bnd_relu_layers(ws[0].net, s.starts);
     /* the root: CROWN intermediate bounds, beta-free */
-    rdom *root = dom_new(0, s.k, s.nr);
+    rdom *root = dom_new(0, s.k, s.nr, s.n_clauses);
     if (!root) {
         rc = err_set(e, ERR_NOMEM, "verify: out of memory");
         goto done_sync;

@@ -121,8 +121,16 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
     bab_relu_opts_default(&ro);
     ro.deadline = deadline;
     ro.verbose = o->verbose;
-    if (o->branching == 1)
-        ro.branching = BAB_BRANCH_BABSR;
+    if (o->branching == 2)
+        ro.branching = BAB_BRANCH_FSB;
+    /* experiment overrides (documented in docs/relu_bab.md) */
+    const char *ev = getenv("NNV_RELU_INTERM");
+    if (ev)
+        ro.interm = atoi(ev);
+    if ((ev = getenv("NNV_BETA_ITERS")))
+        ro.beta_iters = atoi(ev);
+    if ((ev = getenv("NNV_FSB_K")))
+        ro.fsb_k = atoi(ev);
     bab_answer all = BAB_UNSAT;
     for (int r = 0; r < p->n_regions; r++) {
         bab_answer a;

@@ -273,7 +273,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--branching") == 0 && has_next) {
             const char *v = argv[++i];
             if (strcmp(v, "fsb") == 0)
-                o.branching = 0;
+                o.branching = 2;
             else if (strcmp(v, "babsr") == 0)
                 o.branching = 1;
             else
