@@ -100,4 +100,17 @@ typedef struct bnd_beta_out {
 int bnd_beta_bound(bnd_net *n, const bnd_domain *dom, const double *C, int k,
                    const bnd_beta_opts *o, bnd_beta_out *out, err *e);
 
+/* ---- LP / MILP with GLPK (lp.c) ----
+ * min c·y (c: n_out) over the input box and the net's CURRENT bounds (left
+ * by the last bnd_compute / bnd_beta_bound over the same region and splits),
+ * with the given splits: exact = 1 solves the MILP (ReLU indicators binary),
+ * 0 the LP (triangle relaxation). *value is GLPK's floating-point optimum
+ * (not rigorous); for the LP, *safe (if not NULL) gets a rigorous lower bound
+ * of the LP's optimum — hence of c·y on the domain — derived from GLPK's
+ * duals with outward error terms. x (if not NULL) gets the optimal input.
+ * Returns 0, 1 if GLPK finds the problem infeasible (value = +inf, safe =
+ * -inf: no certificate), < 0 on error (ERR_UNSUP: too large / not ReLU). */
+int bnd_lp_min(bnd_net *n, const bnd_split *splits, int ns, const double *c, int exact,
+               double *value, double *safe, double *x, err *e);
+
 #endif
