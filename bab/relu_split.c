@@ -287,6 +287,57 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
     return 0;
 }
 
+/* A domain with no unstable neuron left that beta did not close: every
+ * ReLU is fixed, so the triangle LP is exact. Its safe dual bound refutes the
+ * open clauses, or its minimiser is checked as a counterexample. Returns 0
+ * (closed), -2 (counterexample stored), -3 (still open), < 0 on error. */
+static int leaf_lp(worker *w, rdom *d, err *e)
+{
+    shared *s = w->s;
+    bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, d->plo, d->phi,
+                      d->splits, d->ns, INT_MAX};
+    bnd_beta_opts bo = {0, 0, NULL, NULL, 0};
+    double lb;
+    bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
+    int rc = bnd_beta_bound(w->net, &dom, s->C, 1, &bo, &out, e); /* loads the bounds */
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    for (int c = 0; c < s->n_clauses; c++) {
+        if (!d->open[c])
+            continue;
+        int closed = 0;
+        for (int q = 0; q < s->k && !closed; q++) {
+            if (s->clause[q] != c)
+                continue;
+            double v, safe;
+            rc = bnd_lp_min(w->net, d->splits, d->ns, s->C + (size_t)q * (size_t)s->p->n_y, 0, &v,
+                            &safe, w->xs, e);
+            if (rc < 0)
+                return rc == ERR_UNSUP ? -3 : rc;
+            if (rc == 0 && safe > s->d[q]) {
+                closed = 1;
+            } else if (rc == 0) {
+                rc = bab_check_counterexample(s->g, s->p, s->region, w->xs, NULL, e);
+                if (rc < 0)
+                    return rc;
+                if (rc == 1) {
+                    pthread_mutex_lock(&s->mu);
+                    if (!s->stop) {
+                        memcpy(s->x, w->xs, (size_t)s->n_in * sizeof(double));
+                        s->ans = BAB_SAT;
+                        s->stop = 1;
+                    }
+                    pthread_mutex_unlock(&s->mu);
+                    return -2;
+                }
+            }
+        }
+        if (!closed)
+            return -3;
+    }
+    return 0;
+}
+
 /* The two children of d, bounded; open ones in kids[]. Returns the number
  * of open children, -2 if a counterexample was found, -3 if d cannot be
  * split (no unstable neuron left), < 0 (other) on error. */
@@ -295,7 +346,7 @@ static int expand(worker *w, rdom *d, rdom **kids, err *e)
     shared *s = w->s;
     int n = 0;
     if (d->branch < 0)
-        return -3;
+        return leaf_lp(w, d, e);
     int interm_from = s->o->interm ? relu_layer_of(s, d->branch) + 1 : INT_MAX;
     for (int sd = 1; sd >= -1; sd -= 2) {
         rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses);
