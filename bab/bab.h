@@ -74,6 +74,8 @@ typedef struct bab_relu_opts {
     int fsb_k;           /* FSB: candidates re-bounded per branching */
     int beta_iters;      /* beta gradient steps per domain */
     double beta_lr;
+    int alpha;           /* optimise lower ReLU slopes jointly with beta */
+    double alpha_lr;
     int interm;          /* recompute intermediate bounds after the new split */
     size_t mem_budget;   /* bytes of open domains before going depth-first */
     int verbose;

@@ -183,7 +183,8 @@ static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int
         return err_set(e, ERR_NOMEM, "verify: out of memory");
     for (int r = 0; r < kc; r++)
         memcpy(bc + (size_t)r * (size_t)ns, beta + (size_t)w->rmap[r] * (size_t)ns, (size_t)ns * sizeof(double));
-    bnd_beta_opts bo = {iters, s->o->beta_lr, w->dc, w->clc, nc};
+    bnd_beta_opts bo = {.iters = iters, .lr = s->o->beta_lr, .alpha = s->o->alpha,
+                        .alpha_lr = s->o->alpha_lr, .d = w->dc, .clause = w->clc, .n_clauses = nc};
     bnd_beta_out out = {w->lbc, bc, plo, phi, A ? w->Ac : NULL, xs ? w->xsc : NULL};
     int rc = bnd_beta_bound(w->net, dom, w->Cc, kc, &bo, &out, e);
     if (rc >= 0) {
@@ -296,7 +297,7 @@ static int leaf_lp(worker *w, rdom *d, err *e)
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, d->plo, d->phi,
                       d->splits, d->ns, INT_MAX};
-    bnd_beta_opts bo = {0, 0, NULL, NULL, 0};
+    bnd_beta_opts bo = {0};
     double lb;
     bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
     int rc = bnd_beta_bound(w->net, &dom, s->C, 1, &bo, &out, e); /* loads the bounds */
@@ -488,6 +489,8 @@ void bab_relu_opts_default(bab_relu_opts *o)
     o->fsb_k = 4;
     o->beta_iters = 20;
     o->beta_lr = 0.05;
+    o->alpha = 1;
+    o->alpha_lr = 0.1;
     o->interm = 0;
     o->mem_budget = (size_t)4 << 30;
 }

@@ -129,6 +129,8 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
         ro.interm = atoi(ev);
     if ((ev = getenv("NNV_BETA_ITERS")))
         ro.beta_iters = atoi(ev);
+    if ((ev = getenv("NNV_ALPHA")))
+        ro.alpha = atoi(ev);
     if ((ev = getenv("NNV_FSB_K")))
         ro.fsb_k = atoi(ev);
     bab_answer all = BAB_UNSAT;

@@ -152,7 +152,7 @@ static int domain_bounds(bnd_net *net, const relu_map *m, const bnd_domain *dom,
 /* Values of every layer up to `last` of the linearised network (the lines
  * chosen in sel) at the k points xs (k x n_in): val[i] is k x size. */
 static int primal_forward(bnd_net *net, int64_t k, const double *xs, uint8_t *const *sel,
-                          int last, double **val)
+                          double *const *alpha, int last, double **val)
 {
     memcpy(val[0], xs, (size_t)(k * net->layers[0].size) * sizeof(double));
     double *tmp = NULL;
@@ -186,10 +186,14 @@ static int primal_forward(bnd_net *net, int64_t k, const double *xs, uint8_t *co
         } else if (L->kind == BND_L_ACT) {
             const double *z = val[L->in[0]];
             const uint8_t *s = sel[i];
+            const double *al = alpha ? alpha[i] : NULL;
             for (int64_t q = 0; q < k * n; q++) {
                 int64_t j = q % n;
                 int low = s ? s[q] : 1;
-                y[q] = low ? L->lw[j] * z[q] + L->lb[j] : L->uw[j] * z[q] + L->ub[j];
+                double lw = L->lw[j];
+                if (al && L->lb[j] == 0 && L->lw[j] != L->uw[j])
+                    lw = al[q];
+                y[q] = low ? lw * z[q] + L->lb[j] : L->uw[j] * z[q] + L->ub[j];
             }
         }
     }
@@ -218,7 +222,7 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
     int64_t nr = bnd_relu_count(net), n_in = net->layers[0].size, ns = dom->n_splits;
     relu_map m = {0};
     int8_t *side = calloc((size_t)(nr ? nr : 1), 1);
-    void **arena = calloc((size_t)(4 * nl + 8), sizeof(void *));
+    void **arena = calloc((size_t)(7 * nl + 8), sizeof(void *));
     int rc = 0;
     if (map_new(net, &m) || !side || !arena) {
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
@@ -247,6 +251,9 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
     /* scratch: beta_add/sel/A_act per ACT layer, primal values per layer */
     double **badd = (double **)arena, **A_act = (double **)arena + nl, **val = (double **)arena + 2 * nl;
     uint8_t **sel = (uint8_t **)(arena + 3 * nl);
+    double **alpha = (double **)(arena + 4 * nl), **am = (double **)(arena + 5 * nl),
+           **av = (double **)(arena + 6 * nl);
+    int use_alpha = o && o->alpha;
     double *beta = NULL, *best_beta = NULL, *mom = NULL, *vel = NULL, *lbv = NULL, *xs = NULL;
     int last = 0; /* last layer with a split neuron's pre-activation */
     size_t kk = (size_t)(k ? k : 1);
@@ -259,8 +266,20 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
             continue;
         if (!(sel[i] = malloc(sz)))
             rc = -1;
-        if (m.relu_index[i] >= 0 && out->A_relu && !(A_act[i] = calloc(sz, sizeof(double))))
+        if (m.relu_index[i] >= 0 && (out->A_relu || use_alpha) &&
+            !(A_act[i] = calloc(sz, sizeof(double))))
             rc = -1;
+        if (m.relu_index[i] >= 0 && use_alpha) {
+            /* alpha starts at the adaptive CROWN slope */
+            alpha[i] = malloc(sz * sizeof(double));
+            am[i] = calloc(sz, sizeof(double));
+            av[i] = calloc(sz, sizeof(double));
+            if (!alpha[i] || !am[i] || !av[i])
+                rc = -1;
+            else
+                for (size_t q = 0; q < sz; q++)
+                    alpha[i][q] = L->lw[q % (size_t)L->size];
+        }
     }
     for (int64_t q = 0; q < ns && rc == 0; q++) {
         int64_t j = dom->splits[q].neuron;
@@ -286,7 +305,7 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
             beta[q] = out->beta[q] > 0 ? out->beta[q] : 0;
     for (int q = 0; q < k; q++)
         out->lb[q] = -INFINITY;
-    bnd_bwd_ext ext = {(const double *const *)badd, sel, out->A_relu ? A_act : NULL, xs};
+    bnd_bwd_ext ext = {(const double *const *)badd, sel, out->A_relu || use_alpha ? A_act : NULL, xs};
     double lr = o && o->lr > 0 ? o->lr : 0.05;
     int iters = o ? o->iters : 0;
     for (int it = 0; it <= iters; it++) {
@@ -299,7 +318,8 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
                         badd[i][r * n + t] = -beta[r * ns + q] * side[j];
                 }
         }
-        rc = bnd_backward_ext(net, net->out, k, C, 0, NULL, &ext, lbv, e);
+        rc = bnd_backward_ext(net, net->out, k, C, 0, use_alpha ? (const double *const *)alpha : NULL,
+                              &ext, lbv, e);
         if (rc)
             goto free_scratch;
         for (int r = 0; r < k; r++) {
@@ -317,10 +337,10 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
                            (size_t)n * sizeof(double));
                 }
         }
-        if (it == iters || ns == 0 || all_clauses_refuted(o, k, out->lb))
+        if (it == iters || (ns == 0 && !use_alpha) || all_clauses_refuted(o, k, out->lb))
             break;
         /* supergradient -s_j ẑ_j at the relaxed minimiser, Adam ascent */
-        if (primal_forward(net, k, xs, sel, last, val)) {
+        if (primal_forward(net, k, xs, sel, use_alpha ? alpha : NULL, use_alpha ? nl - 1 : last, val)) {
             rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
             goto free_scratch;
         }
@@ -345,12 +365,32 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
                     beta[at] = 0;
             }
         }
+        /* alpha: d lb / d alpha_j = A_j·ẑ_j where the lower line is used */
+        for (int i = 0; use_alpha && i < nl; i++) {
+            if (!alpha[i])
+                continue;
+            const bnd_layer *L = &net->layers[i];
+            int64_t n = L->size;
+            const double *z = val[L->in[0]];
+            for (int64_t q = 0; q < k * n; q++) {
+                int64_t j = q % n;
+                if (!(L->lb[j] == 0 && L->lw[j] != L->uw[j]) || !sel[i][q])
+                    continue;
+                double gq = A_act[i][q] * z[q];
+                if (!isfinite(gq))
+                    gq = 0;
+                am[i][q] = b1 * am[i][q] + (1 - b1) * gq;
+                av[i][q] = b2 * av[i][q] + (1 - b2) * gq * gq;
+                double a = alpha[i][q] + o->alpha_lr * (am[i][q] / c1) / (sqrt(av[i][q] / c2) + 1e-8);
+                alpha[i][q] = a < 0 ? 0 : (a > 1 ? 1 : a);
+            }
+        }
         lr *= 0.98;
     }
     if (out->beta)
         memcpy(out->beta, best_beta, (size_t)k * (size_t)ns * sizeof(double));
 free_scratch:
-    for (int i = 0; i < 4 * nl; i++)
+    for (int i = 0; i < 7 * nl; i++)
         free(arena[i]);
     free(beta), free(best_beta), free(mom), free(vel), free(lbv), free(xs);
     if (rc == -1)

@@ -76,6 +76,9 @@ typedef struct bnd_domain {
 typedef struct bnd_beta_opts {
     int iters;           /* projected gradient steps on beta (0: one pass) */
     double lr;           /* Adam step size */
+    int alpha;           /* also optimise the lower slopes of unstable ReLUs
+                            (per row, from CROWN's adaptive slope; not kept) */
+    double alpha_lr;
     /* early stop: rows grouped into clauses (clause[q], n_clauses groups);
      * stop once every clause has a row with lb > d. NULL: never early */
     const double *d;
