@@ -102,6 +102,63 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
     return rc;
 }
 
+/* The automatic strategy choice: ReLU splitting for networks with ReLUs and
+ * a high-dimensional input (where input splitting cannot scale). */
+static int choose_relu_split(const bnd_net *net, const spec_property *p, const bab_opts *o)
+{
+    if (o->strategy == BAB_STRATEGY_RELU)
+        return bnd_relu_count(net) > 0;
+    if (o->strategy != BAB_STRATEGY_AUTO)
+        return 0;
+    return p->n_x > 16 && bnd_relu_count(net) > 0;
+}
+
+/* ReLU-split BaB on every region (region_refuted already failed on some). */
+static int relu_split_strategy(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                               double deadline, bab_result *res, err *e)
+{
+    bab_relu_opts ro;
+    bab_relu_opts_default(&ro);
+    ro.deadline = deadline;
+    ro.verbose = o->verbose;
+    if (o->branching == 2)
+        ro.branching = BAB_BRANCH_FSB;
+    /* experiment overrides (documented in docs/relu_bab.md) */
+    const char *ev = getenv("NNV_RELU_INTERM");
+    if (ev)
+        ro.interm = atoi(ev);
+    if ((ev = getenv("NNV_BETA_ITERS")))
+        ro.beta_iters = atoi(ev);
+    if ((ev = getenv("NNV_ALPHA")))
+        ro.alpha = atoi(ev);
+    if ((ev = getenv("NNV_FSB_K")))
+        ro.fsb_k = atoi(ev);
+    bab_answer all = BAB_UNSAT;
+    for (int r = 0; r < p->n_regions; r++) {
+        bab_answer a;
+        int rc = bab_relu_split(g, p, r, &ro, &a, res->x, &res->n_domains, &res->n_evals, e);
+        if (rc < 0)
+            return rc;
+        if (a == BAB_SAT) {
+            res->region = r;
+            rc = bab_check_counterexample(g, p, r, res->x, res->y, e);
+            if (rc < 0)
+                return rc;
+            if (rc == 1) {
+                res->answer = BAB_SAT;
+                return 0;
+            }
+            a = BAB_UNKNOWN;
+        }
+        if (a != BAB_UNSAT)
+            all = a == BAB_TIMEOUT ? BAB_TIMEOUT : (all == BAB_UNSAT ? a : all);
+        if (all == BAB_TIMEOUT)
+            break;
+    }
+    res->answer = all;
+    return 0;
+}
+
 int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
                bab_result *res, err *e)
 {
@@ -158,11 +215,20 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
         if (rc == 0)
             all_refuted = 0;
     }
+    int use_relu = net && choose_relu_split(net, p, o);
     bnd_net_free(net);
     res->t_bound = clock_now() - tb;
     if (all_refuted) {
         res->answer = BAB_UNSAT;
         goto done;
+    }
+    if (use_relu) {
+        rc = relu_split_strategy(g, p, o, deadline, res, e);
+        res->t_bound = clock_now() - tb;
+        if (rc < 0)
+            return rc;
+        if (res->answer == BAB_UNSAT || res->answer == BAB_SAT)
+            goto done;
     }
 
     /* 3. a longer attack with what is left (bounded so `unknown` comes soon) */

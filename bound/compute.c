@@ -2,76 +2,15 @@
  * computes IBP bounds of every layer; with CROWN, each pre-activation layer is
  * refined by a CROWN backward pass from itself (its IBP-unstable neurons only,
  * like auto_LiRPA's sparse intermediate bounds) before the nonlinearity
- * after it is relaxed. The objectives C·y are then bounded either by IBP
- * (C merged into a final linear layer, as auto_LiRPA does) or by one CROWN
- * backward pass over the stacked rows [C; -C]. */
+ * after it is relaxed. The objectives C·y are then bounded by one backward
+ * pass over the stacked rows [C; -C]: through the relaxations (CROWN), or
+ * for IBP only through the linear layers after the last nonlinearity
+ * (C merged into the last layer, as auto_LiRPA does). */
 #include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* IBP bounds of C·y. If the output layer is y = J x + b (one input), use
- * J' = C·J, b' = C·b on x's interval; else C on y's interval. Rounding: the
- * products C·J, C·b and the centre/radius sums have at most n_out + in + 4
- * terms in sequence: gamma of that times |C|(|J|(|c|+r) + |b|) (+ |C| bias_err). */
-static int ibp_objective(bnd_net *net, const double *C, int m, double *lb, double *ub, err *e)
-{
-    const bnd_layer *Y = &net->layers[net->out];
-    int merge = Y->kind == BND_L_LINEAR && Y->n_in == 1 && Y->lin[0];
-    const bnd_layer *X = merge ? &net->layers[Y->in[0]] : Y;
-    int64_t nx = X->size, ny = Y->size;
-    double *Jc = calloc((size_t)(m * nx), sizeof(double));
-    double *c = malloc((size_t)(3 * nx) * sizeof(double));
-    double *t = malloc((size_t)(ny + 1) * sizeof(double));
-    if (!Jc || !c || !t) {
-        free(Jc), free(c), free(t);
-        return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
-    }
-    double *r = c + nx, *mx = c + 2 * nx;
-    bnd_center_radius(nx, X->lo, X->hi, c, r);
-    for (int64_t j = 0; j < nx; j++)
-        mx[j] = fabs(c[j]) + r[j];
-    if (merge) {
-        bnd_lin_backward(Y->lin[0], m, C, Jc);
-        bnd_lin_forward(Y->lin[0], 1, 1, mx, t); /* |J|(|c|+r) */
-    } else {
-        memcpy(Jc, C, (size_t)(m * nx) * sizeof(double));
-        memcpy(t, mx, (size_t)nx * sizeof(double));
-    }
-    double g = bnd_gamma((double)(ny + nx + 6 + Y->coef_err));
-    for (int q = 0; q < m; q++) {
-        const double *a = Jc + q * nx, *cq = C + (int64_t)q * ny;
-        double yc = 0, yr = 0, em = 0, eb = 0;
-        for (int64_t j = 0; j < nx; j++) {
-            yc += a[j] * c[j];
-            yr += fabs(a[j]) * r[j];
-        }
-        for (int64_t o = 0; o < ny; o++) {
-            double w = fabs(cq[o]);
-            em += w * t[o];
-            if (merge && Y->bias) {
-                yc += cq[o] * Y->bias[o];
-                em += w * fabs(Y->bias[o]);
-            }
-            if (merge && Y->bias_err)
-                eb += w * Y->bias_err[o];
-        }
-        double er = bnd_safe(g * em + eb);
-        if (lb) {
-            lb[q] = bnd_down(yc - yr - er);
-            if (isnan(lb[q]))
-                lb[q] = -INFINITY;
-        }
-        if (ub) {
-            ub[q] = bnd_up(yc + yr + er);
-            if (isnan(ub[q]))
-                ub[q] = INFINITY;
-        }
-    }
-    free(Jc), free(c), free(t);
-    return 0;
-}
 
 int bnd_compute(bnd_net *net, bnd_method method, const double *lo, const double *hi,
                 const double *C, int m, double *lb, double *ub, err *e)
@@ -92,9 +31,12 @@ int bnd_compute(bnd_net *net, bnd_method method, const double *lo, const double 
         L0->hi[j] = hi[j];
     }
     int rc = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        net->layers[i].mz_ok = net->layers[i].errw_ok = 0;
     for (int i = 1; i < net->n_layers && rc == 0; i++) {
         rc = bnd_ibp_layer(net, i, e);
-        if (rc == 0 && method == BND_CROWN && net->layers[i].is_preact)
+        if (rc == 0 && method == BND_CROWN && net->layers[i].is_preact &&
+            !net->layers[i].ibp_exact)
             rc = bnd_crown_refine(net, i, e);
         if (rc == 0 && method == BND_CROWN && net->layers[i].kind == BND_L_ACT) {
             /* the ACT's interval may be tightened by its refined input */
@@ -114,20 +56,16 @@ int bnd_compute(bnd_net *net, bnd_method method, const double *lo, const double 
             Cid[q * n_out + q] = 1.0;
         C = Cid;
     }
-    if (method == BND_IBP) {
-        if (Cid) { /* identity: the output interval itself */
-            const bnd_layer *Y = &net->layers[net->out];
-            if (lb)
-                memcpy(lb, Y->lo, (size_t)n_out * sizeof(double));
-            if (ub)
-                memcpy(ub, Y->hi, (size_t)n_out * sizeof(double));
-        } else {
-            rc = ibp_objective(net, C, m, lb, ub, e);
-        }
+    if (method == BND_IBP && Cid) { /* identity: the output interval itself */
+        const bnd_layer *Y = &net->layers[net->out];
+        if (lb)
+            memcpy(lb, Y->lo, (size_t)n_out * sizeof(double));
+        if (ub)
+            memcpy(ub, Y->hi, (size_t)n_out * sizeof(double));
         free(Cid);
-        return rc;
+        return 0;
     }
-    /* CROWN: rows [C; -C] (only the sides asked for) in one backward pass */
+    /* rows [C; -C] (only the sides asked for) in one backward pass */
     int nr = (lb ? m : 0) + (ub ? m : 0);
     double *A0 = malloc((size_t)(nr * n_out) * sizeof(double));
     double *v = malloc((size_t)nr * sizeof(double));
@@ -141,7 +79,7 @@ int bnd_compute(bnd_net *net, bnd_method method, const double *lo, const double 
     if (ub)
         for (int64_t t = 0; t < m * n_out; t++)
             A0[row * n_out + t] = -C[t];
-    rc = bnd_crown_backward(net, net->out, nr, A0, v, e);
+    rc = bnd_backward_rows(net, net->out, nr, A0, method == BND_IBP, v, e);
     if (rc == 0) {
         if (lb)
             memcpy(lb, v, (size_t)m * sizeof(double));

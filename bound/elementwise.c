@@ -14,6 +14,31 @@ static int oom(bnd_lower_ctx *cx, err *e)
     return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
 }
 
+/* y = x + c (x not broadcast) whose x is a LINEAR layer's own output used
+ * nowhere else: add c to that layer's bias instead of adding a layer. The
+ * sum b + c is rounded once (relative error u of the stored bias: coef_err). */
+static int fold_bias(bnd_lower_ctx *cx, int k, int x_t, int c_t, double sign)
+{
+    const nn_graph *g = cx->g;
+    const nn_tensor *X = &g->tensors[x_t], *C = &g->tensors[c_t];
+    const nn_tensor *Y = &g->tensors[g->nodes[k].out[0]];
+    int li = cx->tmap[x_t];
+    bnd_layer *L = &cx->net->layers[li];
+    if (L->kind != BND_L_LINEAR || L->out_tensor != x_t || cx->tuses[x_t] != 1 ||
+        X->size != Y->size || !C->data || L->size != Y->size)
+        return 0;
+    int fresh = L->bias == NULL;
+    if (fresh && !(L->bias = calloc((size_t)Y->size, sizeof(double))))
+        return 0;
+    for (int64_t o = 0; o < Y->size; o++)
+        L->bias[o] += sign * C->data[bnd_bcast_index(Y, C, o)];
+    if (!fresh)
+        L->coef_err++;
+    L->out_tensor = g->nodes[k].out[0];
+    cx->tmap[g->nodes[k].out[0]] = li;
+    return 1;
+}
+
 /* scale/bias arrays for y = sx·x + sc·c, x (computed) and c (constant) broadcast. */
 static int with_constant(bnd_lower_ctx *cx, int k, int x_t, int c_t, int mode, err *e)
 {
@@ -101,6 +126,10 @@ int bnd_lower_addsub(bnd_lower_ctx *cx, int k, err *e)
     int c0 = cx->tmap[nd->in[0]] >= 0, c1 = cx->tmap[nd->in[1]] >= 0;
     if (c0 && c1)
         return two_computed(cx, k, sub, e);
+    if (c0 && fold_bias(cx, k, nd->in[0], nd->in[1], sub ? -1.0 : 1.0))
+        return 0;
+    if (c1 && !sub && fold_bias(cx, k, nd->in[1], nd->in[0], 1.0))
+        return 0;
     if (c0)
         return with_constant(cx, k, nd->in[0], nd->in[1], sub ? 1 : 0, e);
     return with_constant(cx, k, nd->in[1], nd->in[0], sub ? 2 : 0, e);
@@ -167,7 +196,7 @@ int bnd_lower_batchnorm(bnd_lower_ctx *cx, int k, err *e)
     for (int j = 0; j < 4; j++)
         if (P[j]->size != C)
             return bnd_node_err(cx, k, e, ERR_SHAPE, "parameter size != channels");
-    double eps = nn_attr_float(nd, "epsilon", 1e-5);
+    double eps = nn_attr_float(nd, "epsilon", (double)1e-5f); /* ONNX default, a float32 */
     int64_t n = X->size;
     int64_t *src = malloc((size_t)n * sizeof(int64_t));
     double *scale = malloc((size_t)n * sizeof(double));

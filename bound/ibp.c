@@ -28,7 +28,7 @@ static int ibp_linear(bnd_net *net, int i, err *e)
             maxin = net->layers[L->in[j]].size;
     double *yc = calloc((size_t)n, sizeof(double));
     double *ys = calloc((size_t)(2 * n), sizeof(double)); /* y_r ; |J|(|c|+r) */
-    double *tmp = malloc((size_t)(2 * n) * sizeof(double));
+    double *tmp = malloc((size_t)(3 * n) * sizeof(double));
     double *x = malloc((size_t)(3 * maxin) * sizeof(double)); /* c ; r ; |c|+r */
     if (!yc || !ys || !tmp || !x) {
         free(yc), free(ys), free(tmp), free(x);
@@ -45,10 +45,9 @@ static int ibp_linear(bnd_net *net, int i, err *e)
         if (L->lin[j]) {
             if (L->lin[j]->fan_in > fan)
                 fan = L->lin[j]->fan_in;
-            bnd_lin_forward(L->lin[j], 0, 1, c, tmp);
+            bnd_lin_ibp(L->lin[j], c, r, tmp + 2 * n, tmp);
             for (int64_t o = 0; o < n; o++)
-                yc[o] += tmp[o];
-            bnd_lin_forward(L->lin[j], 1, 2, r, tmp);
+                yc[o] += tmp[2 * n + o];
         } else {
             identity_forward(m, 1, c, tmp);
             for (int64_t o = 0; o < n; o++)

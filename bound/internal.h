@@ -20,7 +20,12 @@
 #include "bound.h"
 
 /* ---- linear maps ---- */
-enum { BND_LIN_MATMUL = 1, BND_LIN_CSR = 2 };
+enum { BND_LIN_MATMUL = 1, BND_LIN_CSR = 2, BND_LIN_CONV = 3 };
+
+/* CONV geometry (batch 1; 1-D as height 1). */
+typedef struct bnd_conv_geom {
+    int64_t C, H, W, M, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, group;
+} bnd_conv_geom;
 
 typedef struct bnd_linop {
     int kind;
@@ -32,17 +37,30 @@ typedef struct bnd_linop {
     /* CSR: n_out rows; row o holds y_o = sum val[p] x[col[p]] */
     int64_t *rowptr, *col;
     double *val;
+    /* CONV: W, Wabs hold the kernel (M x C/group·KH·KW); forward is im2col +
+     * dgemm, backward dgemm + col2im (the transposed convolution) */
+    bnd_conv_geom cv;
+    double *cols;          /* scratch: C/group·KH·KW x OH·OW (a bnd_net is used
+                              by one thread at a time) */
 } bnd_linop;
+
+/* Largest explicit sparse map built for one op (entries): beyond it the op
+ * is reported unsupported rather than allocating gigabytes. */
+#define BND_MAX_NNZ ((int64_t)1 << 25)
 
 bnd_linop *bnd_lin_matmul_new(int64_t M, int64_t K, int64_t N, const double *W);
 /* Empty CSR with room for nnz entries; fill rowptr/col/val, then _finish. */
 bnd_linop *bnd_lin_csr_new(int64_t n_out, int64_t n_in, int64_t nnz);
 void bnd_lin_csr_finish(bnd_linop *L);
+bnd_linop *bnd_lin_conv_new(const bnd_conv_geom *g, const double *W);
 void bnd_lin_free(bnd_linop *L);
 /* Y (k x out) = X (k x in) · J^T, with |J| if use_abs. */
 void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y);
-/* B (k x in) += A (k x out) · J  (B must be zeroed by the caller for a plain product). */
-void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B);
+/* The three IBP products in one pass: yc = J c, [yr; ym] = |J| [r; m]
+ * (rm holds r then m, n_in each; yrm gets yr then ym, n_out each). */
+void bnd_lin_ibp(const bnd_linop *L, const double *c, const double *rm, double *yc, double *yrm);
+/* B (k x in) = A (k x out) · J, or B += A·J when accumulate. */
+void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B, int accumulate);
 
 /* ---- nonlinearities ---- */
 typedef struct bnd_act_rule {
@@ -55,6 +73,9 @@ typedef struct bnd_act_rule {
                   double *uw, double *ub);
     /* 1 if neuron needs a tight input bound (e.g. an unstable ReLU). */
     int (*unstable)(double l, double u);
+    /* 1 if, on unstable neurons, alpha·x is a valid lower line for every
+     * alpha in [0, 1] (ReLU): alpha-CROWN may then override the slope. */
+    int lower_alpha;
 } bnd_act_rule;
 
 extern const bnd_act_rule bnd_relu_rule;
@@ -74,9 +95,17 @@ typedef struct bnd_layer {
     int coef_err;          /* relative roundings (each <= u) in stored J and bias */
     const bnd_act_rule *act;
     int is_preact;         /* input of a nonlinearity: gets CROWN bounds */
+    const bnd_act_rule *preact_rule; /* that nonlinearity's rule (its `unstable`) */
+    int ibp_exact;         /* only a box-preserving map of the input: IBP = CROWN */
+    int out_tensor;        /* graph tensor this layer computes (lowering only) */
     /* workspace */
     double *lo, *hi;       /* current sound bounds of the output */
     double *lw, *lb, *uw, *ub; /* ACT: relaxation lines */
+    /* per-compute caches, valid once the layer's (input) bounds are final;
+     * bnd_compute clears the flags */
+    double *mz;            /* max(|lo|, |hi|) */
+    double *errw;          /* backward error weights (crown.c) */
+    int mz_ok, errw_ok;
 } bnd_layer;
 
 struct bnd_net {
@@ -85,6 +114,7 @@ struct bnd_net {
     bnd_layer *layers;
     int out;               /* layer of the graph output */
     int64_t crown_max_rows;
+    bnd_interm interm;
 };
 
 /* net.c: append a layer (lo/hi allocated); returns its index or < 0. */
@@ -95,6 +125,7 @@ typedef struct bnd_lower_ctx {
     const nn_graph *g;
     bnd_net *net;
     int *tmap;             /* tensor -> layer, -1 for constants / not yet */
+    int *tuses;            /* tensor -> number of consuming node inputs (+1 if output) */
 } bnd_lower_ctx;
 typedef int (*bnd_lower_fn)(bnd_lower_ctx *cx, int k, err *e);
 
@@ -135,8 +166,36 @@ void bnd_center_radius(int64_t n, const double *l, const double *u, double *c, d
 int bnd_ibp_layer(bnd_net *n, int i, err *e);
 int bnd_act_relax(bnd_net *n, int i, err *e);
 /* Lower bounds lbv (k) of the rows of A0 (k x size(start)) applied to layer
- * `start`, over the current bounds of every layer (input box = layer 0's). */
-int bnd_crown_backward(bnd_net *n, int start, int64_t k, const double *A0, double *lbv, err *e);
+ * `start`, over the current bounds of every layer (input box = layer 0's),
+ * by CROWN through the relaxations of the ACT layers, or (stop_at_act) by
+ * concretising at the ACT layers' intervals (IBP with merged objective). */
+/* alpha (may be NULL): per layer, NULL or a k x size matrix of lower slopes
+ * in [0, 1] overriding the relaxation's lower line of that ACT layer's
+ * unstable neurons row by row (for alpha-CROWN; valid for ReLU-like rules
+ * whose lower line through the origin may take any such slope). */
+int bnd_backward(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
+                 const double *const *alpha, double *lbv, err *e);
+/* Optional extensions of a backward pass (beta.c), each entry NULL when unused:
+ *  beta_add: per ACT layer, k x size values added to the coefficient of the
+ *            ACT's input after the relaxation (beta-CROWN's Lagrange terms
+ *            -beta·s of split neurons; valid for the points meeting the
+ *            splits, rounding accounted like the relaxation's);
+ *  sel:      per ACT layer, k x size out: 1 where the lower line was used;
+ *  A_act:    per ACT layer, k x size out: the coefficients at the ACT output;
+ *  x_star:   k x n_in out: per row, the input-box corner minimising the last
+ *            linear function (with sel, the minimiser of the relaxed problem). */
+typedef struct bnd_bwd_ext {
+    const double *const *beta_add;
+    uint8_t **sel;
+    double **A_act;
+    double *x_star;
+} bnd_bwd_ext;
+int bnd_backward_ext(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
+                     const double *const *alpha, const bnd_bwd_ext *ext, double *lbv, err *e);
+/* The same without alpha, in row blocks bounding memory (BND_MAX_A_ENTRIES). */
+#define BND_MAX_A_ENTRIES ((int64_t)1 << 24)
+int bnd_backward_rows(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
+                      double *lbv, err *e);
 int bnd_crown_refine(bnd_net *n, int i, err *e);
 
 #endif

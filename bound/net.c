@@ -9,7 +9,15 @@
 #include <string.h>
 
 static int lower_alias(bnd_lower_ctx *cx, int k, err *e);
-static int lower_relu(bnd_lower_ctx *cx, int k, err *e);
+static int lower_act(bnd_lower_ctx *cx, int k, err *e);
+
+/* nonlinearities and their rule tables (relax.c) */
+static const struct {
+    nn_op op;
+    const bnd_act_rule *rule;
+} act_table[] = {
+    {NN_OP_RELU, &bnd_relu_rule},
+};
 
 static const struct {
     nn_op op;
@@ -27,7 +35,7 @@ static const struct {
     {NN_OP_FLATTEN, lower_alias},          {NN_OP_RESHAPE, lower_alias},
     {NN_OP_SQUEEZE, lower_alias},          {NN_OP_UNSQUEEZE, lower_alias},
     {NN_OP_IDENTITY, lower_alias},         {NN_OP_DROPOUT, lower_alias},
-    {NN_OP_RELU, lower_relu},
+    {NN_OP_RELU, lower_act},
 };
 
 int bnd_node_err(bnd_lower_ctx *cx, int k, err *e, int code, const char *what)
@@ -130,9 +138,15 @@ static int lower_alias(bnd_lower_ctx *cx, int k, err *e)
     return 0;
 }
 
-static int lower_relu(bnd_lower_ctx *cx, int k, err *e)
+static int lower_act(bnd_lower_ctx *cx, int k, err *e)
 {
     const nn_node *nd = &cx->g->nodes[k];
+    const bnd_act_rule *rule = NULL;
+    for (size_t t = 0; t < sizeof act_table / sizeof act_table[0]; t++)
+        if (act_table[t].op == nd->op)
+            rule = act_table[t].rule;
+    if (!rule)
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "no bound rule yet");
     int x = cx->tmap[nd->in[0]];
     if (x < 0)
         return bnd_node_err(cx, k, e, ERR_UNSUP, "constant input not folded");
@@ -142,7 +156,7 @@ static int lower_relu(bnd_lower_ctx *cx, int k, err *e)
         return li;
     bnd_layer *L = &net->layers[li];
     L->in[0] = x;
-    L->act = &bnd_relu_rule;
+    L->act = rule;
     int64_t s = L->size;
     L->lw = malloc((size_t)s * sizeof(double));
     L->lb = malloc((size_t)s * sizeof(double));
@@ -150,9 +164,40 @@ static int lower_relu(bnd_lower_ctx *cx, int k, err *e)
     L->ub = malloc((size_t)s * sizeof(double));
     if (!L->lw || !L->lb || !L->uw || !L->ub)
         return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    if (net->layers[x].is_preact && net->layers[x].preact_rule != rule)
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "input shared by different nonlinearities");
     net->layers[x].is_preact = 1;
+    net->layers[x].preact_rule = rule;
     cx->tmap[nd->out[0]] = li;
     return 0;
+}
+
+/* A layer is ibp_exact when it is the input, or one general linear map of an
+ * ibp_exact layer whose path from the input has only injective one-entry
+ * rows (x -> s·x[src] + b, each source used once): those keep the box a box,
+ * so IBP of the next linear map is already the exact range (CROWN's backward
+ * pass to the input would give the same bound). Such layers skip CROWN. */
+static int injective_gather(const bnd_linop *J)
+{
+    return !J || (J->kind == BND_LIN_CSR && J->fan_in <= 1 && J->fan_out <= 1);
+}
+
+static void mark_ibp_exact(bnd_net *n)
+{
+    /* box_kept[i]: layer i's set of values is a box (the input through injective gathers) */
+    char *box_kept = calloc((size_t)n->n_layers, 1);
+    if (!box_kept)
+        return; /* no marking: always correct, only slower */
+    box_kept[0] = 1;
+    n->layers[0].ibp_exact = 1;
+    for (int i = 1; i < n->n_layers; i++) {
+        bnd_layer *L = &n->layers[i];
+        if (L->kind != BND_L_LINEAR || L->n_in != 1 || !box_kept[L->in[0]])
+            continue;
+        box_kept[i] = injective_gather(L->lin[0]);
+        L->ibp_exact = 1;
+    }
+    free(box_kept);
 }
 
 static void free_layer(bnd_layer *L)
@@ -170,6 +215,8 @@ static void free_layer(bnd_layer *L)
     free(L->lb);
     free(L->uw);
     free(L->ub);
+    free(L->mz);
+    free(L->errw);
 }
 
 void bnd_net_free(bnd_net *n)
@@ -200,9 +247,20 @@ int bnd_net_new(const nn_graph *g, bnd_net **out, err *e)
     }
     memcpy(n->source, g->source, sl);
     n->crown_max_rows = 4096;
+    int *tuses = calloc((size_t)(g->n_tensors ? g->n_tensors : 1), sizeof(int));
+    if (!tuses) {
+        free(tmap);
+        bnd_net_free(n);
+        return err_set(e, ERR_NOMEM, "%s: out of memory", g->source);
+    }
     for (int t = 0; t < g->n_tensors; t++)
         tmap[t] = -1;
-    bnd_lower_ctx cx = {g, n, tmap};
+    for (int k = 0; k < g->n_nodes; k++)
+        for (int j = 0; j < g->nodes[k].n_in; j++)
+            if (g->nodes[k].in[j] >= 0)
+                tuses[g->nodes[k].in[j]]++;
+    tuses[g->output]++;
+    bnd_lower_ctx cx = {g, n, tmap, tuses};
     int rc = bnd_add_layer(n, BND_L_INPUT, -1, g->tensors[g->input].size, 0, e);
     if (rc >= 0) {
         tmap[g->input] = 0;
@@ -222,16 +280,22 @@ int bnd_net_new(const nn_graph *g, bnd_net **out, err *e)
         for (size_t t = 0; t < sizeof lower_table / sizeof lower_table[0]; t++)
             if (lower_table[t].op == nd->op)
                 fn = lower_table[t].fn;
+        int before = n->n_layers;
         if (!fn)
             rc = bnd_node_err(&cx, k, e, ERR_UNSUP, "no bound rule yet");
         else
             rc = fn(&cx, k, e);
+        for (int i = before; rc == 0 && i < n->n_layers; i++)
+            n->layers[i].out_tensor = nd->out[0];
     }
+    if (rc == 0)
+        mark_ibp_exact(n);
     if (rc == 0 && tmap[g->output] < 0)
         rc = err_set(e, ERR_UNSUP, "%s: the output does not depend on the input", g->source);
     if (rc == 0)
         n->out = tmap[g->output];
     free(tmap);
+    free(tuses);
     if (rc != 0) {
         bnd_net_free(n);
         return rc;
@@ -253,4 +317,9 @@ int64_t bnd_n_out(const bnd_net *n)
 void bnd_set_crown_max_rows(bnd_net *n, int64_t rows)
 {
     n->crown_max_rows = rows;
+}
+
+void bnd_set_interm(bnd_net *n, bnd_interm mode)
+{
+    n->interm = mode;
 }

@@ -1,0 +1,289 @@
+/* test_bound.c: hand-computed IBP and CROWN bounds on tiny networks, the
+ * error paths of the bound API, and the rounding-error accounting against
+ * exact (long double, integer-valued) evaluation on adversarial cases. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bound/bound.h"
+#include "../bound/internal.h"
+#include "../models/nn.h"
+
+/* ---- graph building helpers ---- */
+static int tens(nn_graph *g, const char *name, int rank, const int64_t *dims)
+{
+    err e = {0};
+    int t = nn_graph_tensor(g, name, &e);
+    cr_assert(t >= 0, "%s", e.msg);
+    cr_assert_eq(nn_tensor_set_shape(g, t, rank, dims, &e), 0, "%s", e.msg);
+    return t;
+}
+
+static int cnst(nn_graph *g, const char *name, int rank, const int64_t *dims, const double *v)
+{
+    err e = {0};
+    int t = tens(g, name, rank, dims);
+    cr_assert_eq(nn_tensor_set_float(g, t, v, g->tensors[t].size, &e), 0, "%s", e.msg);
+    return t;
+}
+
+static int node(nn_graph *g, const char *op, const char *name, int n_in, const int *in, int out)
+{
+    err e = {0};
+    int k = nn_graph_add_node(g, op, name, n_in, in, 1, &out, &e);
+    cr_assert(k >= 0, "%s", e.msg);
+    return k;
+}
+
+static void finish(nn_graph *g, int x, int y)
+{
+    err e = {0};
+    cr_assert_eq(nn_graph_add_input(g, x, &e), 0);
+    cr_assert_eq(nn_graph_add_output(g, y, &e), 0);
+    cr_assert_eq(nn_graph_finalize(g, &e), 0, "%s", e.msg);
+}
+
+/* y = W2 relu(W1 x): x in R^2, W1 = [[1,1],[1,-1]], W2 = [[1,1],[1,-1]] —
+ * the classic 2-2-2 CROWN example (output 0 is the 2-2-1 net h1 + h2). */
+static nn_graph *classic_net(void)
+{
+    nn_graph *g = nn_graph_new("classic.onnx");
+    int64_t d12[2] = {1, 2}, d22[2] = {2, 2};
+    double W[4] = {1, 1, 1, -1};
+    int x = tens(g, "x", 2, d12), z = tens(g, "z", 2, d12), h = tens(g, "h", 2, d12);
+    int y = tens(g, "y", 2, d12);
+    int w1 = cnst(g, "W1", 2, d22, W), w2 = cnst(g, "W2", 2, d22, W);
+    int in1[2] = {x, w1}, in2[2] = {h, w2};
+    int k = node(g, "Gemm", "fc1", 2, in1, z);
+    err e = {0};
+    nn_node_attr_int(g, k, "transB", 1, &e);
+    node(g, "Relu", "relu", 1, (int[]){z}, h);
+    k = node(g, "Gemm", "fc2", 2, in2, y);
+    nn_node_attr_int(g, k, "transB", 1, &e);
+    finish(g, x, y);
+    return g;
+}
+
+static void near(double got, double want, const char *what)
+{
+    cr_expect(fabs(got - want) <= 1e-12 * fmax(1, fabs(want)), "%s: %.17g, want %.17g", what,
+              got, want);
+}
+
+Test(bound, classic_2_2_2_network_hand_computed)
+{
+    nn_graph *g = classic_net();
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(g, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(bnd_n_in(n), 2);
+    cr_assert_eq(bnd_n_out(n), 2);
+    double lo[2] = {-1, -1}, hi[2] = {1, 1}, lb[2], ub[2];
+    /* z in [-2,2]^2; IBP: h in [0,2]^2, y0 = h1+h2 in [0,4], y1 = h1-h2 in [-2,2] */
+    cr_assert_eq(bnd_compute(n, BND_IBP, lo, hi, NULL, 0, lb, ub, &e), 0, "%s", e.msg);
+    near(lb[0], 0, "IBP lb0"), near(ub[0], 4, "IBP ub0");
+    near(lb[1], -2, "IBP lb1"), near(ub[1], 2, "IBP ub1");
+    /* CROWN: u = -l, so lower slopes are 0; upper lines h <= z/2 + 1:
+     * y0 <= (x1+x2)/2 + (x1-x2)/2 + 2 = x1 + 2 <= 3 */
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, NULL, 0, lb, ub, &e), 0, "%s", e.msg);
+    near(lb[0], 0, "CROWN lb0"), near(ub[0], 3, "CROWN ub0");
+    near(lb[1], -2, "CROWN lb1"), near(ub[1], 2, "CROWN ub1");
+    /* C = [1, -1]: C·y = 2 h2; IBP with C merged: [0, 4]; CROWN: x1 - x2 + 2 <= 4 */
+    double C[2] = {1, -1};
+    cr_assert_eq(bnd_compute(n, BND_IBP, lo, hi, C, 1, lb, ub, &e), 0);
+    near(lb[0], 0, "IBP C lb"), near(ub[0], 4, "IBP C ub");
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, lb, ub, &e), 0);
+    near(lb[0], 0, "CROWN C lb"), near(ub[0], 4, "CROWN C ub");
+    /* one side only */
+    double only = 99;
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, NULL, &only, &e), 0);
+    near(only, 4, "ub only");
+    bnd_net_free(n);
+    nn_graph_free(g);
+}
+
+/* y = -relu(2x + 0.5), x in [-1, 1]: z in [-1.5, 2.5], u > -l so the lower
+ * slope is 1: CROWN's upper bound on y is -(2x+0.5) <= 1.5, looser than
+ * IBP's 0 (the adaptive slope is a heuristic); its lower bound uses
+ * h <= 0.625 (z + 1.5): y >= -(1.25 x + 1.25) >= -2.5. */
+Test(bound, adaptive_lower_slope_hand_computed)
+{
+    nn_graph *g = nn_graph_new("slope.onnx");
+    int64_t d11[2] = {1, 1}, d1[1] = {1};
+    double two = 2, half = 0.5, mone = -1;
+    int x = tens(g, "x", 2, d11), z = tens(g, "z", 2, d11), h = tens(g, "h", 2, d11);
+    int y = tens(g, "y", 2, d11);
+    int w = cnst(g, "W", 2, d11, &two), b = cnst(g, "B", 1, d1, &half);
+    int m = cnst(g, "M", 1, d1, &mone);
+    node(g, "Gemm", "fc", 3, (int[]){x, w, b}, z);
+    node(g, "Relu", "relu", 1, (int[]){z}, h);
+    node(g, "Mul", "neg", 2, (int[]){h, m}, y);
+    finish(g, x, y);
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(g, &n, &e), 0, "%s", e.msg);
+    double lo = -1, hi = 1, lb, ub;
+    cr_assert_eq(bnd_compute(n, BND_IBP, &lo, &hi, NULL, 0, &lb, &ub, &e), 0);
+    near(lb, -2.5, "IBP lb"), near(ub, 0, "IBP ub");
+    cr_assert_eq(bnd_compute(n, BND_CROWN, &lo, &hi, NULL, 0, &lb, &ub, &e), 0);
+    near(lb, -2.5, "CROWN lb"), near(ub, 1.5, "CROWN ub");
+    bnd_net_free(n);
+    nn_graph_free(g);
+}
+
+Test(bound, unsupported_op_names_the_node)
+{
+    nn_graph *g = nn_graph_new("model.onnx");
+    int64_t d[2] = {1, 3};
+    int x = tens(g, "x", 2, d), a = tens(g, "a", 2, d), y = tens(g, "y", 2, d);
+    node(g, "Relu", "r", 1, (int[]){x}, a);
+    node(g, "Sigmoid", "x", 1, (int[]){a}, y);
+    finish(g, x, y);
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(g, &n, &e), ERR_UNSUP);
+    cr_assert_null(n);
+    cr_expect(strstr(e.msg, "model.onnx: node 1 'x' (Sigmoid): no bound rule yet") != NULL, "%s",
+              e.msg);
+    nn_graph_free(g);
+}
+
+Test(bound, bad_box_is_an_argument_error)
+{
+    nn_graph *g = classic_net();
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(g, &n, &e), 0);
+    double lo[2] = {0, 1}, hi[2] = {1, 0}, lb[2], ub[2];
+    cr_expect_eq(bnd_compute(n, BND_CROWN, lo, hi, NULL, 0, lb, ub, &e), ERR_ARG);
+    cr_expect(strstr(e.msg, "X_1") != NULL, "%s", e.msg);
+    double nan_lo[2] = {NAN, 0}, ok_hi[2] = {1, 1};
+    cr_expect_eq(bnd_compute(n, BND_IBP, nan_lo, ok_hi, NULL, 0, lb, ub, &e), ERR_ARG);
+    bnd_net_free(n);
+    nn_graph_free(g);
+}
+
+/* Rounding: y = w·x with w = (2^53, 1, -2^53) at x = (1, 1, 1): exactly 1,
+ * but any left-to-right double evaluation gives 0 (2^53 + 1 rounds to 2^53).
+ * Both methods must contain the exact value; a naive bound [0, 0] would not. */
+Test(bound, cancellation_is_covered_by_the_error_terms)
+{
+    nn_graph *g = nn_graph_new("cancel.onnx");
+    int64_t d13[2] = {1, 3}, d31[2] = {3, 1}, d11[2] = {1, 1};
+    double w[3] = {0x1p53, 1, -0x1p53};
+    int x = tens(g, "x", 2, d13), y = tens(g, "y", 2, d11), h = tens(g, "h", 2, d11);
+    int W = cnst(g, "W", 2, d31, w);
+    node(g, "MatMul", "mm", 2, (int[]){x, W}, y);
+    node(g, "Relu", "relu", 1, (int[]){y}, h);
+    finish(g, x, h);
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(g, &n, &e), 0, "%s", e.msg);
+    double lo[3] = {1, 1, 1}, hi[3] = {1, 1, 1}, lb, ub;
+    volatile double naive = w[0] * 1.0;
+    naive += 1.0;
+    naive += w[2];
+    cr_assert_eq(naive, 0.0); /* the trap is real */
+    for (int m = 0; m < 2; m++) {
+        cr_assert_eq(bnd_compute(n, m ? BND_CROWN : BND_IBP, lo, hi, NULL, 0, &lb, &ub, &e), 0);
+        cr_expect(lb <= 1.0 && ub >= 1.0, "method %d: [%.17g, %.17g] misses 1", m, lb, ub);
+        cr_expect(ub - lb < 64, "method %d: width %g", m, ub - lb);
+    }
+    bnd_net_free(n);
+    nn_graph_free(g);
+}
+
+/* Random integer-weight 2-layer nets with huge cancelling weights, point and
+ * tiny boxes of integer inputs: every value is an integer below 2^62, so
+ * long double evaluates them exactly; our bounds must contain them. */
+Test(bound, random_adversarial_nets_contain_exact_values)
+{
+    srand(7);
+    int bad = 0, cases = 0;
+    for (int it = 0; it < 200; it++) {
+        int nx = 2 + rand() % 5, nh = 2 + rand() % 5;
+        nn_graph *g = nn_graph_new("adv.onnx");
+        int64_t dx[2] = {1, nx}, dh[2] = {1, nh}, dw1[2] = {nx, nh}, dw2[2] = {nh, 1},
+                dy[2] = {1, 1};
+        double W1[64], W2[8];
+        for (int i = 0; i < nx * nh; i++) {
+            long big = (long)1 << (40 + rand() % 12);
+            W1[i] = (double)((rand() % 3 - 1) * big + (rand() % 7 - 3));
+        }
+        for (int i = 0; i < nh; i++)
+            W2[i] = (double)((rand() % 3 - 1) * ((long)1 << 10) + rand() % 5 - 2);
+        int x = tens(g, "x", 2, dx), z = tens(g, "z", 2, dh), h = tens(g, "h", 2, dh);
+        int y = tens(g, "y", 2, dy);
+        int w1 = cnst(g, "W1", 2, dw1, W1), w2 = cnst(g, "W2", 2, dw2, W2);
+        node(g, "MatMul", "mm1", 2, (int[]){x, w1}, z);
+        node(g, "Relu", "relu", 1, (int[]){z}, h);
+        node(g, "MatMul", "mm2", 2, (int[]){h, w2}, y);
+        finish(g, x, y);
+        bnd_net *n = NULL;
+        err e = {0};
+        cr_assert_eq(bnd_net_new(g, &n, &e), 0, "%s", e.msg);
+        double lo[8], hi[8], xs[8];
+        for (int i = 0; i < nx; i++) {
+            lo[i] = (double)(rand() % 3 - 1);
+            hi[i] = lo[i] + (rand() % 2);
+        }
+        for (int s = 0; s < 8; s++) { /* corners and points of the box */
+            for (int i = 0; i < nx; i++)
+                xs[i] = rand() % 2 ? lo[i] : hi[i];
+            long double yv = 0;
+            for (int j = 0; j < nh; j++) {
+                long double zj = 0;
+                for (int i = 0; i < nx; i++)
+                    zj += (long double)xs[i] * W1[i * nh + j];
+                yv += (zj > 0 ? zj : 0) * W2[j];
+            }
+            for (int m = 0; m < 2; m++) {
+                double lb, ub;
+                cr_assert_eq(bnd_compute(n, m ? BND_CROWN : BND_IBP, lo, hi, NULL, 0, &lb, &ub,
+                                         &e), 0);
+                bad += !((long double)lb <= yv && yv <= (long double)ub);
+                cases++;
+            }
+        }
+        bnd_net_free(n);
+        nn_graph_free(g);
+    }
+    cr_expect_eq(bad, 0, "%d of %d exact values outside the bounds", bad, cases);
+}
+
+/* Alpha override (the hook for alpha-CROWN, internal API): any lower slopes
+ * (clipped to [0, 1]) on unstable ReLUs, per objective row, give lower bounds
+ * below every sampled output. */
+Test(bound, alpha_slopes_in_unit_interval_stay_sound)
+{
+    nn_graph *g = classic_net();
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(g, &n, &e), 0);
+    double lo[2] = {-1, -0.5}, hi[2] = {0.7, 1}, lb[2], ub[2];
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, NULL, 0, lb, ub, &e), 0);
+    int act = -1;
+    for (int i = 0; i < n->n_layers; i++)
+        if (n->layers[i].kind == BND_L_ACT)
+            act = i;
+    cr_assert(act > 0);
+    srand(3);
+    for (int it = 0; it < 200; it++) {
+        double alpha[4], A0[4] = {1, 0, 0, 1}, v[2];
+        for (int t = 0; t < 4; t++)
+            alpha[t] = (double)rand() / RAND_MAX * 1.4 - 0.2; /* clipped to [0,1] */
+        const double *al[16] = {0};
+        al[act] = alpha;
+        cr_assert_eq(bnd_backward(n, n->out, 2, A0, 0, al, v, &e), 0);
+        for (int s = 0; s < 50; s++) {
+            double x1 = lo[0] + (hi[0] - lo[0]) * rand() / RAND_MAX;
+            double x2 = lo[1] + (hi[1] - lo[1]) * rand() / RAND_MAX;
+            double h1 = fmax(x1 + x2, 0), h2 = fmax(x1 - x2, 0);
+            cr_assert(v[0] <= h1 + h2 && v[1] <= h1 - h2, "alpha bound %g %g above sample", v[0],
+                      v[1]);
+        }
+    }
+    bnd_net_free(n);
+    nn_graph_free(g);
+}
