@@ -592,13 +592,11 @@ static int op_avgpool(gen *G)
     if (!to_spatial(G, sp))
         return 0;
     val x = cur(G);
-    /* count_include_pad with asymmetric pads is a known bug of bound/conv.c
-     * (test_stress.c, known_bug_avgpool_count_include_pad_asymmetric): keep
-     * pads symmetric there so the stress run looks for other bugs */
-    int incl = urand(G->r, 2), ceil_mode = urand(G->r, 4) == 0, kb = G->o->known_bugs;
-    int autopad = (!incl || kb) && urand(G->r, 6) == 0 ? 1 + urand(G->r, 3) : 0;
-    /* dilations: known bug of bound/conv.c (known_bug_avgpool_dilations) */
-    int dil = kb && urand(G->r, 6) == 0;
+    /* asymmetric pads with count_include_pad, and dilations, were bugs of
+     * bound/conv.c found here (test_stress.c, regression_avgpool_*) */
+    int incl = urand(G->r, 2), ceil_mode = urand(G->r, 4) == 0;
+    int autopad = urand(G->r, 6) == 0 ? 1 + urand(G->r, 3) : 0;
+    int dil = urand(G->r, 6) == 0;
     int64_t ks[2], st[2], dl[2], pads[4], od[4] = {1, x.d[1], 1, 1};
     for (int i = 0; i < sp; i++) {
         int64_t in = x.d[2 + i];
@@ -606,7 +604,7 @@ static int op_avgpool(gen *G)
         int64_t kmax = (in - 1) / dl[i] + 1;
         ks[i] = 1 + urand(G->r, (int)(kmax < 3 ? kmax : 3));
         pads[i] = urand(G->r, 3) == 0 ? urand(G->r, (int)ks[i]) : 0;
-        pads[i + sp] = incl && !kb ? pads[i] : (urand(G->r, 3) == 0 ? urand(G->r, (int)ks[i]) : 0);
+        pads[i + sp] = urand(G->r, 3) == 0 ? urand(G->r, (int)ks[i]) : 0;
         st[i] = 1 + urand(G->r, 2);
         od[2 + i] = win_out(in, ks[i], st[i], dl[i], &pads[i], &pads[i + sp], autopad, ceil_mode);
         if (od[2 + i] < 1)
@@ -655,9 +653,9 @@ static int op_batchnorm(gen *G)
     int k;
     if (!node(G, "BatchNormalization", 5, in, x.rank, x.d, &k))
         return 0;
-    /* explicit unless known_bugs: the default differs between eval and
-     * bound/ (test_stress.c, known_bug_batchnorm_default_epsilon) */
-    if (!G->o->known_bugs || urand(G->r, 2))
+    /* the default (float32 1e-5f) was a bug of bound/ found here
+     * (test_stress.c, regression_batchnorm_default_epsilon) */
+    if (urand(G->r, 2))
         attr_float(G, k, "epsilon", G->num == SG_NUM_DYADIC ? 0.25 : (urand(G->r, 2) ? 1e-3 : 1e-5));
     return 1;
 }
@@ -1442,6 +1440,13 @@ int sg_check_bab(uint64_t seed, int samples, sg_stats *st, FILE *log)
     bab_opts_default(&bo);
     bo.timeout = 2;
     bo.seed = seed;
+    /* every strategy: automatic (input splits here), ReLU splits (BaBSR or
+     * FSB), bounds only */
+    static const int strategies[] = {BAB_STRATEGY_AUTO, BAB_STRATEGY_INPUT, BAB_STRATEGY_RELU,
+                                     BAB_STRATEGY_RELU, BAB_STRATEGY_NONE};
+    int si = urand(&r, 5);
+    bo.strategy = strategies[si];
+    bo.branching = si == 3 ? 2 : 0;
     bab_result res = {0};
     rc = bab_verify(g, p, &bo, &res, &e);
     if (rc) {

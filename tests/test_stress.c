@@ -53,9 +53,9 @@ Test(stress, bab_agrees_with_dense_sampling_on_tiny_networks, .timeout = 60)
     cr_expect_eq(st.bab_wrong, 0, "wrong BaB answers: %lld", (long long)st.bab_wrong);
 }
 
-/* ---- minimised reproducers of bugs found by the stress run ----
- * Both are point boxes (lo = hi = x), so the sound answer is lb <= f(x) <= ub
- * with f(x) computed by nn_eval; they FAIL until bound/ is fixed. */
+/* ---- minimised reproducers of bugs the stress run found in bound/ ----
+ * (all three fixed in 8b7d222). Point boxes (lo = hi = x), so the sound answer
+ * is lb <= f(x) <= ub with f(x) computed by nn_eval. */
 
 #include <math.h>
 #include <string.h>
