@@ -5,7 +5,8 @@
 # benchmarks, the conformance models and tests/data. The corpus is kept in
 # build-fuzz/corpus-<target> between runs, so time adds up across sessions.
 # PARALLEL=1 runs the targets at the same time (one core each) instead of in turn.
-# Crashes are written to fuzz/crashes/; copy each into tests/data/fuzz/<target>/
+# Crashes, leaks, timeouts (> 10 s) and slow units (> 2 s) are written to
+# fuzz/crashes/; copy each into tests/data/fuzz/<target>/
 # as a regression input (tests/test_fuzz_regressions.c loads every file there).
 set -e
 export OPENBLAS_NUM_THREADS=1
@@ -59,7 +60,7 @@ run_one() {
     [ "$t" = bound ] && dict="-dict=fuzz/onnx.dict"
     echo "== fuzz_$t for ${secs}s"
     $B/fuzz_$t -max_total_time=$secs -max_len=200000 -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 $dict -artifact_prefix=fuzz/crashes/${t}- \
+        -print_final_stats=1 -report_slow_units=2 $dict -artifact_prefix=fuzz/crashes/${t}- \
         $B/corpus-$t $B/seed-$t > $B/log-$t.txt 2>&1 || echo "fuzz_$t stopped with a finding (see $B/log-$t.txt)"
     grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb)" $B/log-$t.txt || tail -5 $B/log-$t.txt
 }
