@@ -171,3 +171,58 @@ Test(stress, fixed_avgpool_dilations)
     double xv[5] = {1, 2, 3, 4, 5};
     point_bounds_contain_eval(g, xv);
 }
+
+/* Was a bug of models/ops_pool.c (the evaluation, found by the stress run):
+ * AveragePool with count_include_pad=1 and dilations divided by the span of
+ * the window instead of the number of taps. x = (1), kernel 2, dilation 2,
+ * pads (0, 2): one window, taps at 0 and 2 (a pad), so y = (1 + 0) / 2 = 0.5,
+ * not 1/3. */
+Test(stress, regression_avgpool_dilated_count_include_pad)
+{
+    err e = {0};
+    nn_graph *g = nn_graph_new("pool.onnx");
+    g->opset = 19;
+    int64_t d[3] = {1, 1, 1}, ks = 2, dl = 2, pads[2] = {0, 2};
+    int x = tensor(g, "x", 3, d, NULL);
+    cr_assert_eq(nn_graph_add_input(g, x, &e), 0);
+    int y = nn_graph_tensor(g, "y", &e);
+    int k = nn_graph_add_node(g, "AveragePool", "pool", 1, &x, 1, &y, &e);
+    cr_assert(k >= 0);
+    nn_node_attr_ints(g, k, "kernel_shape", &ks, 1, &e);
+    nn_node_attr_ints(g, k, "dilations", &dl, 1, &e);
+    nn_node_attr_ints(g, k, "pads", pads, 2, &e);
+    nn_node_attr_int(g, k, "count_include_pad", 1, &e);
+    cr_assert_eq(nn_graph_add_output(g, y, &e), 0);
+    cr_assert_eq(nn_graph_finalize(g, &e), 0, "%s", e.msg);
+    double xv = 1, yv[1];
+    cr_assert_eq(nn_output_size(g), 1);
+    cr_assert_eq(nn_eval(g, &xv, yv, &e), 0);
+    cr_expect_eq(yv[0], 0.5, "the window: %.17g", yv[0]);
+    nn_graph_free(g);
+}
+
+/* KNOWN BUG (stress seeds 4009299, 4018107 and others; FAILS until fixed):
+ * bound/conv.c:134 lowers a Conv whose kernel covers the whole input
+ * (group 1, one output position, no begin pads) as a dense layer, but the
+ * test ignores dilations: with kernel 2, dilation 2 on an input of width 2
+ * and pads (0, 1) the taps are x0 and a pad, y = w0·x0 = 1, while the dense
+ * layer computes w0·x0 + w1·x1 = 1 + 11·2 = 23. Fix: add
+ * `w.dh == 1 && w.dw == 1` to the condition (commit 68648c5 introduced it). */
+Test(stress, known_bug_conv_whole_input_kernel_dilated)
+{
+    err e = {0};
+    nn_graph *g = nn_graph_new("conv.onnx");
+    g->opset = 13;
+    int64_t d[3] = {1, 1, 2}, wd[3] = {1, 1, 2}, dl = 2, pads[2] = {0, 1};
+    double w[2] = {1, 11};
+    int in[2] = {tensor(g, "x", 3, d, NULL), tensor(g, "w", 3, wd, w)};
+    cr_assert_eq(nn_graph_add_input(g, in[0], &e), 0);
+    int y = nn_graph_tensor(g, "y", &e);
+    int k = nn_graph_add_node(g, "Conv", "conv", 2, in, 1, &y, &e);
+    cr_assert(k >= 0);
+    nn_node_attr_ints(g, k, "dilations", &dl, 1, &e);
+    nn_node_attr_ints(g, k, "pads", pads, 2, &e);
+    cr_assert_eq(nn_graph_add_output(g, y, &e), 0);
+    double xv[2] = {1, 2};
+    point_bounds_contain_eval(g, xv);
+}
