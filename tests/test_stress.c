@@ -226,3 +226,51 @@ Test(stress, known_bug_conv_whole_input_kernel_dilated)
     double xv[2] = {1, 2};
     point_bounds_contain_eval(g, xv);
 }
+
+/* KNOWN BUG (stress seed 5072101; CRASHES until fixed): a LINEAR layer whose
+ * two inputs are the same layer (a residual x + x, written Add(h, h)) makes
+ * bound/lp.c build() (the row loop near line 163) emit the same column twice
+ * in one row; glp_set_mat_row (add_row, line 77) rejects duplicate indices
+ * by calling abort(), so bab_verify kills the whole process when ReLU BaB
+ * reaches a leaf LP. Fix: accumulate the coefficients of equal columns (or of
+ * inputs j, j' with L->in[j] == L->in[j']) before add_row. The exact answer
+ * is sat: x = (1, 0.5) gives y0 = relu(2.5) - relu(0) = 2.5. */
+#include "../bab/bab.h"
+
+Test(stress, known_bug_lp_duplicate_columns_abort, .timeout = 30)
+{
+    err e = {0};
+    nn_graph *g = nn_graph_new("dup.onnx");
+    g->opset = 13;
+    int64_t d[2] = {1, 2}, wd[2] = {2, 2};
+    double W[4] = {1, -1, 0.5, 2}, W2[4] = {1, -1, -1, 1};
+    int x = tensor(g, "x", 2, d, NULL), w = tensor(g, "W", 2, wd, W), w2 = tensor(g, "W2", 2, wd, W2);
+    int h = nn_graph_tensor(g, "h", &e), s = nn_graph_tensor(g, "s", &e);
+    int r = nn_graph_tensor(g, "r", &e), y = nn_graph_tensor(g, "y", &e);
+    cr_assert_eq(nn_graph_add_input(g, x, &e), 0);
+    cr_assert(nn_graph_add_node(g, "MatMul", "", 2, (int[]){x, w}, 1, &h, &e) >= 0);
+    cr_assert(nn_graph_add_node(g, "Add", "", 2, (int[]){h, h}, 1, &s, &e) >= 0);
+    cr_assert(nn_graph_add_node(g, "Relu", "", 1, &s, 1, &r, &e) >= 0);
+    cr_assert(nn_graph_add_node(g, "MatMul", "", 2, (int[]){r, w2}, 1, &y, &e) >= 0);
+    cr_assert_eq(nn_graph_add_output(g, y, &e), 0);
+    cr_assert_eq(nn_graph_finalize(g, &e), 0, "%s", e.msg);
+    spec_property *p = NULL;
+    cr_assert_eq(spec_parse_vnnlib_string("dup.vnnlib",
+                                          "(declare-const X_0 Real)(declare-const X_1 Real)"
+                                          "(declare-const Y_0 Real)(declare-const Y_1 Real)"
+                                          "(assert (>= X_0 -1))(assert (<= X_0 1))"
+                                          "(assert (>= X_1 -1))(assert (<= X_1 1))"
+                                          "(assert (>= Y_0 2.5))",
+                                          &p, &e),
+                 0, "%s", e.msg);
+    bab_opts o;
+    bab_opts_default(&o);
+    o.timeout = 5;
+    o.strategy = BAB_STRATEGY_RELU;
+    bab_result res = {0};
+    cr_expect_eq(bab_verify(g, p, &o, &res, &e), 0, "%s", e.msg);
+    cr_expect_neq(res.answer, BAB_UNSAT, "unsat, but x = (1, 0.5) reaches y0 = 2.5");
+    bab_result_free(&res);
+    spec_free(p);
+    nn_graph_free(g);
+}
