@@ -208,11 +208,11 @@ static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int
  * plo/phi out, key). Returns 1 if verified, 0 if open, 2 if a counterexample
  * was found (in w->s->x under the lock), < 0 on error. */
 static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi, int interm_from,
-                        int iters, err *e)
+                        int interm_iters, int iters, err *e)
 {
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, plo, phi,
-                      d->splits, d->ns, interm_from};
+                      d->splits, d->ns, interm_from, interm_iters};
     int rc = bound_rows(w, &dom, d->open, iters, d->beta, d->plo, d->phi, w->A, w->xs, e);
     if (rc < 0)
         return rc;
@@ -271,7 +271,7 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
                            (size_t)d->ns * sizeof(double));
                     c->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
                 }
-                bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX};
+                bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX, 0};
                 rc = bound_rows(w, &cd, d->open, 0, c->beta, NULL, NULL, NULL, NULL, e);
                 int r2;
                 double m = rc == 1 ? INFINITY : worst_margin(s, w->lb, &r2);
@@ -296,7 +296,7 @@ static int leaf_lp(worker *w, rdom *d, err *e)
 {
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, d->plo, d->phi,
-                      d->splits, d->ns, INT_MAX};
+                      d->splits, d->ns, INT_MAX, 0};
     bnd_beta_opts bo = {0};
     double lb;
     bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
@@ -364,7 +364,7 @@ static int expand(worker *w, rdom *d, rdom **kids, err *e)
                    (size_t)d->ns * sizeof(double));
             c->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
         }
-        int rc = bound_domain(w, c, d->plo, d->phi, interm_from, s->o->beta_iters, e);
+        int rc = bound_domain(w, c, d->plo, d->phi, interm_from, s->o->interm_iters, s->o->beta_iters, e);
         __atomic_add_fetch(&s->n_domains, 1, __ATOMIC_RELAXED);
         if (rc != 0)
             free(c);
@@ -490,6 +490,8 @@ void bab_relu_opts_default(bab_relu_opts *o)
     o->beta_iters = 20;
     o->beta_lr = 0.05;
     o->alpha = 1;
+    o->root_interm_iters = 20;
+    o->interm_iters = 0;
     o->alpha_lr = 0.1;
     o->interm = 0;
     o->mem_budget = (size_t)4 << 30;
@@ -559,7 +561,7 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
         rc = err_set(e, ERR_NOMEM, "verify: out of memory");
         goto done_sync;
     }
-    rc = bound_domain(&ws[0], root, NULL, NULL, 0, 0, e);
+    rc = bound_domain(&ws[0], root, NULL, NULL, 0, o->root_interm_iters, o->beta_iters, e);
     s.n_domains++;
     if (rc != 0) {
         free(root);
