@@ -77,6 +77,8 @@ typedef struct bab_relu_opts {
     int alpha;           /* optimise lower ReLU slopes jointly with beta */
     double alpha_lr;
     int interm;          /* recompute intermediate bounds after the new split */
+    int interm_iters;    /* ... optimised this many steps (0: CROWN) */
+    int root_interm_iters; /* root intermediate bounds optimised (alpha) */
     size_t mem_budget;   /* bytes of open domains before going depth-first */
     int verbose;
 } bab_relu_opts;

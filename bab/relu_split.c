@@ -52,6 +52,7 @@ typedef struct shared {
     rdom **heap;
     size_t n_heap, cap_heap, mem;
     int busy, stop, stuck;
+    double t_report;
     bab_answer ans;
     double *x;           /* counterexample */
     int64_t n_domains, n_evals;
@@ -208,11 +209,11 @@ static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int
  * plo/phi out, key). Returns 1 if verified, 0 if open, 2 if a counterexample
  * was found (in w->s->x under the lock), < 0 on error. */
 static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi, int interm_from,
-                        int iters, err *e)
+                        int interm_iters, int iters, err *e)
 {
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, plo, phi,
-                      d->splits, d->ns, interm_from};
+                      d->splits, d->ns, interm_from, interm_iters};
     int rc = bound_rows(w, &dom, d->open, iters, d->beta, d->plo, d->phi, w->A, w->xs, e);
     if (rc < 0)
         return rc;
@@ -227,24 +228,39 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
     d->key = worst_margin(s, w->lb, &row);
     if (d->key > 0)
         return 1;
-    /* the relaxed minimiser of the hardest rows as a counterexample */
+    /* the relaxed minimisers of the hardest clause's rows as counterexamples,
+     * and (clauses of several rows, e.g. an output interval) points on the
+     * segments between them: where one row's minimiser overshoots another
+     * row, continuity puts violating points in between */
+    int cl = s->clause[row];
     for (int q = 0; q < s->k; q++) {
-        if (s->clause[q] != s->clause[row] || w->lb[q] > s->d[q])
+        if (s->clause[q] != cl)
             continue;
-        rc = bab_check_counterexample(s->g, s->p, s->region, w->xs + q * s->n_in, NULL, e);
-        __atomic_add_fetch(&s->n_evals, 1, __ATOMIC_RELAXED);
-        if (rc < 0)
-            return rc;
-        if (rc == 1) {
-            pthread_mutex_lock(&s->mu);
-            if (!s->stop) {
-                memcpy(s->x, w->xs + q * s->n_in, (size_t)s->n_in * sizeof(double));
-                s->ans = BAB_SAT;
-                s->stop = 1;
+        for (int q2 = q; q2 < s->k; q2++) {
+            if (s->clause[q2] != cl)
+                continue;
+            int steps = q2 == q ? 1 : 16;
+            for (int t = 0; t < steps; t++) {
+                const double *a = w->xs + q * s->n_in, *b = w->xs + q2 * s->n_in;
+                double f = steps == 1 ? 0 : (t + 0.5) / steps;
+                for (int64_t i = 0; i < s->n_in; i++)
+                    w->y[i] = a[i] + f * (b[i] - a[i]);
+                rc = bab_check_counterexample(s->g, s->p, s->region, w->y, NULL, e);
+                __atomic_add_fetch(&s->n_evals, 1, __ATOMIC_RELAXED);
+                if (rc < 0)
+                    return rc;
+                if (rc == 1) {
+                    pthread_mutex_lock(&s->mu);
+                    if (!s->stop) {
+                        memcpy(s->x, w->y, (size_t)s->n_in * sizeof(double));
+                        s->ans = BAB_SAT;
+                        s->stop = 1;
+                    }
+                    pthread_cond_broadcast(&s->cv);
+                    pthread_mutex_unlock(&s->mu);
+                    return 2;
+                }
             }
-            pthread_cond_broadcast(&s->cv);
-            pthread_mutex_unlock(&s->mu);
-            return 2;
         }
     }
     /* branching choice */
@@ -271,7 +287,7 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
                            (size_t)d->ns * sizeof(double));
                     c->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
                 }
-                bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX};
+                bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX, 0};
                 rc = bound_rows(w, &cd, d->open, 0, c->beta, NULL, NULL, NULL, NULL, e);
                 int r2;
                 double m = rc == 1 ? INFINITY : worst_margin(s, w->lb, &r2);
@@ -296,7 +312,7 @@ static int leaf_lp(worker *w, rdom *d, err *e)
 {
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, d->plo, d->phi,
-                      d->splits, d->ns, INT_MAX};
+                      d->splits, d->ns, INT_MAX, 0};
     bnd_beta_opts bo = {0};
     double lb;
     bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
@@ -364,7 +380,7 @@ static int expand(worker *w, rdom *d, rdom **kids, err *e)
                    (size_t)d->ns * sizeof(double));
             c->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
         }
-        int rc = bound_domain(w, c, d->plo, d->phi, interm_from, s->o->beta_iters, e);
+        int rc = bound_domain(w, c, d->plo, d->phi, interm_from, s->o->interm_iters, s->o->beta_iters, e);
         __atomic_add_fetch(&s->n_domains, 1, __ATOMIC_RELAXED);
         if (rc != 0)
             free(c);
@@ -424,6 +440,12 @@ static void *work(void *arg)
             n = 0;
         }
         free(d);
+        if (s->o->verbose && clock_now() > s->t_report) {
+            s->t_report = clock_now() + 5;
+            fprintf(stderr, "relu bab: %lld domains, %zu open, worst margin %.6g, %.0f MB\n",
+                    (long long)s->n_domains, s->n_heap, s->n_heap ? s->heap[0]->key : 0.0,
+                    (double)s->mem / 1e6);
+        }
         int keep = n > 0 && s->mem > s->o->mem_budget;
         for (int q = 0; q < n; q++) {
             if (keep && q == 0) {
@@ -458,6 +480,7 @@ static int worker_init(worker *w, shared *s, err *e)
     w->top = malloc((size_t)nt * sizeof(int64_t));
     w->tscore = malloc((size_t)nt * sizeof(double));
     w->side = malloc((size_t)(s->nr ? s->nr : 1));
+    w->y = malloc((size_t)s->n_in * sizeof(double));
     size_t k = (size_t)s->k;
     w->Cc = malloc(k * (size_t)s->p->n_y * sizeof(double));
     w->dc = malloc(k * sizeof(double));
@@ -467,7 +490,7 @@ static int worker_init(worker *w, shared *s, err *e)
     w->rmap = malloc(k * sizeof(int));
     w->clc = malloc(k * sizeof(int));
     w->cmap = malloc((size_t)(s->n_clauses ? s->n_clauses : 1) * sizeof(int));
-    if (!w->lb || !w->A || !w->xs || !w->top || !w->tscore || !w->side || !w->Cc || !w->dc ||
+    if (!w->y || !w->lb || !w->A || !w->xs || !w->top || !w->tscore || !w->side || !w->Cc || !w->dc ||
         !w->lbc || !w->Ac || !w->xsc || !w->rmap || !w->clc || !w->cmap)
         return err_set(e, ERR_NOMEM, "verify: out of memory");
     return 0;
@@ -476,7 +499,7 @@ static int worker_init(worker *w, shared *s, err *e)
 static void worker_free(worker *w)
 {
     bnd_net_free(w->net);
-    free(w->lb), free(w->A), free(w->xs), free(w->top), free(w->tscore), free(w->side);
+    free(w->lb), free(w->A), free(w->xs), free(w->top), free(w->tscore), free(w->side), free(w->y);
     free(w->Cc), free(w->dc), free(w->lbc), free(w->Ac), free(w->xsc), free(w->rmap), free(w->clc),
         free(w->cmap);
 }
@@ -490,6 +513,8 @@ void bab_relu_opts_default(bab_relu_opts *o)
     o->beta_iters = 20;
     o->beta_lr = 0.05;
     o->alpha = 1;
+    o->root_interm_iters = 20;
+    o->interm_iters = 0;
     o->alpha_lr = 0.1;
     o->interm = 0;
     o->mem_budget = (size_t)4 << 30;
@@ -559,7 +584,8 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
         rc = err_set(e, ERR_NOMEM, "verify: out of memory");
         goto done_sync;
     }
-    rc = bound_domain(&ws[0], root, NULL, NULL, 0, 0, e);
+    double t_root = clock_now();
+    rc = bound_domain(&ws[0], root, NULL, NULL, 0, o->root_interm_iters, o->beta_iters, e);
     s.n_domains++;
     if (rc != 0) {
         free(root);
@@ -570,6 +596,8 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
         rc = rc < 0 ? rc : 0;
         goto done_sync;
     }
+    if (o->verbose)
+        fprintf(stderr, "relu bab: root margin %.6g after %.2f s\n", root->key, clock_now() - t_root);
     heap_push(&s, root);
     if (nth > 1)
         openblas_set_num_threads(1);

@@ -71,6 +71,9 @@ typedef struct bnd_domain {
     int interm_from;           /* CROWN-recompute intermediate bounds of ReLU
                                   layers >= this one (ReLU layer index);
                                   INT_MAX: keep plo/phi (clipped by splits) */
+    int interm_iters;          /* > 0: those intermediate bounds optimised
+                                  (alpha, beta of earlier splits) this many
+                                  steps instead of plain CROWN */
 } bnd_domain;
 
 typedef struct bnd_beta_opts {

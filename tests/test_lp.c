@@ -63,7 +63,7 @@ Test(lp, safe_bound_with_a_split_is_sound)
             j = q;
     cr_assert(j >= 0);
     bnd_split s = {j, 1};
-    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 0};
+    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 0, 5};
     bnd_beta_opts o = {.iters = 10, .lr = 0.05};
     bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
     cr_assert_eq(bnd_beta_bound(n, &dom, C, 1, &o, &out, &e), 0);
