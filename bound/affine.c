@@ -50,6 +50,10 @@ static int gemm_bias(bnd_lower_ctx *cx, int k, int c_t, double beta, double **ou
 static int const_left(bnd_lower_ctx *cx, int k, int xl, const double *W, int64_t M,
                       int64_t K, int64_t N, double alpha, double *bias, int coef_err, err *e)
 {
+    if (M < 1 || N < 1 || K < 1 || M > BND_MAX_NNZ / N || M * N > BND_MAX_NNZ / K) {
+        free(bias);
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "explicit map too large");
+    }
     bnd_linop *J = bnd_lin_csr_new(M * N, K * N, M * N * K);
     if (!J) {
         free(bias);
@@ -62,6 +66,35 @@ static int const_left(bnd_lower_ctx *cx, int k, int xl, const double *W, int64_t
             for (int64_t i = 0; i < K; i++) {
                 J->col[p] = i * N + c;
                 J->val[p++] = alpha * W[m * K + i];
+            }
+        }
+    J->rowptr[M * N] = p;
+    bnd_lin_csr_finish(J);
+    return add_linear(cx, k, xl, J, bias, coef_err, e);
+}
+
+/* y = alpha·x^T·B' (+ bias): x (K x M) computed, B' (K x N) constant (B
+ * stored N x K if transB): y[m][n] = sum_i alpha·x[i][m]·B'[i][n], a CSR map. */
+static int transposed_left(bnd_lower_ctx *cx, int k, int xl, const double *B, int64_t M,
+                           int64_t K, int64_t N, int transB, double alpha, double *bias,
+                           int coef_err, err *e)
+{
+    if (M > BND_MAX_NNZ / N || M * N > BND_MAX_NNZ / K) {
+        free(bias);
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "explicit map too large");
+    }
+    bnd_linop *J = bnd_lin_csr_new(M * N, K * M, M * N * K);
+    if (!J) {
+        free(bias);
+        return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
+    }
+    int64_t p = 0;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t c = 0; c < N; c++) {
+            J->rowptr[m * N + c] = p;
+            for (int64_t i = 0; i < K; i++) {
+                J->col[p] = i * M + m;
+                J->val[p++] = alpha * (transB ? B[c * K + i] : B[i * N + c]);
             }
         }
     J->rowptr[M * N] = p;
@@ -90,11 +123,13 @@ static int matmul_like(bnd_lower_ctx *cx, int k, int a_t, int b_t, int transA, i
             K = B->dims[0], N = 1;
         else
             K = transB ? B->dims[1] : B->dims[0], N = transB ? B->dims[0] : B->dims[1];
-        if (K <= 0 || A->size % K != 0 || (transA && A->size != K)) {
+        if (K <= 0 || A->size % K != 0) {
             free(bias);
             return bnd_node_err(cx, k, e, ERR_SHAPE, "operand shapes do not match");
         }
         int64_t M = A->size / K;
+        if (transA && M > 1)
+            return transposed_left(cx, k, al, B->data, M, K, N, transB, alpha, bias, coef_err, e);
         double *W = malloc((size_t)(K * N) * sizeof(double));
         if (!W) {
             free(bias);

@@ -79,7 +79,7 @@ int bnd_compute(bnd_net *net, bnd_method method, const double *lo, const double 
     if (ub)
         for (int64_t t = 0; t < m * n_out; t++)
             A0[row * n_out + t] = -C[t];
-    rc = bnd_backward(net, net->out, nr, A0, method == BND_IBP, v, e);
+    rc = bnd_backward_rows(net, net->out, nr, A0, method == BND_IBP, v, e);
     if (rc == 0) {
         if (lb)
             memcpy(lb, v, (size_t)m * sizeof(double));

@@ -30,6 +30,7 @@ typedef struct {
     int64_t k;
     double **A;   /* per layer, NULL when not reached */
     double *cb, *er;
+    const double *const *alpha; /* optional per-row lower slopes, per layer */
 } bwd;
 
 static int oom(bwd *b, err *e)
@@ -154,6 +155,8 @@ static const double *act_errw(bwd *b, int i)
     for (int64_t j = 0; j < L->size; j++) {
         double sw = fmax(fabs(L->lw[j]), fabs(L->uw[j]));
         double sb = fmax(fabs(L->lb[j]), fabs(L->ub[j]));
+        if (L->lw[j] != L->uw[j] && sw < 1)
+            sw = 1; /* unstable: an overriding lower slope (alpha) is at most 1 */
         L->errw[j] = sw * mz[j] + sb;
     }
     L->errw_ok = 1;
@@ -212,15 +215,34 @@ static int back_act(bwd *b, int i, err *e)
     /* one rounding per product, n-term bias sums, the update of cb */
     double g = bnd_gamma((double)(n + 3));
     const double *lw = L->lw, *uw = L->uw, *lb = L->lb, *ub = L->ub;
+    const double *al = b->alpha && L->act->lower_alpha ? b->alpha[i] : NULL;
     for (int64_t r = 0; r < k; r++) {
-        const double *a = Ai + r * n;
+        const double *a = Ai + r * n, *alr = al ? al + r * n : NULL;
         double *dr = d + r * n, s = 0, ea = 0;
-        for (int64_t j = 0; j < n; j++) {
-            double aj = a[j];
-            int pos = aj >= 0;
-            dr[j] = aj * (pos ? lw[j] : uw[j]);
-            s += aj * (pos ? lb[j] : ub[j]);
-            ea += fabs(aj) * v[j];
+        if (!alr) {
+            for (int64_t j = 0; j < n; j++) {
+                double aj = a[j];
+                if (aj >= 0) {
+                    dr[j] = aj * lw[j];
+                    s += aj * lb[j];
+                    ea += aj * v[j];
+                } else {
+                    dr[j] = aj * uw[j];
+                    s += aj * ub[j];
+                    ea -= aj * v[j];
+                }
+            }
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                double aj = a[j];
+                int pos = aj >= 0;
+                double slope = pos ? lw[j] : uw[j];
+                if (pos && lb[j] == 0 && lw[j] != uw[j]) /* unstable, line through 0 */
+                    slope = fmin(1.0, fmax(0.0, alr[j]));
+                dr[j] = aj * slope;
+                s += aj * (pos ? lb[j] : ub[j]);
+                ea += fabs(aj) * v[j];
+            }
         }
         b->cb[r] += s;
         b->er[r] += g * ea + BND_U * fabs(b->cb[r]);
@@ -260,10 +282,10 @@ static int concretize(bwd *b, int i, err *e)
 }
 
 int bnd_backward(bnd_net *net, int start, int64_t k, const double *A0, int stop_at_act,
-                 double *lbv, err *e)
+                 const double *const *alpha, double *lbv, err *e)
 {
     int nl = net->n_layers;
-    bwd b = {net, k, NULL, NULL, NULL};
+    bwd b = {net, k, NULL, NULL, NULL, alpha};
     b.A = calloc((size_t)nl, sizeof(double *));
     b.cb = calloc((size_t)(k ? k : 1), sizeof(double));
     b.er = calloc((size_t)(k ? k : 1), sizeof(double));
@@ -305,43 +327,76 @@ done:
     return rc;
 }
 
+/* bnd_backward over row blocks small enough that each coefficient matrix
+ * stays within BND_MAX_A_ENTRIES doubles (rows are independent). */
+int bnd_backward_rows(bnd_net *net, int start, int64_t k, const double *A0, int stop_at_act,
+                      double *lbv, err *e)
+{
+    int64_t widest = 1, n0 = net->layers[start].size;
+    for (int i = 0; i <= start; i++)
+        if (net->layers[i].size > widest)
+            widest = net->layers[i].size;
+    int64_t block = BND_MAX_A_ENTRIES / widest;
+    if (block < 1)
+        block = 1;
+    for (int64_t r = 0; r < k; r += block) {
+        int64_t kk = k - r < block ? k - r : block;
+        int rc = bnd_backward(net, start, kk, A0 + r * n0, stop_at_act, NULL, lbv + r, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* CROWN bounds for the neurons of pre-activation layer i selected by the
- * policy (bnd_interm; rows +e_t and -e_t in one pass), replacing or
- * intersecting the current IBP bounds. */
+ * policy (bnd_interm; rows +e_t and -e_t), replacing or intersecting the
+ * current IBP bounds. Rows go in blocks that keep every coefficient matrix
+ * within BND_MAX_A_ENTRIES doubles. */
 int bnd_crown_refine(bnd_net *net, int i, err *e)
 {
     bnd_layer *L = &net->layers[i];
     if (L->kind == BND_L_INPUT)
         return 0;
     int all = net->interm == BND_INTERM_ALL, meet = net->interm == BND_INTERM_BEST;
-    int64_t n = L->size, ku = 0;
+    int64_t n = L->size, ku = 0, widest = 1;
     for (int64_t t = 0; t < n; t++)
-        ku += all || bnd_relu_rule.unstable(L->lo[t], L->hi[t]);
+        ku += all || L->preact_rule->unstable(L->lo[t], L->hi[t]);
     if (ku == 0 || ku > net->crown_max_rows)
         return 0; /* policy: too many rows -> keep IBP bounds */
+    for (int j = 0; j <= i; j++)
+        if (net->layers[j].size > widest)
+            widest = net->layers[j].size;
+    int64_t block = BND_MAX_A_ENTRIES / (2 * widest);
+    if (block < 1)
+        block = 1;
+    if (block > ku)
+        block = ku;
     int64_t *idx = malloc((size_t)ku * sizeof(int64_t));
-    double *A0 = calloc((size_t)(2 * ku * n), sizeof(double));
-    double *lbv = malloc((size_t)(2 * ku) * sizeof(double));
+    double *A0 = malloc((size_t)(2 * block * n) * sizeof(double));
+    double *lbv = malloc((size_t)(2 * block) * sizeof(double));
     int rc = 0;
     if (!idx || !A0 || !lbv) {
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
         goto done;
     }
     for (int64_t t = 0, q = 0; t < n; t++)
-        if (all || bnd_relu_rule.unstable(L->lo[t], L->hi[t])) {
-            idx[q] = t;
-            A0[q * n + t] = 1.0;
-            A0[(ku + q) * n + t] = -1.0;
-            q++;
+        if (all || L->preact_rule->unstable(L->lo[t], L->hi[t]))
+            idx[q++] = t;
+    for (int64_t q0 = 0; q0 < ku && rc == 0; q0 += block) {
+        int64_t kb = ku - q0 < block ? ku - q0 : block;
+        memset(A0, 0, (size_t)(2 * kb * n) * sizeof(double));
+        for (int64_t q = 0; q < kb; q++) {
+            A0[q * n + idx[q0 + q]] = 1.0;
+            A0[(kb + q) * n + idx[q0 + q]] = -1.0;
         }
-    rc = bnd_backward(net, i, 2 * ku, A0, 0, lbv, e);
-    if (rc == 0)
-        for (int64_t q = 0; q < ku; q++) {
-            int64_t t = idx[q];
-            double l = lbv[q], u = -lbv[ku + q];
+        rc = bnd_backward(net, i, 2 * kb, A0, 0, NULL, lbv, e);
+        for (int64_t q = 0; rc == 0 && q < kb; q++) {
+            int64_t t = idx[q0 + q];
+            double l = lbv[q], u = -lbv[kb + q];
             L->lo[t] = meet && L->lo[t] > l ? L->lo[t] : l;
             L->hi[t] = meet && L->hi[t] < u ? L->hi[t] : u;
         }
+    }
 done:
     free(idx), free(A0), free(lbv);
     return rc;

@@ -20,7 +20,12 @@
 #include "bound.h"
 
 /* ---- linear maps ---- */
-enum { BND_LIN_MATMUL = 1, BND_LIN_CSR = 2 };
+enum { BND_LIN_MATMUL = 1, BND_LIN_CSR = 2, BND_LIN_CONV = 3 };
+
+/* CONV geometry (batch 1; 1-D as height 1). */
+typedef struct bnd_conv_geom {
+    int64_t C, H, W, M, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, group;
+} bnd_conv_geom;
 
 typedef struct bnd_linop {
     int kind;
@@ -32,12 +37,22 @@ typedef struct bnd_linop {
     /* CSR: n_out rows; row o holds y_o = sum val[p] x[col[p]] */
     int64_t *rowptr, *col;
     double *val;
+    /* CONV: W, Wabs hold the kernel (M x C/group·KH·KW); forward is im2col +
+     * dgemm, backward dgemm + col2im (the transposed convolution) */
+    bnd_conv_geom cv;
+    double *cols;          /* scratch: C/group·KH·KW x OH·OW (a bnd_net is used
+                              by one thread at a time) */
 } bnd_linop;
+
+/* Largest explicit sparse map built for one op (entries): beyond it the op
+ * is reported unsupported rather than allocating gigabytes. */
+#define BND_MAX_NNZ ((int64_t)1 << 25)
 
 bnd_linop *bnd_lin_matmul_new(int64_t M, int64_t K, int64_t N, const double *W);
 /* Empty CSR with room for nnz entries; fill rowptr/col/val, then _finish. */
 bnd_linop *bnd_lin_csr_new(int64_t n_out, int64_t n_in, int64_t nnz);
 void bnd_lin_csr_finish(bnd_linop *L);
+bnd_linop *bnd_lin_conv_new(const bnd_conv_geom *g, const double *W);
 void bnd_lin_free(bnd_linop *L);
 /* Y (k x out) = X (k x in) · J^T, with |J| if use_abs. */
 void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y);
@@ -58,6 +73,9 @@ typedef struct bnd_act_rule {
                   double *uw, double *ub);
     /* 1 if neuron needs a tight input bound (e.g. an unstable ReLU). */
     int (*unstable)(double l, double u);
+    /* 1 if, on unstable neurons, alpha·x is a valid lower line for every
+     * alpha in [0, 1] (ReLU): alpha-CROWN may then override the slope. */
+    int lower_alpha;
 } bnd_act_rule;
 
 extern const bnd_act_rule bnd_relu_rule;
@@ -77,6 +95,7 @@ typedef struct bnd_layer {
     int coef_err;          /* relative roundings (each <= u) in stored J and bias */
     const bnd_act_rule *act;
     int is_preact;         /* input of a nonlinearity: gets CROWN bounds */
+    const bnd_act_rule *preact_rule; /* that nonlinearity's rule (its `unstable`) */
     int ibp_exact;         /* only a box-preserving map of the input: IBP = CROWN */
     int out_tensor;        /* graph tensor this layer computes (lowering only) */
     /* workspace */
@@ -150,8 +169,16 @@ int bnd_act_relax(bnd_net *n, int i, err *e);
  * `start`, over the current bounds of every layer (input box = layer 0's),
  * by CROWN through the relaxations of the ACT layers, or (stop_at_act) by
  * concretising at the ACT layers' intervals (IBP with merged objective). */
+/* alpha (may be NULL): per layer, NULL or a k x size matrix of lower slopes
+ * in [0, 1] overriding the relaxation's lower line of that ACT layer's
+ * unstable neurons row by row (for alpha-CROWN; valid for ReLU-like rules
+ * whose lower line through the origin may take any such slope). */
 int bnd_backward(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
-                 double *lbv, err *e);
+                 const double *const *alpha, double *lbv, err *e);
+/* The same without alpha, in row blocks bounding memory (BND_MAX_A_ENTRIES). */
+#define BND_MAX_A_ENTRIES ((int64_t)1 << 24)
+int bnd_backward_rows(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
+                      double *lbv, err *e);
 int bnd_crown_refine(bnd_net *n, int i, err *e);
 
 #endif

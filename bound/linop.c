@@ -1,7 +1,9 @@
-/* linop.c: the linear maps of LINEAR layers, y = J x, in two forms.
+/* linop.c: the linear maps of LINEAR layers, y = J x, in three forms.
  * MATMUL: x viewed as an M x K row-major matrix, y = x·W with W (K x N)
  *   constant: forward and backward are single dgemm calls over a batch
  *   (k vectors = k·M rows), |J| uses a cached |W|.
+ * CONV: convolutions, im2col + dgemm forward, dgemm + col2im backward (the
+ *   transposed convolution), per vector and group.
  * CSR: any other linear op (conv, pooling, broadcasting elementwise scale,
  *   slicing, transposes, concatenation) as an explicit sparse matrix.
  * Rounding: forward sums have at most fan_in terms, backward sums at most
@@ -75,10 +77,109 @@ void bnd_lin_csr_finish(bnd_linop *L)
     free(cnt);
 }
 
+bnd_linop *bnd_lin_conv_new(const bnd_conv_geom *g, const double *W)
+{
+    bnd_linop *L = calloc(1, sizeof *L);
+    if (!L)
+        return NULL;
+    int64_t cg = g->C / g->group, mg = g->M / g->group, ck = cg * g->KH * g->KW;
+    L->kind = BND_LIN_CONV;
+    L->cv = *g;
+    L->n_in = g->C * g->H * g->W;
+    L->n_out = g->M * g->OH * g->OW;
+    L->fan_in = ck;
+    L->fan_out = mg * g->KH * g->KW; /* every (output channel, tap) of the group, at most */
+    L->W = malloc((size_t)(g->M * ck) * sizeof(double));
+    L->Wabs = malloc((size_t)(g->M * ck) * sizeof(double));
+    L->cols = malloc((size_t)(ck * g->OH * g->OW) * sizeof(double));
+    if (!L->W || !L->Wabs || !L->cols) {
+        bnd_lin_free(L);
+        return NULL;
+    }
+    for (int64_t i = 0; i < g->M * ck; i++) {
+        L->W[i] = W[i];
+        L->Wabs[i] = fabs(W[i]);
+    }
+    return L;
+}
+
+/* cols (ck x OH·OW) of group gi from x (C x H x W); zero outside the input. */
+static void im2col(const bnd_conv_geom *g, int64_t gi, const double *x, double *cols)
+{
+    int64_t cg = g->C / g->group, P = g->OH * g->OW;
+    for (int64_t c = 0; c < cg; c++)
+        for (int64_t kh = 0; kh < g->KH; kh++)
+            for (int64_t kw = 0; kw < g->KW; kw++) {
+                double *row = cols + ((c * g->KH + kh) * g->KW + kw) * P;
+                const double *xc = x + (gi * cg + c) * g->H * g->W;
+                for (int64_t oh = 0; oh < g->OH; oh++) {
+                    int64_t ih = oh * g->sh - g->ph + kh * g->dh;
+                    for (int64_t ow = 0; ow < g->OW; ow++) {
+                        int64_t iw = ow * g->sw - g->pw + kw * g->dw;
+                        row[oh * g->OW + ow] = (ih >= 0 && ih < g->H && iw >= 0 && iw < g->W)
+                                                   ? xc[ih * g->W + iw]
+                                                   : 0.0;
+                    }
+                }
+            }
+}
+
+/* x (C x H x W) += the columns of group gi scattered back (adjoint of im2col). */
+static void col2im(const bnd_conv_geom *g, int64_t gi, const double *cols, double *x)
+{
+    int64_t cg = g->C / g->group, P = g->OH * g->OW;
+    for (int64_t c = 0; c < cg; c++)
+        for (int64_t kh = 0; kh < g->KH; kh++)
+            for (int64_t kw = 0; kw < g->KW; kw++) {
+                const double *row = cols + ((c * g->KH + kh) * g->KW + kw) * P;
+                double *xc = x + (gi * cg + c) * g->H * g->W;
+                for (int64_t oh = 0; oh < g->OH; oh++) {
+                    int64_t ih = oh * g->sh - g->ph + kh * g->dh;
+                    if (ih < 0 || ih >= g->H)
+                        continue;
+                    for (int64_t ow = 0; ow < g->OW; ow++) {
+                        int64_t iw = ow * g->sw - g->pw + kw * g->dw;
+                        if (iw >= 0 && iw < g->W)
+                            xc[ih * g->W + iw] += row[oh * g->OW + ow];
+                    }
+                }
+            }
+}
+
+static void conv_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y)
+{
+    const bnd_conv_geom *g = &L->cv;
+    int64_t cg = g->C / g->group, mg = g->M / g->group, ck = cg * g->KH * g->KW;
+    int64_t P = g->OH * g->OW;
+    const double *W = use_abs ? L->Wabs : L->W;
+    for (int64_t r = 0; r < k; r++)
+        for (int64_t gi = 0; gi < g->group; gi++) {
+            im2col(g, gi, X + r * L->n_in, L->cols);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)P, (int)ck, 1.0,
+                        W + gi * mg * ck, (int)ck, L->cols, (int)P, 0.0,
+                        Y + r * L->n_out + gi * mg * P, (int)P);
+        }
+}
+
+static void conv_backward(const bnd_linop *L, int64_t k, const double *A, double *B)
+{
+    const bnd_conv_geom *g = &L->cv;
+    int64_t cg = g->C / g->group, mg = g->M / g->group, ck = cg * g->KH * g->KW;
+    int64_t P = g->OH * g->OW;
+    for (int64_t r = 0; r < k; r++)
+        for (int64_t gi = 0; gi < g->group; gi++) {
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ck, (int)P, (int)mg, 1.0,
+                        L->W + gi * mg * ck, (int)ck, A + r * L->n_out + gi * mg * P, (int)P,
+                        0.0, L->cols, (int)P);
+            col2im(g, gi, L->cols, B + r * L->n_in);
+        }
+}
+
 void bnd_lin_free(bnd_linop *L)
 {
     if (!L)
         return;
+    free(L->cols);
     free(L->W);
     free(L->Wabs);
     free(L->rowptr);
@@ -89,6 +190,10 @@ void bnd_lin_free(bnd_linop *L)
 
 void bnd_lin_forward(const bnd_linop *L, int use_abs, int64_t k, const double *X, double *Y)
 {
+    if (L->kind == BND_LIN_CONV) {
+        conv_forward(L, use_abs, k, X, Y);
+        return;
+    }
     if (L->kind == BND_LIN_MATMUL) {
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(k * L->M), (int)L->N,
                     (int)L->K, 1.0, X, (int)L->K, use_abs ? L->Wabs : L->W, (int)L->N, 0.0, Y,
@@ -164,7 +269,7 @@ static int matmul_backward_sparse(const bnd_linop *L, int64_t rows, const double
 
 void bnd_lin_ibp(const bnd_linop *L, const double *c, const double *rm, double *yc, double *yrm)
 {
-    if (L->kind == BND_LIN_MATMUL) {
+    if (L->kind != BND_LIN_CSR) {
         bnd_lin_forward(L, 0, 1, c, yc);
         bnd_lin_forward(L, 1, 2, rm, yrm);
         return;
@@ -196,6 +301,10 @@ void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B,
     }
     if (!accumulate)
         memset(B, 0, (size_t)(k * L->n_in) * sizeof(double));
+    if (L->kind == BND_LIN_CONV) {
+        conv_backward(L, k, A, B);
+        return;
+    }
     for (int64_t r = 0; r < k; r++) {
         const double *a = A + r * L->n_out;
         double *b = B + r * L->n_in;

@@ -9,7 +9,15 @@
 #include <string.h>
 
 static int lower_alias(bnd_lower_ctx *cx, int k, err *e);
-static int lower_relu(bnd_lower_ctx *cx, int k, err *e);
+static int lower_act(bnd_lower_ctx *cx, int k, err *e);
+
+/* nonlinearities and their rule tables (relax.c) */
+static const struct {
+    nn_op op;
+    const bnd_act_rule *rule;
+} act_table[] = {
+    {NN_OP_RELU, &bnd_relu_rule},
+};
 
 static const struct {
     nn_op op;
@@ -27,7 +35,7 @@ static const struct {
     {NN_OP_FLATTEN, lower_alias},          {NN_OP_RESHAPE, lower_alias},
     {NN_OP_SQUEEZE, lower_alias},          {NN_OP_UNSQUEEZE, lower_alias},
     {NN_OP_IDENTITY, lower_alias},         {NN_OP_DROPOUT, lower_alias},
-    {NN_OP_RELU, lower_relu},
+    {NN_OP_RELU, lower_act},
 };
 
 int bnd_node_err(bnd_lower_ctx *cx, int k, err *e, int code, const char *what)
@@ -130,9 +138,15 @@ static int lower_alias(bnd_lower_ctx *cx, int k, err *e)
     return 0;
 }
 
-static int lower_relu(bnd_lower_ctx *cx, int k, err *e)
+static int lower_act(bnd_lower_ctx *cx, int k, err *e)
 {
     const nn_node *nd = &cx->g->nodes[k];
+    const bnd_act_rule *rule = NULL;
+    for (size_t t = 0; t < sizeof act_table / sizeof act_table[0]; t++)
+        if (act_table[t].op == nd->op)
+            rule = act_table[t].rule;
+    if (!rule)
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "no bound rule yet");
     int x = cx->tmap[nd->in[0]];
     if (x < 0)
         return bnd_node_err(cx, k, e, ERR_UNSUP, "constant input not folded");
@@ -142,7 +156,7 @@ static int lower_relu(bnd_lower_ctx *cx, int k, err *e)
         return li;
     bnd_layer *L = &net->layers[li];
     L->in[0] = x;
-    L->act = &bnd_relu_rule;
+    L->act = rule;
     int64_t s = L->size;
     L->lw = malloc((size_t)s * sizeof(double));
     L->lb = malloc((size_t)s * sizeof(double));
@@ -150,7 +164,10 @@ static int lower_relu(bnd_lower_ctx *cx, int k, err *e)
     L->ub = malloc((size_t)s * sizeof(double));
     if (!L->lw || !L->lb || !L->uw || !L->ub)
         return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    if (net->layers[x].is_preact && net->layers[x].preact_rule != rule)
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "input shared by different nonlinearities");
     net->layers[x].is_preact = 1;
+    net->layers[x].preact_rule = rule;
     cx->tmap[nd->out[0]] = li;
     return 0;
 }

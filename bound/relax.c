@@ -47,4 +47,4 @@ static int relu_unstable(double l, double u)
     return l < 0 && u > 0;
 }
 
-const bnd_act_rule bnd_relu_rule = {"Relu", relu_interval, relu_relax, relu_unstable};
+const bnd_act_rule bnd_relu_rule = {"Relu", relu_interval, relu_relax, relu_unstable, 1};

@@ -34,6 +34,7 @@ enum {
 
 typedef struct {
     const char *source;
+    const uint8_t *base; /* start of the buffer, for byte offsets */
     nn_graph *g;
     err *e;
     char path[200];
@@ -112,6 +113,15 @@ static const char *cstr(dec *d, const pb_field *f)
         memcpy(d->scratch, f->data, f->len);
     d->scratch[f->len] = 0;
     return d->scratch;
+}
+
+/* Names are C strings: one with a NUL byte inside would alias another name. */
+static int check_name(dec *d, const pb_field *f)
+{
+    if (f->len && memchr(f->data, 0, f->len))
+        return fail(d, ERR_PARSE, "name or op_type with a NUL byte at byte %zu",
+                    (size_t)((const uint8_t *)memchr(f->data, 0, f->len) - d->base));
+    return 0;
 }
 
 static char *dup_field(const pb_field *f)
@@ -263,27 +273,56 @@ static const char *type_name(int64_t t)
     return t >= 0 && t < (int64_t)(sizeof names / sizeof *names) ? names[t] : "unknown";
 }
 
-/* Raw little-endian bytes of `width` per element into tv's values. */
+/* Raw little-endian bytes into tv's values (one loop per type, so the hot
+ * FLOAT case is a plain conversion loop). */
 static void convert_raw(tensor_val *tv, int64_t type, const uint8_t *p)
 {
-    for (int64_t k = 0; k < tv->size; k++) {
-        switch (type) {
-        case T_FLOAT: tv->dv.v[k] = from_f32(pb_get_le32(p + 4 * k)); break;
-        case T_DOUBLE: {
+    double *dv = tv->dv.v;
+    int64_t *iv = tv->iv.v, n = tv->size;
+    switch (type) {
+    case T_FLOAT:
+        for (int64_t k = 0; k < n; k++)
+            dv[k] = from_f32(pb_get_le32(p + 4 * k));
+        break;
+    case T_DOUBLE:
+        for (int64_t k = 0; k < n; k++) {
             uint64_t u = pb_get_le64(p + 8 * k);
-            memcpy(&tv->dv.v[k], &u, 8);
-            break;
+            memcpy(&dv[k], &u, 8);
         }
-        case T_FLOAT16: tv->dv.v[k] = from_f16((uint32_t)p[2 * k] | (uint32_t)p[2 * k + 1] << 8); break;
-        case T_INT64:
-        case T_UINT64: tv->iv.v[k] = (int64_t)pb_get_le64(p + 8 * k); break;
-        case T_INT32: tv->iv.v[k] = (int32_t)pb_get_le32(p + 4 * k); break;
-        case T_UINT32: tv->iv.v[k] = pb_get_le32(p + 4 * k); break;
-        case T_INT16: tv->iv.v[k] = (int16_t)(p[2 * k] | p[2 * k + 1] << 8); break;
-        case T_UINT16: tv->iv.v[k] = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8); break;
-        case T_INT8: tv->iv.v[k] = (int8_t)p[k]; break;
-        default: tv->iv.v[k] = p[k]; break; /* UINT8, BOOL */
-        }
+        break;
+    case T_FLOAT16:
+        for (int64_t k = 0; k < n; k++)
+            dv[k] = from_f16((uint32_t)p[2 * k] | (uint32_t)p[2 * k + 1] << 8);
+        break;
+    case T_INT64:
+    case T_UINT64:
+        for (int64_t k = 0; k < n; k++)
+            iv[k] = (int64_t)pb_get_le64(p + 8 * k);
+        break;
+    case T_INT32:
+        for (int64_t k = 0; k < n; k++)
+            iv[k] = (int32_t)pb_get_le32(p + 4 * k);
+        break;
+    case T_UINT32:
+        for (int64_t k = 0; k < n; k++)
+            iv[k] = pb_get_le32(p + 4 * k);
+        break;
+    case T_INT16:
+        for (int64_t k = 0; k < n; k++)
+            iv[k] = (int16_t)(uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
+        break;
+    case T_UINT16:
+        for (int64_t k = 0; k < n; k++)
+            iv[k] = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
+        break;
+    case T_INT8:
+        for (int64_t k = 0; k < n; k++)
+            iv[k] = (int8_t)p[k];
+        break;
+    default: /* UINT8, BOOL */
+        for (int64_t k = 0; k < n; k++)
+            iv[k] = p[k];
+        break;
     }
 }
 
@@ -409,20 +448,42 @@ static int decode_tensor(dec *d, pb_reader r, tensor_val *tv)
     return 0;
 }
 
-/* Give graph tensor t the shape and values of tv. */
-static int put_tensor(dec *d, int t, const tensor_val *tv)
+/* Give graph tensor t the shape and values of tv. The value array moves into
+ * the graph instead of being copied by nn_tensor_set_float (large weights
+ * would otherwise cost a second allocation, page faults and a copy). */
+static int put_tensor(dec *d, int t, tensor_val *tv)
 {
     int rc = nn_tensor_set_shape(d->g, t, tv->rank, tv->dims, d->e);
-    if (!rc)
-        rc = tv->is_int ? nn_tensor_set_int(d->g, t, tv->iv.v, tv->size, d->e)
-                        : nn_tensor_set_float(d->g, t, tv->dv.v, tv->size, d->e);
-    return rc ? rewrap(d, rc) : 0;
+    if (rc)
+        return rewrap(d, rc);
+    nn_tensor *ts = &d->g->tensors[t];
+    if (ts->size != tv->size)
+        return fail(d, ERR_SHAPE, "tensor '%s': %lld values for shape of size %lld", ts->name,
+                    (long long)tv->size, (long long)ts->size);
+    if (tv->is_int ? ivec_reserve(&tv->iv, 1) : dvec_reserve(&tv->dv, 1))
+        return oom(d); /* an empty tensor still gets a non-NULL array */
+    free(ts->data);
+    free(ts->idata);
+    ts->data = NULL;
+    ts->idata = NULL;
+    if (tv->is_int) {
+        ts->idata = tv->iv.v;
+        tv->iv.v = NULL;
+        ts->dtype = NN_INT64;
+    } else {
+        ts->data = tv->dv.v;
+        tv->dv.v = NULL;
+        ts->dtype = NN_FLOAT;
+    }
+    return 0;
 }
 
 static int decode_initializer(dec *d, pb_reader r)
 {
     tensor_val tv;
     int rc = decode_tensor(d, r, &tv);
+    if (!rc)
+        rc = check_name(d, &tv.name);
     if (!rc) {
         const char *name = cstr(d, &tv.name);
         if (!name)
@@ -500,6 +561,8 @@ static int decode_attribute(dec *d, int k, pb_reader r)
         rc = fail(d, ERR_PARSE, "attribute without a name");
         goto done;
     }
+    if ((rc = check_name(d, &name)) != 0)
+        goto done;
     if (type == 0) /* old files omit the type: infer it from the field present */
         type = has_t ? A_TENSOR : has_s ? A_STRING : floats.n ? A_FLOATS : ints.n ? A_INTS
              : has_f ? A_FLOAT : has_i ? A_INT : has_strings ? A_STRINGS : 0;
@@ -592,6 +655,8 @@ static int decode_node(dec *d, pb_reader r)
                 rc = wrong_wire(d, &f, &r);
                 goto done;
             }
+            if (f.num != 5 && (rc = check_name(d, &f)) != 0)
+                goto done;
         }
         if (f.num == 1 || f.num == 2) {
             list *l = f.num == 1 ? &in : &out;
@@ -754,6 +819,8 @@ static int decode_value_info(dec *d, pb_reader r, int output)
     }
     if (rc < 0)
         return pb_fail(d, &r);
+    if (has_name && (rc = check_name(d, &name)) != 0)
+        return rc;
     const char *s = has_name ? cstr(d, &name) : NULL;
     if (has_name && !s)
         return oom(d);
@@ -785,6 +852,8 @@ static int decode_graph(dec *d, pb_reader r)
             return wrong_wire(d, &f, &r);
         size_t old = d->plen;
         int res = 0;
+        if ((f.num == 11 && n_in >= NN_MAX_NODES) || (f.num == 12 && n_out >= NN_MAX_NODES))
+            return fail(d, ERR_NOMEM, "more than %d graph inputs or outputs", NN_MAX_NODES);
         if (f.num == 1) {
             push(d, ".node[%d]", n_node++);
             res = decode_node(d, pb_sub(&r, &f));
@@ -870,6 +939,7 @@ int nn_onnx_decode(const char *source, const uint8_t *buf, size_t len, nn_graph 
         return err_set(e, ERR_ARG, "%s: no buffer", source);
     dec d = {0};
     d.source = source;
+    d.base = buf;
     d.e = e;
     d.g = nn_graph_new(source);
     if (!d.g)

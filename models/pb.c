@@ -225,13 +225,3 @@ void pb_le64(uint8_t *p, uint64_t v)
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
-
-uint32_t pb_get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-uint64_t pb_get_le64(const uint8_t *p)
-{
-    return (uint64_t)pb_get_le32(p) | (uint64_t)pb_get_le32(p + 4) << 32;
-}

@@ -63,7 +63,13 @@ void pb_put_message(pb_buf *b, uint32_t num, pb_buf *sub);
 /* Little-endian helpers shared by the reader and writer of raw tensor data. */
 void pb_le32(uint8_t *p, uint32_t v);
 void pb_le64(uint8_t *p, uint64_t v);
-uint32_t pb_get_le32(const uint8_t *p);
-uint64_t pb_get_le64(const uint8_t *p);
+static inline uint32_t pb_get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t pb_get_le64(const uint8_t *p)
+{
+    return (uint64_t)pb_get_le32(p) | (uint64_t)pb_get_le32(p + 4) << 32;
+}
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../bound/bound.h"
+#include "../bound/internal.h"
 #include "../models/nn.h"
 
 /* ---- graph building helpers ---- */
@@ -249,4 +250,40 @@ Test(bound, random_adversarial_nets_contain_exact_values)
         nn_graph_free(g);
     }
     cr_expect_eq(bad, 0, "%d of %d exact values outside the bounds", bad, cases);
+}
+
+/* Alpha override (the hook for alpha-CROWN, internal API): any lower slopes
+ * (clipped to [0, 1]) on unstable ReLUs, per objective row, give lower bounds
+ * below every sampled output. */
+Test(bound, alpha_slopes_in_unit_interval_stay_sound)
+{
+    nn_graph *g = classic_net();
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(g, &n, &e), 0);
+    double lo[2] = {-1, -0.5}, hi[2] = {0.7, 1}, lb[2], ub[2];
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, NULL, 0, lb, ub, &e), 0);
+    int act = -1;
+    for (int i = 0; i < n->n_layers; i++)
+        if (n->layers[i].kind == BND_L_ACT)
+            act = i;
+    cr_assert(act > 0);
+    srand(3);
+    for (int it = 0; it < 200; it++) {
+        double alpha[4], A0[4] = {1, 0, 0, 1}, v[2];
+        for (int t = 0; t < 4; t++)
+            alpha[t] = (double)rand() / RAND_MAX * 1.4 - 0.2; /* clipped to [0,1] */
+        const double *al[16] = {0};
+        al[act] = alpha;
+        cr_assert_eq(bnd_backward(n, n->out, 2, A0, 0, al, v, &e), 0);
+        for (int s = 0; s < 50; s++) {
+            double x1 = lo[0] + (hi[0] - lo[0]) * rand() / RAND_MAX;
+            double x2 = lo[1] + (hi[1] - lo[1]) * rand() / RAND_MAX;
+            double h1 = fmax(x1 + x2, 0), h2 = fmax(x1 - x2, 0);
+            cr_assert(v[0] <= h1 + h2 && v[1] <= h1 - h2, "alpha bound %g %g above sample", v[0],
+                      v[1]);
+        }
+    }
+    bnd_net_free(n);
+    nn_graph_free(g);
 }

@@ -520,3 +520,57 @@ Test(onnx, acasxu_decodes_in_well_under_a_millisecond)
     cr_assert_lt(ms, 5.0); /* ~0.1 ms optimised; generous for sanitizer builds */
     free(buf);
 }
+
+/* ---- with finalize ---- */
+
+static int load_glob(const char *pattern)
+{
+    glob_t gl;
+    cr_assert_eq(glob(pattern, 0, NULL, &gl), 0, "no files for %s", pattern);
+    for (size_t i = 0; i < gl.gl_pathc; i++) {
+        nn_graph *g = NULL;
+        err e = {0};
+        cr_assert_eq(nn_load(gl.gl_pathv[i], &g, &e), 0, "%s", e.msg);
+        cr_assert(g->finalized);
+        nn_graph_free(g);
+    }
+    int n = (int)gl.gl_pathc;
+    globfree(&gl);
+    return n;
+}
+
+Test(onnx, every_benchmark_and_conformance_model_loads_finalized)
+{
+    cr_assert_eq(load_glob("../shared/benchmarks/*/onnx/*.onnx"), 52);
+    cr_assert_eq(load_glob("../shared/conformance/*/model.onnx"), 86);
+}
+
+Test(onnx, saved_finalized_network_computes_the_same_function)
+{
+    const char *files[] = {ACAS, COLLINS, CONCAT, CONST_NORM};
+    for (int f = 0; f < 4; f++) {
+        nn_graph *g = NULL, *h = NULL;
+        err e = {0};
+        cr_assert_eq(nn_load(files[f], &g, &e), 0, "%s", e.msg);
+        const char *path = "build/tests/test_onnx_resave.onnx";
+        cr_assert_eq(nn_save_onnx(g, path, &e), 0, "%s", e.msg);
+        cr_assert_eq(nn_load(path, &h, &e), 0, "%s", e.msg);
+        remove(path);
+        int64_t n = nn_input_size(g), m = nn_output_size(g);
+        cr_assert_eq(n, nn_input_size(h));
+        cr_assert_eq(m, nn_output_size(h));
+        double *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)m * sizeof *y);
+        double *z = malloc((size_t)m * sizeof *z);
+        for (int64_t i = 0; i < n; i++)
+            x[i] = 0.25 * (double)((i * 7) % 5) - 0.5;
+        cr_assert_eq(nn_eval(g, x, y, &e), 0, "%s", e.msg);
+        cr_assert_eq(nn_eval(h, x, z, &e), 0, "%s", e.msg);
+        for (int64_t i = 0; i < m; i++)
+            cr_assert_eq(y[i], z[i], "%s: output %lld", files[f], (long long)i);
+        free(x);
+        free(y);
+        free(z);
+        nn_graph_free(g);
+        nn_graph_free(h);
+    }
+}

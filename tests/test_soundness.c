@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 
 #include "../bound/bound.h"
 #include "../models/nn.h"
@@ -106,7 +107,7 @@ static void check_point(const nn_graph *g, bnd_net *n, const double *x)
  * then `nsub` random sub-boxes of it. */
 static void check_benchmark(const char *bench, const char *onnx, int nsub, int ns, tally *t)
 {
-    char path[512], line[1024], vnn[512] = "";
+    char path[2048], line[1024], vnn[1024] = "";
     snprintf(path, sizeof path, "../shared/benchmarks/%s/instances.csv", bench);
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "%s", path);
@@ -429,4 +430,62 @@ Test(soundness, random_dags_with_1d_conv_and_broadcasts_contain_samples)
         nn_graph_free(g);
     }
     report("random DAGs (1-D conv, broadcasts)", &t);
+}
+
+/* Every conformance model (one op or attribute variant each): either lowered,
+ * then a point box pins nn_eval's value and a small box around the first
+ * input vector contains sampled outputs — or rejected as ERR_UNSUP with a
+ * message naming the node. */
+Test(soundness, conformance_models_lower_exactly_or_are_rejected_by_name, .timeout = 60)
+{
+    DIR *d = opendir("../shared/conformance");
+    cr_assert_not_null(d);
+    struct dirent *de;
+    int lowered = 0, rejected = 0;
+    tally t = {0};
+    char unsup[4096] = "";
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "../shared/conformance/%s/model.onnx", de->d_name);
+        nn_graph *g = NULL;
+        err e = {0};
+        if (nn_load(path, &g, &e) != 0)
+            continue; /* README.md, manifest.json */
+        bnd_net *n = NULL;
+        int rc = bnd_net_new(g, &n, &e);
+        if (rc != 0) {
+            cr_expect_eq(rc, ERR_UNSUP, "%s: %s", de->d_name, e.msg);
+            cr_expect(strstr(e.msg, "node ") != NULL, "%s", e.msg);
+            if (strlen(unsup) + strlen(de->d_name) + 2 < sizeof unsup)
+                strcat(strcat(unsup, " "), de->d_name);
+            rejected++;
+            nn_graph_free(g);
+            continue;
+        }
+        int64_t nx = bnd_n_in(n);
+        double *x = malloc(sizeof(double) * (size_t)(3 * nx));
+        double *lo = x + nx, *hi = x + 2 * nx;
+        snprintf(path, sizeof path, "../shared/conformance/%s/inputs.txt", de->d_name);
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f);
+        for (int64_t i = 0; i < nx; i++)
+            cr_assert_eq(fscanf(f, "%lf", &x[i]), 1, "%s", path);
+        fclose(f);
+        check_point(g, n, x);
+        for (int64_t i = 0; i < nx; i++) {
+            lo[i] = x[i] - 0.1 * unif();
+            hi[i] = x[i] + 0.1 * unif();
+        }
+        check_box(g, n, lo, hi, 200, &t);
+        free(x);
+        bnd_net_free(n);
+        nn_graph_free(g);
+        lowered++;
+    }
+    closedir(d);
+    cr_log_info("conformance: %d lowered, %d rejected as unsupported:%s", lowered, rejected, unsup);
+    report("conformance boxes", &t);
+    cr_expect(lowered >= 50, "only %d models lowered", lowered);
 }

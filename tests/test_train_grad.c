@@ -533,7 +533,7 @@ static void net_check(const char *model, int natural, double reg)
         checked++;
         if (fabs(num - g[k]) > tol) {
             bad++;
-            cr_log_warn("%s param %lld: analytic %g numeric %g", model, (long long)k, g[k], num);
+            cr_log_info("%s param %lld: analytic %g numeric %g", model, (long long)k, g[k], num);
         }
     }
     /* a kink (a ReLU or mask flipping inside +-h) can spoil a rare coordinate */

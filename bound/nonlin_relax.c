@@ -1,0 +1,354 @@
+/* nonlin_relax.c: interval rules and linear relaxations of scalar
+ * nonlinearities (bnd_nl_interval, bnd_nl_relax).
+ *
+ * Key idea: soundness and tightness are separated. A slope s is chosen by any
+ * (floating-point, heuristic) rule: chord, tangent, or the tangent of the
+ * convex/concave envelope at a point. The intercept is then the rigorous
+ * bound of max (upper line) or min (lower line) of f(x) - s*x over [l, u],
+ * computed piece by piece from the convexity pieces of f: on a piece where
+ * f - s*x is convex its max is at the piece's ends; where it is concave, it is
+ * below its tangent at any t, f(t) - s*t + (f'(t) - s)(x - t), with f(t),
+ * f'(t) enclosed rigorously and every operation rounded outward. The line is
+ * therefore valid over the reals whatever the slope's rounding error. */
+#include <math.h>
+
+#include "../core/err.h"
+#include "nonlin_ops.h"
+
+static const char *const names[BND_NL_COUNT] = {
+    "Sigmoid", "Tanh", "Exp", "Log", "Sin", "Cos", "Erf", "Softplus", "Sqrt",
+    "Reciprocal", "Pow", "Gelu", "Relu", "LeakyRelu", "Abs", "GeluTanh"};
+
+const char *bnd_nl_name(bnd_nl_kind k)
+{
+    return (unsigned)k < BND_NL_COUNT ? names[k] : "?";
+}
+
+int bnd_nl_interval(bnd_nl_kind k, double param, double l, double u,
+                    double *fl, double *fu)
+{
+    int rc = nl_check(k, param, l, u);
+    if (rc)
+        return rc;
+    /* Each kind is monotone between the critical points nl_crit lists. */
+    nl_iv a = nl_f(k, param, l), b = nl_f(k, param, u), c[4];
+    double lo = fmin(a.lo, b.lo), hi = fmax(a.hi, b.hi);
+    int n = nl_crit(k, param, l, u, c);
+    for (int i = 0; i < n; i++) {
+        lo = fmin(lo, c[i].lo);
+        hi = fmax(hi, c[i].hi);
+    }
+    *fl = isnan(lo) ? -INFINITY : lo;
+    *fu = isnan(hi) ? INFINITY : hi;
+    return 0;
+}
+
+/* A finite value inside an enclosure (for choosing slopes only). */
+static double mid(nl_iv a)
+{
+    if (isfinite(a.lo) && isfinite(a.hi))
+        return 0.5 * a.lo + 0.5 * a.hi;
+    return isfinite(a.lo) ? a.lo : a.hi;
+}
+
+static double dmid(bnd_nl_kind k, double param, double x)
+{
+    return nl_dfa(k, param, x);
+}
+
+/* A point t in [a, b] with f'(t) ~ s, f' monotone on [a, b] (increasing when
+ * curv > 0): safeguarded Newton. Any t is sound; a good one is tight. */
+static double dinv(bnd_nl_kind k, double param, double s, double a, double b, int curv)
+{
+    double ga = (dmid(k, param, a) - s) * curv, gb = (dmid(k, param, b) - s) * curv;
+    if (!(ga < 0))
+        return a;
+    if (!(gb > 0))
+        return b;
+    double lo = a, hi = b, x = 0.5 * (a + b);
+    for (int it = 0; it < 60; it++) {
+        double g = dmid(k, param, x) - s;
+        if (g == 0)
+            return x;
+        if (g * curv < 0)
+            lo = x;
+        else
+            hi = x;
+        double xn = x - g / nl_d2f(k, param, x);
+        if (!(xn > lo && xn < hi))
+            xn = 0.5 * (lo + hi);
+        if (xn == x || hi - lo <= 0x1p-50 * (fabs(lo) + fabs(hi)))
+            return xn;
+        x = xn;
+    }
+    return x;
+}
+
+/* Upper bound of f - s*x at x (f <= fhi), rounded up; lower likewise. */
+static double lin_up(double fhi, double s, double x)
+{
+    return nl_up(fhi - nl_dn(s * x));
+}
+
+static double lin_dn(double flo, double s, double x)
+{
+    return nl_dn(flo - nl_up(s * x));
+}
+
+/* Rigorous bound of max (upper) / min (lower) of f(x) - s*x over the pieces;
+ * 'hint' is a preferred tangent point (NAN: none). May return +-INFINITY. */
+static double icpt_bound(bnd_nl_kind k, double param, const nl_pieces *pc, double s,
+                         double hint, int upper)
+{
+    double best = upper ? -INFINITY : INFINITY;
+    for (int i = 0; i < pc->n; i++) {
+        double a = pc->x[i], b = pc->x[i + 1], v;
+        int c = pc->curv[i];
+        if (c == 0 || (upper ? c > 0 : c < 0)) {
+            v = upper ? fmax(lin_up(pc->fx[i].hi, s, a), lin_up(pc->fx[i + 1].hi, s, b))
+                      : fmin(lin_dn(pc->fx[i].lo, s, a), lin_dn(pc->fx[i + 1].lo, s, b));
+        } else {
+            double t = hint >= a && hint <= b ? hint : dinv(k, param, s, a, b, c);
+            nl_iv ft = nl_f(k, param, t), d = nl_df(k, param, t);
+            nl_iv ds = {nl_dn(d.lo - s), nl_up(d.hi - s)};
+            nl_iv dx = {nl_dn(a - t), nl_up(b - t)};
+            nl_iv term = nl_iv_mul(ds, dx);
+            v = upper ? nl_up(lin_up(ft.hi, s, t) + term.hi)
+                      : nl_dn(lin_dn(ft.lo, s, t) + term.lo);
+        }
+        if (isnan(v))
+            return upper ? INFINITY : -INFINITY;
+        best = upper ? fmax(best, v) : fmin(best, v);
+    }
+    return upper ? nl_up(best + pc->slack) : nl_dn(best - pc->slack);
+}
+
+/* Floating-point estimate of the same (for searching slopes). */
+static double icpt_approx(bnd_nl_kind k, double param, const nl_pieces *pc, double s,
+                          int upper)
+{
+    double best = upper ? -INFINITY : INFINITY;
+    for (int i = 0; i < pc->n; i++) {
+        double a = pc->x[i], b = pc->x[i + 1], v;
+        int c = pc->curv[i];
+        if (c == 0 || (upper ? c > 0 : c < 0)) {
+            double va = mid(pc->fx[i]) - s * a, vb = mid(pc->fx[i + 1]) - s * b;
+            v = upper ? fmax(va, vb) : fmin(va, vb);
+        } else {
+            double t = dinv(k, param, s, a, b, c);
+            v = nl_fa(k, param, t) - s * t;
+        }
+        best = upper ? fmax(best, v) : fmin(best, v);
+    }
+    return best;
+}
+
+/* Slope of the tangent to the concave (upper) / convex (lower) envelope of f
+ * over [l, u] at p: the s minimising s*p + max(f - s*x) (resp. maximising
+ * s*p + min(f - s*x)), a convex problem in s solved by golden section. */
+static double envelope_slope(bnd_nl_kind k, double param, const nl_pieces *pc, double p,
+                             int upper)
+{
+    double sa = INFINITY, sb = -INFINITY;
+    for (int i = 0; i <= pc->n; i++) {
+        double d = dmid(k, param, pc->x[i]);
+        sa = fmin(sa, d);
+        sb = fmax(sb, d);
+    }
+    const double g = 0.6180339887498949;
+    double sign = upper ? 1.0 : -1.0;
+    double x1 = sb - g * (sb - sa), x2 = sa + g * (sb - sa);
+    double h1 = sign * (x1 * p) + sign * icpt_approx(k, param, pc, x1, upper);
+    double h2 = sign * (x2 * p) + sign * icpt_approx(k, param, pc, x2, upper);
+    for (int it = 0; it < 80 && sb - sa > 0x1p-32 * (fabs(sa) + fabs(sb)); it++) {
+        if (h1 <= h2) {
+            sb = x2;
+            x2 = x1;
+            h2 = h1;
+            x1 = sb - g * (sb - sa);
+            h1 = sign * (x1 * p) + sign * icpt_approx(k, param, pc, x1, upper);
+        } else {
+            sa = x1;
+            x1 = x2;
+            h1 = h2;
+            x2 = sa + g * (sb - sa);
+            h2 = sign * (x2 * p) + sign * icpt_approx(k, param, pc, x2, upper);
+        }
+    }
+    /* the envelope is often the chord: keep it when it is at least as good */
+    double s = 0.5 * (sa + sb);
+    double chord = (mid(pc->fx[pc->n]) - mid(pc->fx[0])) / (pc->x[pc->n] - pc->x[0]);
+    double hs = sign * (s * p + icpt_approx(k, param, pc, s, upper));
+    double hc = sign * (chord * p + icpt_approx(k, param, pc, chord, upper));
+    return hc <= hs ? chord : s;
+}
+
+/* Two pieces of opposite curvature meeting at c (S-shapes, or any kind
+ * whose [l, u] holds one inflection): the tangent of the concave envelope of
+ * F = sgn*f at p, in closed form up to one root. With the concave piece on the
+ * right, the envelope is the chord from (l, F(l)) to the point d where the
+ * tangent passes through (l, F(l)), then F itself on [d, u]; g(t) = F(t) +
+ * F'(t)(e - t) - F(e), e the far end, is monotone on the concave piece and
+ * vanishes at d. Mirrored when the concave piece is on the left. */
+static double two_piece_slope(bnd_nl_kind k, double param, const nl_pieces *pc, double p,
+                              double sgn)
+{
+    double l = pc->x[0], c = pc->x[1], u = pc->x[2];
+    int right = sgn * pc->curv[1] < 0; /* concave piece of F on the right */
+    double e = right ? l : u, fe = sgn * mid(pc->fx[right ? 0 : 2]);
+    double chord = sgn * (mid(pc->fx[2]) - mid(pc->fx[0])) / (u - l);
+#define G(t) (sgn * nl_fa(k, param, t) + sgn * nl_dfa(k, param, t) * (e - (t)) - fe)
+    if (right ? p >= c : p <= c) {
+        if (G(p) >= 0)
+            return sgn * nl_dfa(k, param, p);
+    }
+    /* g < 0 towards the inflection, > 0 towards the far end of the piece */
+    double a = right ? fmax(c, p) : fmin(c, p), b = right ? u : l;
+    if (!(G(b) > 0))
+        return chord;
+    double t = 0.5 * (a + b);
+    for (int it = 0; it < 60; it++) {
+        double g = G(t);
+        if (g == 0)
+            break;
+        if (g < 0)
+            a = t;
+        else
+            b = t;
+        double dg = sgn * nl_d2f(k, param, t) * (e - t);
+        double tn = t - g / dg;
+        if (!(tn > fmin(a, b) && tn < fmax(a, b)))
+            tn = 0.5 * (a + b);
+        if (tn == t || fabs(b - a) <= 0x1p-45 * (fabs(a) + fabs(b)))
+            break;
+        t = tn;
+    }
+#undef G
+    return sgn * nl_dfa(k, param, t);
+}
+
+static double frac(double tau, double dflt)
+{
+    if (isnan(tau))
+        return dflt;
+    return tau < 0 ? 0.0 : tau > 1 ? 1.0 : tau;
+}
+
+int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
+                 double tau_up, bnd_lines *out)
+{
+    double fl, fu;
+    int rc = bnd_nl_interval(k, param, l, u, &fl, &fu);
+    if (rc)
+        return rc;
+    /* The interval is always a valid (flat) pair of lines: the fallback. */
+    *out = (bnd_lines){0.0, fl, 0.0, fu};
+    nl_pieces pc;
+    if (l == u || nl_pieces_of(k, param, l, u, &pc) != 0)
+        return 0;
+    double w = u - l;
+    double chord = (mid(pc.fx[pc.n]) - mid(pc.fx[0])) / w;
+    double s_lo = NAN, s_up = NAN, h_lo = NAN, h_up = NAN;
+    int same = 1;
+    for (int i = 1; i < pc.n; i++)
+        same &= pc.curv[i] == pc.curv[0];
+    if (nl_is_kinked(k) && pc.n == 2) {
+        /* the free line pivots at the kink (0, 0) between the two pieces'
+         * slopes; CROWN's adaptive default follows the longer side */
+        double sl = dmid(k, param, l), sr = dmid(k, param, u);
+        double dflt = l + u > 0 ? 1.0 : 0.0;
+        if (sl <= sr) { /* convex kink (ReLU, Abs, LeakyReLU slope <= 1) */
+            s_up = chord;
+            s_lo = sl + frac(tau_lo, dflt) * (sr - sl);
+        } else { /* concave kink (LeakyReLU slope > 1) */
+            s_lo = chord;
+            s_up = sl + frac(tau_up, dflt) * (sr - sl);
+        }
+    } else if (same) {
+        int c = pc.curv[0];
+        double p_lo = l + frac(tau_lo, 0.5) * w, p_up = l + frac(tau_up, 0.5) * w;
+        if (c > 0) {
+            s_up = chord;
+            s_lo = dmid(k, param, p_lo);
+            h_lo = p_lo;
+        } else if (c < 0) {
+            s_lo = chord;
+            s_up = dmid(k, param, p_up);
+            h_up = p_up;
+        } else {
+            s_lo = s_up = chord;
+        }
+    } else if (pc.n == 2) {
+        s_lo = -two_piece_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, -1.0);
+        s_up = two_piece_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1.0);
+    } else {
+        s_lo = envelope_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, 0);
+        s_up = envelope_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1);
+    }
+    if (isfinite(s_lo)) {
+        double b = icpt_bound(k, param, &pc, s_lo, h_lo, 0);
+        if (isfinite(b)) {
+            out->lo_slope = s_lo;
+            out->lo_icpt = b;
+        }
+    }
+    if (isfinite(s_up)) {
+        double b = icpt_bound(k, param, &pc, s_up, h_up, 1);
+        if (isfinite(b)) {
+            out->up_slope = s_up;
+            out->up_icpt = b;
+        }
+    }
+    return 0;
+}
+
+double bnd_nl_looseness(bnd_nl_kind k, double param, double l, double u)
+{
+    bnd_lines r;
+    if (bnd_nl_relax(k, param, l, u, NAN, NAN, &r) != 0)
+        return INFINITY;
+    double v = (u - l) * ((r.up_slope - r.lo_slope) * 0.5 * (l + u) + r.up_icpt - r.lo_icpt);
+    return isnan(v) ? INFINITY : v;
+}
+
+int bnd_nl_relax_n(bnd_nl_kind k, double param, int64_t n, const double *l, const double *u,
+                   const double *tau_lo, const double *tau_up, double *lw, double *lb,
+                   double *uw, double *ub)
+{
+    int first = 0;
+    for (int64_t i = 0; i < n; i++) {
+        bnd_lines r;
+        int rc = bnd_nl_relax(k, param, l[i], u[i], tau_lo ? tau_lo[i] : NAN,
+                              tau_up ? tau_up[i] : NAN, &r);
+        if (rc) {
+            r = (bnd_lines){0.0, -INFINITY, 0.0, INFINITY};
+            first = first ? first : rc;
+        }
+        lw[i] = r.lo_slope, lb[i] = r.lo_icpt, uw[i] = r.up_slope, ub[i] = r.up_icpt;
+    }
+    return first;
+}
+
+static double fd(double hi, double lo, double h)
+{
+    double d = (hi - lo) / h;
+    return isfinite(d) ? d : 0.0;
+}
+
+int bnd_nl_relax_dtau(bnd_nl_kind k, double param, double l, double u, double tau_lo,
+                      double tau_up, bnd_lines *d)
+{
+    const double h = 1e-4;
+    double tl = frac(tau_lo, 0.5), tu = frac(tau_up, 0.5);
+    double tl0 = fmax(0.0, tl - h), tl1 = fmin(1.0, tl + h);
+    double tu0 = fmax(0.0, tu - h), tu1 = fmin(1.0, tu + h);
+    bnd_lines a, b;
+    int rc = bnd_nl_relax(k, param, l, u, tl0, tu0, &a);
+    if (rc == 0)
+        rc = bnd_nl_relax(k, param, l, u, tl1, tu1, &b);
+    if (rc)
+        return rc;
+    *d = (bnd_lines){fd(b.lo_slope, a.lo_slope, tl1 - tl0), fd(b.lo_icpt, a.lo_icpt, tl1 - tl0),
+                     fd(b.up_slope, a.up_slope, tu1 - tu0), fd(b.up_icpt, a.up_icpt, tu1 - tu0)};
+    return 0;
+}
