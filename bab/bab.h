@@ -17,8 +17,9 @@ typedef enum { BAB_UNSAT, BAB_SAT, BAB_UNKNOWN, BAB_TIMEOUT } bab_answer;
 const char *bab_answer_name(bab_answer a);
 
 /* Input-split branching heuristics: |CROWN input coefficient| x width of
- * each dimension, or width relative to the root box. */
-typedef enum { BAB_SPLIT_SMEAR = 0, BAB_SPLIT_WIDTH } bab_split;
+ * each dimension (smear), width relative to the root box, or the sum of
+ * both, each normalised by its largest value over the dimensions (mix). */
+typedef enum { BAB_SPLIT_SMEAR = 0, BAB_SPLIT_WIDTH, BAB_SPLIT_MIX } bab_split;
 
 #define BAB_MAX_THREADS 16
 

@@ -39,12 +39,13 @@ typedef struct {
     const spec_property *p;
     int region;
     const spec_clause *cl;
+    spec_clause bc;           /* rows bounded: cl's rows and their sums */
     const bnd_mlp *mlp;       /* NULL: generic path through nets[] */
     bnd_net **nets;           /* one per worker (generic path) */
     const bab_opts *o;
     double deadline;
     int64_t n0, ny;
-    int batch;
+    int batch, alpha_iters;
     const double *root_lo, *root_hi;
     /* shared, under mu */
     pthread_mutex_t mu;
@@ -100,7 +101,7 @@ static void work_free(work *w)
 
 static int work_init(work *w, const split_run *s)
 {
-    int64_t B = s->batch, n0 = s->n0, k = s->cl->n_rows;
+    int64_t B = s->batch, n0 = s->n0, k = s->bc.n_rows;
     memset(w, 0, sizeof *w);
     w->cap = B;
     w->lo = malloc((size_t)(B * n0) * sizeof(double));
@@ -125,14 +126,15 @@ static int work_init(work *w, const split_run *s)
  * over the B boxes of w. Returns 1 if A is filled, 0 if not, < 0 on error. */
 static int bound_batch(split_run *s, int tid, work *w, int64_t B)
 {
-    int k = s->cl->n_rows;
+    int k = s->bc.n_rows;
     if (s->mlp) {
-        int rc = bnd_mlp_bound(s->mlp, B, w->lo, w->hi, k, s->cl->C, w->lb, w->A, &w->e);
+        int rc = bnd_mlp_bound(s->mlp, B, w->lo, w->hi, k, s->bc.C, s->alpha_iters, w->lb,
+                               w->A, &w->e);
         return rc ? rc : 1;
     }
     for (int64_t b = 0; b < B; b++) {
         int rc = bnd_compute(s->nets[tid], BND_CROWN, w->lo + b * s->n0, w->hi + b * s->n0,
-                             s->cl->C, k, w->lb + b * k, NULL, &w->e);
+                             s->bc.C, k, w->lb + b * k, NULL, &w->e);
         if (rc)
             return rc;
     }
@@ -151,7 +153,7 @@ static int clause_holds(const split_run *s, const double *y)
 static int try_candidates(split_run *s, work *w, int64_t B, const int *open, const int *row,
                           int have_A, int64_t *n_evals)
 {
-    int64_t n0 = s->n0, k = s->cl->n_rows, np = 0;
+    int64_t n0 = s->n0, k = s->bc.n_rows, np = 0;
     for (int64_t b = 0; b < B; b++) {
         if (!open[b])
             continue;
@@ -217,7 +219,7 @@ static int attack_box(split_run *s, work *w, const double *lo, const double *hi,
 static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
                    int64_t *n_evals, double *t_bound, double *t_attack)
 {
-    int64_t n0 = s->n0, k = s->cl->n_rows;
+    int64_t n0 = s->n0, k = s->bc.n_rows;
     int open[B > 0 ? B : 1], row[B > 0 ? B : 1];
     double t0 = clock_now();
     int have_A = bound_batch(s, tid, w, B);
@@ -232,7 +234,7 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
         double best = -INFINITY;
         row[b] = 0;
         for (int64_t i = 0; i < k; i++) {
-            double gap = w->lb[b * k + i] - s->cl->d[i];
+            double gap = w->lb[b * k + i] - s->bc.d[i];
             if (gap > best)
                 best = gap, row[b] = (int)i;
         }
@@ -254,15 +256,25 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
         const double *lo = w->lo + b * n0, *hi = w->hi + b * n0;
         const double *a = w->A + (b * k + row[b]) * n0;
         int64_t dim = -1;
-        double best = -1;
+        double best = -1, ms = 0, mw = 0;
+        double sm[n0 > 0 ? n0 : 1], wr[n0 > 0 ? n0 : 1];
         for (int64_t j = 0; j < n0; j++) {
-            double width = hi[j] - lo[j], sc;
-            if (!(width > 0))
+            double width = hi[j] - lo[j];
+            sm[j] = have_A && width > 0 ? fabs(a[j]) * width : 0;
+            wr[j] = width > 0 ? width / (s->root_hi[j] - s->root_lo[j]) : 0;
+            ms = sm[j] > ms ? sm[j] : ms;
+            mw = wr[j] > mw ? wr[j] : mw;
+        }
+        for (int64_t j = 0; j < n0; j++) {
+            if (!(hi[j] - lo[j] > 0))
                 continue;
+            double sc;
             if (have_A && s->o->split == BAB_SPLIT_SMEAR)
-                sc = fabs(a[j]) * width;
+                sc = sm[j];
+            else if (have_A && s->o->split == BAB_SPLIT_MIX)
+                sc = (ms > 0 ? sm[j] / ms : 0) + (mw > 0 ? wr[j] / mw : 0);
             else
-                sc = width / (s->root_hi[j] - s->root_lo[j]);
+                sc = wr[j];
             if (sc > best)
                 best = sc, dim = j;
         }
@@ -367,6 +379,44 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* The rows to bound for clause cl: its own, then the sums of pairs and of
+ * all (k >= 3). If every row holds, so does every sum: a sum whose lower
+ * bound exceeds its threshold refutes the clause too, and it is often
+ * tighter than any single row (the relaxation errors partly cancel). */
+static int augment_clause(split_run *s, int64_t ny, err *e)
+{
+    const spec_clause *cl = s->cl;
+    int k = cl->n_rows, kk = k + (k >= 2 ? k * (k - 1) / 2 : 0) + (k >= 3 ? 1 : 0);
+    if (k > 8)
+        kk = k; /* many rows: sums would dominate the cost */
+    free(s->bc.C), free(s->bc.d);
+    s->bc.C = calloc((size_t)(kk * ny), sizeof(double));
+    s->bc.d = calloc((size_t)kk, sizeof(double));
+    if (!s->bc.C || !s->bc.d)
+        return err_set(e, ERR_NOMEM, "input split: out of memory");
+    s->bc.n_rows = kk;
+    memcpy(s->bc.C, cl->C, (size_t)(k * ny) * sizeof(double));
+    memcpy(s->bc.d, cl->d, (size_t)k * sizeof(double));
+    int at = k;
+    for (int i = 0; i < k && kk > k; i++)
+        for (int j = i + 1; j < k; j++, at++) {
+            for (int64_t t = 0; t < ny; t++)
+                s->bc.C[at * ny + t] = cl->C[i * ny + t] + cl->C[j * ny + t];
+            /* the threshold rounded up: refuting needs lb > d_i + d_j */
+            s->bc.d[at] = nextafter(cl->d[i] + cl->d[j], INFINITY);
+        }
+    if (at < kk) {
+        double d = 0;
+        for (int i = 0; i < k; i++) {
+            for (int64_t t = 0; t < ny; t++)
+                s->bc.C[at * ny + t] += cl->C[i * ny + t];
+            d = nextafter(d + cl->d[i], INFINITY);
+        }
+        s->bc.d[at] = d;
+    }
+    return 0;
+}
+
 /* One obligation: region r's box against clause c. Sets *answer. */
 static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err *e)
 {
@@ -422,6 +472,7 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     s.g = g, s.p = p, s.o = o, s.deadline = deadline;
     s.n0 = p->n_x, s.ny = p->n_y;
     s.batch = o->batch > 0 ? o->batch : 128;
+    s.alpha_iters = getenv("NNV_ALPHA") ? atoi(getenv("NNV_ALPHA")) : 0;
     s.n_threads = o->threads > 0 ? o->threads : 2;
     if (s.n_threads > BAB_MAX_THREADS)
         s.n_threads = BAB_MAX_THREADS;
@@ -470,7 +521,9 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
                 continue;
             }
             bab_answer a;
-            rc = run_obligation(&s, res, &a, e);
+            rc = augment_clause(&s, p->n_y, e);
+            if (rc == 0)
+                rc = run_obligation(&s, res, &a, e);
             if (rc)
                 break;
             if (o->verbose)
@@ -510,5 +563,6 @@ out:
     bnd_mlp_free(mlp);
     bnd_net_free(net0);
     free(s.lo), free(s.hi);
+    free(s.bc.C), free(s.bc.d);
     return rc;
 }

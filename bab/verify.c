@@ -36,7 +36,7 @@ void bab_opts_default(bab_opts *o)
     memset(o, 0, sizeof *o);
     o->timeout = 0;
     o->seed = 1;
-    o->split = BAB_SPLIT_SMEAR;
+    o->split = BAB_SPLIT_MIX;
 }
 
 void bab_result_free(bab_result *r)

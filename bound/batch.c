@@ -206,6 +206,8 @@ typedef struct {
     double *ctr, *rad;        /* B x n0 */
     double **lo, **hi;        /* per layer output (index 0 = input), B x size */
     double **lw, **lb, **uw, **ub; /* per ReLU layer, B x size */
+    double **FL, **FU;        /* per layer output: lower/upper functions, size x B·q */
+    double **mL, **mU;        /* their magnitudes, B x size */
     /* backward workspace: rows up to 2·B·widest */
     double *A, *A2, *cb, *er, *lbv, *mz, *w;
     int64_t *rbox, *rneu;
@@ -238,9 +240,9 @@ static void concretize_fn(const batch *bt, int64_t n, const double *F, int upper
         }
 }
 
-static int batch_forward(batch *bt, double *FL, double *FU, double *GL, double *GU,
-                         double *magL, double *magU, double *M, double *Ew, err *e)
+static int batch_forward(batch *bt, double *M, double *Ew, err *e)
 {
+    double *FL = bt->FL[0], *FU = bt->FU[0], *magL = bt->mL[0], *magU = bt->mU[0];
     const bnd_mlp *m = bt->m;
     int64_t B = bt->B, q = bt->q, n0 = m->n_in, P = B * q;
     (void)e;
@@ -256,6 +258,8 @@ static int batch_forward(batch *bt, double *FL, double *FU, double *GL, double *
     for (int i = 0; i < m->n_layers; i++) {
         const mlp_layer *l = &m->L[i];
         int64_t n = l->n, ni = l->n_in;
+        double *GL = bt->FL[i + 1], *GU = bt->FU[i + 1];
+        FL = bt->FL[i], FU = bt->FU[i], magL = bt->mL[i], magU = bt->mU[i];
         if (!l->relu) {
             /* Z = W⁺F + W⁻F' + b, one dgemm per term for all boxes */
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)P, (int)ni, 1.0,
@@ -314,8 +318,8 @@ static int batch_forward(batch *bt, double *FL, double *FU, double *GL, double *
                 }
         }
         /* the new layer's interval and magnitudes */
-        concretize_fn(bt, n, GL, 0, bt->lo[i + 1], magL);
-        concretize_fn(bt, n, GU, 1, bt->hi[i + 1], magU);
+        concretize_fn(bt, n, GL, 0, bt->lo[i + 1], bt->mL[i + 1]);
+        concretize_fn(bt, n, GU, 1, bt->hi[i + 1], bt->mU[i + 1]);
         if (!l->relu && i + 1 < m->n_layers && m->L[i + 1].relu)
             refine_preact(bt, i);
         if (l->relu) /* the interval rule may be tighter */
@@ -327,9 +331,6 @@ static int batch_forward(batch *bt, double *FL, double *FU, double *GL, double *
                 if (c < bt->hi[i + 1][s])
                     bt->hi[i + 1][s] = c;
             }
-        double *t = FL;
-        FL = GL, GL = t;
-        t = FU, FU = GU, GU = t;
     }
     return 0;
 }
@@ -418,7 +419,7 @@ static void row_relu(int64_t n, double *a, const double *lw, const double *lb, c
  * R x widest each; cb, er R each; mz, w B x widest. */
 static void batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, double *A,
                            double *A2, double *cb, double *er, double *mz, double *w,
-                           double *lbv, double *A_in)
+                           double *lbv, double *A_in, double *const *alpha, double **saveA)
 {
     const bnd_mlp *m = bt->m;
     int64_t B = bt->B, n0 = m->n_in;
@@ -451,14 +452,36 @@ static void batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, d
             const double *lw = bt->lw[i + 1], *lb = bt->lb[i + 1], *uw = bt->uw[i + 1],
                          *ub = bt->ub[i + 1];
             layer_mz(bt, i, n, mz);
-            /* v = max(|lw|,|uw|)·mz + max(|lb|,|ub|) per box, into w */
-            for (int64_t t = 0; t < B * n; t++)
-                w[t] = fmax(fabs(lw[t]), fabs(uw[t])) * mz[t] + fmax(fabs(lb[t]), fabs(ub[t]));
+            /* v = max(|lw|,|uw|)·mz + max(|lb|,|ub|) per box, into w; an
+             * unstable neuron's slope (alpha) is at most 1 */
+            for (int64_t t = 0; t < B * n; t++) {
+                double sw = fmax(fabs(lw[t]), fabs(uw[t]));
+                if (alpha && lw[t] != uw[t] && sw < 1)
+                    sw = 1;
+                w[t] = sw * mz[t] + fmax(fabs(lb[t]), fabs(ub[t]));
+            }
+            if (saveA)
+                memcpy(saveA[i], A, (size_t)(R * n) * sizeof(double));
             double g = bnd_gamma((double)(n + 3));
+            double *lwr = NULL;
+            if (alpha) /* per-row lower slopes on unstable neurons (lines through 0) */
+                lwr = alpha[i];
             for (int64_t r = 0; r < R; r++) {
                 int64_t o = rbox[r] * n;
                 double s, ea;
-                row_relu(n, A + r * n, lw + o, lb + o, uw + o, ub + o, w + o, &s, &ea);
+                const double *lws = lw + o;
+                if (lwr) {
+                    double *ar = lwr + r * n;
+                    for (int64_t j = 0; j < n; j++) {
+                        int64_t t = o + j;
+                        if (!(lb[t] == 0 && lw[t] != uw[t]))
+                            ar[j] = lw[t]; /* stable: its own line */
+                        else
+                            ar[j] = fmin(1.0, fmax(0.0, ar[j]));
+                    }
+                    lws = ar;
+                }
+                row_relu(n, A + r * n, lws, lb + o, uw + o, ub + o, w + o, &s, &ea);
                 cb[r] += s;
                 er[r] += g * ea + BND_U * fabs(cb[r]);
             }
@@ -508,7 +531,7 @@ static void refine_preact(batch *bt, int i)
         A[r * n + rneu[r]] = 1.0;
         A[(r + 1) * n + rneu[r]] = -1.0;
     }
-    batch_backward(bt, i, R, rbox, A, A2, cb, er, mz, w, lbv, NULL);
+    batch_backward(bt, i, R, rbox, A, A2, cb, er, mz, w, lbv, NULL, NULL, NULL);
     for (int64_t r = 0; r < R; r += 2) {
         int64_t t = rbox[r] * n + rneu[r];
         if (lbv[r] > lo[t])
@@ -518,8 +541,104 @@ static void refine_preact(batch *bt, int i)
     }
 }
 
+/* alpha-CROWN on the objective rows: the lower slopes of the unstable ReLUs,
+ * one per row and neuron, moved by signed gradient steps on the row's lower
+ * bound (the gradient by reverse mode through the backward pass, plain
+ * double: it only steers). Every iterate's bound comes from the sound pass
+ * (any slope in [0,1] is valid), so lb takes the best of them. */
+static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *lb, err *e)
+{
+    const bnd_mlp *m = bt->m;
+    int64_t B = bt->B, R = B * k, n0 = m->n_in, W = m->widest;
+    int nl = m->n_layers;
+    double **alpha = calloc((size_t)nl, sizeof(double *));
+    double **saveA = calloc((size_t)nl, sizeof(double *));
+    double *G = malloc((size_t)(R * W) * sizeof(double));
+    double *G2 = malloc((size_t)(R * W) * sizeof(double));
+    double *a0 = malloc((size_t)(R * n0) * sizeof(double));
+    double *lbt = malloc((size_t)R * sizeof(double));
+    int rc = 0;
+    if (!alpha || !saveA || !G || !G2 || !a0 || !lbt) {
+        rc = err_set(e, ERR_NOMEM, "alpha: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < nl; i++) {
+        int64_t n = m->L[i].n;
+        if (!m->L[i].relu)
+            continue;
+        alpha[i] = malloc((size_t)(R * n) * sizeof(double));
+        saveA[i] = malloc((size_t)(R * n) * sizeof(double));
+        if (!alpha[i] || !saveA[i]) {
+            rc = err_set(e, ERR_NOMEM, "alpha: out of memory");
+            goto out;
+        }
+        for (int64_t r = 0; r < R; r++)
+            memcpy(alpha[i] + r * n, bt->lw[i + 1] + bt->rbox[r] * n, (size_t)n * sizeof(double));
+    }
+    double lr = 0.2;
+    for (int it = 0; it < iters; it++, lr *= 0.8) {
+        /* the sound bound at the current slopes; it moves them to [0, 1] */
+        for (int64_t b = 0; b < B; b++)
+            memcpy(bt->A + b * k * m->n_out, C, (size_t)(k * m->n_out) * sizeof(double));
+        batch_backward(bt, nl - 1, R, bt->rbox, bt->A, bt->A2, bt->cb, bt->er, bt->mz, bt->w, lbt,
+                       a0, alpha, saveA);
+        for (int64_t r = 0; r < R; r++)
+            if (lbt[r] > lb[r])
+                lb[r] = lbt[r];
+        if (it + 1 == iters)
+            break;
+        /* reverse mode: G = d lb / d a, from the input box upward */
+        for (int64_t r = 0; r < R; r++) {
+            const double *c = bt->ctr + bt->rbox[r] * n0, *rd = bt->rad + bt->rbox[r] * n0;
+            for (int64_t t = 0; t < n0; t++) {
+                double a = a0[r * n0 + t];
+                G[r * n0 + t] = c[t] - (a > 0 ? rd[t] : a < 0 ? -rd[t] : 0);
+            }
+        }
+        for (int i = 0; i < nl; i++) {
+            const mlp_layer *l = &m->L[i];
+            int64_t n = l->n, ni = l->n_in;
+            if (!l->relu) {
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)n, (int)ni, 1.0,
+                            G, (int)ni, l->W, (int)ni, 0.0, G2, (int)n);
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t o = 0; o < n; o++)
+                        G2[r * n + o] += l->bias[o];
+                double *t = G;
+                G = G2, G2 = t;
+                continue;
+            }
+            const double *lw = bt->lw[i + 1], *lbl = bt->lb[i + 1], *uw = bt->uw[i + 1],
+                         *ub = bt->ub[i + 1];
+            for (int64_t r = 0; r < R; r++) {
+                int64_t o = bt->rbox[r] * n;
+                double *g = G + r * n, *al = alpha[i] + r * n;
+                const double *a = saveA[i] + r * n;
+                for (int64_t j = 0; j < n; j++) {
+                    int64_t t = o + j;
+                    double aj = a[j], gj = g[j];
+                    if (aj > 0) {
+                        g[j] = gj * al[j] + lbl[t];
+                        if (lbl[t] == 0 && lw[t] != uw[t]) {
+                            double step = gj * aj > 0 ? lr : gj * aj < 0 ? -lr : 0;
+                            al[j] = fmin(1.0, fmax(0.0, al[j] + step));
+                        }
+                    } else {
+                        g[j] = gj * uw[t] + ub[t];
+                    }
+                }
+            }
+        }
+    }
+out:
+    for (int i = 0; alpha && saveA && i < nl; i++)
+        free(alpha[i]), free(saveA[i]);
+    free(alpha), free(saveA), free(G), free(G2), free(a0), free(lbt);
+    return rc;
+}
+
 int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
-                  const double *C, double *lb, double *A_in, err *e)
+                  const double *C, int alpha_iters, double *lb, double *A_in, err *e)
 {
     if (B <= 0 || k <= 0)
         return 0;
@@ -528,17 +647,16 @@ int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *h
     batch bt;
     memset(&bt, 0, sizeof bt);
     bt.m = m, bt.B = B, bt.q = q;
-    size_t fsz = (size_t)(W * P);
-    size_t total = 2 * (size_t)(B * n0) + 4 * fsz + 6 * (size_t)(B * W) +
+    size_t total = 2 * (size_t)(B * n0) + 4 * (size_t)(B * W) +
                    2 * (size_t)(Rmax * W) + 3 * (size_t)Rmax;
     for (int i = 0; i < nl; i++) {
         int64_t sz = i == 0 ? n0 : m->L[i - 1].n;
-        total += (size_t)(2 * B * sz);
+        total += (size_t)(2 * B * sz) + (size_t)(2 * sz * P) + (size_t)(2 * B * sz);
         if (i > 0 && m->L[i - 1].relu)
             total += (size_t)(4 * B * sz);
     }
     double *buf = malloc(total * sizeof(double));
-    double **ptrs = calloc((size_t)(6 * nl), sizeof(double *));
+    double **ptrs = calloc((size_t)(10 * nl), sizeof(double *));
     int64_t *ibuf = malloc((size_t)(2 * Rmax) * sizeof(int64_t));
     if (!buf || !ptrs || !ibuf) {
         free(buf), free(ptrs), free(ibuf);
@@ -547,18 +665,19 @@ int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *h
     double *p = buf;
 #define TAKE(n) (p += (n), p - (n))
     bt.ctr = TAKE(B * n0), bt.rad = TAKE(B * n0);
-    double *FL = TAKE((int64_t)fsz), *FU = TAKE((int64_t)fsz), *GL = TAKE((int64_t)fsz),
-           *GU = TAKE((int64_t)fsz);
-    double *magL = TAKE(B * W), *magU = TAKE(B * W), *M = TAKE(B * W), *Ew = TAKE(B * W);
+    double *M = TAKE(B * W), *Ew = TAKE(B * W);
     bt.mz = TAKE(B * W), bt.w = TAKE(B * W);
     bt.A = TAKE(Rmax * W), bt.A2 = TAKE(Rmax * W);
     bt.cb = TAKE(Rmax), bt.er = TAKE(Rmax), bt.lbv = TAKE(Rmax);
     bt.rbox = ibuf, bt.rneu = ibuf + Rmax;
     bt.lo = ptrs, bt.hi = ptrs + nl, bt.lw = ptrs + 2 * nl, bt.lb = ptrs + 3 * nl,
     bt.uw = ptrs + 4 * nl, bt.ub = ptrs + 5 * nl;
+    bt.FL = ptrs + 6 * nl, bt.FU = ptrs + 7 * nl, bt.mL = ptrs + 8 * nl, bt.mU = ptrs + 9 * nl;
     for (int i = 0; i < nl; i++) {
         int64_t sz = i == 0 ? n0 : m->L[i - 1].n;
         bt.lo[i] = TAKE(B * sz), bt.hi[i] = TAKE(B * sz);
+        bt.FL[i] = TAKE(sz * P), bt.FU[i] = TAKE(sz * P);
+        bt.mL[i] = TAKE(B * sz), bt.mU[i] = TAKE(B * sz);
         if (i > 0 && m->L[i - 1].relu) {
             bt.lw[i] = TAKE(B * sz), bt.lb[i] = TAKE(B * sz);
             bt.uw[i] = TAKE(B * sz), bt.ub[i] = TAKE(B * sz);
@@ -576,7 +695,7 @@ int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *h
     memcpy(bt.lo[0], lo, (size_t)(B * n0) * sizeof(double));
     memcpy(bt.hi[0], hi, (size_t)(B * n0) * sizeof(double));
     bnd_center_radius(B * n0, lo, hi, bt.ctr, bt.rad);
-    rc = batch_forward(&bt, FL, FU, GL, GU, magL, magU, M, Ew, e);
+    rc = batch_forward(&bt, M, Ew, e);
     if (rc == 0) {
         int64_t R = B * k;
         for (int64_t r = 0; r < R; r++)
@@ -584,7 +703,9 @@ int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *h
         for (int64_t b = 0; b < B; b++)
             memcpy(bt.A + b * k * m->n_out, C, (size_t)(k * m->n_out) * sizeof(double));
         batch_backward(&bt, m->n_layers - 1, R, bt.rbox, bt.A, bt.A2, bt.cb, bt.er, bt.mz, bt.w,
-                       lb, A_in);
+                       lb, A_in, NULL, NULL);
+        if (alpha_iters > 0)
+            rc = optimise_alpha(&bt, C, k, alpha_iters, lb, e);
     }
 out:
     free(buf), free(ptrs), free(ibuf);

@@ -56,9 +56,11 @@ void bnd_mlp_free(bnd_mlp *m);
 int64_t bnd_mlp_n_in(const bnd_mlp *m);
 /* Lower bounds lb (B x k) of the k objectives C·y (C: k x n_out, shared) over
  * each of the B boxes [lo, hi] (B x n_in each); A_in (B·k x n_in, may be NULL)
- * gets the input coefficients of each lower bound's linear function. */
+ * gets the input coefficients of each CROWN lower bound's linear function.
+ * alpha_iters > 0: then that many alpha-CROWN iterations on the objective
+ * rows' ReLU slopes (never looser than CROWN: the best bound is kept). */
 int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
-                  const double *C, double *lb, double *A_in, err *e);
+                  const double *C, int alpha_iters, double *lb, double *A_in, err *e);
 /* Plain double forward pass of B points x (B x n_in) -> y (B x n_out). */
 int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e);
 
