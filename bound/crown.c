@@ -31,6 +31,7 @@ typedef struct {
     double **A;   /* per layer, NULL when not reached */
     double *cb, *er;
     const double *const *alpha; /* optional per-row lower slopes, per layer */
+    double *const *save;        /* optional: per layer, gets a copy of A_i */
 } bwd;
 
 static int oom(bwd *b, err *e)
@@ -284,8 +285,14 @@ static int concretize(bwd *b, int i, err *e)
 int bnd_backward(bnd_net *net, int start, int64_t k, const double *A0, int stop_at_act,
                  const double *const *alpha, double *lbv, err *e)
 {
+    return bnd_backward_save(net, start, k, A0, stop_at_act, alpha, NULL, lbv, e);
+}
+
+int bnd_backward_save(bnd_net *net, int start, int64_t k, const double *A0, int stop_at_act,
+                      const double *const *alpha, double *const *save, double *lbv, err *e)
+{
     int nl = net->n_layers;
-    bwd b = {net, k, NULL, NULL, NULL, alpha};
+    bwd b = {net, k, NULL, NULL, NULL, alpha, save};
     b.A = calloc((size_t)nl, sizeof(double *));
     b.cb = calloc((size_t)(k ? k : 1), sizeof(double));
     b.er = calloc((size_t)(k ? k : 1), sizeof(double));
@@ -304,6 +311,8 @@ int bnd_backward(bnd_net *net, int start, int64_t k, const double *A0, int stop_
     for (int i = start; i >= 0 && rc == 0; i--) {
         if (!b.A[i])
             continue;
+        if (save && save[i])
+            memcpy(save[i], b.A[i], (size_t)(k * net->layers[i].size) * sizeof(double));
         bnd_layer_kind kind = net->layers[i].kind;
         if (kind == BND_L_INPUT || (kind == BND_L_ACT && stop_at_act))
             rc = concretize(&b, i, e);

@@ -175,6 +175,11 @@ int bnd_act_relax(bnd_net *n, int i, err *e);
  * whose lower line through the origin may take any such slope). */
 int bnd_backward(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
                  const double *const *alpha, double *lbv, err *e);
+/* bnd_backward that also copies, for each layer i with save[i] != NULL,
+ * the coefficients A_i (k x size) reaching it (for alpha-CROWN's gradient).
+ * A layer never reached keeps its save[i] contents. */
+int bnd_backward_save(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
+                      const double *const *alpha, double *const *save, double *lbv, err *e);
 /* The same without alpha, in row blocks bounding memory (BND_MAX_A_ENTRIES). */
 #define BND_MAX_A_ENTRIES ((int64_t)1 << 24)
 int bnd_backward_rows(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
