@@ -1,16 +1,15 @@
 /* verify.c: the verification procedure behind `verify`.
  *
  * 1. A quick attack on every region (counterexamples are common and cheap).
- * 2. A strategy chosen from the property's shape:
+ * 2. A strategy chosen from the property's shape (or --strategy):
  *    - few inputs (n_x <= max_split_inputs): input-split branch and bound
  *      (input_split.c), complete up to the timeout;
  *    - otherwise refutation: CROWN bounds of every clause row over every
  *      region's box; a clause is refuted when some row's lower bound exceeds
  *      its threshold (the row can never hold, so the conjunction cannot).
- *      All refuted -> unsat; otherwise a longer attack with the time that
- *      is left -> sat or unknown.
- * New strategies (ReLU splitting) slot in as one more function of the same
- * shape: (g, p, o, deadline, res, e) -> res->answer. */
+ *      All refuted -> unsat; else ReLU-split branch and bound (relu_split.c)
+ *      on ReLU networks, and a longer attack with the time that is left.
+ * Each strategy is one function (g, p, o, deadline, res, e) -> res->answer. */
 #include "bab.h"
 #include "internal.h"
 
@@ -110,7 +109,65 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
     return rc;
 }
 
-/* Refutation by CROWN bounds per region, then a longer attack. */
+/* The automatic strategy choice: ReLU splitting for networks with ReLUs and
+ * a high-dimensional input (where input splitting cannot scale). */
+static int choose_relu_split(const bnd_net *net, const spec_property *p, const bab_opts *o)
+{
+    if (o->strategy == BAB_STRATEGY_RELU)
+        return bnd_relu_count(net) > 0;
+    if (o->strategy != BAB_STRATEGY_AUTO)
+        return 0;
+    return p->n_x > 16 && bnd_relu_count(net) > 0;
+}
+
+/* ReLU-split BaB on every region (region_refuted already failed on some). */
+static int relu_split_strategy(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                               double deadline, bab_result *res, err *e)
+{
+    bab_relu_opts ro;
+    bab_relu_opts_default(&ro);
+    ro.deadline = deadline;
+    ro.verbose = o->verbose;
+    if (o->branching == 2)
+        ro.branching = BAB_BRANCH_FSB;
+    /* experiment overrides (documented in docs/relu_bab.md) */
+    const char *ev = getenv("NNV_RELU_INTERM");
+    if (ev)
+        ro.interm = atoi(ev);
+    if ((ev = getenv("NNV_BETA_ITERS")))
+        ro.beta_iters = atoi(ev);
+    if ((ev = getenv("NNV_ALPHA")))
+        ro.alpha = atoi(ev);
+    if ((ev = getenv("NNV_FSB_K")))
+        ro.fsb_k = atoi(ev);
+    bab_answer all = BAB_UNSAT;
+    for (int r = 0; r < p->n_regions; r++) {
+        bab_answer a;
+        int rc = bab_relu_split(g, p, r, &ro, &a, res->x, &res->n_domains, &res->n_evals, e);
+        if (rc < 0)
+            return rc;
+        if (a == BAB_SAT) {
+            res->region = r;
+            rc = bab_check_counterexample(g, p, r, res->x, res->y, e);
+            if (rc < 0)
+                return rc;
+            if (rc == 1) {
+                res->answer = BAB_SAT;
+                return 0;
+            }
+            a = BAB_UNKNOWN;
+        }
+        if (a != BAB_UNSAT)
+            all = a == BAB_TIMEOUT ? BAB_TIMEOUT : (all == BAB_UNSAT ? a : all);
+        if (all == BAB_TIMEOUT)
+            break;
+    }
+    res->answer = all;
+    return 0;
+}
+
+/* Refutation by CROWN bounds per region; then ReLU splitting where it
+ * applies, then a longer attack. */
 static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_opts *o,
                            double deadline, bab_result *res, err *e)
 {
@@ -139,11 +196,22 @@ static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_
         if (rc == 0)
             all_refuted = 0;
     }
+    int use_relu = net && choose_relu_split(net, p, o);
     bnd_net_free(net);
     res->t_bound += clock_now() - tb;
     if (all_refuted) {
         res->answer = BAB_UNSAT;
         return 0;
+    }
+    if (use_relu) {
+        double tr = clock_now();
+        res->strategy = "relu-split";
+        rc = relu_split_strategy(g, p, o, deadline, res, e);
+        res->t_bound += clock_now() - tr;
+        if (rc < 0)
+            return rc;
+        if (res->answer == BAB_UNSAT || res->answer == BAB_SAT)
+            return 0;
     }
 
     /* a longer attack with what is left (bounded so `unknown` comes soon) */
@@ -201,7 +269,9 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
 
     /* 2. a strategy */
     int max_split = o->max_split_inputs ? o->max_split_inputs : 20;
-    if (p->n_x <= max_split) {
+    int input_split = o->strategy == BAB_STRATEGY_INPUT ||
+                      (o->strategy == BAB_STRATEGY_AUTO && p->n_x <= max_split);
+    if (input_split) {
         res->strategy = "input-split";
         rc = bab_input_split(g, p, o, deadline, res, e);
         if (rc == ERR_UNSUP) { /* no bounds for this graph: fall back */

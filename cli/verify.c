@@ -14,6 +14,7 @@
 static const char usage[] =
     "usage: verify MODEL SPEC [--timeout S] [--result FILE] [--seed N] [--stats] [--verbose]\n"
     "       [--threads N] [--batch B] [--split smear|width|mix]\n"
+    "              [--strategy auto|input|relu|none] [--branching fsb|babsr]\n"
     "       verify --bounds ibp|crown MODEL SPEC\n"
     "       verify --eval MODEL          (input vectors on stdin, one per line)\n"
     "       verify --check RESULT MODEL SPEC   (re-check a sat result file's counterexample)\n"
@@ -276,6 +277,26 @@ int main(int argc, char **argv)
                 o.split = BAB_SPLIT_MIX;
             else
                 return fail("--split takes smear, width or mix");
+        } else if (strcmp(a, "--strategy") == 0 && has_next) {
+            const char *v = argv[++i];
+            if (strcmp(v, "auto") == 0)
+                o.strategy = BAB_STRATEGY_AUTO;
+            else if (strcmp(v, "input") == 0)
+                o.strategy = BAB_STRATEGY_INPUT;
+            else if (strcmp(v, "relu") == 0)
+                o.strategy = BAB_STRATEGY_RELU;
+            else if (strcmp(v, "none") == 0)
+                o.strategy = BAB_STRATEGY_NONE;
+            else
+                return fail("--strategy takes auto, input, relu or none");
+        } else if (strcmp(a, "--branching") == 0 && has_next) {
+            const char *v = argv[++i];
+            if (strcmp(v, "fsb") == 0)
+                o.branching = 2;
+            else if (strcmp(v, "babsr") == 0)
+                o.branching = 1;
+            else
+                return fail("--branching takes fsb or babsr");
         } else if (strcmp(a, "--verbose") == 0) {
             o.verbose = 1;
         } else if (a[0] == '-' && a[1]) {
