@@ -73,7 +73,10 @@ static int mlp_linear(const bnd_net *net, const bnd_layer *S, mlp_layer *l, err 
                        net->source, (long long)n, (long long)ni);
     l->n = n, l->n_in = ni;
     size_t sz = (size_t)(n * ni);
-    double *eye = calloc(sz, sizeof(double)), *Jt = malloc(sz * sizeof(double));
+    if (ni * ni > MLP_MAX_DENSE)
+        return err_set(e, ERR_UNSUP, "%s: batch bounds: layer input %lld too wide", net->source,
+                       (long long)ni);
+    double *eye = calloc((size_t)(ni * ni), sizeof(double)), *Jt = malloc(sz * sizeof(double));
     l->W = malloc(sz * sizeof(double)), l->Wp = malloc(sz * sizeof(double));
     l->Wn = malloc(sz * sizeof(double)), l->Wabs = malloc(sz * sizeof(double));
     l->bias = calloc((size_t)n, sizeof(double));
@@ -240,6 +243,45 @@ static void concretize_fn(const batch *bt, int64_t n, const double *F, int upper
         }
 }
 
+/* Meet layer i+1's interval (linear layer i) with interval arithmetic on
+ * layer i's: centre c, radius r, out = W c + b ± (|W| r + E) with the
+ * rounding E = g·(|W|(|c| + r) + |b|) + bias_err. */
+static void ibp_meet(batch *bt, int i, double *M, double *Ew)
+{
+    const mlp_layer *l = &bt->m->L[i];
+    int64_t B = bt->B, n = l->n, ni = l->n_in;
+    double *c = malloc((size_t)(3 * B * ni + 3 * B * n) * sizeof(double));
+    if (!c)
+        return; /* optional tightening: skipping it stays sound */
+    double *r = c + B * ni, *a = r + B * ni, *zc = a + B * ni, *zr = zc + B * n, *za = zr + B * n;
+    bnd_center_radius(B * ni, bt->lo[i], bt->hi[i], c, r);
+    for (int64_t t = 0; t < B * ni; t++)
+        a[t] = fabs(c[t]) + r[t];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)n, (int)ni, 1.0, c, (int)ni,
+                l->W, (int)ni, 0.0, zc, (int)n);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)n, (int)ni, 1.0, r, (int)ni,
+                l->Wabs, (int)ni, 0.0, zr, (int)n);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)n, (int)ni, 1.0, a, (int)ni,
+                l->Wabs, (int)ni, 0.0, za, (int)n);
+    double *lo = bt->lo[i + 1], *hi = bt->hi[i + 1];
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t o = 0; o < n; o++) {
+            int64_t t = b * n + o;
+            double E = l->g_fwd * (za[t] + fabs(l->bias[o]) + zr[t]);
+            if (l->bias_err)
+                E += l->bias_err[o];
+            E = bnd_safe(E);
+            double v = zc[t] + l->bias[o];
+            double L = bnd_down(v - zr[t] - E), U = bnd_up(v + zr[t] + E);
+            if (L > lo[t])
+                lo[t] = L;
+            if (U < hi[t])
+                hi[t] = U;
+        }
+    free(c);
+    (void)M, (void)Ew;
+}
+
 static int batch_forward(batch *bt, double *M, double *Ew, err *e)
 {
     double *FL = bt->FL[0], *FU = bt->FU[0], *magL = bt->mL[0], *magU = bt->mU[0];
@@ -320,6 +362,8 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
         /* the new layer's interval and magnitudes */
         concretize_fn(bt, n, GL, 0, bt->lo[i + 1], bt->mL[i + 1]);
         concretize_fn(bt, n, GU, 1, bt->hi[i + 1], bt->mU[i + 1]);
+        if (!l->relu) /* IBP may be tighter than the functions' extremes */
+            ibp_meet(bt, i, M, Ew);
         if (!l->relu && i + 1 < m->n_layers && m->L[i + 1].relu)
             refine_preact(bt, i);
         if (l->relu) /* the interval rule may be tighter */

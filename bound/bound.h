@@ -45,6 +45,12 @@ void bnd_set_interm(bnd_net *n, bnd_interm mode);
  * layers keep their IBP bounds. */
 void bnd_set_crown_max_rows(bnd_net *n, int64_t rows);
 
+/* alpha-CROWN lower bounds lb (k) of the rows of C·y over [lo, hi]: the
+ * lower slopes of unstable ReLUs optimised per row for `iters` steps from
+ * CROWN's; never looser than CROWN (alpha.c). */
+int bnd_alpha_crown(bnd_net *n, const double *lo, const double *hi, const double *C, int k,
+                    int iters, double *lb, err *e);
+
 /* Batched bounds for chain networks (dense linear layers and ReLUs only,
  * e.g. Gemm/ReLU MLPs): forward linear relaxation for the intermediate
  * bounds, CROWN backward for the objectives (batch.c). A bnd_mlp is
