@@ -31,6 +31,7 @@ typedef struct rdom {
     int64_t branch;      /* neuron to split next */
     bnd_split *splits;   /* ns */
     double *beta;        /* k x ns */
+    double *alpha;       /* k x nr lower slopes (warm start), or NULL */
     double *plo, *phi;   /* nr */
     uint8_t *open;       /* n_clauses: 1 while the clause is not refuted */
     size_t bytes;
@@ -101,10 +102,11 @@ static rdom *heap_pop(shared *s)
     return top;
 }
 
-static rdom *dom_new(int ns, int k, int64_t nr, int nc)
+static rdom *dom_new(int ns, int k, int64_t nr, int nc, int with_alpha)
 {
+    size_t na = with_alpha ? (size_t)k * (size_t)nr : 0;
     size_t bytes = sizeof(rdom) + (size_t)ns * sizeof(bnd_split) +
-                   ((size_t)k * (size_t)ns + 2 * (size_t)nr) * sizeof(double) + (size_t)nc;
+                   ((size_t)k * (size_t)ns + 2 * (size_t)nr + na) * sizeof(double) + (size_t)nc;
     rdom *d = calloc(1, bytes);
     if (!d)
         return NULL;
@@ -113,7 +115,10 @@ static rdom *dom_new(int ns, int k, int64_t nr, int nc)
     d->beta = (double *)(d + 1);
     d->plo = d->beta + (size_t)k * (size_t)ns;
     d->phi = d->plo + nr;
-    d->splits = (bnd_split *)(d->phi + nr);
+    d->alpha = na ? d->phi + nr : NULL;
+    for (size_t q = 0; q < na; q++)
+        d->alpha[q] = -1; /* CROWN's slope */
+    d->splits = (bnd_split *)(d->phi + nr + na);
     d->open = (uint8_t *)(d->splits + ns);
     memset(d->open, 1, (size_t)nc);
     d->branch = -1;
@@ -125,7 +130,7 @@ typedef struct worker {
     shared *s;
     bnd_net *net;
     double *lb, *A, *xs, *tscore, *y;
-    double *Cc, *dc, *lbc, *Ac, *xsc;  /* compressed rows (bound_rows) */
+    double *Cc, *dc, *lbc, *Ac, *xsc, *alc;  /* compressed rows (bound_rows) */
     int *rmap, *cmap, *clc;
     int64_t *top;
     int8_t *side;
@@ -163,7 +168,8 @@ static double worst_margin(const shared *s, const double *lb, int *row)
  * stay verified in sub-domains): lb of closed rows is +inf; beta (k x ns),
  * A (k x nr) and xs (k x n_in) are read/written at the full row positions. */
 static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int iters,
-                      double *beta, double *plo, double *phi, double *A, double *xs, err *e)
+                      double *beta, double *alpha, double *plo, double *phi, double *A, double *xs,
+                      err *e)
 {
     shared *s = w->s;
     int k = s->k, kc = 0, nc = 0, ns = dom->n_splits;
@@ -182,11 +188,16 @@ static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int
     double *bc = malloc((size_t)(kc ? kc : 1) * (size_t)(ns ? ns : 1) * sizeof(double));
     if (!bc)
         return err_set(e, ERR_NOMEM, "verify: out of memory");
-    for (int r = 0; r < kc; r++)
+    size_t nr = (size_t)s->nr;
+    for (int r = 0; r < kc; r++) {
         memcpy(bc + (size_t)r * (size_t)ns, beta + (size_t)w->rmap[r] * (size_t)ns, (size_t)ns * sizeof(double));
+        if (alpha)
+            memcpy(w->alc + (size_t)r * nr, alpha + (size_t)w->rmap[r] * nr, nr * sizeof(double));
+    }
     bnd_beta_opts bo = {.iters = iters, .lr = s->o->beta_lr, .alpha = s->o->alpha,
                         .alpha_lr = s->o->alpha_lr, .d = w->dc, .clause = w->clc, .n_clauses = nc};
-    bnd_beta_out out = {w->lbc, bc, plo, phi, A ? w->Ac : NULL, xs ? w->xsc : NULL};
+    bnd_beta_out out = {.lb = w->lbc, .beta = bc, .alpha = alpha ? w->alc : NULL, .plo = plo,
+                        .phi = phi, .A_relu = A ? w->Ac : NULL, .x_star = xs ? w->xsc : NULL};
     int rc = bnd_beta_bound(w->net, dom, w->Cc, kc, &bo, &out, e);
     if (rc >= 0) {
         for (int q = 0; q < k; q++)
@@ -195,6 +206,8 @@ static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int
             int q = w->rmap[r];
             w->lb[q] = w->lbc[r];
             memcpy(beta + (size_t)q * (size_t)ns, bc + (size_t)r * (size_t)ns, (size_t)ns * sizeof(double));
+            if (alpha && rc == 0)
+                memcpy(alpha + (size_t)q * nr, w->alc + (size_t)r * nr, nr * sizeof(double));
             if (A && rc == 0)
                 memcpy(A + (size_t)q * (size_t)s->nr, w->Ac + (size_t)r * (size_t)s->nr, (size_t)s->nr * sizeof(double));
             if (xs && rc == 0)
@@ -214,7 +227,7 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, plo, phi,
                       d->splits, d->ns, interm_from, interm_iters};
-    int rc = bound_rows(w, &dom, d->open, iters, d->beta, d->plo, d->phi, w->A, w->xs, e);
+    int rc = bound_rows(w, &dom, d->open, iters, d->beta, d->alpha, d->plo, d->phi, w->A, w->xs, e);
     if (rc < 0)
         return rc;
     if (rc == 1) {
@@ -273,7 +286,7 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
     d->branch = nt > 0 ? w->top[0] : -1;
     if (nt > 1) {
         /* filtered smart branching: one cheap pass per child of each candidate */
-        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses);
+        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses, s->o->alpha);
         if (!c)
             return err_set(e, ERR_NOMEM, "verify: out of memory");
         double best = -INFINITY;
@@ -288,7 +301,9 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
                     c->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
                 }
                 bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX, 0};
-                rc = bound_rows(w, &cd, d->open, 0, c->beta, NULL, NULL, NULL, NULL, e);
+                if (c->alpha)
+                    memcpy(c->alpha, d->alpha, (size_t)s->k * (size_t)s->nr * sizeof(double));
+                rc = bound_rows(w, &cd, d->open, 0, c->beta, c->alpha, NULL, NULL, NULL, NULL, e);
                 int r2;
                 double m = rc == 1 ? INFINITY : worst_margin(s, w->lb, &r2);
                 if (m < worst)
@@ -315,7 +330,7 @@ static int leaf_lp(worker *w, rdom *d, err *e)
                       d->splits, d->ns, INT_MAX, 0};
     bnd_beta_opts bo = {0};
     double lb;
-    bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
+    bnd_beta_out out = {.lb = &lb};
     int rc = bnd_beta_bound(w->net, &dom, s->C, 1, &bo, &out, e); /* loads the bounds */
     if (rc != 0)
         return rc < 0 ? rc : 0;
@@ -366,13 +381,15 @@ static int expand(worker *w, rdom *d, rdom **kids, err *e)
         return leaf_lp(w, d, e);
     int interm_from = s->o->interm ? relu_layer_of(s, d->branch) + 1 : INT_MAX;
     for (int sd = 1; sd >= -1; sd -= 2) {
-        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses);
+        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses, s->o->alpha);
         if (!c) {
             err_set(e, ERR_NOMEM, "verify: out of memory");
             return ERR_NOMEM;
         }
         c->depth = d->depth + 1;
         memcpy(c->open, d->open, (size_t)s->n_clauses);
+        if (c->alpha)
+            memcpy(c->alpha, d->alpha, (size_t)s->k * (size_t)s->nr * sizeof(double));
         memcpy(c->splits, d->splits, (size_t)d->ns * sizeof(bnd_split));
         c->splits[d->ns] = (bnd_split){d->branch, sd};
         for (int q = 0; q < s->k; q++) {
@@ -486,12 +503,13 @@ static int worker_init(worker *w, shared *s, err *e)
     w->dc = malloc(k * sizeof(double));
     w->lbc = malloc(k * sizeof(double));
     w->Ac = malloc(k * (size_t)(s->nr ? s->nr : 1) * sizeof(double));
+    w->alc = malloc(k * (size_t)(s->nr ? s->nr : 1) * sizeof(double));
     w->xsc = malloc(k * (size_t)s->n_in * sizeof(double));
     w->rmap = malloc(k * sizeof(int));
     w->clc = malloc(k * sizeof(int));
     w->cmap = malloc((size_t)(s->n_clauses ? s->n_clauses : 1) * sizeof(int));
     if (!w->y || !w->lb || !w->A || !w->xs || !w->top || !w->tscore || !w->side || !w->Cc || !w->dc ||
-        !w->lbc || !w->Ac || !w->xsc || !w->rmap || !w->clc || !w->cmap)
+        !w->lbc || !w->Ac || !w->alc || !w->xsc || !w->rmap || !w->clc || !w->cmap)
         return err_set(e, ERR_NOMEM, "verify: out of memory");
     return 0;
 }
@@ -500,7 +518,7 @@ static void worker_free(worker *w)
 {
     bnd_net_free(w->net);
     free(w->lb), free(w->A), free(w->xs), free(w->top), free(w->tscore), free(w->side), free(w->y);
-    free(w->Cc), free(w->dc), free(w->lbc), free(w->Ac), free(w->xsc), free(w->rmap), free(w->clc),
+    free(w->Cc), free(w->dc), free(w->lbc), free(w->Ac), free(w->alc), free(w->xsc), free(w->rmap), free(w->clc),
         free(w->cmap);
 }
 
@@ -579,7 +597,7 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
     }
     bnd_relu_layers(ws[0].net, s.starts);
     /* the root: CROWN intermediate bounds, beta-free */
-    rdom *root = dom_new(0, s.k, s.nr, s.n_clauses);
+    rdom *root = dom_new(0, s.k, s.nr, s.n_clauses, o->alpha);
     if (!root) {
         rc = err_set(e, ERR_NOMEM, "verify: out of memory");
         goto done_sync;

@@ -136,6 +136,8 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
         ro.interm = atoi(ev);
     if ((ev = getenv("NNV_BETA_ITERS")))
         ro.beta_iters = atoi(ev);
+    if ((ev = getenv("NNV_THREADS")))
+        ro.threads = atoi(ev);
     if ((ev = getenv("NNV_ROOT_ITERS")))
         ro.root_interm_iters = atoi(ev);
     if ((ev = getenv("NNV_INTERM_ITERS")))

@@ -162,7 +162,7 @@ static int refine_opt(bnd_net *net, const relu_map *m, const bnd_domain *dom, co
             q++;
         }
     bnd_beta_opts o = {.iters = dom->interm_iters, .lr = 0.05, .alpha = 1, .alpha_lr = 0.1};
-    bnd_beta_out bo = {lb, beta, NULL, NULL, NULL, NULL};
+    bnd_beta_out bo = {.lb = lb, .beta = beta};
     rc = opt_bound(net, m, side, dom, i, A0, (int)(2 * ku), &o, &bo, e);
     for (int64_t q = 0; rc == 0 && q < ku; q++) {
         int64_t t = idx[q];
@@ -325,8 +325,11 @@ static int opt_bound(bnd_net *net, const relu_map *mp, const int8_t *side, const
             if (!alpha[i] || !am[i] || !av[i])
                 rc = -1;
             else
-                for (size_t q = 0; q < sz; q++)
-                    alpha[i][q] = L->lw[q % (size_t)L->size];
+                for (size_t q = 0; q < sz; q++) {
+                    size_t j = q % (size_t)L->size, r = q / (size_t)L->size;
+                    double a0 = out->alpha ? out->alpha[r * (size_t)nr + (size_t)mp->start_of[i] + j] : NAN;
+                    alpha[i][q] = a0 >= 0 && a0 <= 1 ? a0 : L->lw[j]; /* warm start or CROWN */
+                }
         }
     }
     for (int64_t q = 0; q < ns && rc == 0; q++) {
@@ -377,6 +380,12 @@ static int opt_bound(bnd_net *net, const relu_map *mp, const int8_t *side, const
             out->lb[r] = lbv[r];
             memcpy(best_beta + (size_t)r * (size_t)ns, beta + (size_t)r * (size_t)ns,
                    (size_t)ns * sizeof(double));
+            for (int i = 0; use_alpha && out->alpha && i < start; i++)
+                if (alpha[i]) {
+                    int64_t n = net->layers[i].size;
+                    memcpy(out->alpha + r * nr + mp->start_of[i], alpha[i] + r * n,
+                           (size_t)n * sizeof(double));
+                }
             if (out->x_star)
                 memcpy(out->x_star + r * n_in, xs + r * n_in, (size_t)n_in * sizeof(double));
             for (int i = 0; out->A_relu && i < nl; i++)

@@ -104,7 +104,7 @@ typedef struct bnd_beta_opts {
     int iters;           /* projected gradient steps on beta (0: one pass) */
     double lr;           /* Adam step size */
     int alpha;           /* also optimise the lower slopes of unstable ReLUs
-                            (per row, from CROWN's adaptive slope; not kept) */
+                            (per row; start from out->alpha or CROWN's slope) */
     double alpha_lr;
     /* early stop: rows grouped into clauses (clause[q], n_clauses groups);
      * stop once every clause has a row with lb > d. NULL: never early */
@@ -116,6 +116,8 @@ typedef struct bnd_beta_opts {
 typedef struct bnd_beta_out {
     double *lb;          /* k: sound lower bounds of the rows of C */
     double *beta;        /* k x n_splits, in: start (NULL = 0), out: best */
+    double *alpha;       /* k x n_relu, in: start (entries outside [0,1]: CROWN's
+                            slope), out: best (with opts.alpha), or NULL */
     double *plo, *phi;   /* n_relu out: the domain's pre-activation bounds, or NULL */
     double *A_relu;      /* k x n_relu out: coefficients at the ReLU outputs at
                             the best iterate (for branching), or NULL */

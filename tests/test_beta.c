@@ -55,11 +55,11 @@ Test(beta, sound_under_sampling_with_random_splits)
         double C[2] = {1, -1}, lb0, lb, beta[6] = {0};
         bnd_domain dom = {lo, hi, plo, phi, s, ns, c % 3 == 0 ? 0 : 1 << 30, c % 4 == 0 ? 10 : 0};
         bnd_beta_opts o = {.iters = 0, .lr = 0.05};
-        bnd_beta_out out0 = {&lb0, NULL, NULL, NULL, NULL, NULL};
+        bnd_beta_out out0 = {.lb = &lb0};
         int rc0 = bnd_beta_bound(n, &dom, C, 1, &o, &out0, &e);
         o.iters = 30;
         o.alpha = c % 2, o.alpha_lr = 0.1; /* joint alpha on every other case */
-        bnd_beta_out out = {&lb, beta, qlo, qhi, NULL, NULL};
+        bnd_beta_out out = {.lb = &lb, .beta = beta, .plo = qlo, .phi = qhi};
         int rc = bnd_beta_bound(n, &dom, C, 1, &o, &out, &e);
         cr_assert(rc >= 0 && rc0 >= 0, "%s", e.msg);
         cr_assert(lb >= lb0, "the best iterate is kept: %g < %g", lb, lb0);
@@ -106,7 +106,7 @@ Test(beta, never_above_the_lp_optimum_of_the_same_relaxation)
         double C[2] = {1, -1}, lb, beta[4] = {0};
         bnd_domain dom = {lo, hi, plo, phi, s, ns, 1 << 30, 0};
         bnd_beta_opts o = {.iters = 50, .lr = 0.05, .alpha = c % 2, .alpha_lr = 0.1};
-        bnd_beta_out out = {&lb, beta, NULL, NULL, NULL, NULL};
+        bnd_beta_out out = {.lb = &lb, .beta = beta};
         int rc = bnd_beta_bound(n, &dom, C, 1, &o, &out, &e);
         cr_assert(rc >= 0, "%s", e.msg);
         if (rc == 1)
@@ -138,7 +138,7 @@ Test(beta, contradictory_split_is_an_empty_domain)
     double C[2] = {1, -1}, lb;
     bnd_domain dom = {lo, hi, plo, phi, &s, 1, 1 << 30, 0};
     bnd_beta_opts o = {.iters = 5, .lr = 0.05};
-    bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
+    bnd_beta_out out = {.lb = &lb};
     cr_assert_eq(bnd_beta_bound(n, &dom, C, 1, &o, &out, &e), 1);
     cr_assert(isinf(lb) && lb > 0);
     s.neuron = 99;
