@@ -20,7 +20,7 @@
 #include "../tests/stress_gen.h"
 
 /* The network size for a seed: mostly tiny, every 8th medium. */
-static int size_class;
+static int size_class, trace;
 
 static sg_opts opts_for(uint64_t seed)
 {
@@ -43,6 +43,8 @@ static int worker(int w, int jobs, int64_t n, int samples, uint64_t first, int b
         sg_opts o = opts_for(seed);
         if (sg_check_case(seed, &o, samples, &st, stderr) != 0)
             errors++;
+        if (trace)
+            fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
         if (bab_every > 0 && i % bab_every == 0 && sg_check_bab(seed, 2000, &st, stderr) != 0)
             errors++;
         if (i % 4 == 0 && sg_check_exact(seed, &st, stderr) != 0)
@@ -73,6 +75,7 @@ int main(int argc, char **argv)
     }
     const char *sz = getenv("STRESS_SIZE");
     size_class = sz ? atoi(sz) : 0;
+    trace = getenv("STRESS_TRACE") != NULL; /* each seed on stderr, to find a crash */
     openblas_set_num_threads(1);
     double t0 = clock_now();
     int fds[64];
