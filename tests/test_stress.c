@@ -201,14 +201,14 @@ Test(stress, regression_avgpool_dilated_count_include_pad)
     nn_graph_free(g);
 }
 
-/* KNOWN BUG (stress seeds 4009299, 4018107 and others; FAILS until fixed):
+/* FIXED (was: stress seeds 4009299, 4018107 and others):
  * bound/conv.c:134 lowers a Conv whose kernel covers the whole input
  * (group 1, one output position, no begin pads) as a dense layer, but the
  * test ignores dilations: with kernel 2, dilation 2 on an input of width 2
  * and pads (0, 1) the taps are x0 and a pad, y = w0·x0 = 1, while the dense
  * layer computes w0·x0 + w1·x1 = 1 + 11·2 = 23. Fix: add
  * `w.dh == 1 && w.dw == 1` to the condition (commit 68648c5 introduced it). */
-Test(stress, known_bug_conv_whole_input_kernel_dilated)
+Test(stress, fixed_conv_whole_input_kernel_dilated)
 {
     err e = {0};
     nn_graph *g = nn_graph_new("conv.onnx");
@@ -227,7 +227,7 @@ Test(stress, known_bug_conv_whole_input_kernel_dilated)
     point_bounds_contain_eval(g, xv);
 }
 
-/* KNOWN BUG (stress seed 5072101; CRASHES until fixed): a LINEAR layer whose
+/* FIXED (was: stress seed 5072101, a crash): a LINEAR layer whose
  * two inputs are the same layer (a residual x + x, written Add(h, h)) makes
  * bound/lp.c build() (the row loop near line 163) emit the same column twice
  * in one row; glp_set_mat_row (add_row, line 77) rejects duplicate indices
@@ -237,7 +237,7 @@ Test(stress, known_bug_conv_whole_input_kernel_dilated)
  * is sat: x = (1, 0.5) gives y0 = relu(2.5) - relu(0) = 2.5. */
 #include "../bab/bab.h"
 
-Test(stress, known_bug_lp_duplicate_columns_abort, .timeout = 30)
+Test(stress, fixed_lp_duplicate_columns_abort, .timeout = 30)
 {
     err e = {0};
     nn_graph *g = nn_graph_new("dup.onnx");
