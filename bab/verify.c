@@ -1,11 +1,17 @@
 /* verify.c: the verification procedure behind `verify`.
  *
  * 1. A quick attack on every region (counterexamples are common and cheap).
- * 2. CROWN bounds of every clause row over every region's box: a clause is
- *    refuted when some row's lower bound exceeds its threshold (the row can
- *    never hold, so the conjunction cannot). All refuted -> unsat.
- * 3. Otherwise a longer attack with the time that is left -> sat or unknown. */
+ * 2. A strategy chosen from the property's shape (or --strategy):
+ *    - few inputs (n_x <= max_split_inputs): input-split branch and bound
+ *      (input_split.c), complete up to the timeout;
+ *    - otherwise refutation: CROWN bounds of every clause row over every
+ *      region's box; a clause is refuted when some row's lower bound exceeds
+ *      its threshold (the row can never hold, so the conjunction cannot).
+ *      All refuted -> unsat; else ReLU-split branch and bound (relu_split.c)
+ *      on ReLU networks, and a longer attack with the time that is left.
+ * Each strategy is one function (g, p, o, deadline, res, e) -> res->answer. */
 #include "bab.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +35,7 @@ void bab_opts_default(bab_opts *o)
     memset(o, 0, sizeof *o);
     o->timeout = 0;
     o->seed = 1;
+    o->split = BAB_SPLIT_MIX;
 }
 
 void bab_result_free(bab_result *r)
@@ -102,41 +109,78 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
     return rc;
 }
 
-int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
-               bab_result *res, err *e)
+/* The automatic strategy choice: ReLU splitting for networks with ReLUs and
+ * a high-dimensional input (where input splitting cannot scale). */
+static int choose_relu_split(const bnd_net *net, const spec_property *p, const bab_opts *o)
 {
-    double t0 = clock_now();
-    double deadline = o->timeout > 0 ? t0 + o->timeout : 0;
-    memset(res, 0, sizeof *res);
-    res->answer = BAB_UNKNOWN;
-    res->n_x = p->n_x;
-    res->n_y = p->n_y;
-    if (p->n_x != nn_input_size(g) || p->n_y != nn_output_size(g))
-        return err_set(e, ERR_SHAPE, "%s: the property has %lld inputs and %lld outputs, the network %lld and %lld",
-                       g->source, (long long)p->n_x, (long long)p->n_y,
-                       (long long)nn_input_size(g), (long long)nn_output_size(g));
-    res->x = calloc((size_t)p->n_x, sizeof *res->x);
-    res->y = calloc((size_t)p->n_y, sizeof *res->y);
-    if (!res->x || !res->y)
-        return err_set(e, ERR_NOMEM, "verify: out of memory");
+    if (o->strategy == BAB_STRATEGY_RELU)
+        return bnd_relu_count(net) > 0;
+    if (o->strategy != BAB_STRATEGY_AUTO)
+        return 0;
+    return p->n_x > 16 && bnd_relu_count(net) > 0;
+}
 
-    /* 1. quick attack */
-    bab_attack_opts ao = { .deadline = deadline, .restarts = 2, .steps = 10,
-                           .samples = p->n_x <= 16 ? 1000 : 50, .seed = o->seed };
-    int rc = attack_all(g, p, &ao, res, e);
-    res->t_attack = clock_now() - t0;
-    if (rc < 0)
-        return rc;
-    if (rc == 1) {
-        res->answer = BAB_SAT;
-        goto done;
+/* ReLU-split BaB on every region (region_refuted already failed on some). */
+static int relu_split_strategy(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                               double deadline, bab_result *res, err *e)
+{
+    bab_relu_opts ro;
+    bab_relu_opts_default(&ro);
+    ro.deadline = deadline;
+    ro.verbose = o->verbose;
+    if (o->branching == 2)
+        ro.branching = BAB_BRANCH_FSB;
+    /* experiment overrides (documented in docs/relu_bab.md) */
+    const char *ev = getenv("NNV_RELU_INTERM");
+    if (ev)
+        ro.interm = atoi(ev);
+    if ((ev = getenv("NNV_BETA_ITERS")))
+        ro.beta_iters = atoi(ev);
+    if ((ev = getenv("NNV_THREADS")))
+        ro.threads = atoi(ev);
+    if ((ev = getenv("NNV_ROOT_ITERS")))
+        ro.root_interm_iters = atoi(ev);
+    if ((ev = getenv("NNV_INTERM_ITERS")))
+        ro.interm_iters = atoi(ev);
+    if ((ev = getenv("NNV_ALPHA")))
+        ro.alpha = atoi(ev);
+    if ((ev = getenv("NNV_FSB_K")))
+        ro.fsb_k = atoi(ev);
+    bab_answer all = BAB_UNSAT;
+    for (int r = 0; r < p->n_regions; r++) {
+        bab_answer a;
+        int rc = bab_relu_split(g, p, r, &ro, &a, res->x, &res->n_domains, &res->n_evals, e);
+        if (rc < 0)
+            return rc;
+        if (a == BAB_SAT) {
+            res->region = r;
+            rc = bab_check_counterexample(g, p, r, res->x, res->y, e);
+            if (rc < 0)
+                return rc;
+            if (rc == 1) {
+                res->answer = BAB_SAT;
+                return 0;
+            }
+            a = BAB_UNKNOWN;
+        }
+        if (a != BAB_UNSAT)
+            all = a == BAB_TIMEOUT ? BAB_TIMEOUT : (all == BAB_UNSAT ? a : all);
+        if (all == BAB_TIMEOUT)
+            break;
     }
+    res->answer = all;
+    return 0;
+}
 
-    /* 2. bounds */
+/* Refutation by CROWN bounds per region; then ReLU splitting where it
+ * applies, then a longer attack. */
+static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                           double deadline, bab_result *res, err *e)
+{
     double tb = clock_now();
     bnd_net *net = NULL;
     int all_refuted = 1;
-    rc = bnd_net_new(g, &net, e);
+    int rc = bnd_net_new(g, &net, e);
     if (rc == ERR_UNSUP) {
         if (o->verbose)
             fprintf(stderr, "verify: no bounds (%s); attacking only\n", e->msg);
@@ -158,30 +202,98 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
         if (rc == 0)
             all_refuted = 0;
     }
+    int use_relu = net && choose_relu_split(net, p, o);
     bnd_net_free(net);
-    res->t_bound = clock_now() - tb;
+    res->t_bound += clock_now() - tb;
     if (all_refuted) {
         res->answer = BAB_UNSAT;
-        goto done;
+        return 0;
+    }
+    if (use_relu) {
+        double tr = clock_now();
+        res->strategy = "relu-split";
+        rc = relu_split_strategy(g, p, o, deadline, res, e);
+        res->t_bound += clock_now() - tr;
+        if (rc < 0)
+            return rc;
+        if (res->answer == BAB_UNSAT || res->answer == BAB_SAT)
+            return 0;
     }
 
-    /* 3. a longer attack with what is left (bounded so `unknown` comes soon) */
+    /* a longer attack with what is left (bounded so `unknown` comes soon) */
     double ta = clock_now();
     double budget = 5.0;
     if (deadline > 0 && deadline - ta < budget)
         budget = deadline - ta;
-    ao.deadline = ta + (budget > 0 ? budget : 0);
-    ao.restarts = 20;
-    ao.steps = 50;
-    ao.samples = p->n_x <= 16 ? 20000 : 500;
-    ao.seed = o->seed + 1;
+    bab_attack_opts ao = { .deadline = ta + (budget > 0 ? budget : 0), .restarts = 20,
+                           .steps = 50, .samples = p->n_x <= 16 ? 20000 : 500,
+                           .seed = o->seed + 1 };
+    res->n_attacks++;
     rc = attack_all(g, p, &ao, res, e);
     res->t_attack += clock_now() - ta;
     if (rc < 0)
         return rc;
     if (rc == 1)
-        res->answer = BAB_SAT;
+        res->answer = BAB_SAT, res->n_attack_hits++;
     else if (clock_expired(deadline))
+        res->answer = BAB_TIMEOUT;
+    return 0;
+}
+
+int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
+               bab_result *res, err *e)
+{
+    double t0 = clock_now();
+    double deadline = o->timeout > 0 ? t0 + o->timeout : 0;
+    memset(res, 0, sizeof *res);
+    res->answer = BAB_UNKNOWN;
+    res->n_x = p->n_x;
+    res->n_y = p->n_y;
+    if (p->n_x != nn_input_size(g) || p->n_y != nn_output_size(g))
+        return err_set(e, ERR_SHAPE, "%s: the property has %lld inputs and %lld outputs, the network %lld and %lld",
+                       g->source, (long long)p->n_x, (long long)p->n_y,
+                       (long long)nn_input_size(g), (long long)nn_output_size(g));
+    res->x = calloc((size_t)p->n_x, sizeof *res->x);
+    res->y = calloc((size_t)p->n_y, sizeof *res->y);
+    if (!res->x || !res->y)
+        return err_set(e, ERR_NOMEM, "verify: out of memory");
+
+    /* 1. quick attack */
+    bab_attack_opts ao = { .deadline = deadline, .restarts = 2, .steps = 10,
+                           .samples = p->n_x <= 16 ? 1000 : 50, .seed = o->seed };
+    res->n_attacks++;
+    int rc = attack_all(g, p, &ao, res, e);
+    res->t_attack = clock_now() - t0;
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        res->answer = BAB_SAT;
+        res->n_attack_hits++;
+        res->strategy = "attack";
+        goto done;
+    }
+
+    /* 2. a strategy */
+    int max_split = o->max_split_inputs ? o->max_split_inputs : 20;
+    int input_split = o->strategy == BAB_STRATEGY_INPUT ||
+                      (o->strategy == BAB_STRATEGY_AUTO && p->n_x <= max_split);
+    if (input_split) {
+        res->strategy = "input-split";
+        rc = bab_input_split(g, p, o, deadline, res, e);
+        if (rc == ERR_UNSUP) { /* no bounds for this graph: fall back */
+            if (o->verbose)
+                fprintf(stderr, "verify: %s; refutation instead\n", e->msg);
+            rc = 0;
+            res->strategy = "refute";
+            rc = strategy_refute(g, p, o, deadline, res, e);
+        }
+    } else {
+        res->strategy = "refute";
+        rc = strategy_refute(g, p, o, deadline, res, e);
+    }
+    if (rc)
+        return rc;
+    if (res->answer == BAB_UNKNOWN && clock_expired(deadline))
         res->answer = BAB_TIMEOUT;
 done:
     res->t_total = clock_now() - t0;
