@@ -560,17 +560,6 @@ static int op_conv(gen *G)
         if (od[2 + i] < 1)
             return 0;
     }
-    /* KNOWN BUG (test_stress.c, known_bug_conv_whole_input_kernel_dilated):
-     * bound/conv.c's dense path for a kernel as large as the input ignores
-     * dilations; avoid that pattern until it is fixed */
-    int whole = grp == 1;
-    for (int i = 0; i < sp; i++)
-        whole &= ks[i] == x.d[2 + i] && od[2 + i] == 1 && pads[i] == 0;
-    if (whole)
-        for (int i = 0; i < sp; i++) {
-            dl[i] = 1;
-            od[2 + i] = win_out(x.d[2 + i], ks[i], st[i], 1, &pads[i], &pads[i + sp], autopad, 0);
-        }
     if (prod(od, sp + 2) > G->o->max_elems)
         return 0;
     int64_t wd[4] = {cout, cin / grp, ks[0], ks[1]};
@@ -1545,15 +1534,6 @@ int sg_check_bab(uint64_t seed, int samples, sg_stats *st, FILE *log)
     int si = urand(&r, 5);
     bo.strategy = strategies[si];
     bo.branching = si == 3 ? 2 : 0;
-    /* KNOWN BUG (test_stress.c, known_bug_lp_duplicate_columns_abort): the
-     * leaf LP of ReLU BaB aborts the process on Add/Sub of two computed
-     * tensors that are the same layer; keep residual networks away from it */
-    for (int k = 0; k < g->n_nodes && bo.strategy == BAB_STRATEGY_RELU; k++) {
-        const nn_node *nd = &g->nodes[k];
-        if ((nd->op == NN_OP_ADD || nd->op == NN_OP_SUB) && nd->n_in == 2 &&
-            !g->tensors[nd->in[0]].data && !g->tensors[nd->in[1]].data)
-            bo.strategy = BAB_STRATEGY_INPUT;
-    }
     bab_result res = {0};
     rc = bab_verify(g, p, &bo, &res, &e);
     if (rc) {

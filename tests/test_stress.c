@@ -54,7 +54,7 @@ Test(stress, bab_agrees_with_dense_sampling_on_tiny_networks, .timeout = 60)
 }
 
 /* ---- minimised reproducers of bugs the stress run found in bound/ ----
- * (all three fixed in 8b7d222). Point boxes (lo = hi = x), so the sound answer
+ * (all fixed since). Point boxes (lo = hi = x), so the sound answer
  * is lb <= f(x) <= ub with f(x) computed by nn_eval. */
 
 #include <math.h>
@@ -98,12 +98,12 @@ static int tensor(nn_graph *g, const char *name, int rank, const int64_t *d, con
     return t;
 }
 
-/* FIXED in bound/ (was stress seed 61 and others): BatchNormalization without an epsilon
- * attribute. ONNX's default is the float32 1e-5f, which models/ops_linear.c
- * uses; bound/elementwise.c:170 uses the double 1e-5, so the bounds are of a
- * different network. With var = 0 the scale 1/sqrt(eps) differs by 1.3e-9
- * relative. Fix: nn_attr_float(nd, "epsilon", (double)1e-5f). */
-Test(stress, fixed_batchnorm_default_epsilon)
+/* Was a bug (stress seed 61 and others; fixed in 8b7d222): BatchNormalization
+ * without an epsilon attribute. ONNX's default is the float32 1e-5f, which
+ * models/ops_linear.c uses; bound/elementwise.c used the double 1e-5, so the
+ * bounds were of a different network. With var = 0 the scale 1/sqrt(eps)
+ * differs by 1.3e-9 relative. */
+Test(stress, regression_batchnorm_default_epsilon)
 {
     err e = {0};
     nn_graph *g = nn_graph_new("bn.onnx");
@@ -121,14 +121,12 @@ Test(stress, fixed_batchnorm_default_epsilon)
     point_bounds_contain_eval(g, &x);
 }
 
-/* FIXED in bound/ (was stress seeds 1041, 1503): AveragePool with count_include_pad=1
- * and asymmetric pads. bound/conv.c geometry() (lines 45-51) keeps only the
- * begin pads, and bnd_lower_avgpool (the `cnt += incl` test, ~line 197) counts
- * taps inside [-pad_begin, H + pad_begin) instead of [-pad_begin, H + pad_end).
- * Here x = 1..5, kernel 3, pads (0, 1): the last window is (4 + 5 + 0) / 3 = 3,
- * bound/ divides by 2 and gives 4.5. Fix: keep end pads in win2d (pads[sp + a],
- * or tot - begin for auto_pad) and test ih < H + ph_end, iw < W + pw_end. */
-Test(stress, fixed_avgpool_count_include_pad_asymmetric)
+/* Was a bug (stress seeds 1041, 1503; fixed in 8b7d222): AveragePool with
+ * count_include_pad=1 and asymmetric pads. bound/conv.c kept only the begin
+ * pads and counted taps inside [-pad_begin, H + pad_begin) instead of
+ * [-pad_begin, H + pad_end). Here x = 1..5, kernel 3, pads (0, 1): the last
+ * window is (4 + 5 + 0) / 3 = 3; bound/ divided by 2 and gave 4.5. */
+Test(stress, regression_avgpool_count_include_pad_asymmetric)
 {
     err e = {0};
     nn_graph *g = nn_graph_new("pool.onnx");
@@ -148,13 +146,11 @@ Test(stress, fixed_avgpool_count_include_pad_asymmetric)
     point_bounds_contain_eval(g, xv);
 }
 
-/* FIXED in bound/ (was stress, STRESS_KNOWN_BUGS=1): AveragePool's dilations attribute
- * (opset 19) is read by bound/conv.c geometry() but not used by
- * bnd_lower_avgpool: the tap position is oh*sh - ph + kh (~line 193) instead of
- * oh*sh - ph + kh*dh (same for w). x = 1..5, kernel 2, dilation 2: the first
- * window is (1 + 3) / 2 = 2, bound/ gives (1 + 2) / 2 = 1.5. Fix: multiply
- * kh, kw by w.dh, w.dw (or reject dilations != 1 as ERR_UNSUP). */
-Test(stress, fixed_avgpool_dilations)
+/* Was a bug (stress; fixed in 8b7d222): AveragePool's dilations attribute
+ * (opset 19) was read by bound/conv.c but not used: taps at oh*sh - ph + kh
+ * instead of oh*sh - ph + kh*dh. x = 1..5, kernel 2, dilation 2: the first
+ * window is (1 + 3) / 2 = 2; bound/ gave (1 + 2) / 2 = 1.5. */
+Test(stress, regression_avgpool_dilations)
 {
     err e = {0};
     nn_graph *g = nn_graph_new("pool.onnx");
