@@ -132,6 +132,11 @@ typedef struct bnd_beta_out {
 int bnd_beta_bound(bnd_net *n, const bnd_domain *dom, const double *C, int k,
                    const bnd_beta_opts *o, bnd_beta_out *out, err *e);
 
+/* Gradient (k x n_in) of the k rows of C·f at x: the backward pass over the
+ * point box, whose relaxations are the local linearisations (for attacks;
+ * at a kink, one of the one-sided slopes). */
+int bnd_point_grad(bnd_net *n, const double *x, const double *C, int k, double *grad, err *e);
+
 /* ---- LP / MILP with GLPK (lp.c) ----
  * min c·y (c: n_out) over the input box and the net's CURRENT bounds (left
  * by the last bnd_compute / bnd_beta_bound over the same region and splits),

@@ -189,6 +189,7 @@ typedef struct bnd_bwd_ext {
     uint8_t **sel;
     double **A_act;
     double *x_star;
+    double *A_in;     /* k x n_in out: the coefficients reaching the input */
 } bnd_bwd_ext;
 int bnd_backward_ext(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
                      const double *const *alpha, const bnd_bwd_ext *ext, double *lbv, err *e);
