@@ -80,7 +80,11 @@ static int pgd(attack_ctx *c, const bab_attack_opts *o, double *x, double *best,
         /* Forward differences; the step shrinks with the box width. */
         for (int64_t j = 0; j < n; j++) {
             double w = c->reg->hi[j] - c->reg->lo[j];
-            double h = 1e-6 * (w > 0 ? w : 1.0);
+            if (!(w > 0)) { /* a fixed input: no direction to move */
+                grad[j] = 0;
+                continue;
+            }
+            double h = 1e-6 * w;
             memcpy(xh, x, (size_t)n * sizeof *x);
             xh[j] = x[j] + h <= c->reg->hi[j] ? x[j] + h : x[j] - h;
             double fh;
