@@ -45,4 +45,59 @@ void bnd_set_interm(bnd_net *n, bnd_interm mode);
  * layers keep their IBP bounds. */
 void bnd_set_crown_max_rows(bnd_net *n, int64_t rows);
 
+/* ---- ReLU splits and beta-CROWN (beta.c) ----
+ * The ReLU neurons of a net are numbered 0 .. bnd_relu_count()-1, layer by
+ * layer in topological order; a split fixes the sign of one neuron's
+ * pre-activation. Bounds over a domain (the input box and its splits) hold
+ * for every input of the box whose exact pre-activations meet the splits. */
+int64_t bnd_relu_count(const bnd_net *n);
+/* Number of ReLU layers; starts (if not NULL, n+1 entries) gets the first
+ * neuron of each and the total. */
+int bnd_relu_layers(const bnd_net *n, int64_t *starts);
+/* Pre-activation bounds of every ReLU neuron left by the last bnd_compute. */
+void bnd_relu_bounds(const bnd_net *n, double *lo, double *hi);
+
+typedef struct bnd_split {
+    int64_t neuron;
+    int side;            /* +1: pre-activation >= 0 (active), -1: <= 0 (inactive) */
+} bnd_split;
+
+typedef struct bnd_domain {
+    const double *lo, *hi;     /* input box */
+    const double *plo, *phi;   /* pre-activation bounds valid on the domain
+                                  (e.g. the parent's), or NULL */
+    const bnd_split *splits;
+    int n_splits;
+    int interm_from;           /* CROWN-recompute intermediate bounds of ReLU
+                                  layers >= this one (ReLU layer index);
+                                  INT_MAX: keep plo/phi (clipped by splits) */
+} bnd_domain;
+
+typedef struct bnd_beta_opts {
+    int iters;           /* projected gradient steps on beta (0: one pass) */
+    double lr;           /* Adam step size */
+    /* early stop: rows grouped into clauses (clause[q], n_clauses groups);
+     * stop once every clause has a row with lb > d. NULL: never early */
+    const double *d;
+    const int *clause;
+    int n_clauses;
+} bnd_beta_opts;
+
+typedef struct bnd_beta_out {
+    double *lb;          /* k: sound lower bounds of the rows of C */
+    double *beta;        /* k x n_splits, in: start (NULL = 0), out: best */
+    double *plo, *phi;   /* n_relu out: the domain's pre-activation bounds, or NULL */
+    double *A_relu;      /* k x n_relu out: coefficients at the ReLU outputs at
+                            the best iterate (for branching), or NULL */
+    double *x_star;      /* k x n_in out: minimiser of the relaxed problem, or NULL */
+} bnd_beta_out;
+
+/* Lower bounds of the k rows of C·y over the domain by beta-CROWN: split
+ * neurons relaxed exactly (bounds clipped at 0), the split constraints as
+ * Lagrange terms beta >= 0 optimised by projected gradient ascent (any beta
+ * >= 0 is sound; the best per row is kept). Returns 0, 1 when the domain is
+ * found empty (a split contradicts the bounds: lb = +inf), < 0 on error. */
+int bnd_beta_bound(bnd_net *n, const bnd_domain *dom, const double *C, int k,
+                   const bnd_beta_opts *o, bnd_beta_out *out, err *e);
+
 #endif

@@ -31,6 +31,7 @@ typedef struct {
     double **A;   /* per layer, NULL when not reached */
     double *cb, *er;
     const double *const *alpha; /* optional per-row lower slopes, per layer */
+    const bnd_bwd_ext *ext;     /* optional beta terms and records (beta.c) */
 } bwd;
 
 static int oom(bwd *b, err *e)
@@ -216,10 +217,25 @@ static int back_act(bwd *b, int i, err *e)
     double g = bnd_gamma((double)(n + 3));
     const double *lw = L->lw, *uw = L->uw, *lb = L->lb, *ub = L->ub;
     const double *al = b->alpha && L->act->lower_alpha ? b->alpha[i] : NULL;
+    const bnd_bwd_ext *x = b->ext;
+    const double *bt = x && x->beta_add ? x->beta_add[i] : NULL;
+    uint8_t *sel = x && x->sel ? x->sel[i] : NULL;
+    const double *mzz = bt ? get_mz(b, z) : NULL;
+    if (bt && !mzz) {
+        free(d);
+        if (fresh)
+            b->A[z] = NULL;
+        return oom(b, e);
+    }
+    if (x && x->A_act && x->A_act[i])
+        memcpy(x->A_act[i], Ai, (size_t)(k * n) * sizeof(double));
     for (int64_t r = 0; r < k; r++) {
         const double *a = Ai + r * n, *alr = al ? al + r * n : NULL;
         double *dr = d + r * n, s = 0, ea = 0;
-        if (!alr) {
+        if (sel)
+            for (int64_t j = 0; j < n; j++)
+                sel[r * n + j] = a[j] >= 0;
+        if (!alr && !bt) {
             for (int64_t j = 0; j < n; j++) {
                 double aj = a[j];
                 if (aj >= 0) {
@@ -237,11 +253,17 @@ static int back_act(bwd *b, int i, err *e)
                 double aj = a[j];
                 int pos = aj >= 0;
                 double slope = pos ? lw[j] : uw[j];
-                if (pos && lb[j] == 0 && lw[j] != uw[j]) /* unstable, line through 0 */
+                if (alr && pos && lb[j] == 0 && lw[j] != uw[j]) /* unstable, line through 0 */
                     slope = fmin(1.0, fmax(0.0, alr[j]));
                 dr[j] = aj * slope;
                 s += aj * (pos ? lb[j] : ub[j]);
                 ea += fabs(aj) * v[j];
+                if (bt && bt[r * n + j] != 0) {
+                    /* Lagrange term added to the input's coefficient: one
+                     * more rounding of the entry, <= u·|dr_j|·mz_j */
+                    dr[j] += bt[r * n + j];
+                    ea += fabs(dr[j]) * mzz[j];
+                }
             }
         }
         b->cb[r] += s;
@@ -264,6 +286,10 @@ static int concretize(bwd *b, int i, err *e)
     bnd_center_radius(n, L->lo, L->hi, c, r);
     for (int64_t t = 0; t < n; t++)
         m[t] = fabs(c[t]) + r[t];
+    double *xs = i == 0 && b->ext ? b->ext->x_star : NULL;
+    for (int64_t q = 0; xs && q < k; q++)
+        for (int64_t t = 0; t < n; t++)
+            xs[q * n + t] = A[q * n + t] >= 0 ? L->lo[t] : L->hi[t];
     /* n-term sums, their difference, the update of cb */
     double g = bnd_gamma((double)(n + 3));
     for (int64_t q = 0; q < k; q++) {
@@ -284,8 +310,14 @@ static int concretize(bwd *b, int i, err *e)
 int bnd_backward(bnd_net *net, int start, int64_t k, const double *A0, int stop_at_act,
                  const double *const *alpha, double *lbv, err *e)
 {
+    return bnd_backward_ext(net, start, k, A0, stop_at_act, alpha, NULL, lbv, e);
+}
+
+int bnd_backward_ext(bnd_net *net, int start, int64_t k, const double *A0, int stop_at_act,
+                     const double *const *alpha, const bnd_bwd_ext *ext, double *lbv, err *e)
+{
     int nl = net->n_layers;
-    bwd b = {net, k, NULL, NULL, NULL, alpha};
+    bwd b = {net, k, NULL, NULL, NULL, alpha, ext};
     b.A = calloc((size_t)nl, sizeof(double *));
     b.cb = calloc((size_t)(k ? k : 1), sizeof(double));
     b.er = calloc((size_t)(k ? k : 1), sizeof(double));

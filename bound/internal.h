@@ -194,6 +194,23 @@ int bnd_act_relax(bnd_net *n, int i, err *e);
  * whose lower line through the origin may take any such slope). */
 int bnd_backward(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
                  const double *const *alpha, double *lbv, err *e);
+/* Optional extensions of a backward pass (beta.c), each entry NULL when unused:
+ *  beta_add: per ACT layer, k x size values added to the coefficient of the
+ *            ACT's input after the relaxation (beta-CROWN's Lagrange terms
+ *            -beta·s of split neurons; valid for the points meeting the
+ *            splits, rounding accounted like the relaxation's);
+ *  sel:      per ACT layer, k x size out: 1 where the lower line was used;
+ *  A_act:    per ACT layer, k x size out: the coefficients at the ACT output;
+ *  x_star:   k x n_in out: per row, the input-box corner minimising the last
+ *            linear function (with sel, the minimiser of the relaxed problem). */
+typedef struct bnd_bwd_ext {
+    const double *const *beta_add;
+    uint8_t **sel;
+    double **A_act;
+    double *x_star;
+} bnd_bwd_ext;
+int bnd_backward_ext(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
+                     const double *const *alpha, const bnd_bwd_ext *ext, double *lbv, err *e);
 /* The same without alpha, in row blocks bounding memory (BND_MAX_A_ENTRIES). */
 #define BND_MAX_A_ENTRIES ((int64_t)1 << 24)
 int bnd_backward_rows(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,

@@ -1,0 +1,362 @@
+/* beta.c: bounds over a ReLU-split domain (beta-CROWN, Wang et al. 2021).
+ *
+ * A split neuron's pre-activation interval is clipped at 0 on its side, so
+ * its relaxation becomes exact (identity or zero). The split constraints
+ * s_j·z_j >= 0 also enter the final backward pass as Lagrange terms: for any
+ * beta >= 0, obj(x) >= obj(x) - sum_j beta_j s_j z_j(x) on the points meeting
+ * the splits, and the CROWN bound of the right-hand side is a bound of the
+ * objective there. The bound is concave in beta for fixed relaxation lines;
+ * its supergradient is -s_j·ẑ_j, where ẑ is the pre-activation value of the
+ * relaxed (linearised) network at the relaxed minimiser x* (the box corner
+ * chosen by the last coefficients): one forward pass. Beta is improved by
+ * projected Adam ascent and the best bound of every row is kept — each
+ * iterate is sound, so the maximum is.
+ * Intermediate bounds: the given plo/phi (the parent's) intersected with IBP,
+ * clipped by the splits; ReLU layers from `interm_from` on get CROWN
+ * intermediate bounds again (which see the exact relaxations of the split
+ * neurons before them). */
+#include "internal.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_relu(const bnd_layer *L)
+{
+    return L->kind == BND_L_ACT && L->act == &bnd_relu_rule;
+}
+
+int bnd_relu_layers(const bnd_net *n, int64_t *starts)
+{
+    int c = 0;
+    int64_t at = 0;
+    for (int i = 0; i < n->n_layers; i++)
+        if (is_relu(&n->layers[i])) {
+            if (starts)
+                starts[c] = at;
+            c++;
+            at += n->layers[i].size;
+        }
+    if (starts)
+        starts[c] = at;
+    return c;
+}
+
+int64_t bnd_relu_count(const bnd_net *n)
+{
+    int64_t at = 0;
+    for (int i = 0; i < n->n_layers; i++)
+        if (is_relu(&n->layers[i]))
+            at += n->layers[i].size;
+    return at;
+}
+
+void bnd_relu_bounds(const bnd_net *n, double *lo, double *hi)
+{
+    int64_t at = 0;
+    for (int i = 0; i < n->n_layers; i++)
+        if (is_relu(&n->layers[i])) {
+            const bnd_layer *X = &n->layers[n->layers[i].in[0]];
+            memcpy(lo + at, X->lo, (size_t)X->size * sizeof(double));
+            memcpy(hi + at, X->hi, (size_t)X->size * sizeof(double));
+            at += X->size;
+        }
+}
+
+/* Per layer: the ReLU layer index whose input it is (-1 if none), and the
+ * first neuron of that ReLU layer. */
+typedef struct {
+    int *relu_of_pre;    /* n_layers */
+    int64_t *start_of;   /* n_layers: first neuron of the ReLU layer i (ACT) */
+    int *relu_index;     /* n_layers: ReLU layer index of ACT layer i, or -1 */
+} relu_map;
+
+static int map_new(const bnd_net *n, relu_map *m)
+{
+    int nl = n->n_layers;
+    m->relu_of_pre = malloc((size_t)nl * sizeof(int));
+    m->relu_index = malloc((size_t)nl * sizeof(int));
+    m->start_of = malloc((size_t)nl * sizeof(int64_t));
+    if (!m->relu_of_pre || !m->relu_index || !m->start_of)
+        return -1;
+    int c = 0;
+    int64_t at = 0;
+    for (int i = 0; i < nl; i++)
+        m->relu_of_pre[i] = -1, m->relu_index[i] = -1, m->start_of[i] = 0;
+    for (int i = 0; i < nl; i++)
+        if (is_relu(&n->layers[i])) {
+            m->relu_of_pre[n->layers[i].in[0]] = i;
+            m->relu_index[i] = c++;
+            m->start_of[i] = at;
+            at += n->layers[i].size;
+        }
+    return 0;
+}
+
+static void map_free(relu_map *m)
+{
+    free(m->relu_of_pre), free(m->relu_index), free(m->start_of);
+}
+
+/* The forward sweep of intermediate bounds over the domain; 1 if empty. */
+static int domain_bounds(bnd_net *net, const relu_map *m, const bnd_domain *dom,
+                         const int8_t *side, err *e)
+{
+    bnd_layer *L0 = &net->layers[0];
+    memcpy(L0->lo, dom->lo, (size_t)L0->size * sizeof(double));
+    memcpy(L0->hi, dom->hi, (size_t)L0->size * sizeof(double));
+    for (int i = 0; i < net->n_layers; i++)
+        net->layers[i].mz_ok = net->layers[i].errw_ok = 0;
+    for (int i = 1; i < net->n_layers; i++) {
+        bnd_layer *L = &net->layers[i];
+        int rc = bnd_ibp_layer(net, i, e);
+        if (rc)
+            return rc;
+        int r = m->relu_of_pre[i];
+        if (L->is_preact && !L->ibp_exact &&
+            (r < 0 || m->relu_index[r] >= dom->interm_from || !dom->plo)) {
+            rc = bnd_crown_refine(net, i, e);
+            if (rc)
+                return rc;
+        }
+        if (r >= 0) {
+            int64_t s0 = m->start_of[r];
+            for (int64_t t = 0; t < L->size; t++) {
+                double lo = L->lo[t], hi = L->hi[t];
+                if (dom->plo) {
+                    lo = fmax(lo, dom->plo[s0 + t]);
+                    hi = fmin(hi, dom->phi[s0 + t]);
+                }
+                if (side[s0 + t] > 0)
+                    lo = fmax(lo, 0.0);
+                else if (side[s0 + t] < 0)
+                    hi = fmin(hi, 0.0);
+                if (!(lo <= hi))
+                    return 1;
+                L->lo[t] = lo, L->hi[t] = hi;
+            }
+            L->mz_ok = 0;
+        }
+        if (L->kind == BND_L_ACT) {
+            rc = bnd_ibp_layer(net, i, e);
+            if (rc == 0)
+                rc = bnd_act_relax(net, i, e);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Values of every layer up to `last` of the linearised network (the lines
+ * chosen in sel) at the k points xs (k x n_in): val[i] is k x size. */
+static int primal_forward(bnd_net *net, int64_t k, const double *xs, uint8_t *const *sel,
+                          int last, double **val)
+{
+    memcpy(val[0], xs, (size_t)(k * net->layers[0].size) * sizeof(double));
+    double *tmp = NULL;
+    for (int i = 1; i <= last; i++) {
+        bnd_layer *L = &net->layers[i];
+        int64_t n = L->size;
+        double *y = val[i];
+        if (L->kind == BND_L_LINEAR) {
+            memset(y, 0, (size_t)(k * n) * sizeof(double));
+            if (!tmp && !(tmp = malloc((size_t)(k * n) * sizeof(double))))
+                return -1;
+            for (int j = 0; j < L->n_in; j++) {
+                const double *xj = val[L->in[j]];
+                if (L->lin[j]) {
+                    double *t2 = realloc(tmp, (size_t)(k * n) * sizeof(double));
+                    if (!t2)
+                        return free(tmp), -1;
+                    tmp = t2;
+                    bnd_lin_forward(L->lin[j], 0, k, xj, tmp);
+                    for (int64_t q = 0; q < k * n; q++)
+                        y[q] += tmp[q];
+                } else {
+                    for (int64_t q = 0; q < k * n; q++)
+                        y[q] += xj[q];
+                }
+            }
+            if (L->bias)
+                for (int64_t r = 0; r < k; r++)
+                    for (int64_t o = 0; o < n; o++)
+                        y[r * n + o] += L->bias[o];
+        } else if (L->kind == BND_L_ACT) {
+            const double *z = val[L->in[0]];
+            const uint8_t *s = sel[i];
+            for (int64_t q = 0; q < k * n; q++) {
+                int64_t j = q % n;
+                int low = s ? s[q] : 1;
+                y[q] = low ? L->lw[j] * z[q] + L->lb[j] : L->uw[j] * z[q] + L->ub[j];
+            }
+        }
+    }
+    free(tmp);
+    return 0;
+}
+
+static int all_clauses_refuted(const bnd_beta_opts *o, int k, const double *lb)
+{
+    if (!o->d || !o->clause || o->n_clauses <= 0)
+        return 0;
+    for (int c = 0; c < o->n_clauses; c++) {
+        int ok = 0;
+        for (int q = 0; q < k && !ok; q++)
+            ok = o->clause[q] == c && lb[q] > o->d[q];
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
+                   const bnd_beta_opts *o, bnd_beta_out *out, err *e)
+{
+    int nl = net->n_layers;
+    int64_t nr = bnd_relu_count(net), n_in = net->layers[0].size, ns = dom->n_splits;
+    relu_map m = {0};
+    int8_t *side = calloc((size_t)(nr ? nr : 1), 1);
+    void **arena = calloc((size_t)(4 * nl + 8), sizeof(void *));
+    int rc = 0;
+    if (map_new(net, &m) || !side || !arena) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto done;
+    }
+    for (int64_t q = 0; q < ns; q++) {
+        int64_t j = dom->splits[q].neuron;
+        if (j < 0 || j >= nr) {
+            rc = err_set(e, ERR_ARG, "%s: split of neuron %lld: no such ReLU neuron", net->source,
+                         (long long)j);
+            goto done;
+        }
+        side[j] = (int8_t)(dom->splits[q].side > 0 ? 1 : -1);
+    }
+    rc = domain_bounds(net, &m, dom, side, e);
+    if (rc < 0)
+        goto done;
+    if (rc == 1) {
+        for (int q = 0; q < k; q++)
+            out->lb[q] = INFINITY;
+        goto done;
+    }
+    if (out->plo)
+        bnd_relu_bounds(net, out->plo, out->phi);
+
+    /* scratch: beta_add/sel/A_act per ACT layer, primal values per layer */
+    double **badd = (double **)arena, **A_act = (double **)arena + nl, **val = (double **)arena + 2 * nl;
+    uint8_t **sel = (uint8_t **)(arena + 3 * nl);
+    double *beta = NULL, *best_beta = NULL, *mom = NULL, *vel = NULL, *lbv = NULL, *xs = NULL;
+    int last = 0; /* last layer with a split neuron's pre-activation */
+    size_t kk = (size_t)(k ? k : 1);
+    for (int i = 0; i < nl && rc == 0; i++) {
+        const bnd_layer *L = &net->layers[i];
+        size_t sz = kk * (size_t)L->size;
+        if (!(val[i] = malloc(sz * sizeof(double))))
+            rc = -1;
+        if (L->kind != BND_L_ACT)
+            continue;
+        if (!(sel[i] = malloc(sz)))
+            rc = -1;
+        if (m.relu_index[i] >= 0 && out->A_relu && !(A_act[i] = calloc(sz, sizeof(double))))
+            rc = -1;
+    }
+    for (int64_t q = 0; q < ns && rc == 0; q++) {
+        int64_t j = dom->splits[q].neuron;
+        for (int i = 0; i < nl; i++)
+            if (m.relu_index[i] >= 0 && j >= m.start_of[i] && j < m.start_of[i] + net->layers[i].size) {
+                if (!badd[i] && !(badd[i] = calloc(kk * (size_t)net->layers[i].size, sizeof(double))))
+                    rc = -1;
+                if (net->layers[i].in[0] > last)
+                    last = net->layers[i].in[0];
+            }
+    }
+    size_t nb = kk * (size_t)(ns ? ns : 1);
+    beta = calloc(nb, sizeof(double)), best_beta = calloc(nb, sizeof(double));
+    mom = calloc(nb, sizeof(double)), vel = calloc(nb, sizeof(double));
+    lbv = malloc(kk * sizeof(double));
+    xs = malloc(kk * (size_t)n_in * sizeof(double));
+    if (rc || !beta || !best_beta || !mom || !vel || !lbv || !xs) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto free_scratch;
+    }
+    if (out->beta)
+        for (size_t q = 0; q < (size_t)k * (size_t)ns; q++)
+            beta[q] = out->beta[q] > 0 ? out->beta[q] : 0;
+    for (int q = 0; q < k; q++)
+        out->lb[q] = -INFINITY;
+    bnd_bwd_ext ext = {(const double *const *)badd, sel, out->A_relu ? A_act : NULL, xs};
+    double lr = o && o->lr > 0 ? o->lr : 0.05;
+    int iters = o ? o->iters : 0;
+    for (int it = 0; it <= iters; it++) {
+        for (int64_t q = 0; q < ns; q++) {
+            int64_t j = dom->splits[q].neuron;
+            for (int i = 0; i < nl; i++)
+                if (badd[i] && j >= m.start_of[i] && j < m.start_of[i] + net->layers[i].size) {
+                    int64_t n = net->layers[i].size, t = j - m.start_of[i];
+                    for (int r = 0; r < k; r++)
+                        badd[i][r * n + t] = -beta[r * ns + q] * side[j];
+                }
+        }
+        rc = bnd_backward_ext(net, net->out, k, C, 0, NULL, &ext, lbv, e);
+        if (rc)
+            goto free_scratch;
+        for (int r = 0; r < k; r++) {
+            if (!(lbv[r] > out->lb[r]))
+                continue;
+            out->lb[r] = lbv[r];
+            memcpy(best_beta + (size_t)r * (size_t)ns, beta + (size_t)r * (size_t)ns,
+                   (size_t)ns * sizeof(double));
+            if (out->x_star)
+                memcpy(out->x_star + r * n_in, xs + r * n_in, (size_t)n_in * sizeof(double));
+            for (int i = 0; out->A_relu && i < nl; i++)
+                if (A_act[i]) {
+                    int64_t n = net->layers[i].size;
+                    memcpy(out->A_relu + r * nr + m.start_of[i], A_act[i] + r * n,
+                           (size_t)n * sizeof(double));
+                }
+        }
+        if (it == iters || ns == 0 || all_clauses_refuted(o, k, out->lb))
+            break;
+        /* supergradient -s_j ẑ_j at the relaxed minimiser, Adam ascent */
+        if (primal_forward(net, k, xs, sel, last, val)) {
+            rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+            goto free_scratch;
+        }
+        double b1 = 0.9, b2 = 0.999, c1 = 1 - pow(b1, it + 1), c2 = 1 - pow(b2, it + 1);
+        for (int64_t q = 0; q < ns; q++) {
+            int64_t j = dom->splits[q].neuron;
+            int li = -1;
+            for (int i = 0; i < nl && li < 0; i++)
+                if (m.relu_index[i] >= 0 && j >= m.start_of[i] && j < m.start_of[i] + net->layers[i].size)
+                    li = i;
+            int pre = net->layers[li].in[0];
+            int64_t n = net->layers[pre].size, t = j - m.start_of[li];
+            for (int r = 0; r < k; r++) {
+                size_t at = (size_t)r * (size_t)ns + (size_t)q;
+                double gq = -side[j] * val[pre][r * n + t];
+                if (!isfinite(gq))
+                    gq = 0;
+                mom[at] = b1 * mom[at] + (1 - b1) * gq;
+                vel[at] = b2 * vel[at] + (1 - b2) * gq * gq;
+                beta[at] += lr * (mom[at] / c1) / (sqrt(vel[at] / c2) + 1e-8);
+                if (!(beta[at] > 0))
+                    beta[at] = 0;
+            }
+        }
+        lr *= 0.98;
+    }
+    if (out->beta)
+        memcpy(out->beta, best_beta, (size_t)k * (size_t)ns * sizeof(double));
+free_scratch:
+    for (int i = 0; i < 4 * nl; i++)
+        free(arena[i]);
+    free(beta), free(best_beta), free(mom), free(vel), free(lbv), free(xs);
+    if (rc == -1)
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+done:
+    map_free(&m);
+    free(side), free(arena);
+    return rc;
+}
