@@ -4,7 +4,10 @@
  * 2. CROWN bounds of every clause row over every region's box: a clause is
  *    refuted when some row's lower bound exceeds its threshold (the row can
  *    never hold, so the conjunction cannot). All refuted -> unsat.
- * 3. Otherwise a longer attack with the time that is left -> sat or unknown. */
+ * 3. Otherwise a longer attack (a few seconds) -> sat.
+ * 4. Then branch and bound over nonlinear splits (genbab.c) on every clause
+ *    CROWN left open, with the time that is left -> unsat, or unknown /
+ *    timeout. */
 #include "bab.h"
 
 #include <stdio.h>
@@ -59,15 +62,20 @@ static int attack_all(const nn_graph *g, const spec_property *p, const bab_attac
     return 0;
 }
 
-/* 1 when CROWN refutes every clause of region r. */
-static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_result *res, err *e)
+/* 1 when CROWN refutes every clause of region r; open[k] (if not NULL) is
+ * set to 1 for each clause it leaves open. */
+static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_result *res,
+                          char *open, err *e)
 {
     const spec_region *reg = &p->regions[r];
     int rows = 0;
     for (int k = 0; k < reg->n_clauses; k++)
         rows += reg->clauses[k].n_rows;
-    if (rows == 0)
-        return reg->n_clauses == 0; /* an empty clause is always violated */
+    if (rows == 0) { /* an empty clause is always violated */
+        for (int k = 0; open && k < reg->n_clauses; k++)
+            open[k] = 1;
+        return reg->n_clauses == 0;
+    }
     double *C = malloc((size_t)rows * (size_t)p->n_y * sizeof *C);
     double *lb = malloc((size_t)rows * sizeof *lb);
     if (!C || !lb) {
@@ -86,7 +94,7 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
     if (rc == 0) {
         rc = 1;
         at = 0;
-        for (int k = 0; k < reg->n_clauses && rc == 1; k++) {
+        for (int k = 0; k < reg->n_clauses && (rc == 1 || open); k++) {
             const spec_clause *cl = &reg->clauses[k];
             int refuted = 0;
             for (int i = 0; i < cl->n_rows; i++)
@@ -95,11 +103,48 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
             at += cl->n_rows;
             if (!refuted)
                 rc = 0;
+            if (!refuted && open)
+                open[k] = 1;
         }
     }
     free(C);
     free(lb);
     return rc;
+}
+
+static void free_open(char **open, int n)
+{
+    for (int r = 0; r < n; r++)
+        free(open[r]);
+    free(open);
+}
+
+/* GenBaB on every clause left open by CROWN: 1 when all are proven. */
+static int genbab_open(const nn_graph *g, const spec_property *p, char **open, double deadline,
+                       const bab_opts *o, bab_result *res, err *e)
+{
+    bab_genbab_opts go;
+    bab_genbab_opts_default(&go);
+    go.deadline = deadline;
+    go.verbose = o->verbose;
+    for (int r = 0; r < p->n_regions; r++) {
+        const spec_region *reg = &p->regions[r];
+        for (int k = 0; k < reg->n_clauses; k++) {
+            if (!open[r] || !open[r][k])
+                continue;
+            bab_genbab_stats st;
+            int rc = bab_genbab(g, reg->lo, reg->hi, &reg->clauses[k], &go, &st, e);
+            res->n_domains += st.domains;
+            res->n_bound_calls += st.bound_calls;
+            if (o->verbose)
+                fprintf(stderr, "genbab: region %d clause %d: %s after %lld domains "
+                        "(root margin %.4g)\n", r, k, rc == 1 ? "proven" : "open",
+                        (long long)st.domains, st.root_margin);
+            if (rc != 1)
+                return rc;
+        }
+    }
+    return 1;
 }
 
 int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
@@ -135,24 +180,35 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
     /* 2. bounds */
     double tb = clock_now();
     bnd_net *net = NULL;
-    int all_refuted = 1;
+    int all_refuted = 1, genbab_ok = 1;
+    char **open = calloc((size_t)(p->n_regions ? p->n_regions : 1), sizeof(char *));
+    if (!open)
+        return err_set(e, ERR_NOMEM, "verify: out of memory");
     rc = bnd_net_new(g, &net, e);
     if (rc == ERR_UNSUP) {
         if (o->verbose)
             fprintf(stderr, "verify: no bounds (%s); attacking only\n", e->msg);
         all_refuted = 0;
+        genbab_ok = 0;
         rc = 0;
     } else if (rc) {
+        free(open);
         return rc;
     }
-    for (int r = 0; net && r < p->n_regions && all_refuted; r++) {
+    for (int r = 0; net && r < p->n_regions && genbab_ok; r++) {
         if (clock_expired(deadline)) {
-            all_refuted = 0;
+            all_refuted = genbab_ok = 0;
             break;
         }
-        rc = region_refuted(net, p, r, res, e);
+        open[r] = calloc((size_t)(p->regions[r].n_clauses + 1), 1);
+        if (!open[r]) {
+            rc = err_set(e, ERR_NOMEM, "verify: out of memory");
+        } else {
+            rc = region_refuted(net, p, r, res, open[r], e);
+        }
         if (rc < 0) {
             bnd_net_free(net);
+            free_open(open, p->n_regions);
             return rc;
         }
         if (rc == 0)
@@ -162,6 +218,7 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
     res->t_bound = clock_now() - tb;
     if (all_refuted) {
         res->answer = BAB_UNSAT;
+        free_open(open, p->n_regions);
         goto done;
     }
 
@@ -177,11 +234,24 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
     ao.seed = o->seed + 1;
     rc = attack_all(g, p, &ao, res, e);
     res->t_attack += clock_now() - ta;
+    if (rc == 0 && genbab_ok) {
+        /* 4. branch and bound on every open clause */
+        double tg = clock_now();
+        rc = genbab_open(g, p, open, deadline, o, res, e);
+        res->t_bound += clock_now() - tg;
+        if (rc == 1) {
+            res->answer = BAB_UNSAT;
+            rc = 0;
+        } else if (rc == 0) {
+            rc = 2; /* not proven */
+        }
+    }
+    free_open(open, p->n_regions);
     if (rc < 0)
         return rc;
     if (rc == 1)
         res->answer = BAB_SAT;
-    else if (clock_expired(deadline))
+    else if (res->answer != BAB_UNSAT && clock_expired(deadline))
         res->answer = BAB_TIMEOUT;
 done:
     res->t_total = clock_now() - t0;

@@ -100,4 +100,23 @@ typedef struct bnd_beta_out {
 int bnd_beta_bound(bnd_net *n, const bnd_domain *dom, const double *C, int k,
                    const bnd_beta_opts *o, bnd_beta_out *out, err *e);
 
+/* ---- general nonlinear splits (act_split.c, GenBaB) ----
+ * The neurons of every nonlinearity (ACT layer: ReLU, Sigmoid, ..., the
+ * squares of products) are numbered 0 .. bnd_act_count()-1, layer by layer.
+ * kind/param (arrays of that length, either may be NULL) get each neuron's
+ * bnd_nl_kind (nonlin.h) and parameter. */
+int64_t bnd_act_count(const bnd_net *n);
+void bnd_act_kinds(const bnd_net *n, int *kind, double *param);
+/* CROWN lower bounds lb (k) of the rows of C·y over the domain: inputs in
+ * [lo, hi] whose pre-activations lie in [plo, phi] (one interval per ACT
+ * neuron; NULL = no constraint). `changed`: the first neuron whose interval
+ * differs from the intervals the domain came from (layers before it keep
+ * plo/phi without CROWN refinement); ignored when plo is NULL. Out (each may
+ * be NULL): the domain's tightened intervals, and the k x count coefficients
+ * at the ACT outputs of the final backward pass (for branching scores).
+ * Returns 0, 1 when the domain is empty (lb = +inf), < 0 on error. */
+int bnd_split_bound(bnd_net *n, const double *lo, const double *hi, const double *plo,
+                    const double *phi, int64_t changed, const double *C, int k, double *lb,
+                    double *plo_out, double *phi_out, double *A_out, err *e);
+
 #endif

@@ -1,0 +1,149 @@
+/* act_split.c: bounds over a domain of general nonlinear splits (GenBaB).
+ *
+ * Key idea: a domain is the input box plus, for every neuron of every ACT
+ * layer, an interval [plo, phi] its pre-activation is known (or assumed, by
+ * a split) to lie in. The forward sweep intersects each pre-activation
+ * layer's IBP/CROWN bounds with these intervals, so every relaxation after it
+ * is taken over the narrower interval: the bounds hold for every input of the
+ * box whose exact pre-activations lie in the domain's intervals. Splitting a
+ * neuron's interval at any point p gives two domains whose union is the
+ * parent, so proving both proves the parent. An empty intersection proves the
+ * domain outright. The parent's final intervals are valid for its children,
+ * so layers before the first changed neuron keep them without CROWN. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int64_t bnd_act_count(const bnd_net *n)
+{
+    int64_t c = 0;
+    for (int i = 0; i < n->n_layers; i++)
+        if (n->layers[i].kind == BND_L_ACT)
+            c += n->layers[i].size;
+    return c;
+}
+
+void bnd_act_kinds(const bnd_net *n, int *kind, double *param)
+{
+    int64_t at = 0;
+    for (int i = 0; i < n->n_layers; i++) {
+        const bnd_layer *L = &n->layers[i];
+        if (L->kind != BND_L_ACT)
+            continue;
+        for (int64_t t = 0; t < L->size; t++, at++) {
+            if (kind)
+                kind[at] = L->act->kind;
+            if (param)
+                param[at] = L->act_param;
+        }
+    }
+}
+
+/* Intersect pre-activation layer i with the domain's intervals of every ACT
+ * layer reading it; 1 if some interval becomes empty. */
+static int clip_preact(bnd_net *net, int i, const int64_t *start, const double *plo,
+                       const double *phi)
+{
+    bnd_layer *P = &net->layers[i];
+    for (int j = i + 1; j < net->n_layers; j++) {
+        const bnd_layer *A = &net->layers[j];
+        if (A->kind != BND_L_ACT || A->in[0] != i)
+            continue;
+        const double *l = plo + start[j], *h = phi + start[j];
+        for (int64_t t = 0; t < P->size; t++) {
+            double lo = fmax(P->lo[t], l[t]), hi = fmin(P->hi[t], h[t]);
+            if (!(lo <= hi))
+                return 1;
+            P->lo[t] = lo, P->hi[t] = hi;
+        }
+    }
+    P->mz_ok = 0;
+    return 0;
+}
+
+int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const double *plo,
+                    const double *phi, int64_t changed, const double *C, int k, double *lb,
+                    double *plo_out, double *phi_out, double *A_out, err *e)
+{
+    int nl = net->n_layers;
+    int64_t *start = calloc((size_t)nl, sizeof(int64_t));
+    double **A_act = calloc((size_t)nl, sizeof(double *));
+    int rc = 0;
+    if (!start || !A_act) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto done;
+    }
+    int64_t at = 0;
+    for (int i = 0; i < nl; i++)
+        if (net->layers[i].kind == BND_L_ACT) {
+            start[i] = at;
+            at += net->layers[i].size;
+        }
+    /* the layer holding neuron `changed`: CROWN intermediate bounds from its
+     * input on; before it the domain's (parent's) intervals stand */
+    int first = plo ? nl : 0;
+    for (int i = 0; plo && i < nl; i++)
+        if (net->layers[i].kind == BND_L_ACT && changed >= start[i] &&
+            changed < start[i] + net->layers[i].size) {
+            first = net->layers[i].in[0];
+            break;
+        }
+    bnd_layer *L0 = &net->layers[0];
+    memcpy(L0->lo, lo, (size_t)L0->size * sizeof(double));
+    memcpy(L0->hi, hi, (size_t)L0->size * sizeof(double));
+    for (int i = 0; i < nl; i++)
+        net->layers[i].mz_ok = net->layers[i].errw_ok = 0;
+    int empty = 0;
+    for (int i = 1; i < nl && rc == 0 && !empty; i++) {
+        bnd_layer *L = &net->layers[i];
+        rc = bnd_ibp_layer(net, i, e);
+        if (rc == 0 && L->is_preact && !L->ibp_exact && i >= first)
+            rc = bnd_crown_refine(net, i, e);
+        if (rc == 0 && L->is_preact && plo)
+            empty = clip_preact(net, i, start, plo, phi);
+        if (rc == 0 && !empty && L->kind == BND_L_ACT) {
+            rc = bnd_ibp_layer(net, i, e); /* the interval of the clipped input */
+            if (rc == 0)
+                rc = bnd_act_relax(net, i, e);
+        }
+    }
+    if (rc)
+        goto done;
+    if (empty) {
+        for (int q = 0; q < k; q++)
+            lb[q] = INFINITY;
+        rc = 1;
+        goto done;
+    }
+    for (int i = 0; i < nl; i++) {
+        const bnd_layer *L = &net->layers[i];
+        if (L->kind != BND_L_ACT)
+            continue;
+        const bnd_layer *P = &net->layers[L->in[0]];
+        if (plo_out)
+            memcpy(plo_out + start[i], P->lo, (size_t)L->size * sizeof(double));
+        if (phi_out)
+            memcpy(phi_out + start[i], P->hi, (size_t)L->size * sizeof(double));
+        if (A_out && !(A_act[i] = calloc((size_t)k * (size_t)L->size, sizeof(double)))) {
+            rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+            goto done;
+        }
+    }
+    bnd_bwd_ext ext = {NULL, NULL, A_out ? A_act : NULL, NULL};
+    rc = bnd_backward_ext(net, net->out, k, C, 0, NULL, &ext, lb, e);
+    for (int i = 0; rc == 0 && A_out && i < nl; i++)
+        if (A_act[i]) {
+            int64_t n = net->layers[i].size;
+            for (int q = 0; q < k; q++)
+                memcpy(A_out + (size_t)q * (size_t)at + start[i], A_act[i] + (size_t)q * n,
+                       (size_t)n * sizeof(double));
+        }
+done:
+    for (int i = 0; A_act && i < nl; i++)
+        free(A_act[i]);
+    free(A_act);
+    free(start);
+    return rc;
+}
