@@ -9,7 +9,7 @@
  * neuron's interval at any point p gives two domains whose union is the
  * parent, so proving both proves the parent. An empty intersection proves the
  * domain outright. The parent's final intervals are valid for its children,
- * so layers before the first changed neuron keep them without CROWN. */
+ * so layers up to the first changed neuron keep them without CROWN. */
 #include "internal.h"
 
 #include <math.h>
@@ -81,13 +81,13 @@ int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const doub
             start[i] = at;
             at += net->layers[i].size;
         }
-    /* the layer holding neuron `changed`: CROWN intermediate bounds from its
-     * input on; before it the domain's (parent's) intervals stand */
+    /* the ACT layer holding neuron `changed`: CROWN intermediate bounds for
+     * the layers after it; up to it the domain's (parent's) intervals stand */
     int first = plo ? nl : 0;
     for (int i = 0; plo && i < nl; i++)
         if (net->layers[i].kind == BND_L_ACT && changed >= start[i] &&
             changed < start[i] + net->layers[i].size) {
-            first = net->layers[i].in[0];
+            first = i + 1; /* its own input keeps the parent's bounds, clipped */
             break;
         }
     bnd_layer *L0 = &net->layers[0];
