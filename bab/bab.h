@@ -68,6 +68,7 @@ typedef struct bab_genbab_opts {
     bab_branch_rule rule;
     int topk;            /* GenBaB: candidates re-checked by real bounds (1: none) */
     int midpoint;        /* split smooth neurons at the midpoint, not the table point */
+    int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
     int64_t max_domains;
     int verbose;
 } bab_genbab_opts;

@@ -36,11 +36,13 @@ void bab_genbab_opts_default(bab_genbab_opts *o)
     o->rule = BAB_BRANCH_GENBAB;
     o->topk = 3;
     o->max_domains = 200000;
+    o->tau_iters = 2;
 }
 
 typedef struct {
     double *plo, *phi;   /* the domain's intervals (n_act each) */
     double *a;           /* coefficients of its best row at the ACT outputs */
+    double *z;           /* pre-activations at the relaxed problem's minimiser */
     double margin;       /* max over rows of lb - d */
 } domain;
 
@@ -59,14 +61,15 @@ typedef struct {
 static void dom_free(domain *d)
 {
     free(d->plo);
-    d->plo = d->phi = d->a = NULL;
+    d->plo = d->phi = d->a = d->z = NULL;
 }
 
 static int dom_alloc(ctx *c, domain *d)
 {
-    d->plo = malloc((size_t)(3 * c->n_act) * sizeof(double));
+    d->plo = malloc((size_t)(4 * c->n_act) * sizeof(double));
     d->phi = d->plo ? d->plo + c->n_act : NULL;
     d->a = d->plo ? d->plo + 2 * c->n_act : NULL;
+    d->z = d->plo ? d->plo + 3 * c->n_act : NULL;
     return d->plo ? 0 : -1;
 }
 
@@ -77,8 +80,8 @@ static int bound(ctx *c, const double *plo, const double *phi, int64_t j, domain
     const spec_clause *cl = c->cl;
     if (dom_alloc(c, d))
         return err_set(e, ERR_NOMEM, "genbab: out of memory");
-    int rc = bnd_split_bound(c->net, c->lo, c->hi, plo, phi, j, cl->C, cl->n_rows, c->lb,
-                             d->plo, d->phi, c->A, e);
+    int rc = bnd_split_bound(c->net, c->lo, c->hi, plo, phi, j, cl->C, cl->n_rows, c->o->tau_iters, c->lb,
+                             d->plo, d->phi, c->A, d->z, e);
     c->st->bound_calls++;
     if (rc < 0)
         return rc;
@@ -114,15 +117,16 @@ static double split_point(ctx *c, int64_t j, double l, double u)
     return bnd_nl_branch_point((bnd_nl_kind)c->kind[j], c->param[j], l, u);
 }
 
-/* Gain of the line met by coefficient a on [cl, cu] over the parent's line,
- * averaged over [cl, cu]: |a| times the distance the line moves towards f at
- * the child's midpoint. */
-static double child_gain(ctx *c, int64_t j, double a, const bnd_lines *par, double cl, double cu)
+/* Gain of the line met by coefficient a on [cl, cu] over the parent's line
+ * at the point of [cl, cu] nearest z (the minimiser's pre-activation): |a|
+ * times the distance the line moves towards f there. */
+static double child_gain(ctx *c, int64_t j, double a, const bnd_lines *par, double cl, double cu,
+                         double z)
 {
     bnd_lines ch;
     if (bnd_nl_relax((bnd_nl_kind)c->kind[j], c->param[j], cl, cu, NAN, NAN, &ch) != 0)
         return 0;
-    double m = 0.5 * cl + 0.5 * cu, g;
+    double m = z < cl ? cl : z > cu ? cu : z, g;
     if (a >= 0)
         g = a * ((ch.lo_slope * m + ch.lo_icpt) - (par->lo_slope * m + par->lo_icpt));
     else
@@ -139,7 +143,8 @@ static double score(ctx *c, const domain *d, int64_t j, double p)
     if (bnd_nl_relax((bnd_nl_kind)c->kind[j], c->param[j], l, u, NAN, NAN, &par) != 0)
         return 0;
     double a = d->a[j];
-    double g1 = child_gain(c, j, a, &par, l, p), g2 = child_gain(c, j, a, &par, p, u);
+    double z = isfinite(d->z[j]) ? d->z[j] : 0.5 * l + 0.5 * u;
+    double g1 = child_gain(c, j, a, &par, l, p, z), g2 = child_gain(c, j, a, &par, p, u, z);
     return fmin(g1, g2);
 }
 
@@ -180,6 +185,13 @@ static int children(ctx *c, const domain *d, int64_t j, double p, domain ch[2], 
         else
             plo[j] = p;
         rc = bound(c, plo, phi, j, &ch[side], e);
+        /* the parent's bound holds on the child too (a subset); the child's
+         * own can be lower: relaxations over a narrower interval are not
+         * tighter everywhere */
+        if (rc == 0 && d->margin > ch[side].margin) {
+            ch[side].margin = d->margin;
+            rc = ch[side].margin > 0;
+        }
         if (rc > 0)
             proven++;
     }

@@ -114,9 +114,15 @@ void bnd_act_kinds(const bnd_net *n, int *kind, double *param);
  * plo/phi without CROWN refinement); ignored when plo is NULL. Out (each may
  * be NULL): the domain's tightened intervals, and the k x count coefficients
  * at the ACT outputs of the final backward pass (for branching scores).
+ * z_out (count values, or NULL): the pre-activations of the linearised
+ * network at the minimiser of the relaxed problem for the best row.
+ * tau_iters: rounds of moving the smooth neurons' tangent points to their
+ * values at the relaxed problem's minimiser (0: the default lines); each
+ * row keeps its best bound.
  * Returns 0, 1 when the domain is empty (lb = +inf), < 0 on error. */
 int bnd_split_bound(bnd_net *n, const double *lo, const double *hi, const double *plo,
-                    const double *phi, int64_t changed, const double *C, int k, double *lb,
-                    double *plo_out, double *phi_out, double *A_out, err *e);
+                    const double *phi, int64_t changed, const double *C, int k, int tau_iters,
+                    double *lb, double *plo_out, double *phi_out, double *A_out, double *z_out,
+                    err *e);
 
 #endif
