@@ -69,6 +69,7 @@ typedef struct bab_genbab_opts {
     int topk;            /* GenBaB: candidates re-checked by real bounds (1: none) */
     int midpoint;        /* split smooth neurons at the midpoint, not the table point */
     int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
+    int input_splits;    /* also branch on input intervals (at most 64 moving) */
     int64_t max_domains;
     int verbose;
 } bab_genbab_opts;
@@ -80,7 +81,8 @@ typedef struct bab_genbab_stats {
 
 void bab_genbab_opts_default(bab_genbab_opts *o);
 /* Prove that no x in [lo, hi] satisfies clause cl (all rows C y <= d) by
- * branching on the input intervals of the network's nonlinear neurons.
+ * branching on the pre-activation intervals of the network's nonlinear
+ * neurons (and, with input_splits, on the input intervals).
  * Returns 1 when proven, 0 when not (time or domain limit, nothing left to
  * split), < 0 on error. */
 int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec_clause *cl,

@@ -37,20 +37,22 @@ void bab_genbab_opts_default(bab_genbab_opts *o)
     o->topk = 3;
     o->max_domains = 200000;
     o->tau_iters = 2;
+    o->input_splits = 1;
 }
 
 typedef struct {
     double *plo, *phi;   /* the domain's intervals (n_act each) */
     double *a;           /* coefficients of its best row at the ACT outputs */
     double *z;           /* pre-activations at the relaxed problem's minimiser */
+    double *lo, *hi;     /* its input box (n_in each) */
+    double *gin;         /* estimated gains of halving each input interval */
     double margin;       /* max over rows of lb - d */
 } domain;
 
 typedef struct {
     bnd_net *net;
-    const double *lo, *hi;
     const spec_clause *cl;
-    int64_t n_act;
+    int64_t n_act, n_in;
     int *kind;
     double *param;
     double *lb, *A;      /* scratch: rows, rows x n_act */
@@ -61,27 +63,35 @@ typedef struct {
 static void dom_free(domain *d)
 {
     free(d->plo);
-    d->plo = d->phi = d->a = d->z = NULL;
+    d->plo = d->phi = d->a = d->z = d->lo = d->hi = d->gin = NULL;
 }
 
 static int dom_alloc(ctx *c, domain *d)
 {
-    d->plo = malloc((size_t)(4 * c->n_act) * sizeof(double));
+    d->plo = malloc((size_t)(4 * c->n_act + 3 * c->n_in) * sizeof(double));
     d->phi = d->plo ? d->plo + c->n_act : NULL;
     d->a = d->plo ? d->plo + 2 * c->n_act : NULL;
     d->z = d->plo ? d->plo + 3 * c->n_act : NULL;
+    d->lo = d->plo ? d->plo + 4 * c->n_act : NULL;
+    d->hi = d->plo ? d->lo + c->n_in : NULL;
+    d->gin = d->plo ? d->hi + c->n_in : NULL;
     return d->plo ? 0 : -1;
 }
 
-/* Bound a domain given by intervals (plo, phi) changed at neuron j (or the
- * root when plo is NULL): fills d; returns 1 when proven, 0 if not, < 0. */
-static int bound(ctx *c, const double *plo, const double *phi, int64_t j, domain *d, err *e)
+/* Bound the domain of box [lo, hi] and intervals (plo, phi) changed at
+ * neuron j (j < 0: an input split; plo NULL: the root): fills d; returns 1
+ * when proven, 0 if not, < 0. */
+static int bound(ctx *c, const double *lo, const double *hi, const double *plo, const double *phi,
+                 int64_t j, domain *d, err *e)
 {
     const spec_clause *cl = c->cl;
     if (dom_alloc(c, d))
         return err_set(e, ERR_NOMEM, "genbab: out of memory");
-    int rc = bnd_split_bound(c->net, c->lo, c->hi, plo, phi, j, cl->C, cl->n_rows, c->o->tau_iters, c->lb,
-                             d->plo, d->phi, c->A, d->z, e);
+    memcpy(d->lo, lo, (size_t)c->n_in * sizeof(double));
+    memcpy(d->hi, hi, (size_t)c->n_in * sizeof(double));
+    int rc = bnd_split_bound(c->net, lo, hi, plo, phi, j, cl->C, cl->n_rows, c->o->tau_iters,
+                             c->lb, d->plo, d->phi, c->A, d->z,
+                             c->o->input_splits ? d->gin : NULL, e);
     c->st->bound_calls++;
     if (rc < 0)
         return rc;
@@ -172,19 +182,25 @@ static int push(stack *s, domain *d)
  * returns the number proven (0..2) or < 0. */
 static int children(ctx *c, const domain *d, int64_t j, double p, domain ch[2], err *e)
 {
-    double *plo = malloc((size_t)(2 * c->n_act) * sizeof(double));
+    double *plo = malloc((size_t)(2 * c->n_act + 2 * c->n_in) * sizeof(double));
     if (!plo)
         return err_set(e, ERR_NOMEM, "genbab: out of memory");
-    double *phi = plo + c->n_act;
+    double *phi = plo + c->n_act, *lo = phi + c->n_act, *hi = lo + c->n_in;
     int proven = 0, rc = 0;
     for (int side = 0; side < 2 && rc >= 0; side++) {
         memcpy(plo, d->plo, (size_t)c->n_act * sizeof(double));
         memcpy(phi, d->phi, (size_t)c->n_act * sizeof(double));
+        memcpy(lo, d->lo, (size_t)c->n_in * sizeof(double));
+        memcpy(hi, d->hi, (size_t)c->n_in * sizeof(double));
+        double *l = plo, *h = phi;
+        int64_t t = j;
+        if (j >= c->n_act) /* an input interval */
+            l = lo, h = hi, t = j - c->n_act;
         if (side == 0)
-            phi[j] = p;
+            h[t] = p;
         else
-            plo[j] = p;
-        rc = bound(c, plo, phi, j, &ch[side], e);
+            l[t] = p;
+        rc = bound(c, lo, hi, plo, phi, j >= c->n_act ? -1 : j, &ch[side], e);
         /* the parent's bound holds on the child too (a subset); the child's
          * own can be lower: relaxations over a narrower interval are not
          * tighter everywhere */
@@ -217,17 +233,18 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
     if (cl->n_rows <= 0)
         return 0; /* an empty conjunction always holds */
     ctx c = {0};
-    c.lo = lo, c.hi = hi, c.cl = cl, c.o = o, c.st = st;
+    c.cl = cl, c.o = o, c.st = st;
     int rc = bnd_net_new(g, &c.net, e);
     if (rc)
         return rc;
     c.n_act = bnd_act_count(c.net);
+    c.n_in = bnd_n_in(c.net);
     int64_t na = c.n_act ? c.n_act : 1;
     c.kind = malloc((size_t)na * sizeof(int));
     c.param = malloc((size_t)na * sizeof(double));
     c.lb = malloc((size_t)cl->n_rows * sizeof(double));
     c.A = malloc((size_t)cl->n_rows * (size_t)na * sizeof(double));
-    cand *cs = malloc((size_t)na * sizeof(cand));
+    cand *cs = malloc((size_t)(na + c.n_in) * sizeof(cand));
     stack s = {0};
     domain d = {0};
     domain best[2] = {{0}}, ch[2] = {{0}};
@@ -236,7 +253,7 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
         goto done;
     }
     bnd_act_kinds(c.net, c.kind, c.param);
-    rc = bound(&c, NULL, NULL, 0, &d, e);
+    rc = bound(&c, lo, hi, NULL, NULL, 0, &d, e);
     st->root_margin = d.margin;
     st->domains = 1;
     if (rc != 0)
@@ -258,6 +275,13 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
             if (isnan(p))
                 continue;
             cs[nc++] = (cand){j, p, score(&c, &d, j, p)};
+        }
+        for (int64_t t = 0; o->input_splits && t < c.n_in; t++) {
+            double w = d.hi[t] - d.lo[t];
+            if (!(w > 1e-9 * (1 + fabs(d.lo[t]) + fabs(d.hi[t]))))
+                continue;
+            double s_in = o->rule == BAB_BRANCH_WIDTH ? w : d.gin[t];
+            cs[nc++] = (cand){c.n_act + t, 0.5 * d.lo[t] + 0.5 * d.hi[t], s_in};
         }
         if (nc == 0) { /* nothing left to split: give up on this clause */
             rc = 0;

@@ -173,10 +173,49 @@ done:
     return rc;
 }
 
+/* For each input whose interval has width w > 0 (at most 64 of them), the
+ * coefficient a of the best row's final linear function in that input, by
+ * moving the box by w along it with every relaxation fixed (the bound is
+ * linear in the box centre: it changes by a·w), and gain = |a|·w/4, what
+ * halving the interval removes from the bound's -|a|·w/2 term. */
+static int input_gains(bnd_net *net, const double *C, int k, const double *lb, double *gain,
+                       err *e)
+{
+    bnd_layer *L0 = &net->layers[0];
+    int64_t n = L0->size, moving = 0;
+    for (int64_t t = 0; t < n; t++) {
+        gain[t] = 0;
+        moving += L0->hi[t] > L0->lo[t];
+    }
+    if (moving > 64)
+        return 0;
+    int r = 0;
+    for (int q = 1; q < k; q++)
+        if (lb[q] > lb[r])
+            r = q;
+    int64_t n_out = net->layers[net->out].size;
+    const double *Cr = C + (size_t)r * (size_t)n_out;
+    double base, moved;
+    int rc = bnd_backward(net, net->out, 1, Cr, 0, NULL, &base, e);
+    for (int64_t t = 0; rc == 0 && t < n; t++) {
+        double l = L0->lo[t], h = L0->hi[t], w = h - l;
+        if (!(w > 0))
+            continue;
+        L0->lo[t] = h, L0->hi[t] = h + w;
+        net->layers[0].mz_ok = 0;
+        rc = bnd_backward(net, net->out, 1, Cr, 0, NULL, &moved, e);
+        L0->lo[t] = l, L0->hi[t] = h;
+        net->layers[0].mz_ok = 0;
+        double a = (moved - base) / w;
+        gain[t] = isfinite(a) ? fabs(a) * w / 4 : 0;
+    }
+    return rc;
+}
+
 int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const double *plo,
                     const double *phi, int64_t changed, const double *C, int k, int tau_iters,
                     double *lb, double *plo_out, double *phi_out, double *A_out, double *z_out,
-                    err *e)
+                    double *gain_in, err *e)
 {
     int nl = net->n_layers;
     int64_t *start = calloc((size_t)nl, sizeof(int64_t));
@@ -194,7 +233,7 @@ int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const doub
         }
     /* the ACT layer holding neuron `changed`: CROWN intermediate bounds for
      * the layers after it; up to it the domain's (parent's) intervals stand */
-    int first = plo ? nl : 0;
+    int first = plo && changed >= 0 ? nl : 0;
     for (int i = 0; plo && i < nl; i++)
         if (net->layers[i].kind == BND_L_ACT && changed >= start[i] &&
             changed < start[i] + net->layers[i].size) {
@@ -243,6 +282,8 @@ int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const doub
         }
     }
     rc = final_pass(net, start, at, C, k, tau_iters, lb, A_act, A_out, z_out, e);
+    if (rc == 0 && gain_in)
+        rc = input_gains(net, C, k, lb, gain_in, e);
 done:
     for (int i = 0; A_act && i < nl; i++)
         free(A_act[i]);

@@ -116,6 +116,10 @@ void bnd_act_kinds(const bnd_net *n, int *kind, double *param);
  * at the ACT outputs of the final backward pass (for branching scores).
  * z_out (count values, or NULL): the pre-activations of the linearised
  * network at the minimiser of the relaxed problem for the best row.
+ * gain_in (n_in values, or NULL): per input, |a|·width/4 for the best row's
+ * final coefficient a of that input (what halving its interval would gain
+ * with the relaxation fixed); 0 for fixed inputs or beyond 64 moving ones.
+ * changed < 0: every layer gets CROWN intermediate bounds (an input split).
  * tau_iters: rounds of moving the smooth neurons' tangent points to their
  * values at the relaxed problem's minimiser (0: the default lines); each
  * row keeps its best bound.
@@ -123,6 +127,6 @@ void bnd_act_kinds(const bnd_net *n, int *kind, double *param);
 int bnd_split_bound(bnd_net *n, const double *lo, const double *hi, const double *plo,
                     const double *phi, int64_t changed, const double *C, int k, int tau_iters,
                     double *lb, double *plo_out, double *phi_out, double *A_out, double *z_out,
-                    err *e);
+                    double *gain_in, err *e);
 
 #endif
