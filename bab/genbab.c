@@ -53,6 +53,7 @@ typedef struct {
     bnd_net *net;
     const spec_clause *cl;
     int64_t n_act, n_in;
+    int input_splits;    /* inputs are candidates (asked for, <= 64 moving) */
     int *kind;
     double *param;
     double *lb, *A;      /* scratch: rows, rows x n_act */
@@ -91,7 +92,7 @@ static int bound(ctx *c, const double *lo, const double *hi, const double *plo, 
     memcpy(d->hi, hi, (size_t)c->n_in * sizeof(double));
     int rc = bnd_split_bound(c->net, lo, hi, plo, phi, j, cl->C, cl->n_rows, c->o->tau_iters,
                              c->lb, d->plo, d->phi, c->A, d->z,
-                             c->o->input_splits ? d->gin : NULL, e);
+                             c->input_splits ? d->gin : NULL, e);
     c->st->bound_calls++;
     if (rc < 0)
         return rc;
@@ -253,6 +254,10 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
         goto done;
     }
     bnd_act_kinds(c.net, c.kind, c.param);
+    int64_t moving = 0;
+    for (int64_t t = 0; t < c.n_in; t++)
+        moving += hi[t] > lo[t];
+    c.input_splits = o->input_splits && moving <= 64;
     rc = bound(&c, lo, hi, NULL, NULL, 0, &d, e);
     st->root_margin = d.margin;
     st->domains = 1;
@@ -276,7 +281,7 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
                 continue;
             cs[nc++] = (cand){j, p, score(&c, &d, j, p)};
         }
-        for (int64_t t = 0; o->input_splits && t < c.n_in; t++) {
+        for (int64_t t = 0; c.input_splits && t < c.n_in; t++) {
             double w = d.hi[t] - d.lo[t];
             if (!(w > 1e-9 * (1 + fabs(d.lo[t]) + fabs(d.hi[t]))))
                 continue;
