@@ -137,7 +137,7 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
 
     int rc = 0, found = 0;
     double best_val = INFINITY;
-    /* Centre first, then uniform samples; remember the best as the PGD start. */
+    /* Centre first, then samples; remember the best as the PGD start. */
     for (int64_t j = 0; j < n; j++)
         best[j] = 0.5 * (c.reg->lo[j] + c.reg->hi[j]);
     if ((rc = objective(&c, best, &best_val, NULL)))
@@ -145,8 +145,14 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
     for (int s = 0; s < o->samples && best_val > 0; s++) {
         if ((s & 63) == 0 && clock_expired(o->deadline))
             break;
-        for (int64_t j = 0; j < n; j++)
-            x[j] = c.reg->lo[j] + rng_uniform(&rg) * (c.reg->hi[j] - c.reg->lo[j]);
+        /* every other sample a random corner of the box: violations often
+         * sit there (monotone pieces); the others uniform */
+        for (int64_t j = 0; j < n; j++) {
+            double t = rng_uniform(&rg);
+            if (s & 1)
+                t = t < 0.5 ? 0.0 : 1.0;
+            x[j] = c.reg->lo[j] + t * (c.reg->hi[j] - c.reg->lo[j]);
+        }
         double f;
         if ((rc = objective(&c, x, &f, NULL)))
             goto out;

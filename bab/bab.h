@@ -76,6 +76,7 @@ typedef struct bab_genbab_opts {
 
 typedef struct bab_genbab_stats {
     int64_t domains, bound_calls, max_queue;
+    int64_t input_splits, kink_splits, smooth_splits; /* branchings by kind */
     double root_margin;  /* max over rows of (lower bound - threshold) at the root */
 } bab_genbab_stats;
 

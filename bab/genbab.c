@@ -305,6 +305,7 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
             qsort(cs, (size_t)nc, sizeof *cs, by_score);
         }
         double best_worst = -INFINITY;
+        int64_t best_j = cs[0].j;
         int proven = 0;
         for (int q = 0; q < k; q++) {
             rc = children(&c, &d, cs[q].j, cs[q].p, ch, e);
@@ -312,6 +313,7 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
                 goto done;
             double worst = fmin(ch[0].margin, ch[1].margin);
             if (q == 0 || worst > best_worst) {
+                best_j = cs[q].j;
                 dom_free(&best[0]), dom_free(&best[1]);
                 best[0] = ch[0], best[1] = ch[1];
                 best_worst = worst;
@@ -323,6 +325,12 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
             if (proven == 2)
                 break;
         }
+        if (best_j >= c.n_act)
+            st->input_splits++;
+        else if (kinked(c.kind[best_j]))
+            st->kink_splits++;
+        else
+            st->smooth_splits++;
         dom_free(&d);
         st->domains += 2;
         if (s.n + 2 > st->max_queue)
@@ -341,9 +349,11 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
                 goto done;
             }
         }
-        if (o->verbose && st->domains % 200 == 1)
-            fprintf(stderr, "genbab: %lld domains, %lld open\n", (long long)st->domains,
-                    (long long)s.n);
+        if (o->verbose && st->domains % 50 == 1)
+            fprintf(stderr, "genbab: %lld domains, %lld open, worst margin %.4g; splits: %lld "
+                    "input, %lld kink, %lld smooth\n", (long long)st->domains, (long long)s.n,
+                    best_worst, (long long)st->input_splits, (long long)st->kink_splits,
+                    (long long)st->smooth_splits);
     }
     rc = 1; /* every domain proven */
 done:

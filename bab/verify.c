@@ -112,6 +112,20 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
     return rc;
 }
 
+/* The largest number of inputs whose interval has width > 0 in a region:
+ * what sampling has to cover. */
+static int64_t moving_inputs(const spec_property *p)
+{
+    int64_t most = 0;
+    for (int r = 0; r < p->n_regions; r++) {
+        int64_t m = 0;
+        for (int64_t j = 0; j < p->n_x; j++)
+            m += p->regions[r].hi[j] > p->regions[r].lo[j];
+        most = m > most ? m : most;
+    }
+    return most;
+}
+
 static void free_open(char **open, int n)
 {
     for (int r = 0; r < n; r++)
@@ -167,7 +181,7 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
 
     /* 1. quick attack */
     bab_attack_opts ao = { .deadline = deadline, .restarts = 2, .steps = 10,
-                           .samples = p->n_x <= 16 ? 1000 : 50, .seed = o->seed };
+                           .samples = moving_inputs(p) <= 16 ? 1000 : 50, .seed = o->seed };
     int rc = attack_all(g, p, &ao, res, e);
     res->t_attack = clock_now() - t0;
     if (rc < 0)
@@ -230,7 +244,7 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
     ao.deadline = ta + (budget > 0 ? budget : 0);
     ao.restarts = 20;
     ao.steps = 50;
-    ao.samples = p->n_x <= 16 ? 20000 : 500;
+    ao.samples = moving_inputs(p) <= 16 ? 20000 : 500;
     ao.seed = o->seed + 1;
     rc = attack_all(g, p, &ao, res, e);
     res->t_attack += clock_now() - ta;
