@@ -70,6 +70,7 @@ typedef struct bab_genbab_opts {
     int midpoint;        /* split smooth neurons at the midpoint, not the table point */
     int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
     int input_splits;    /* also branch on input intervals (at most 64 moving) */
+    int64_t crown_max_rows; /* > 0: bnd_set_crown_max_rows for the domains' bounds */
     int64_t max_domains;
     int verbose;
 } bab_genbab_opts;

@@ -238,6 +238,8 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
     int rc = bnd_net_new(g, &c.net, e);
     if (rc)
         return rc;
+    if (o->crown_max_rows > 0)
+        bnd_set_crown_max_rows(c.net, o->crown_max_rows);
     c.n_act = bnd_act_count(c.net);
     c.n_in = bnd_n_in(c.net);
     int64_t na = c.n_act ? c.n_act : 1;
