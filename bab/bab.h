@@ -71,6 +71,8 @@ typedef struct bab_genbab_opts {
     int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
     int input_splits;    /* also branch on input intervals (at most 64 moving) */
     int64_t crown_max_rows; /* > 0: bnd_set_crown_max_rows for the domains' bounds */
+    double refine_frac;  /* in (0, 1): children refine only this top fraction of a
+                            wide (> 256) smooth population by CROWN; else all */
     int64_t max_domains;
     int verbose;
 } bab_genbab_opts;

@@ -38,6 +38,7 @@ void bab_genbab_opts_default(bab_genbab_opts *o)
     o->max_domains = 200000;
     o->tau_iters = 2;
     o->input_splits = 1;
+    o->refine_frac = 0.25;
 }
 
 typedef struct {
@@ -54,6 +55,8 @@ typedef struct {
     const spec_clause *cl;
     int64_t n_act, n_in;
     int input_splits;    /* inputs are candidates (asked for, <= 64 moving) */
+    unsigned char *refine; /* neurons whose pre-activations children refine by CROWN */
+    double *imp;         /* scratch: importance of each smooth neuron */
     int *kind;
     double *param;
     double *lb, *A;      /* scratch: rows, rows x n_act */
@@ -90,7 +93,8 @@ static int bound(ctx *c, const double *lo, const double *hi, const double *plo, 
         return err_set(e, ERR_NOMEM, "genbab: out of memory");
     memcpy(d->lo, lo, (size_t)c->n_in * sizeof(double));
     memcpy(d->hi, hi, (size_t)c->n_in * sizeof(double));
-    int rc = bnd_split_bound(c->net, lo, hi, plo, phi, j, cl->C, cl->n_rows, c->o->tau_iters,
+    int rc = bnd_split_bound(c->net, lo, hi, plo, phi, plo ? c->refine : NULL, j, cl->C,
+                             cl->n_rows, c->o->tau_iters,
                              c->lb, d->plo, d->phi, c->A, d->z,
                              c->input_splits ? d->gin : NULL, e);
     c->st->bound_calls++;
@@ -221,6 +225,35 @@ typedef struct {
     double p, s;
 } cand;
 
+static int by_value_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Children's CROWN intermediate bounds only for the smooth neurons that
+ * matter most to the parent's bound, |a_j|·(u_j - l_j), the top
+ * refine_frac of them (when there are more than 256), and for every
+ * kinked neuron: refining a wide smooth layer is most of a bound's cost. */
+static void set_refine(ctx *c, const domain *d)
+{
+    if (!c->refine)
+        return;
+    int64_t ns = 0;
+    for (int64_t j = 0; j < c->n_act; j++)
+        if (!kinked(c->kind[j]))
+            c->imp[ns++] = fabs(d->a[j]) * (d->phi[j] - d->plo[j]);
+    double thr = -INFINITY;
+    if (ns > 256) {
+        qsort(c->imp, (size_t)ns, sizeof(double), by_value_desc);
+        int64_t keep = (int64_t)(c->o->refine_frac * (double)ns);
+        thr = c->imp[keep < ns ? keep : ns - 1];
+    }
+    for (int64_t j = 0; j < c->n_act; j++)
+        c->refine[j] = kinked(c->kind[j]) ||
+                       fabs(d->a[j]) * (d->phi[j] - d->plo[j]) > thr;
+}
+
 static int by_score(const void *a, const void *b)
 {
     double x = ((const cand *)a)->s, y = ((const cand *)b)->s;
@@ -256,6 +289,14 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
         goto done;
     }
     bnd_act_kinds(c.net, c.kind, c.param);
+    if (o->refine_frac > 0 && o->refine_frac < 1) {
+        c.refine = malloc((size_t)na);
+        c.imp = malloc((size_t)na * sizeof(double));
+        if (!c.refine || !c.imp) {
+            rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
+            goto done;
+        }
+    }
     int64_t moving = 0;
     for (int64_t t = 0; t < c.n_in; t++)
         moving += hi[t] > lo[t];
@@ -294,6 +335,7 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
             rc = 0;
             goto done;
         }
+        set_refine(&c, &d);
         int k = o->rule == BAB_BRANCH_GENBAB && o->topk > 1 ? o->topk : 1;
         if (k > nc)
             k = (int)nc;
@@ -364,7 +406,7 @@ done:
     for (int64_t q = 0; q < s.n; q++)
         dom_free(&s.v[q]);
     free(s.v);
-    free(cs), free(c.kind), free(c.param), free(c.lb), free(c.A);
+    free(cs), free(c.kind), free(c.param), free(c.lb), free(c.A), free(c.refine), free(c.imp);
     bnd_net_free(c.net);
     return rc;
 }

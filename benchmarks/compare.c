@@ -46,7 +46,7 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
                 break;
             }
             if (m <= 1) {
-                int rc = bnd_split_bound(n, reg->lo, reg->hi, NULL, NULL, 0, cl->C, cl->n_rows,
+                int rc = bnd_split_bound(n, reg->lo, reg->hi, NULL, NULL, NULL, 0, cl->C, cl->n_rows,
                                          m == 1 ? 2 : 0, lb, NULL, NULL, NULL, NULL, NULL, &e);
                 int proven = rc == 1;
                 for (int i = 0; rc == 0 && i < cl->n_rows; i++)

@@ -212,10 +212,57 @@ static int input_gains(bnd_net *net, const double *C, int k, const double *lb, d
     return rc;
 }
 
+/* CROWN bounds (rows +e_t, -e_t) for the neurons of pre-activation layer i
+ * whose ACT neuron is marked in `refine` and that its rule calls unstable,
+ * intersected with the current bounds; the others keep them (IBP, clipped
+ * by the domain later). */
+static int refine_some(bnd_net *net, int i, const int64_t *start, const unsigned char *refine,
+                       err *e)
+{
+    bnd_layer *L = &net->layers[i];
+    int64_t n = L->size, ku = 0;
+    const unsigned char *mark = NULL;
+    for (int j = i + 1; j < net->n_layers && !mark; j++)
+        if (net->layers[j].kind == BND_L_ACT && net->layers[j].in[0] == i)
+            mark = refine + start[j];
+    if (!mark)
+        return bnd_crown_refine(net, i, e);
+    for (int64_t t = 0; t < n; t++)
+        ku += mark[t] && L->preact_rule->unstable(L->lo[t], L->hi[t]);
+    if (ku == 0)
+        return 0;
+    if (ku > net->crown_max_rows || 2 * ku * n > BND_MAX_A_ENTRIES)
+        return bnd_crown_refine(net, i, e);
+    int64_t *idx = malloc((size_t)ku * sizeof(int64_t));
+    double *A0 = calloc((size_t)(2 * ku * n), sizeof(double));
+    double *lbv = malloc((size_t)(2 * ku) * sizeof(double));
+    int rc = 0;
+    if (!idx || !A0 || !lbv) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    } else {
+        for (int64_t t = 0, q = 0; t < n; t++)
+            if (mark[t] && L->preact_rule->unstable(L->lo[t], L->hi[t]))
+                idx[q++] = t;
+        for (int64_t q = 0; q < ku; q++) {
+            A0[q * n + idx[q]] = 1.0;
+            A0[(ku + q) * n + idx[q]] = -1.0;
+        }
+        rc = bnd_backward(net, i, 2 * ku, A0, 0, NULL, lbv, e);
+        for (int64_t q = 0; rc == 0 && q < ku; q++) {
+            int64_t t = idx[q];
+            L->lo[t] = fmax(L->lo[t], lbv[q]);
+            L->hi[t] = fmin(L->hi[t], -lbv[ku + q]);
+        }
+        L->mz_ok = 0;
+    }
+    free(idx), free(A0), free(lbv);
+    return rc;
+}
+
 int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const double *plo,
-                    const double *phi, int64_t changed, const double *C, int k, int tau_iters,
-                    double *lb, double *plo_out, double *phi_out, double *A_out, double *z_out,
-                    double *gain_in, err *e)
+                    const double *phi, const unsigned char *refine, int64_t changed,
+                    const double *C, int k, int tau_iters, double *lb, double *plo_out,
+                    double *phi_out, double *A_out, double *z_out, double *gain_in, err *e)
 {
     int nl = net->n_layers;
     int64_t *start = calloc((size_t)nl, sizeof(int64_t));
@@ -250,7 +297,7 @@ int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const doub
         bnd_layer *L = &net->layers[i];
         rc = bnd_ibp_layer(net, i, e);
         if (rc == 0 && L->is_preact && !L->ibp_exact && i >= first)
-            rc = bnd_crown_refine(net, i, e);
+            rc = refine ? refine_some(net, i, start, refine, e) : bnd_crown_refine(net, i, e);
         if (rc == 0 && L->is_preact && plo)
             empty = clip_preact(net, i, start, plo, phi);
         if (rc == 0 && !empty && L->kind == BND_L_ACT) {

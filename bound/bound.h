@@ -114,6 +114,8 @@ void bnd_act_kinds(const bnd_net *n, int *kind, double *param);
  * plo/phi without CROWN refinement); ignored when plo is NULL. Out (each may
  * be NULL): the domain's tightened intervals, and the k x count coefficients
  * at the ACT outputs of the final backward pass (for branching scores).
+ * refine (count flags, or NULL = all): which neurons' pre-activations get
+ * CROWN intermediate bounds (the others keep IBP, clipped by the domain).
  * z_out (count values, or NULL): the pre-activations of the linearised
  * network at the minimiser of the relaxed problem for the best row.
  * gain_in (n_in values, or NULL): per input, |a|·width/4 for the best row's
@@ -125,8 +127,8 @@ void bnd_act_kinds(const bnd_net *n, int *kind, double *param);
  * row keeps its best bound.
  * Returns 0, 1 when the domain is empty (lb = +inf), < 0 on error. */
 int bnd_split_bound(bnd_net *n, const double *lo, const double *hi, const double *plo,
-                    const double *phi, int64_t changed, const double *C, int k, int tau_iters,
-                    double *lb, double *plo_out, double *phi_out, double *A_out, double *z_out,
+                    const double *phi, const unsigned char *refine, int64_t changed,
+                    const double *C, int k, int tau_iters, double *lb, double *plo_out, double *phi_out, double *A_out, double *z_out,
                     double *gain_in, err *e);
 
 #endif

@@ -120,7 +120,7 @@ Test(genbab, split_domain_bounds_hold_on_their_points, .timeout = 30)
         double *plo = malloc(sizeof(double) * 4 * (size_t)na), *phi = plo + na;
         double *qlo = plo + 2 * na, *qhi = plo + 3 * na;
         double lo[2] = {-1, -0.5}, hi[2] = {0.5, 1}, C[2] = {1, -1}, lb, root;
-        cr_assert_eq(bnd_split_bound(n, lo, hi, NULL, NULL, 0, C, 1, 0, &root, plo, phi, NULL, NULL, NULL, &e),
+        cr_assert_eq(bnd_split_bound(n, lo, hi, NULL, NULL, NULL, 0, C, 1, 0, &root, plo, phi, NULL, NULL, NULL, &e),
                      0, "%s", e.msg);
         for (int trial = 0; trial < 40; trial++) {
             memcpy(qlo, plo, sizeof(double) * (size_t)na);
@@ -135,7 +135,7 @@ Test(genbab, split_domain_bounds_hold_on_their_points, .timeout = 30)
                     qlo[j] = p;
                 first = j < first ? j : first;
             }
-            int rc = bnd_split_bound(n, lo, hi, qlo, qhi, first, C, 1, 2, &lb, NULL, NULL, NULL, NULL, NULL, &e);
+            int rc = bnd_split_bound(n, lo, hi, qlo, qhi, NULL, first, C, 1, 2, &lb, NULL, NULL, NULL, NULL, NULL, &e);
             cr_assert(rc == 0 || rc == 1, "%s", e.msg);
             for (int s = 0; s < 2000; s++) {
                 double x[2] = {lo[0] + unif() * (hi[0] - lo[0]), lo[1] + unif() * (hi[1] - lo[1])};
