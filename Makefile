@@ -18,12 +18,14 @@ LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_SRC  := $(wildcard cli/*.c)
 PROGS    := $(patsubst cli/%.c,%,$(CLI_SRC))
+# `train` is also the trainer's source folder, so that program stays in $(B)/bin.
+TOP_PROGS := $(filter-out train,$(PROGS))
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 
 .PHONY: all deps test sanitize bench clean fuzz stress
 
-all: deps $(PROGS)
+all: deps $(TOP_PROGS) $(PROGS:%=$(B)/bin/%)
 
 deps:
 	@./scripts/deps.sh
@@ -41,7 +43,7 @@ $(B)/bin/%: $(B)/cli/%.o $(B)/libnnv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(PROGS): %: $(B)/bin/%
+$(TOP_PROGS): %: $(B)/bin/%
 	cp $< $@
 
 $(B)/tests/run: $(TEST_OBJ) $(B)/libnnv.a
@@ -65,10 +67,21 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	./fuzz/run.sh $(FUZZ_SECONDS)
 
+# The soundness stress test at scale: make stress N=1000000 SAMPLES=100 JOBS=2
+N       ?= 10000
+SAMPLES ?= 100
+JOBS    ?= 2
+$(B)/bin/stress: $(B)/scripts/stress.o $(B)/tests/stress_gen.o $(B)/libnnv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+stress: deps $(B)/bin/stress
+	$(B)/bin/stress $(N) $(SAMPLES) $(JOBS)
+
 bench: all
 	./scripts/bench.sh
 
 clean:
-	rm -rf build build-san $(PROGS)
+	rm -rf build build-san $(TOP_PROGS)
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_SRC:%.c=$(B)/%.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_SRC:%.c=$(B)/%.d) $(B)/scripts/stress.d

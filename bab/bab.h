@@ -16,11 +16,26 @@ typedef enum { BAB_UNSAT, BAB_SAT, BAB_UNKNOWN, BAB_TIMEOUT } bab_answer;
 
 const char *bab_answer_name(bab_answer a);
 
+/* Input-split branching heuristics: |CROWN input coefficient| x width of
+ * each dimension (smear), width relative to the root box, or the sum of
+ * both, each normalised by its largest value over the dimensions (mix). */
+typedef enum { BAB_SPLIT_SMEAR = 0, BAB_SPLIT_WIDTH, BAB_SPLIT_MIX } bab_split;
+
+#define BAB_MAX_THREADS 16
+
 typedef struct bab_opts {
     double timeout;      /* seconds; <= 0: none */
     uint64_t seed;
     int verbose;         /* progress on stderr */
+    int threads;         /* worker threads for branch and bound; 0 = 2 */
+    int batch;           /* boxes bounded together; 0 = default */
+    bab_split split;
+    int max_split_inputs; /* input split when n_x <= this; 0 = default (20), < 0 never */
+    int strategy;        /* BAB_STRATEGY_*: 0 = automatic */
+    int branching;       /* ReLU split: 0 = default (BaBSR), 1 = BaBSR, 2 = FSB */
 } bab_opts;
+
+enum { BAB_STRATEGY_AUTO = 0, BAB_STRATEGY_INPUT, BAB_STRATEGY_RELU, BAB_STRATEGY_NONE };
 
 void bab_opts_default(bab_opts *o);
 
@@ -32,6 +47,8 @@ typedef struct bab_result {
     /* statistics */
     double t_load, t_attack, t_bound, t_total;
     int64_t n_evals, n_bound_calls, n_domains;
+    int64_t n_attacks, n_attack_hits;  /* attack runs, and those that found the answer */
+    const char *strategy;              /* "input-split" or "refute" */
 } bab_result;
 
 void bab_result_free(bab_result *r);
@@ -91,5 +108,32 @@ void bab_genbab_opts_default(bab_genbab_opts *o);
  * split), < 0 on error. */
 int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec_clause *cl,
                const bab_genbab_opts *o, bab_genbab_stats *st, err *e);
+/* ---- ReLU-split branch and bound (relu_split.c) ---- */
+typedef enum { BAB_BRANCH_BABSR, BAB_BRANCH_FSB } bab_branching;
+
+typedef struct bab_relu_opts {
+    double deadline;     /* clock_now() value; 0 = none */
+    int threads;         /* workers, one bnd_net each */
+    bab_branching branching;
+    int fsb_k;           /* FSB: candidates re-bounded per branching */
+    int beta_iters;      /* beta gradient steps per domain */
+    double beta_lr;
+    int alpha;           /* optimise lower ReLU slopes jointly with beta */
+    double alpha_lr;
+    int interm;          /* recompute intermediate bounds after the new split */
+    int interm_iters;    /* ... optimised this many steps (0: CROWN) */
+    int root_interm_iters; /* root intermediate bounds optimised (alpha) */
+    size_t mem_budget;   /* bytes of open domains before going depth-first */
+    int verbose;
+} bab_relu_opts;
+
+void bab_relu_opts_default(bab_relu_opts *o);
+
+/* Decide region r of p by ReLU-split BaB with beta-CROWN bounds. *ans gets
+ * BAB_UNSAT (every clause refuted on every domain), BAB_SAT (x filled with a
+ * validated counterexample), BAB_TIMEOUT or BAB_UNKNOWN. The counters (if
+ * not NULL) are increased. */
+int bab_relu_split(const nn_graph *g, const spec_property *p, int r, const bab_relu_opts *o,
+                   bab_answer *ans, double *x, int64_t *n_domains, int64_t *n_evals, err *e);
 
 #endif

@@ -1,14 +1,21 @@
 /* verify.c: the verification procedure behind `verify`.
  *
  * 1. A quick attack on every region (counterexamples are common and cheap).
- * 2. CROWN bounds of every clause row over every region's box: a clause is
- *    refuted when some row's lower bound exceeds its threshold (the row can
- *    never hold, so the conjunction cannot). All refuted -> unsat.
- * 3. Otherwise a longer attack (a few seconds) -> sat.
- * 4. Then branch and bound over nonlinear splits (genbab.c) on every clause
- *    CROWN left open, with the time that is left -> unsat, or unknown /
- *    timeout. */
+ * 2. A strategy chosen from the property's shape (or --strategy):
+ *    - few inputs (n_x <= max_split_inputs): input-split branch and bound
+ *      (input_split.c), complete up to the timeout;
+ *    - otherwise refutation: CROWN bounds of every clause row over every
+ *      region's box; a clause is refuted when some row's lower bound exceeds
+ *      its threshold (the row can never hold, so the conjunction cannot).
+ *      All refuted -> unsat; else ReLU-split branch and bound (relu_split.c)
+ *      on ReLU networks, and a longer attack with the time that is left.
+ *      Networks with other nonlinearities (sigmoid, tanh, GeLU, products, ...)
+ *      get, instead of ReLU splitting, the longer attack and then branch and
+ *      bound over general nonlinear and input splits (genbab.c) on every
+ *      clause with the time that is left.
+ * Each strategy is one function (g, p, o, deadline, res, e) -> res->answer. */
 #include "bab.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +39,7 @@ void bab_opts_default(bab_opts *o)
     memset(o, 0, sizeof *o);
     o->timeout = 0;
     o->seed = 1;
+    o->split = BAB_SPLIT_MIX;
 }
 
 void bab_result_free(bab_result *r)
@@ -62,20 +70,15 @@ static int attack_all(const nn_graph *g, const spec_property *p, const bab_attac
     return 0;
 }
 
-/* 1 when CROWN refutes every clause of region r; open[k] (if not NULL) is
- * set to 1 for each clause it leaves open. */
-static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_result *res,
-                          char *open, err *e)
+/* 1 when CROWN refutes every clause of region r. */
+static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_result *res, err *e)
 {
     const spec_region *reg = &p->regions[r];
     int rows = 0;
     for (int k = 0; k < reg->n_clauses; k++)
         rows += reg->clauses[k].n_rows;
-    if (rows == 0) { /* an empty clause is always violated */
-        for (int k = 0; open && k < reg->n_clauses; k++)
-            open[k] = 1;
-        return reg->n_clauses == 0;
-    }
+    if (rows == 0)
+        return reg->n_clauses == 0; /* an empty clause is always violated */
     double *C = malloc((size_t)rows * (size_t)p->n_y * sizeof *C);
     double *lb = malloc((size_t)rows * sizeof *lb);
     if (!C || !lb) {
@@ -94,7 +97,7 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
     if (rc == 0) {
         rc = 1;
         at = 0;
-        for (int k = 0; k < reg->n_clauses && (rc == 1 || open); k++) {
+        for (int k = 0; k < reg->n_clauses && rc == 1; k++) {
             const spec_clause *cl = &reg->clauses[k];
             int refuted = 0;
             for (int i = 0; i < cl->n_rows; i++)
@@ -103,8 +106,6 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
             at += cl->n_rows;
             if (!refuted)
                 rc = 0;
-            if (!refuted && open)
-                open[k] = 1;
         }
     }
     free(C);
@@ -126,16 +127,10 @@ static int64_t moving_inputs(const spec_property *p)
     return most;
 }
 
-static void free_open(char **open, int n)
-{
-    for (int r = 0; r < n; r++)
-        free(open[r]);
-    free(open);
-}
-
-/* GenBaB on every clause left open by CROWN: 1 when all are proven. */
-static int genbab_open(const nn_graph *g, const spec_property *p, char **open, double deadline,
-                       const bab_opts *o, bab_result *res, err *e)
+/* GenBaB on every clause of every region (clauses CROWN refutes are proven
+ * at the root): answer UNSAT when all are proven. */
+static int genbab_strategy(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                           double deadline, bab_result *res, err *e)
 {
     bab_genbab_opts go;
     bab_genbab_opts_default(&go);
@@ -144,8 +139,6 @@ static int genbab_open(const nn_graph *g, const spec_property *p, char **open, d
     for (int r = 0; r < p->n_regions; r++) {
         const spec_region *reg = &p->regions[r];
         for (int k = 0; k < reg->n_clauses; k++) {
-            if (!open[r] || !open[r][k])
-                continue;
             bab_genbab_stats st;
             int rc = bab_genbab(g, reg->lo, reg->hi, &reg->clauses[k], &go, &st, e);
             res->n_domains += st.domains;
@@ -154,11 +147,157 @@ static int genbab_open(const nn_graph *g, const spec_property *p, char **open, d
                 fprintf(stderr, "genbab: region %d clause %d: %s after %lld domains "
                         "(root margin %.4g)\n", r, k, rc == 1 ? "proven" : "open",
                         (long long)st.domains, st.root_margin);
-            if (rc != 1)
+            if (rc < 0)
                 return rc;
+            if (rc == 0)
+                return 0;
         }
     }
-    return 1;
+    res->answer = BAB_UNSAT;
+    return 0;
+}
+
+/* The automatic strategy choice: ReLU splitting for networks with ReLUs and
+ * a high-dimensional input (where input splitting cannot scale). */
+static int choose_relu_split(const bnd_net *net, const spec_property *p, const bab_opts *o)
+{
+    if (o->strategy == BAB_STRATEGY_RELU)
+        return bnd_relu_count(net) > 0;
+    if (o->strategy != BAB_STRATEGY_AUTO)
+        return 0;
+    return p->n_x > 16 && bnd_relu_count(net) > 0;
+}
+
+/* ReLU-split BaB on every region (region_refuted already failed on some). */
+static int relu_split_strategy(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                               double deadline, bab_result *res, err *e)
+{
+    bab_relu_opts ro;
+    bab_relu_opts_default(&ro);
+    ro.deadline = deadline;
+    ro.verbose = o->verbose;
+    if (o->branching == 2)
+        ro.branching = BAB_BRANCH_FSB;
+    /* experiment overrides (documented in docs/relu_bab.md) */
+    const char *ev = getenv("NNV_RELU_INTERM");
+    if (ev)
+        ro.interm = atoi(ev);
+    if ((ev = getenv("NNV_BETA_ITERS")))
+        ro.beta_iters = atoi(ev);
+    if ((ev = getenv("NNV_THREADS")))
+        ro.threads = atoi(ev);
+    if ((ev = getenv("NNV_ROOT_ITERS")))
+        ro.root_interm_iters = atoi(ev);
+    if ((ev = getenv("NNV_INTERM_ITERS")))
+        ro.interm_iters = atoi(ev);
+    if ((ev = getenv("NNV_ALPHA")))
+        ro.alpha = atoi(ev);
+    if ((ev = getenv("NNV_FSB_K")))
+        ro.fsb_k = atoi(ev);
+    bab_answer all = BAB_UNSAT;
+    for (int r = 0; r < p->n_regions; r++) {
+        bab_answer a;
+        int rc = bab_relu_split(g, p, r, &ro, &a, res->x, &res->n_domains, &res->n_evals, e);
+        if (rc < 0)
+            return rc;
+        if (a == BAB_SAT) {
+            res->region = r;
+            rc = bab_check_counterexample(g, p, r, res->x, res->y, e);
+            if (rc < 0)
+                return rc;
+            if (rc == 1) {
+                res->answer = BAB_SAT;
+                return 0;
+            }
+            a = BAB_UNKNOWN;
+        }
+        if (a != BAB_UNSAT)
+            all = a == BAB_TIMEOUT ? BAB_TIMEOUT : (all == BAB_UNSAT ? a : all);
+        if (all == BAB_TIMEOUT)
+            break;
+    }
+    res->answer = all;
+    return 0;
+}
+
+/* Refutation by CROWN bounds per region; then ReLU splitting where it
+ * applies, then a longer attack. */
+static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                           double deadline, bab_result *res, err *e)
+{
+    double tb = clock_now();
+    bnd_net *net = NULL;
+    int all_refuted = 1;
+    int rc = bnd_net_new(g, &net, e);
+    if (rc == ERR_UNSUP) {
+        if (o->verbose)
+            fprintf(stderr, "verify: no bounds (%s); attacking only\n", e->msg);
+        all_refuted = 0;
+        rc = 0;
+    } else if (rc) {
+        return rc;
+    }
+    for (int r = 0; net && r < p->n_regions && all_refuted; r++) {
+        if (clock_expired(deadline)) {
+            all_refuted = 0;
+            break;
+        }
+        rc = region_refuted(net, p, r, res, e);
+        if (rc < 0) {
+            bnd_net_free(net);
+            return rc;
+        }
+        if (rc == 0)
+            all_refuted = 0;
+    }
+    /* nonlinearities other than ReLU: general splits instead of ReLU ones */
+    int use_genbab = net && bnd_act_count(net) > bnd_relu_count(net);
+    int use_relu = net && !use_genbab && choose_relu_split(net, p, o);
+    bnd_net_free(net);
+    res->t_bound += clock_now() - tb;
+    if (all_refuted) {
+        res->answer = BAB_UNSAT;
+        return 0;
+    }
+    if (use_relu) {
+        double tr = clock_now();
+        res->strategy = "relu-split";
+        rc = relu_split_strategy(g, p, o, deadline, res, e);
+        res->t_bound += clock_now() - tr;
+        if (rc < 0)
+            return rc;
+        if (res->answer == BAB_UNSAT || res->answer == BAB_SAT)
+            return 0;
+    }
+
+    /* a longer attack with what is left (bounded so `unknown` comes soon) */
+    double ta = clock_now();
+    double budget = 5.0;
+    if (deadline > 0 && deadline - ta < budget)
+        budget = deadline - ta;
+    bab_attack_opts ao = { .deadline = ta + (budget > 0 ? budget : 0), .restarts = 20,
+                           .steps = 50, .samples = moving_inputs(p) <= 16 ? 20000 : 500,
+                           .seed = o->seed + 1 };
+    res->n_attacks++;
+    rc = attack_all(g, p, &ao, res, e);
+    res->t_attack += clock_now() - ta;
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        res->answer = BAB_SAT, res->n_attack_hits++;
+        return 0;
+    }
+    if (use_genbab && !clock_expired(deadline)) {
+        double tg = clock_now();
+        res->strategy = "genbab";
+        rc = genbab_strategy(g, p, o, deadline, res, e);
+        res->t_bound += clock_now() - tg;
+        if (rc < 0)
+            return rc;
+    }
+    if (res->answer != BAB_UNSAT && clock_expired(deadline))
+        res->answer = BAB_TIMEOUT;
+    return 0;
 }
 
 int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
@@ -182,90 +321,39 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
     /* 1. quick attack */
     bab_attack_opts ao = { .deadline = deadline, .restarts = 2, .steps = 10,
                            .samples = moving_inputs(p) <= 16 ? 1000 : 50, .seed = o->seed };
+    res->n_attacks++;
     int rc = attack_all(g, p, &ao, res, e);
     res->t_attack = clock_now() - t0;
     if (rc < 0)
         return rc;
     if (rc == 1) {
         res->answer = BAB_SAT;
+        res->n_attack_hits++;
+        res->strategy = "attack";
         goto done;
     }
 
-    /* 2. bounds */
-    double tb = clock_now();
-    bnd_net *net = NULL;
-    int all_refuted = 1, genbab_ok = 1;
-    char **open = calloc((size_t)(p->n_regions ? p->n_regions : 1), sizeof(char *));
-    if (!open)
-        return err_set(e, ERR_NOMEM, "verify: out of memory");
-    rc = bnd_net_new(g, &net, e);
-    if (rc == ERR_UNSUP) {
-        if (o->verbose)
-            fprintf(stderr, "verify: no bounds (%s); attacking only\n", e->msg);
-        all_refuted = 0;
-        genbab_ok = 0;
-        rc = 0;
-    } else if (rc) {
-        free(open);
-        return rc;
-    }
-    for (int r = 0; net && r < p->n_regions && genbab_ok; r++) {
-        if (clock_expired(deadline)) {
-            all_refuted = genbab_ok = 0;
-            break;
-        }
-        open[r] = calloc((size_t)(p->regions[r].n_clauses + 1), 1);
-        if (!open[r]) {
-            rc = err_set(e, ERR_NOMEM, "verify: out of memory");
-        } else {
-            rc = region_refuted(net, p, r, res, open[r], e);
-        }
-        if (rc < 0) {
-            bnd_net_free(net);
-            free_open(open, p->n_regions);
-            return rc;
-        }
-        if (rc == 0)
-            all_refuted = 0;
-    }
-    bnd_net_free(net);
-    res->t_bound = clock_now() - tb;
-    if (all_refuted) {
-        res->answer = BAB_UNSAT;
-        free_open(open, p->n_regions);
-        goto done;
-    }
-
-    /* 3. a longer attack with what is left (bounded so `unknown` comes soon) */
-    double ta = clock_now();
-    double budget = 5.0;
-    if (deadline > 0 && deadline - ta < budget)
-        budget = deadline - ta;
-    ao.deadline = ta + (budget > 0 ? budget : 0);
-    ao.restarts = 20;
-    ao.steps = 50;
-    ao.samples = moving_inputs(p) <= 16 ? 20000 : 500;
-    ao.seed = o->seed + 1;
-    rc = attack_all(g, p, &ao, res, e);
-    res->t_attack += clock_now() - ta;
-    if (rc == 0 && genbab_ok) {
-        /* 4. branch and bound on every open clause */
-        double tg = clock_now();
-        rc = genbab_open(g, p, open, deadline, o, res, e);
-        res->t_bound += clock_now() - tg;
-        if (rc == 1) {
-            res->answer = BAB_UNSAT;
+    /* 2. a strategy */
+    int max_split = o->max_split_inputs ? o->max_split_inputs : 20;
+    int input_split = o->strategy == BAB_STRATEGY_INPUT ||
+                      (o->strategy == BAB_STRATEGY_AUTO && p->n_x <= max_split);
+    if (input_split) {
+        res->strategy = "input-split";
+        rc = bab_input_split(g, p, o, deadline, res, e);
+        if (rc == ERR_UNSUP) { /* no bounds for this graph: fall back */
+            if (o->verbose)
+                fprintf(stderr, "verify: %s; refutation instead\n", e->msg);
             rc = 0;
-        } else if (rc == 0) {
-            rc = 2; /* not proven */
+            res->strategy = "refute";
+            rc = strategy_refute(g, p, o, deadline, res, e);
         }
+    } else {
+        res->strategy = "refute";
+        rc = strategy_refute(g, p, o, deadline, res, e);
     }
-    free_open(open, p->n_regions);
-    if (rc < 0)
+    if (rc)
         return rc;
-    if (rc == 1)
-        res->answer = BAB_SAT;
-    else if (res->answer != BAB_UNSAT && clock_expired(deadline))
+    if (res->answer == BAB_UNKNOWN && clock_expired(deadline))
         res->answer = BAB_TIMEOUT;
 done:
     res->t_total = clock_now() - t0;

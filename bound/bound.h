@@ -45,6 +45,30 @@ void bnd_set_interm(bnd_net *n, bnd_interm mode);
  * layers keep their IBP bounds. */
 void bnd_set_crown_max_rows(bnd_net *n, int64_t rows);
 
+/* alpha-CROWN lower bounds lb (k) of the rows of C·y over [lo, hi]: the
+ * lower slopes of unstable ReLUs optimised per row for `iters` steps from
+ * CROWN's; never looser than CROWN (alpha.c). */
+int bnd_alpha_crown(bnd_net *n, const double *lo, const double *hi, const double *C, int k,
+                    int iters, double *lb, err *e);
+
+/* Batched bounds for chain networks (dense linear layers and ReLUs only,
+ * e.g. Gemm/ReLU MLPs): forward linear relaxation for the intermediate
+ * bounds, CROWN backward for the objectives (batch.c). A bnd_mlp is
+ * read-only after creation: several threads may bound with it at once. */
+typedef struct bnd_mlp bnd_mlp;
+/* ERR_UNSUP when the net is not such a chain. */
+int bnd_mlp_new(const bnd_net *n, bnd_mlp **out, err *e);
+void bnd_mlp_free(bnd_mlp *m);
+int64_t bnd_mlp_n_in(const bnd_mlp *m);
+/* Lower bounds lb (B x k) of the k objectives C·y (C: k x n_out, shared) over
+ * each of the B boxes [lo, hi] (B x n_in each); A_in (B·k x n_in, may be NULL)
+ * gets the input coefficients of each CROWN lower bound's linear function.
+ * alpha_iters > 0: then that many alpha-CROWN iterations on the objective
+ * rows' ReLU slopes (never looser than CROWN: the best bound is kept). */
+int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
+                  const double *C, int alpha_iters, double *lb, double *A_in, err *e);
+/* Plain double forward pass of B points x (B x n_in) -> y (B x n_out). */
+int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e);
 /* ---- ReLU splits and beta-CROWN (beta.c) ----
  * The ReLU neurons of a net are numbered 0 .. bnd_relu_count()-1, layer by
  * layer in topological order; a split fixes the sign of one neuron's
@@ -71,11 +95,17 @@ typedef struct bnd_domain {
     int interm_from;           /* CROWN-recompute intermediate bounds of ReLU
                                   layers >= this one (ReLU layer index);
                                   INT_MAX: keep plo/phi (clipped by splits) */
+    int interm_iters;          /* > 0: those intermediate bounds optimised
+                                  (alpha, beta of earlier splits) this many
+                                  steps instead of plain CROWN */
 } bnd_domain;
 
 typedef struct bnd_beta_opts {
     int iters;           /* projected gradient steps on beta (0: one pass) */
     double lr;           /* Adam step size */
+    int alpha;           /* also optimise the lower slopes of unstable ReLUs
+                            (per row; start from out->alpha or CROWN's slope) */
+    double alpha_lr;
     /* early stop: rows grouped into clauses (clause[q], n_clauses groups);
      * stop once every clause has a row with lb > d. NULL: never early */
     const double *d;
@@ -86,6 +116,8 @@ typedef struct bnd_beta_opts {
 typedef struct bnd_beta_out {
     double *lb;          /* k: sound lower bounds of the rows of C */
     double *beta;        /* k x n_splits, in: start (NULL = 0), out: best */
+    double *alpha;       /* k x n_relu, in: start (entries outside [0,1]: CROWN's
+                            slope), out: best (with opts.alpha), or NULL */
     double *plo, *phi;   /* n_relu out: the domain's pre-activation bounds, or NULL */
     double *A_relu;      /* k x n_relu out: coefficients at the ReLU outputs at
                             the best iterate (for branching), or NULL */
@@ -130,5 +162,17 @@ int bnd_split_bound(bnd_net *n, const double *lo, const double *hi, const double
                     const double *phi, const unsigned char *refine, int64_t changed,
                     const double *C, int k, int tau_iters, double *lb, double *plo_out, double *phi_out, double *A_out, double *z_out,
                     double *gain_in, err *e);
+/* ---- LP / MILP with GLPK (lp.c) ----
+ * min c·y (c: n_out) over the input box and the net's CURRENT bounds (left
+ * by the last bnd_compute / bnd_beta_bound over the same region and splits),
+ * with the given splits: exact = 1 solves the MILP (ReLU indicators binary),
+ * 0 the LP (triangle relaxation). *value is GLPK's floating-point optimum
+ * (not rigorous); for the LP, *safe (if not NULL) gets a rigorous lower bound
+ * of the LP's optimum — hence of c·y on the domain — derived from GLPK's
+ * duals with outward error terms. x (if not NULL) gets the optimal input.
+ * Returns 0, 1 if GLPK finds the problem infeasible (value = +inf, safe =
+ * -inf: no certificate), < 0 on error (ERR_UNSUP: too large / not ReLU). */
+int bnd_lp_min(bnd_net *n, const bnd_split *splits, int ns, const double *c, int exact,
+               double *value, double *safe, double *x, err *e);
 
 #endif

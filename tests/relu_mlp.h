@@ -1,0 +1,99 @@
+/* relu_mlp.h: random fully connected ReLU networks for the beta / ReLU-BaB / LP
+ * tests (header-only; included by those test files). */
+#ifndef TESTS_RELU_MLP_H
+#define TESTS_RELU_MLP_H
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/rng.h"
+#include "../models/nn.h"
+
+/* ---- a random fully connected ReLU network (Gemm, transB) ---- */
+typedef struct mlp {
+    nn_graph *g;
+    int n_hidden;
+    int pre[8];          /* tensor ids of the pre-activations */
+    int64_t width[8];
+    int64_t n_in, n_out;
+} mlp;
+
+static inline int mlp_tens(nn_graph *g, const char *name, int64_t n)
+{
+    err e = {0};
+    int t = nn_graph_tensor(g, name, &e);
+    int64_t d[2] = {1, n};
+    cr_assert(t >= 0, "%s", e.msg);
+    cr_assert_eq(nn_tensor_set_shape(g, t, 2, d, &e), 0, "%s", e.msg);
+    return t;
+}
+
+static inline mlp mlp_random(rng *r, int64_t n_in, int n_hidden, int64_t width, int64_t n_out)
+{
+    mlp m = {0};
+    err e = {0};
+    char name[32];
+    m.g = nn_graph_new("random.onnx");
+    m.n_hidden = n_hidden, m.n_in = n_in, m.n_out = n_out;
+    int x = mlp_tens(m.g, "x", n_in), h = x;
+    int64_t prev = n_in;
+    for (int l = 0; l <= n_hidden; l++) {
+        int64_t n = l == n_hidden ? n_out : width;
+        double *W = malloc((size_t)(n * prev) * sizeof(double)), *b = malloc((size_t)n * sizeof(double));
+        cr_assert(W && b);
+        for (int64_t q = 0; q < n * prev; q++)
+            W[q] = rng_normal(r) / sqrt((double)prev);
+        for (int64_t q = 0; q < n; q++)
+            b[q] = 0.3 * rng_normal(r);
+        snprintf(name, sizeof name, "W%d", l);
+        int tw = nn_graph_tensor(m.g, name, &e);
+        int64_t dw[2] = {n, prev};
+        cr_assert_eq(nn_tensor_set_shape(m.g, tw, 2, dw, &e), 0);
+        cr_assert_eq(nn_tensor_set_float(m.g, tw, W, n * prev, &e), 0);
+        snprintf(name, sizeof name, "b%d", l);
+        int tb = nn_graph_tensor(m.g, name, &e);
+        int64_t db[1] = {n};
+        cr_assert_eq(nn_tensor_set_shape(m.g, tb, 1, db, &e), 0);
+        cr_assert_eq(nn_tensor_set_float(m.g, tb, b, n, &e), 0);
+        free(W), free(b);
+        snprintf(name, sizeof name, "z%d", l);
+        int z = mlp_tens(m.g, name, n);
+        snprintf(name, sizeof name, "fc%d", l);
+        int k = nn_graph_add_node(m.g, "Gemm", name, 3, (int[]){h, tw, tb}, 1, &z, &e);
+        cr_assert(k >= 0, "%s", e.msg);
+        nn_node_attr_int(m.g, k, "transB", 1, &e);
+        if (l < n_hidden) {
+            m.pre[l] = z, m.width[l] = n;
+            snprintf(name, sizeof name, "h%d", l);
+            h = mlp_tens(m.g, name, n);
+            snprintf(name, sizeof name, "relu%d", l);
+            cr_assert(nn_graph_add_node(m.g, "Relu", name, 1, &z, 1, &h, &e) >= 0, "%s", e.msg);
+        } else {
+            h = z;
+        }
+        prev = n;
+    }
+    cr_assert_eq(nn_graph_add_input(m.g, x, &e), 0);
+    cr_assert_eq(nn_graph_add_output(m.g, h, &e), 0);
+    cr_assert_eq(nn_graph_finalize(m.g, &e), 0, "%s", e.msg);
+    return m;
+}
+
+/* Outputs y and the pre-activations of every ReLU (in bnd_relu order) at x. */
+static inline void mlp_eval(const mlp *m, const double *x, double *y, double *pre)
+{
+    err e = {0};
+    double **v = NULL;
+    cr_assert_eq(nn_eval_all(m->g, x, &v, &e), 0, "%s", e.msg);
+    int64_t at = 0;
+    for (int l = 0; l < m->n_hidden; l++)
+        for (int64_t t = 0; t < m->width[l]; t++)
+            pre[at++] = v[m->pre[l]][t];
+    memcpy(y, v[m->g->outputs[0]], (size_t)m->n_out * sizeof(double));
+    nn_values_free(m->g, v);
+}
+
+#endif

@@ -1,0 +1,111 @@
+/* test_relu_bab.c: ReLU-split branch and bound against an exact MILP (GLPK)
+ * on small random networks: the property "y0 - y1 <= t is unsafe" with t
+ * placed clearly above or below the exact minimum of y0 - y1 over the box. */
+#include "relu_mlp.h"
+
+#include "../bab/bab.h"
+#include "../bound/bound.h"
+#include "../core/clock.h"
+#include "../specs/spec.h"
+
+static spec_property *make_spec(const double *lo, const double *hi, int n_in, double t)
+{
+    char text[2048];
+    int at = 0;
+    for (int i = 0; i < n_in; i++)
+        at += snprintf(text + at, sizeof text - (size_t)at, "(declare-const X_%d Real)\n", i);
+    at += snprintf(text + at, sizeof text - (size_t)at,
+                   "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n");
+    for (int i = 0; i < n_in; i++)
+        at += snprintf(text + at, sizeof text - (size_t)at,
+                       "(assert (>= X_%d %.17g))\n(assert (<= X_%d %.17g))\n", i, lo[i], i, hi[i]);
+    /* y0 - y1 <= t, written as y0 <= y1 + t through an or of one clause */
+    at += snprintf(text + at, sizeof text - (size_t)at,
+                   "(assert (or (and (<= (- Y_0 Y_1) %.17g))))\n", t);
+    spec_property *p = NULL;
+    err e = {0};
+    cr_assert_eq(spec_parse_vnnlib_string("test.vnnlib", text, &p, &e), 0, "%s\n%s", e.msg, text);
+    return p;
+}
+
+/* Exact min of y0 - y1 over the box by MILP. */
+static double milp_min(const mlp *m, const double *lo, const double *hi, double *x)
+{
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(m->g, &n, &e), 0, "%s", e.msg);
+    double C[2] = {1, -1}, lb, v;
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(bnd_lp_min(n, NULL, 0, C, 1, &v, NULL, x, &e), 0, "%s", e.msg);
+    cr_assert(lb <= v + 1e-9, "CROWN %.17g above the MILP optimum %.17g", lb, v);
+    bnd_net_free(n);
+    return v;
+}
+
+static void agree(int cases, int branching, uint64_t seed)
+{
+    rng r;
+    rng_seed(&r, seed);
+    int n_unsat = 0, n_sat = 0, n_undecided = 0;
+    for (int c = 0; c < cases; c++) {
+        int n_in = 2 + c % 3;
+        mlp m = mlp_random(&r, n_in, 1 + c % 3, 6 + c % 5, 2);
+        double lo[4], hi[4], xm[4];
+        for (int i = 0; i < n_in; i++) {
+            double mid = 0.5 * rng_normal(&r), w = 0.1 + rng_uniform(&r);
+            lo[i] = mid - w, hi[i] = mid + w;
+        }
+        double v = milp_min(&m, lo, hi, xm);
+        /* the MILP's minimiser, re-evaluated, is a real point */
+        double y[2], pre[64];
+        mlp_eval(&m, xm, y, pre);
+        cr_assert(fabs(y[0] - y[1] - v) <= 1e-6 * (1 + fabs(v)), "MILP point %.17g vs %.17g",
+                  y[0] - y[1], v);
+        int want_sat = c % 2;
+        double gap = 0.02 + 0.1 * rng_uniform(&r);
+        double t = want_sat ? v + gap : v - gap;
+        spec_property *p = make_spec(lo, hi, n_in, t);
+        bab_relu_opts o;
+        bab_relu_opts_default(&o);
+        o.threads = 1 + c % 2;
+        o.branching = branching;
+        o.deadline = clock_now() + 5;
+        bab_answer a;
+        double x[4];
+        err e = {0};
+        cr_assert_eq(bab_relu_split(m.g, p, 0, &o, &a, x, NULL, NULL, &e), 0, "%s", e.msg);
+        if (want_sat) {
+            cr_assert(a != BAB_UNSAT, "case %d: unsat but the MILP minimum %.17g < %.17g", c, v, t);
+            if (a == BAB_SAT) {
+                n_sat++;
+                cr_assert_eq(bab_check_counterexample(m.g, p, 0, x, NULL, &e), 1);
+            } else {
+                n_undecided++;
+            }
+        } else {
+            cr_assert(a != BAB_SAT, "case %d: sat but the MILP minimum %.17g > %.17g", c, v, t);
+            if (a == BAB_UNSAT)
+                n_unsat++;
+            else
+                n_undecided++;
+        }
+        spec_free(p);
+        nn_graph_free(m.g);
+    }
+    /* no attack here: sat comes from relaxed minimisers and leaf LPs */
+    cr_assert(n_unsat >= cases / 2 - 2, "unsat decided %d of %d", n_unsat, cases / 2);
+    cr_assert(n_sat + n_unsat + n_undecided == cases);
+    cr_log_info("relu bab vs MILP: %d unsat, %d sat, %d undecided of %d", n_unsat, n_sat,
+                n_undecided, cases);
+    cr_assert(n_sat >= cases / 2 - 3, "sat found in %d of %d", n_sat, cases / 2);
+}
+
+Test(relu_bab, agrees_with_milp_babsr)
+{
+    agree(200, BAB_BRANCH_BABSR, 11);
+}
+
+Test(relu_bab, agrees_with_milp_fsb)
+{
+    agree(100, BAB_BRANCH_FSB, 12);
+}
