@@ -16,6 +16,7 @@
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
+#include <glpk.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,6 +482,7 @@ static void *work(void *arg)
     }
     pthread_mutex_unlock(&s->mu);
     free(local);
+    glp_free_env(); /* GLPK keeps a per-thread environment; LP leaves may have used it */
     return NULL;
 }
 
