@@ -23,6 +23,7 @@
 
 #include "../bound/bound.h"
 #include "../core/clock.h"
+#include "../core/rng.h"
 #include "branch.h"
 
 typedef struct rdom {
@@ -31,6 +32,7 @@ typedef struct rdom {
     int64_t branch;      /* neuron to split next */
     bnd_split *splits;   /* ns */
     double *beta;        /* k x ns */
+    double *alpha;       /* k x nr lower slopes (warm start), or NULL */
     double *plo, *phi;   /* nr */
     uint8_t *open;       /* n_clauses: 1 while the clause is not refuted */
     size_t bytes;
@@ -52,6 +54,7 @@ typedef struct shared {
     rdom **heap;
     size_t n_heap, cap_heap, mem;
     int busy, stop, stuck;
+    double t_report;
     bab_answer ans;
     double *x;           /* counterexample */
     int64_t n_domains, n_evals;
@@ -100,10 +103,11 @@ static rdom *heap_pop(shared *s)
     return top;
 }
 
-static rdom *dom_new(int ns, int k, int64_t nr, int nc)
+static rdom *dom_new(int ns, int k, int64_t nr, int nc, int with_alpha)
 {
+    size_t na = with_alpha ? (size_t)k * (size_t)nr : 0;
     size_t bytes = sizeof(rdom) + (size_t)ns * sizeof(bnd_split) +
-                   ((size_t)k * (size_t)ns + 2 * (size_t)nr) * sizeof(double) + (size_t)nc;
+                   ((size_t)k * (size_t)ns + 2 * (size_t)nr + na) * sizeof(double) + (size_t)nc;
     rdom *d = calloc(1, bytes);
     if (!d)
         return NULL;
@@ -112,7 +116,10 @@ static rdom *dom_new(int ns, int k, int64_t nr, int nc)
     d->beta = (double *)(d + 1);
     d->plo = d->beta + (size_t)k * (size_t)ns;
     d->phi = d->plo + nr;
-    d->splits = (bnd_split *)(d->phi + nr);
+    d->alpha = na ? d->phi + nr : NULL;
+    for (size_t q = 0; q < na; q++)
+        d->alpha[q] = -1; /* CROWN's slope */
+    d->splits = (bnd_split *)(d->phi + nr + na);
     d->open = (uint8_t *)(d->splits + ns);
     memset(d->open, 1, (size_t)nc);
     d->branch = -1;
@@ -124,7 +131,7 @@ typedef struct worker {
     shared *s;
     bnd_net *net;
     double *lb, *A, *xs, *tscore, *y;
-    double *Cc, *dc, *lbc, *Ac, *xsc;  /* compressed rows (bound_rows) */
+    double *Cc, *dc, *lbc, *Ac, *xsc, *alc;  /* compressed rows (bound_rows) */
     int *rmap, *cmap, *clc;
     int64_t *top;
     int8_t *side;
@@ -162,7 +169,8 @@ static double worst_margin(const shared *s, const double *lb, int *row)
  * stay verified in sub-domains): lb of closed rows is +inf; beta (k x ns),
  * A (k x nr) and xs (k x n_in) are read/written at the full row positions. */
 static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int iters,
-                      double *beta, double *plo, double *phi, double *A, double *xs, err *e)
+                      double *beta, double *alpha, double *plo, double *phi, double *A, double *xs,
+                      err *e)
 {
     shared *s = w->s;
     int k = s->k, kc = 0, nc = 0, ns = dom->n_splits;
@@ -181,11 +189,16 @@ static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int
     double *bc = malloc((size_t)(kc ? kc : 1) * (size_t)(ns ? ns : 1) * sizeof(double));
     if (!bc)
         return err_set(e, ERR_NOMEM, "verify: out of memory");
-    for (int r = 0; r < kc; r++)
+    size_t nr = (size_t)s->nr;
+    for (int r = 0; r < kc; r++) {
         memcpy(bc + (size_t)r * (size_t)ns, beta + (size_t)w->rmap[r] * (size_t)ns, (size_t)ns * sizeof(double));
+        if (alpha)
+            memcpy(w->alc + (size_t)r * nr, alpha + (size_t)w->rmap[r] * nr, nr * sizeof(double));
+    }
     bnd_beta_opts bo = {.iters = iters, .lr = s->o->beta_lr, .alpha = s->o->alpha,
                         .alpha_lr = s->o->alpha_lr, .d = w->dc, .clause = w->clc, .n_clauses = nc};
-    bnd_beta_out out = {w->lbc, bc, plo, phi, A ? w->Ac : NULL, xs ? w->xsc : NULL};
+    bnd_beta_out out = {.lb = w->lbc, .beta = bc, .alpha = alpha ? w->alc : NULL, .plo = plo,
+                        .phi = phi, .A_relu = A ? w->Ac : NULL, .x_star = xs ? w->xsc : NULL};
     int rc = bnd_beta_bound(w->net, dom, w->Cc, kc, &bo, &out, e);
     if (rc >= 0) {
         for (int q = 0; q < k; q++)
@@ -194,6 +207,8 @@ static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int
             int q = w->rmap[r];
             w->lb[q] = w->lbc[r];
             memcpy(beta + (size_t)q * (size_t)ns, bc + (size_t)r * (size_t)ns, (size_t)ns * sizeof(double));
+            if (alpha && rc == 0)
+                memcpy(alpha + (size_t)q * nr, w->alc + (size_t)r * nr, nr * sizeof(double));
             if (A && rc == 0)
                 memcpy(A + (size_t)q * (size_t)s->nr, w->Ac + (size_t)r * (size_t)s->nr, (size_t)s->nr * sizeof(double));
             if (xs && rc == 0)
@@ -208,12 +223,12 @@ static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int
  * plo/phi out, key). Returns 1 if verified, 0 if open, 2 if a counterexample
  * was found (in w->s->x under the lock), < 0 on error. */
 static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi, int interm_from,
-                        int iters, err *e)
+                        int interm_iters, int iters, err *e)
 {
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, plo, phi,
-                      d->splits, d->ns, interm_from};
-    int rc = bound_rows(w, &dom, d->open, iters, d->beta, d->plo, d->phi, w->A, w->xs, e);
+                      d->splits, d->ns, interm_from, interm_iters};
+    int rc = bound_rows(w, &dom, d->open, iters, d->beta, d->alpha, d->plo, d->phi, w->A, w->xs, e);
     if (rc < 0)
         return rc;
     if (rc == 1) {
@@ -227,24 +242,39 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
     d->key = worst_margin(s, w->lb, &row);
     if (d->key > 0)
         return 1;
-    /* the relaxed minimiser of the hardest rows as a counterexample */
+    /* the relaxed minimisers of the hardest clause's rows as counterexamples,
+     * and (clauses of several rows, e.g. an output interval) points on the
+     * segments between them: where one row's minimiser overshoots another
+     * row, continuity puts violating points in between */
+    int cl = s->clause[row];
     for (int q = 0; q < s->k; q++) {
-        if (s->clause[q] != s->clause[row] || w->lb[q] > s->d[q])
+        if (s->clause[q] != cl)
             continue;
-        rc = bab_check_counterexample(s->g, s->p, s->region, w->xs + q * s->n_in, NULL, e);
-        __atomic_add_fetch(&s->n_evals, 1, __ATOMIC_RELAXED);
-        if (rc < 0)
-            return rc;
-        if (rc == 1) {
-            pthread_mutex_lock(&s->mu);
-            if (!s->stop) {
-                memcpy(s->x, w->xs + q * s->n_in, (size_t)s->n_in * sizeof(double));
-                s->ans = BAB_SAT;
-                s->stop = 1;
+        for (int q2 = q; q2 < s->k; q2++) {
+            if (s->clause[q2] != cl)
+                continue;
+            int steps = q2 == q ? 1 : 16;
+            for (int t = 0; t < steps; t++) {
+                const double *a = w->xs + q * s->n_in, *b = w->xs + q2 * s->n_in;
+                double f = steps == 1 ? 0 : (t + 0.5) / steps;
+                for (int64_t i = 0; i < s->n_in; i++)
+                    w->y[i] = a[i] + f * (b[i] - a[i]);
+                rc = bab_check_counterexample(s->g, s->p, s->region, w->y, NULL, e);
+                __atomic_add_fetch(&s->n_evals, 1, __ATOMIC_RELAXED);
+                if (rc < 0)
+                    return rc;
+                if (rc == 1) {
+                    pthread_mutex_lock(&s->mu);
+                    if (!s->stop) {
+                        memcpy(s->x, w->y, (size_t)s->n_in * sizeof(double));
+                        s->ans = BAB_SAT;
+                        s->stop = 1;
+                    }
+                    pthread_cond_broadcast(&s->cv);
+                    pthread_mutex_unlock(&s->mu);
+                    return 2;
+                }
             }
-            pthread_cond_broadcast(&s->cv);
-            pthread_mutex_unlock(&s->mu);
-            return 2;
         }
     }
     /* branching choice */
@@ -257,7 +287,7 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
     d->branch = nt > 0 ? w->top[0] : -1;
     if (nt > 1) {
         /* filtered smart branching: one cheap pass per child of each candidate */
-        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses);
+        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses, s->o->alpha);
         if (!c)
             return err_set(e, ERR_NOMEM, "verify: out of memory");
         double best = -INFINITY;
@@ -271,8 +301,10 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
                            (size_t)d->ns * sizeof(double));
                     c->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
                 }
-                bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX};
-                rc = bound_rows(w, &cd, d->open, 0, c->beta, NULL, NULL, NULL, NULL, e);
+                bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX, 0};
+                if (c->alpha)
+                    memcpy(c->alpha, d->alpha, (size_t)s->k * (size_t)s->nr * sizeof(double));
+                rc = bound_rows(w, &cd, d->open, 0, c->beta, c->alpha, NULL, NULL, NULL, NULL, e);
                 int r2;
                 double m = rc == 1 ? INFINITY : worst_margin(s, w->lb, &r2);
                 if (m < worst)
@@ -296,10 +328,10 @@ static int leaf_lp(worker *w, rdom *d, err *e)
 {
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, d->plo, d->phi,
-                      d->splits, d->ns, INT_MAX};
+                      d->splits, d->ns, INT_MAX, 0};
     bnd_beta_opts bo = {0};
     double lb;
-    bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
+    bnd_beta_out out = {.lb = &lb};
     int rc = bnd_beta_bound(w->net, &dom, s->C, 1, &bo, &out, e); /* loads the bounds */
     if (rc != 0)
         return rc < 0 ? rc : 0;
@@ -350,13 +382,15 @@ static int expand(worker *w, rdom *d, rdom **kids, err *e)
         return leaf_lp(w, d, e);
     int interm_from = s->o->interm ? relu_layer_of(s, d->branch) + 1 : INT_MAX;
     for (int sd = 1; sd >= -1; sd -= 2) {
-        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses);
+        rdom *c = dom_new(d->ns + 1, s->k, s->nr, s->n_clauses, s->o->alpha);
         if (!c) {
             err_set(e, ERR_NOMEM, "verify: out of memory");
             return ERR_NOMEM;
         }
         c->depth = d->depth + 1;
         memcpy(c->open, d->open, (size_t)s->n_clauses);
+        if (c->alpha)
+            memcpy(c->alpha, d->alpha, (size_t)s->k * (size_t)s->nr * sizeof(double));
         memcpy(c->splits, d->splits, (size_t)d->ns * sizeof(bnd_split));
         c->splits[d->ns] = (bnd_split){d->branch, sd};
         for (int q = 0; q < s->k; q++) {
@@ -364,7 +398,7 @@ static int expand(worker *w, rdom *d, rdom **kids, err *e)
                    (size_t)d->ns * sizeof(double));
             c->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
         }
-        int rc = bound_domain(w, c, d->plo, d->phi, interm_from, s->o->beta_iters, e);
+        int rc = bound_domain(w, c, d->plo, d->phi, interm_from, s->o->interm_iters, s->o->beta_iters, e);
         __atomic_add_fetch(&s->n_domains, 1, __ATOMIC_RELAXED);
         if (rc != 0)
             free(c);
@@ -424,6 +458,12 @@ static void *work(void *arg)
             n = 0;
         }
         free(d);
+        if (s->o->verbose && clock_now() > s->t_report) {
+            s->t_report = clock_now() + 5;
+            fprintf(stderr, "relu bab: %lld domains, %zu open, worst margin %.6g, %.0f MB\n",
+                    (long long)s->n_domains, s->n_heap, s->n_heap ? s->heap[0]->key : 0.0,
+                    (double)s->mem / 1e6);
+        }
         int keep = n > 0 && s->mem > s->o->mem_budget;
         for (int q = 0; q < n; q++) {
             if (keep && q == 0) {
@@ -458,17 +498,19 @@ static int worker_init(worker *w, shared *s, err *e)
     w->top = malloc((size_t)nt * sizeof(int64_t));
     w->tscore = malloc((size_t)nt * sizeof(double));
     w->side = malloc((size_t)(s->nr ? s->nr : 1));
+    w->y = malloc((size_t)s->n_in * sizeof(double));
     size_t k = (size_t)s->k;
     w->Cc = malloc(k * (size_t)s->p->n_y * sizeof(double));
     w->dc = malloc(k * sizeof(double));
     w->lbc = malloc(k * sizeof(double));
     w->Ac = malloc(k * (size_t)(s->nr ? s->nr : 1) * sizeof(double));
+    w->alc = malloc(k * (size_t)(s->nr ? s->nr : 1) * sizeof(double));
     w->xsc = malloc(k * (size_t)s->n_in * sizeof(double));
     w->rmap = malloc(k * sizeof(int));
     w->clc = malloc(k * sizeof(int));
     w->cmap = malloc((size_t)(s->n_clauses ? s->n_clauses : 1) * sizeof(int));
-    if (!w->lb || !w->A || !w->xs || !w->top || !w->tscore || !w->side || !w->Cc || !w->dc ||
-        !w->lbc || !w->Ac || !w->xsc || !w->rmap || !w->clc || !w->cmap)
+    if (!w->y || !w->lb || !w->A || !w->xs || !w->top || !w->tscore || !w->side || !w->Cc || !w->dc ||
+        !w->lbc || !w->Ac || !w->alc || !w->xsc || !w->rmap || !w->clc || !w->cmap)
         return err_set(e, ERR_NOMEM, "verify: out of memory");
     return 0;
 }
@@ -476,9 +518,57 @@ static int worker_init(worker *w, shared *s, err *e)
 static void worker_free(worker *w)
 {
     bnd_net_free(w->net);
-    free(w->lb), free(w->A), free(w->xs), free(w->top), free(w->tscore), free(w->side);
-    free(w->Cc), free(w->dc), free(w->lbc), free(w->Ac), free(w->xsc), free(w->rmap), free(w->clc),
+    free(w->lb), free(w->A), free(w->xs), free(w->top), free(w->tscore), free(w->side), free(w->y);
+    free(w->Cc), free(w->dc), free(w->lbc), free(w->Ac), free(w->alc), free(w->xsc), free(w->rmap), free(w->clc),
         free(w->cmap);
+}
+
+/* Signed-gradient PGD per clause (its first row as the objective, exact
+ * gradients by bnd_point_grad), from the box centre and random points; every
+ * iterate is checked as a counterexample. 1 when one was stored in s->x. */
+static int grad_attack(worker *w, shared *s, int restarts, int steps, err *e)
+{
+    const spec_region *reg = &s->p->regions[s->region];
+    int64_t n = s->n_in;
+    double *x = w->y, *g = w->xs;
+    rng r;
+    rng_seed(&r, 7);
+    for (int c = 0; c < s->n_clauses; c++) {
+        int q = 0;
+        while (q < s->k && s->clause[q] != c)
+            q++;
+        if (q == s->k)
+            continue;
+        const double *row = s->C + (size_t)q * (size_t)s->p->n_y;
+        for (int rs = 0; rs < restarts; rs++) {
+            if (clock_expired(s->o->deadline))
+                return 0;
+            for (int64_t i = 0; i < n; i++) {
+                double u = rs == 0 ? 0.5 : rng_uniform(&r);
+                x[i] = reg->lo[i] + u * (reg->hi[i] - reg->lo[i]);
+            }
+            for (int t = 0; t < steps && !clock_expired(s->o->deadline); t++) {
+                int rc = bnd_point_grad(w->net, x, row, 1, g, e);
+                if (rc)
+                    return rc;
+                double step = 0.5 * (1.0 - (double)t / steps) + 0.02;
+                for (int64_t i = 0; i < n; i++) {
+                    double w_i = reg->hi[i] - reg->lo[i];
+                    x[i] -= step * w_i * (g[i] > 0 ? 1 : (g[i] < 0 ? -1 : 0));
+                    x[i] = fmin(reg->hi[i], fmax(reg->lo[i], x[i]));
+                }
+                rc = bab_check_counterexample(s->g, s->p, s->region, x, NULL, e);
+                s->n_evals++;
+                if (rc < 0)
+                    return rc;
+                if (rc == 1) {
+                    memcpy(s->x, x, (size_t)n * sizeof(double));
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
 }
 
 void bab_relu_opts_default(bab_relu_opts *o)
@@ -490,6 +580,8 @@ void bab_relu_opts_default(bab_relu_opts *o)
     o->beta_iters = 20;
     o->beta_lr = 0.05;
     o->alpha = 1;
+    o->root_interm_iters = 20;
+    o->interm_iters = 0;
     o->alpha_lr = 0.1;
     o->interm = 0;
     o->mem_budget = (size_t)4 << 30;
@@ -554,12 +646,23 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
     }
     bnd_relu_layers(ws[0].net, s.starts);
     /* the root: CROWN intermediate bounds, beta-free */
-    rdom *root = dom_new(0, s.k, s.nr, s.n_clauses);
+    rdom *root = dom_new(0, s.k, s.nr, s.n_clauses, o->alpha);
     if (!root) {
         rc = err_set(e, ERR_NOMEM, "verify: out of memory");
         goto done_sync;
     }
-    rc = bound_domain(&ws[0], root, NULL, NULL, 0, 0, e);
+    rc = grad_attack(&ws[0], &s, 3, 30, e);
+    if (rc < 0)
+        goto done_sync;
+    if (rc == 1) {
+        *ans = BAB_SAT;
+        rc = 0;
+        if (o->verbose)
+            fprintf(stderr, "relu bab: gradient attack found a counterexample\n");
+        goto done_sync;
+    }
+    double t_root = clock_now();
+    rc = bound_domain(&ws[0], root, NULL, NULL, 0, o->root_interm_iters, o->beta_iters, e);
     s.n_domains++;
     if (rc != 0) {
         free(root);
@@ -570,6 +673,8 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
         rc = rc < 0 ? rc : 0;
         goto done_sync;
     }
+    if (o->verbose)
+        fprintf(stderr, "relu bab: root margin %.6g after %.2f s\n", root->key, clock_now() - t_root);
     heap_push(&s, root);
     if (nth > 1)
         openblas_set_num_threads(1);

@@ -26,7 +26,7 @@ int bnd_alpha_crown(bnd_net *n, const double *lo, const double *hi, const double
     double *lb2 = malloc((size_t)k * sizeof(double));
     if (!lb2)
         return err_set(e, ERR_NOMEM, "%s: out of memory", n->source);
-    bnd_domain dom = {lo, hi, NULL, NULL, NULL, 0, 0};
+    bnd_domain dom = {.lo = lo, .hi = hi};
     bnd_beta_opts o = {.iters = iters, .lr = 0.1, .alpha = 1, .alpha_lr = 0.1};
     bnd_beta_out out = {.lb = lb2};
     rc = bnd_beta_bound(n, &dom, C, k, &o, &out, e);

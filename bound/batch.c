@@ -333,7 +333,7 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
             const double *zl = bt->lo[i], *zu = bt->hi[i];
             double *lw = bt->lw[i + 1], *lb = bt->lb[i + 1], *uw = bt->uw[i + 1],
                    *ub = bt->ub[i + 1];
-            bnd_relu_rule.relax(B * n, zl, zu, lw, lb, uw, ub);
+            bnd_relu_rule.relax(0.0, B * n, zl, zu, lw, lb, uw, ub);
             double g = bnd_gamma(3.0);
             for (int64_t j = 0; j < n; j++)
                 for (int64_t b = 0; b < B; b++) {

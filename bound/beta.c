@@ -99,6 +99,85 @@ static void map_free(relu_map *m)
     free(m->relu_of_pre), free(m->relu_index), free(m->start_of);
 }
 
+static int opt_bound(bnd_net *net, const relu_map *mp, const int8_t *side, const bnd_domain *dom,
+                     int start, const double *C, int k, const bnd_beta_opts *o, bnd_beta_out *out,
+                     err *e);
+
+/* Layer i's bounds intersected with the parent's and clipped by the splits;
+ * 1 if empty. */
+static int clip_layer(bnd_net *net, const relu_map *m, const bnd_domain *dom, const int8_t *side,
+                      int i)
+{
+    bnd_layer *L = &net->layers[i];
+    int r = m->relu_of_pre[i];
+    if (r < 0)
+        return 0;
+    int64_t s0 = m->start_of[r];
+    for (int64_t t = 0; t < L->size; t++) {
+        double lo = L->lo[t], hi = L->hi[t];
+        if (dom->plo) {
+            lo = fmax(lo, dom->plo[s0 + t]);
+            hi = fmin(hi, dom->phi[s0 + t]);
+        }
+        if (side[s0 + t] > 0)
+            lo = fmax(lo, 0.0);
+        else if (side[s0 + t] < 0)
+            hi = fmin(hi, 0.0);
+        if (!(lo <= hi))
+            return 1;
+        L->lo[t] = lo, L->hi[t] = hi;
+    }
+    L->mz_ok = 0;
+    return 0;
+}
+
+/* Optimised (alpha, and beta for earlier splits) bounds of the unstable
+ * neurons of pre-activation layer i: rows +e_t and -e_t, met with the current
+ * bounds. Falls back to CROWN when there are too many rows. */
+static int refine_opt(bnd_net *net, const relu_map *m, const bnd_domain *dom, const int8_t *side,
+                      int i, err *e)
+{
+    bnd_layer *L = &net->layers[i];
+    int64_t n = L->size, ku = 0;
+    for (int64_t t = 0; t < n; t++)
+        ku += L->lo[t] < 0 && L->hi[t] > 0;
+    if (ku == 0)
+        return 0;
+    if (ku > net->crown_max_rows || 2 * ku * n > BND_MAX_A_ENTRIES)
+        return bnd_crown_refine(net, i, e);
+    int64_t *idx = malloc((size_t)ku * sizeof(int64_t));
+    double *A0 = calloc((size_t)(2 * ku * n), sizeof(double));
+    double *lb = malloc((size_t)(2 * ku) * sizeof(double));
+    double *beta = calloc((size_t)(2 * ku) * (size_t)(dom->n_splits ? dom->n_splits : 1), sizeof(double));
+    int rc = 0;
+    if (!idx || !A0 || !lb || !beta) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto out;
+    }
+    for (int64_t t = 0, q = 0; t < n; t++)
+        if (L->lo[t] < 0 && L->hi[t] > 0) {
+            idx[q] = t;
+            A0[q * n + t] = 1.0;
+            A0[(ku + q) * n + t] = -1.0;
+            q++;
+        }
+    bnd_beta_opts o = {.iters = dom->interm_iters, .lr = 0.05, .alpha = 1, .alpha_lr = 0.1};
+    bnd_beta_out bo = {.lb = lb, .beta = beta};
+    rc = opt_bound(net, m, side, dom, i, A0, (int)(2 * ku), &o, &bo, e);
+    for (int64_t q = 0; rc == 0 && q < ku; q++) {
+        int64_t t = idx[q];
+        double l = lb[q], u = -lb[ku + q];
+        if (l > L->lo[t])
+            L->lo[t] = l;
+        if (u < L->hi[t])
+            L->hi[t] = u;
+    }
+    L->mz_ok = 0;
+out:
+    free(idx), free(A0), free(lb), free(beta);
+    return rc;
+}
+
 /* The forward sweep of intermediate bounds over the domain; 1 if empty. */
 static int domain_bounds(bnd_net *net, const relu_map *m, const bnd_domain *dom,
                          const int8_t *side, err *e)
@@ -114,29 +193,16 @@ static int domain_bounds(bnd_net *net, const relu_map *m, const bnd_domain *dom,
         if (rc)
             return rc;
         int r = m->relu_of_pre[i];
+        if (clip_layer(net, m, dom, side, i))
+            return 1;
         if (L->is_preact && !L->ibp_exact &&
             (r < 0 || m->relu_index[r] >= dom->interm_from || !dom->plo)) {
-            rc = bnd_crown_refine(net, i, e);
+            rc = r >= 0 && dom->interm_iters > 0 ? refine_opt(net, m, dom, side, i, e)
+                                                  : bnd_crown_refine(net, i, e);
             if (rc)
                 return rc;
-        }
-        if (r >= 0) {
-            int64_t s0 = m->start_of[r];
-            for (int64_t t = 0; t < L->size; t++) {
-                double lo = L->lo[t], hi = L->hi[t];
-                if (dom->plo) {
-                    lo = fmax(lo, dom->plo[s0 + t]);
-                    hi = fmin(hi, dom->phi[s0 + t]);
-                }
-                if (side[s0 + t] > 0)
-                    lo = fmax(lo, 0.0);
-                else if (side[s0 + t] < 0)
-                    hi = fmin(hi, 0.0);
-                if (!(lo <= hi))
-                    return 1;
-                L->lo[t] = lo, L->hi[t] = hi;
-            }
-            L->mz_ok = 0;
+            if (clip_layer(net, m, dom, side, i))
+                return 1;
         }
         if (L->kind == BND_L_ACT) {
             rc = bnd_ibp_layer(net, i, e);
@@ -215,39 +281,18 @@ static int all_clauses_refuted(const bnd_beta_opts *o, int k, const double *lb)
     return 1;
 }
 
-int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
-                   const bnd_beta_opts *o, bnd_beta_out *out, err *e)
+/* The optimisation of the bounds of the k rows of C on layer `start` over the
+ * current layer bounds (beta for the splits before `start`, alpha if asked). */
+static int opt_bound(bnd_net *net, const relu_map *mp, const int8_t *side, const bnd_domain *dom,
+                     int start, const double *C, int k, const bnd_beta_opts *o, bnd_beta_out *out,
+                     err *e)
 {
     int nl = net->n_layers;
     int64_t nr = bnd_relu_count(net), n_in = net->layers[0].size, ns = dom->n_splits;
-    relu_map m = {0};
-    int8_t *side = calloc((size_t)(nr ? nr : 1), 1);
     void **arena = calloc((size_t)(7 * nl + 8), sizeof(void *));
     int rc = 0;
-    if (map_new(net, &m) || !side || !arena) {
-        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
-        goto done;
-    }
-    for (int64_t q = 0; q < ns; q++) {
-        int64_t j = dom->splits[q].neuron;
-        if (j < 0 || j >= nr) {
-            rc = err_set(e, ERR_ARG, "%s: split of neuron %lld: no such ReLU neuron", net->source,
-                         (long long)j);
-            goto done;
-        }
-        side[j] = (int8_t)(dom->splits[q].side > 0 ? 1 : -1);
-    }
-    rc = domain_bounds(net, &m, dom, side, e);
-    if (rc < 0)
-        goto done;
-    if (rc == 1) {
-        for (int q = 0; q < k; q++)
-            out->lb[q] = INFINITY;
-        goto done;
-    }
-    if (out->plo)
-        bnd_relu_bounds(net, out->plo, out->phi);
-
+    if (!arena)
+        return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
     /* scratch: beta_add/sel/A_act per ACT layer, primal values per layer */
     double **badd = (double **)arena, **A_act = (double **)arena + nl, **val = (double **)arena + 2 * nl;
     uint8_t **sel = (uint8_t **)(arena + 3 * nl);
@@ -255,6 +300,9 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
            **av = (double **)(arena + 6 * nl);
     int use_alpha = o && o->alpha;
     double *beta = NULL, *best_beta = NULL, *mom = NULL, *vel = NULL, *lbv = NULL, *xs = NULL;
+    int *split_pre = calloc((size_t)(ns ? ns : 1), sizeof(int));
+    if (!split_pre)
+        rc = -1;
     int last = 0; /* last layer with a split neuron's pre-activation */
     size_t kk = (size_t)(k ? k : 1);
     for (int i = 0; i < nl && rc == 0; i++) {
@@ -266,10 +314,10 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
             continue;
         if (!(sel[i] = malloc(sz)))
             rc = -1;
-        if (m.relu_index[i] >= 0 && (out->A_relu || use_alpha) &&
+        if (mp->relu_index[i] >= 0 && (out->A_relu || use_alpha) &&
             !(A_act[i] = calloc(sz, sizeof(double))))
             rc = -1;
-        if (m.relu_index[i] >= 0 && use_alpha) {
+        if (mp->relu_index[i] >= 0 && use_alpha) {
             /* alpha starts at the adaptive CROWN slope */
             alpha[i] = malloc(sz * sizeof(double));
             am[i] = calloc(sz, sizeof(double));
@@ -277,18 +325,22 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
             if (!alpha[i] || !am[i] || !av[i])
                 rc = -1;
             else
-                for (size_t q = 0; q < sz; q++)
-                    alpha[i][q] = L->lw[q % (size_t)L->size];
+                for (size_t q = 0; q < sz; q++) {
+                    size_t j = q % (size_t)L->size, r = q / (size_t)L->size;
+                    double a0 = out->alpha ? out->alpha[r * (size_t)nr + (size_t)mp->start_of[i] + j] : NAN;
+                    alpha[i][q] = a0 >= 0 && a0 <= 1 ? a0 : L->lw[j]; /* warm start or CROWN */
+                }
         }
     }
     for (int64_t q = 0; q < ns && rc == 0; q++) {
         int64_t j = dom->splits[q].neuron;
         for (int i = 0; i < nl; i++)
-            if (m.relu_index[i] >= 0 && j >= m.start_of[i] && j < m.start_of[i] + net->layers[i].size) {
+            if (mp->relu_index[i] >= 0 && j >= mp->start_of[i] && j < mp->start_of[i] + net->layers[i].size) {
                 if (!badd[i] && !(badd[i] = calloc(kk * (size_t)net->layers[i].size, sizeof(double))))
                     rc = -1;
-                if (net->layers[i].in[0] > last)
-                    last = net->layers[i].in[0];
+                split_pre[q] = net->layers[i].in[0];
+                if (split_pre[q] > last && split_pre[q] < start)
+                    last = split_pre[q];
             }
     }
     size_t nb = kk * (size_t)(ns ? ns : 1);
@@ -305,20 +357,20 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
             beta[q] = out->beta[q] > 0 ? out->beta[q] : 0;
     for (int q = 0; q < k; q++)
         out->lb[q] = -INFINITY;
-    bnd_bwd_ext ext = {(const double *const *)badd, sel, out->A_relu || use_alpha ? A_act : NULL, xs};
+    bnd_bwd_ext ext = {(const double *const *)badd, sel, out->A_relu || use_alpha ? A_act : NULL, xs, NULL};
     double lr = o && o->lr > 0 ? o->lr : 0.05;
     int iters = o ? o->iters : 0;
     for (int it = 0; it <= iters; it++) {
         for (int64_t q = 0; q < ns; q++) {
             int64_t j = dom->splits[q].neuron;
             for (int i = 0; i < nl; i++)
-                if (badd[i] && j >= m.start_of[i] && j < m.start_of[i] + net->layers[i].size) {
-                    int64_t n = net->layers[i].size, t = j - m.start_of[i];
+                if (badd[i] && j >= mp->start_of[i] && j < mp->start_of[i] + net->layers[i].size) {
+                    int64_t n = net->layers[i].size, t = j - mp->start_of[i];
                     for (int r = 0; r < k; r++)
                         badd[i][r * n + t] = -beta[r * ns + q] * side[j];
                 }
         }
-        rc = bnd_backward_ext(net, net->out, k, C, 0, use_alpha ? (const double *const *)alpha : NULL,
+        rc = bnd_backward_ext(net, start, k, C, 0, use_alpha ? (const double *const *)alpha : NULL,
                               &ext, lbv, e);
         if (rc)
             goto free_scratch;
@@ -328,19 +380,25 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
             out->lb[r] = lbv[r];
             memcpy(best_beta + (size_t)r * (size_t)ns, beta + (size_t)r * (size_t)ns,
                    (size_t)ns * sizeof(double));
+            for (int i = 0; use_alpha && out->alpha && i < start; i++)
+                if (alpha[i]) {
+                    int64_t n = net->layers[i].size;
+                    memcpy(out->alpha + r * nr + mp->start_of[i], alpha[i] + r * n,
+                           (size_t)n * sizeof(double));
+                }
             if (out->x_star)
                 memcpy(out->x_star + r * n_in, xs + r * n_in, (size_t)n_in * sizeof(double));
             for (int i = 0; out->A_relu && i < nl; i++)
                 if (A_act[i]) {
                     int64_t n = net->layers[i].size;
-                    memcpy(out->A_relu + r * nr + m.start_of[i], A_act[i] + r * n,
+                    memcpy(out->A_relu + r * nr + mp->start_of[i], A_act[i] + r * n,
                            (size_t)n * sizeof(double));
                 }
         }
         if (it == iters || (ns == 0 && !use_alpha) || all_clauses_refuted(o, k, out->lb))
             break;
         /* supergradient -s_j ẑ_j at the relaxed minimiser, Adam ascent */
-        if (primal_forward(net, k, xs, sel, use_alpha ? alpha : NULL, use_alpha ? nl - 1 : last, val)) {
+        if (primal_forward(net, k, xs, sel, use_alpha ? alpha : NULL, use_alpha ? start - 1 : last, val)) {
             rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
             goto free_scratch;
         }
@@ -348,11 +406,13 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
         for (int64_t q = 0; q < ns; q++) {
             int64_t j = dom->splits[q].neuron;
             int li = -1;
+            if (split_pre[q] >= start)
+                continue; /* not reached from start */
             for (int i = 0; i < nl && li < 0; i++)
-                if (m.relu_index[i] >= 0 && j >= m.start_of[i] && j < m.start_of[i] + net->layers[i].size)
+                if (mp->relu_index[i] >= 0 && j >= mp->start_of[i] && j < mp->start_of[i] + net->layers[i].size)
                     li = i;
             int pre = net->layers[li].in[0];
-            int64_t n = net->layers[pre].size, t = j - m.start_of[li];
+            int64_t n = net->layers[pre].size, t = j - mp->start_of[li];
             for (int r = 0; r < k; r++) {
                 size_t at = (size_t)r * (size_t)ns + (size_t)q;
                 double gq = -side[j] * val[pre][r * n + t];
@@ -366,7 +426,7 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
             }
         }
         /* alpha: d lb / d alpha_j = A_j·ẑ_j where the lower line is used */
-        for (int i = 0; use_alpha && i < nl; i++) {
+        for (int i = 0; use_alpha && i < start; i++) {
             if (!alpha[i])
                 continue;
             const bnd_layer *L = &net->layers[i];
@@ -392,11 +452,72 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
 free_scratch:
     for (int i = 0; i < 7 * nl; i++)
         free(arena[i]);
-    free(beta), free(best_beta), free(mom), free(vel), free(lbv), free(xs);
+    free(beta), free(best_beta), free(mom), free(vel), free(lbv), free(xs), free(split_pre);
+    free(arena);
     if (rc == -1)
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    return rc;
+}
+
+int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
+                   const bnd_beta_opts *o, bnd_beta_out *out, err *e)
+{
+    int64_t nr = bnd_relu_count(net), ns = dom->n_splits;
+    relu_map m = {0};
+    int8_t *side = calloc((size_t)(nr ? nr : 1), 1);
+    int rc = 0;
+    if (map_new(net, &m) || !side) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto done;
+    }
+    for (int64_t q = 0; q < ns; q++) {
+        int64_t j = dom->splits[q].neuron;
+        if (j < 0 || j >= nr) {
+            rc = err_set(e, ERR_ARG, "%s: split of neuron %lld: no such ReLU neuron", net->source,
+                         (long long)j);
+            goto done;
+        }
+        side[j] = (int8_t)(dom->splits[q].side > 0 ? 1 : -1);
+    }
+    rc = domain_bounds(net, &m, dom, side, e);
+    if (rc < 0)
+        goto done;
+    if (rc == 1) {
+        for (int q = 0; q < k; q++)
+            out->lb[q] = INFINITY;
+        goto done;
+    }
+    if (out->plo)
+        bnd_relu_bounds(net, out->plo, out->phi);
+
+    rc = opt_bound(net, &m, side, dom, net->out, C, k, o, out, e);
 done:
     map_free(&m);
-    free(side), free(arena);
+    free(side);
+    return rc;
+}
+
+/* At a point box every ReLU's relaxation is (up to rounding width) its local
+ * linearisation, so the coefficients reaching the input are the gradient. */
+int bnd_point_grad(bnd_net *net, const double *x, const double *C, int k, double *grad, err *e)
+{
+    bnd_layer *L0 = &net->layers[0];
+    memcpy(L0->lo, x, (size_t)L0->size * sizeof(double));
+    memcpy(L0->hi, x, (size_t)L0->size * sizeof(double));
+    for (int i = 0; i < net->n_layers; i++)
+        net->layers[i].mz_ok = net->layers[i].errw_ok = 0;
+    for (int i = 1; i < net->n_layers; i++) {
+        int rc = bnd_ibp_layer(net, i, e);
+        if (rc == 0 && net->layers[i].kind == BND_L_ACT)
+            rc = bnd_act_relax(net, i, e);
+        if (rc)
+            return rc;
+    }
+    double *lbv = malloc((size_t)(k ? k : 1) * sizeof(double));
+    if (!lbv)
+        return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    bnd_bwd_ext ext = {.A_in = grad};
+    int rc = bnd_backward_ext(net, net->out, k, C, 0, NULL, &ext, lbv, e);
+    free(lbv);
     return rc;
 }

@@ -132,7 +132,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
     for (int64_t o = 0; bias && o < n_out; o++)
         bias[o] = Bt->data[o / (w.OH * w.OW)];
     if (group == 1 && w.OH == 1 && w.OW == 1 && KH == w.H && KW == w.W && w.ph == 0 &&
-        w.pw == 0) {
+        w.pw == 0 && w.dh == 1 && w.dw == 1) {
         /* the kernel covers the whole input once: a dense layer, y = x·W^T */
         double *Wt_ = malloc((size_t)(per * w.M) * sizeof(double));
         if (!Wt_) {

@@ -7,9 +7,7 @@
  * interleaved), and one exact fixed-point case (sg_check_exact) every 4 cases.
  * Violations are printed to stderr as they are found, with the
  * seed that reproduces them; totals go to stdout. Exit status 1 if any bound
- * was violated or any BaB answer was wrong. STRESS_KNOWN_BUGS=1 also generates
- * the patterns of the known bound/ bugs (tests/test_stress.c, known_bug_*).
- * STRESS_SIZE=1 makes every network medium (12 ops, 160 elements), 2 large
+ * was violated or any BaB answer was wrong. STRESS_SIZE=1 makes every network medium (12 ops, 160 elements), 2 large
  * (20 ops, 400 elements); the default mixes 7 tiny to 1 medium. */
 #include <cblas.h>
 #include <stdio.h>
@@ -22,18 +20,17 @@
 #include "../tests/stress_gen.h"
 
 /* The network size for a seed: mostly tiny, every 8th medium. */
-static int known_bugs, size_class;
+static int size_class, trace;
 
 static sg_opts opts_for(uint64_t seed)
 {
     if (size_class == 2)
         return (sg_opts){.max_ops = 20, .max_elems = 400, .max_in = 64, .max_out = 10,
-                         .numerics = -1, .known_bugs = known_bugs};
+                         .numerics = -1};
     if (seed % 8 == 7 || size_class == 1)
         return (sg_opts){.max_ops = 12, .max_elems = 160, .max_in = 32, .max_out = 10,
-                         .numerics = -1, .known_bugs = known_bugs};
-    return (sg_opts){.max_ops = 6, .max_elems = 32, .max_in = 8, .max_out = 4, .numerics = -1,
-                     .known_bugs = known_bugs};
+                         .numerics = -1};
+    return (sg_opts){.max_ops = 6, .max_elems = 32, .max_in = 8, .max_out = 4, .numerics = -1};
 }
 
 static int worker(int w, int jobs, int64_t n, int samples, uint64_t first, int bab_every,
@@ -46,6 +43,8 @@ static int worker(int w, int jobs, int64_t n, int samples, uint64_t first, int b
         sg_opts o = opts_for(seed);
         if (sg_check_case(seed, &o, samples, &st, stderr) != 0)
             errors++;
+        if (trace)
+            fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
         if (bab_every > 0 && i % bab_every == 0 && sg_check_bab(seed, 2000, &st, stderr) != 0)
             errors++;
         if (i % 4 == 0 && sg_check_exact(seed, &st, stderr) != 0)
@@ -74,9 +73,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "stress: bad arguments\n");
         return 2;
     }
-    const char *kb = getenv("STRESS_KNOWN_BUGS"), *sz = getenv("STRESS_SIZE");
+    const char *sz = getenv("STRESS_SIZE");
     size_class = sz ? atoi(sz) : 0;
-    known_bugs = kb && *kb == '1';
+    trace = getenv("STRESS_TRACE") != NULL; /* each seed on stderr, to find a crash */
     openblas_set_num_threads(1);
     double t0 = clock_now();
     int fds[64];

@@ -33,8 +33,6 @@ typedef struct sg_opts {
     int64_t max_in;      /* largest input */
     int64_t max_out;     /* largest output */
     int numerics;        /* SG_NUM_*, or -1 for random */
-    int known_bugs;      /* also generate the patterns of known bound/ bugs
-                          * (test_stress.c, known_bug_*); off by default */
 } sg_opts;
 
 /* A finalized random network; desc (if not NULL) receives the op list. */

@@ -53,13 +53,13 @@ Test(beta, sound_under_sampling_with_random_splits)
         bnd_split s[6];
         int ns = random_splits(&r, nr, plo, phi, 1 + c % 5, s);
         double C[2] = {1, -1}, lb0, lb, beta[6] = {0};
-        bnd_domain dom = {lo, hi, plo, phi, s, ns, c % 3 == 0 ? 0 : 1 << 30};
+        bnd_domain dom = {lo, hi, plo, phi, s, ns, c % 3 == 0 ? 0 : 1 << 30, c % 4 == 0 ? 10 : 0};
         bnd_beta_opts o = {.iters = 0, .lr = 0.05};
-        bnd_beta_out out0 = {&lb0, NULL, NULL, NULL, NULL, NULL};
+        bnd_beta_out out0 = {.lb = &lb0};
         int rc0 = bnd_beta_bound(n, &dom, C, 1, &o, &out0, &e);
         o.iters = 30;
         o.alpha = c % 2, o.alpha_lr = 0.1; /* joint alpha on every other case */
-        bnd_beta_out out = {&lb, beta, qlo, qhi, NULL, NULL};
+        bnd_beta_out out = {.lb = &lb, .beta = beta, .plo = qlo, .phi = qhi};
         int rc = bnd_beta_bound(n, &dom, C, 1, &o, &out, &e);
         cr_assert(rc >= 0 && rc0 >= 0, "%s", e.msg);
         cr_assert(lb >= lb0, "the best iterate is kept: %g < %g", lb, lb0);
@@ -104,9 +104,9 @@ Test(beta, never_above_the_lp_optimum_of_the_same_relaxation)
         bnd_split s[4];
         int ns = random_splits(&r, 12, plo, phi, 3, s);
         double C[2] = {1, -1}, lb, beta[4] = {0};
-        bnd_domain dom = {lo, hi, plo, phi, s, ns, 1 << 30};
+        bnd_domain dom = {lo, hi, plo, phi, s, ns, 1 << 30, 0};
         bnd_beta_opts o = {.iters = 50, .lr = 0.05, .alpha = c % 2, .alpha_lr = 0.1};
-        bnd_beta_out out = {&lb, beta, NULL, NULL, NULL, NULL};
+        bnd_beta_out out = {.lb = &lb, .beta = beta};
         int rc = bnd_beta_bound(n, &dom, C, 1, &o, &out, &e);
         cr_assert(rc >= 0, "%s", e.msg);
         if (rc == 1)
@@ -136,13 +136,42 @@ Test(beta, contradictory_split_is_an_empty_domain)
     plo[0] = 0.5, phi[0] = fmax(phi[0], 1.0);
     bnd_split s = {0, -1};
     double C[2] = {1, -1}, lb;
-    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 1 << 30};
+    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 1 << 30, 0};
     bnd_beta_opts o = {.iters = 5, .lr = 0.05};
-    bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
+    bnd_beta_out out = {.lb = &lb};
     cr_assert_eq(bnd_beta_bound(n, &dom, C, 1, &o, &out, &e), 1);
     cr_assert(isinf(lb) && lb > 0);
     s.neuron = 99;
     cr_assert_eq(bnd_beta_bound(n, &dom, C, 1, &o, &out, &e), ERR_ARG);
     bnd_net_free(n);
     nn_graph_free(m.g);
+}
+
+Test(beta, point_gradient_matches_finite_differences)
+{
+    rng r;
+    rng_seed(&r, 3);
+    for (int c = 0; c < 20; c++) {
+        mlp m = mlp_random(&r, 4, 2, 8, 2);
+        bnd_net *n = NULL;
+        err e = {0};
+        cr_assert_eq(bnd_net_new(m.g, &n, &e), 0, "%s", e.msg);
+        double x[4], g[4], C[2] = {1, -1}, y[2], pre[16];
+        for (int i = 0; i < 4; i++)
+            x[i] = rng_normal(&r);
+        cr_assert_eq(bnd_point_grad(n, x, C, 1, g, &e), 0, "%s", e.msg);
+        mlp_eval(&m, x, y, pre);
+        double f0 = y[0] - y[1];
+        for (int i = 0; i < 4; i++) {
+            double h = 1e-6, xs = x[i];
+            x[i] = xs + h;
+            mlp_eval(&m, x, y, pre);
+            x[i] = xs;
+            double fd = (y[0] - y[1] - f0) / h;
+            cr_assert(fabs(fd - g[i]) <= 1e-4 * (1 + fabs(fd)), "case %d: d/dx%d %g vs %g", c, i,
+                      g[i], fd);
+        }
+        bnd_net_free(n);
+        nn_graph_free(m.g);
+    }
 }

@@ -1,7 +1,7 @@
 /* test_fuzz_regressions.c: every input kept in tests/data/fuzz/<target>/
  * (crashes, hangs and slow inputs found by fuzz/run.sh, plus a few hostile
  * seeds) goes through the same entry point as its libFuzzer harness
- * (fuzz/fuzz_<target>.c). Each must load or fail with a message naming the
+ * (fuzz/fuzz_<target>.c; bound: load, eval, IBP and CROWN). Each must load or fail with a message naming the
  * file, within a time bound, and never crash (ASan/UBSan under make sanitize). */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../bound/bound.h"
 #include "../models/nn.h"
 #include "../specs/spec.h"
 
@@ -51,6 +52,29 @@ static int run_one(const char *target, const unsigned char *data, size_t len)
         rc = nn_load_onnx_buffer("fuzz.onnx", data, len, &g, &e);
         if (rc == 0)
             nn_graph_free(g);
+    } else if (strcmp(target, "bound") == 0) { /* as fuzz/fuzz_bound.c */
+        nn_graph *g = NULL;
+        rc = nn_load_onnx_buffer("fuzz.onnx", data, len, &g, &e);
+        if (rc == 0) {
+            int64_t nx = nn_input_size(g), ny = nn_output_size(g);
+            if (nx > 0 && ny > 0 && nx <= 1024 && ny <= 64 && g->n_nodes <= 64) {
+                double *b = calloc((size_t)(3 * nx + 3 * ny), sizeof(double));
+                cr_assert(b);
+                double *lo = b, *hi = lo + nx, *x = hi + nx, *y = x + nx, *lb = y + ny,
+                       *ub = lb + ny;
+                for (int64_t i = 0; i < nx; i++)
+                    lo[i] = -1, hi[i] = 1, x[i] = 0.5;
+                (void)nn_eval(g, x, y, &e);
+                bnd_net *n = NULL;
+                if (bnd_net_new(g, &n, &e) == 0) {
+                    (void)bnd_compute(n, BND_IBP, lo, hi, NULL, 0, lb, ub, &e);
+                    (void)bnd_compute(n, BND_CROWN, lo, hi, NULL, 0, lb, ub, &e);
+                    bnd_net_free(n);
+                }
+                free(b);
+            }
+            nn_graph_free(g);
+        }
     } else if (strcmp(target, "json") == 0) {
         nn_graph *g = NULL;
         rc = nn_load_json_string("fuzz.json", (const char *)data, &g, &e);
@@ -98,6 +122,11 @@ static void run_folder(const char *target)
 Test(fuzz_regressions, onnx_inputs_load_or_fail_cleanly)
 {
     run_folder("onnx");
+}
+
+Test(fuzz_regressions, bound_inputs_evaluate_and_bound_or_fail_cleanly)
+{
+    run_folder("bound");
 }
 
 Test(fuzz_regressions, json_inputs_load_or_fail_cleanly)

@@ -63,9 +63,9 @@ Test(lp, safe_bound_with_a_split_is_sound)
             j = q;
     cr_assert(j >= 0);
     bnd_split s = {j, 1};
-    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 0};
+    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 0, 5};
     bnd_beta_opts o = {.iters = 10, .lr = 0.05};
-    bnd_beta_out out = {&lb, NULL, NULL, NULL, NULL, NULL};
+    bnd_beta_out out = {.lb = &lb};
     cr_assert_eq(bnd_beta_bound(n, &dom, C, 1, &o, &out, &e), 0);
     cr_assert_eq(bnd_lp_min(n, &s, 1, C, 0, &v, &safe, NULL, &e), 0, "%s", e.msg);
     cr_assert(safe <= v && lb <= v + 1e-9);
