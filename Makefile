@@ -59,7 +59,7 @@ sanitize: deps
 	$(MAKE) B=build-san OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  build-san/tests/run build-san/bin/verify build-san/bin/convert
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-san/tests/run --jobs 2
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 build-san/tests/run --jobs 2
 	BIN=build-san/bin ASAN_OPTIONS=detect_leaks=1 ./tests/e2e.sh
 
 # libFuzzer runs of the ONNX, JSON and VNNLIB readers: make fuzz FUZZ_SECONDS=600

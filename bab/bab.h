@@ -77,6 +77,37 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
 int bab_check_counterexample(const nn_graph *g, const spec_property *p, int r,
                              const double *x, double *y, err *e);
 
+/* ---- branch and bound over general nonlinear splits (genbab.c) ---- */
+typedef enum { BAB_BRANCH_GENBAB = 0, BAB_BRANCH_WIDTH } bab_branch_rule;
+
+typedef struct bab_genbab_opts {
+    double deadline;     /* clock_now() value; 0 = none */
+    bab_branch_rule rule;
+    int topk;            /* GenBaB: candidates re-checked by real bounds (1: none) */
+    int midpoint;        /* split smooth neurons at the midpoint, not the table point */
+    int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
+    int input_splits;    /* also branch on input intervals (at most 64 moving) */
+    int64_t crown_max_rows; /* > 0: bnd_set_crown_max_rows for the domains' bounds */
+    double refine_frac;  /* in (0, 1): children refine only this top fraction of a
+                            wide (> 256) smooth population by CROWN; else all */
+    int64_t max_domains;
+    int verbose;
+} bab_genbab_opts;
+
+typedef struct bab_genbab_stats {
+    int64_t domains, bound_calls, max_queue;
+    int64_t input_splits, kink_splits, smooth_splits; /* branchings by kind */
+    double root_margin;  /* max over rows of (lower bound - threshold) at the root */
+} bab_genbab_stats;
+
+void bab_genbab_opts_default(bab_genbab_opts *o);
+/* Prove that no x in [lo, hi] satisfies clause cl (all rows C y <= d) by
+ * branching on the pre-activation intervals of the network's nonlinear
+ * neurons (and, with input_splits, on the input intervals).
+ * Returns 1 when proven, 0 when not (time or domain limit, nothing left to
+ * split), < 0 on error. */
+int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec_clause *cl,
+               const bab_genbab_opts *o, bab_genbab_stats *st, err *e);
 /* ---- ReLU-split branch and bound (relu_split.c) ---- */
 typedef enum { BAB_BRANCH_BABSR, BAB_BRANCH_FSB } bab_branching;
 

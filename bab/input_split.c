@@ -12,7 +12,8 @@
  * best-scoring input dimension:
  *   SMEAR: |input coefficient of the most refutable row| x width,
  *   WIDTH: width relative to the root box.
- * Every few batches the least refuted box gets a short PGD attack. Workers
+ * Every 2 batches the least refuted box gets a short PGD attack, and the
+ * child holding the parent's minimising corner is explored first. Workers
  * are threads sharing the stack (one lock; bounding runs outside it);
  * OpenBLAS runs single-threaded meanwhile. A candidate is reported only
  * after bab_check_counterexample accepts it against the original region. */
@@ -290,6 +291,16 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
         memcpy(h1 + n0, hi, (size_t)n0 * sizeof(double));
         h1[dim] = mid;
         l1[n0 + dim] = mid;
+        if (have_A && a[dim] > 0) {
+            /* the lower bound's minimising corner is in the lower half: push
+             * it last, so depth first visits it first (sat comes sooner) */
+            for (int64_t j = 0; j < n0; j++) {
+                double t = l1[j];
+                l1[j] = l1[n0 + j], l1[n0 + j] = t;
+                t = h1[j];
+                h1[j] = h1[n0 + j], h1[n0 + j] = t;
+            }
+        }
         w->n_child += 2;
     }
     return 0;
@@ -327,7 +338,7 @@ static void *worker(void *arg)
         memcpy(w.lo, s->lo + s->n * s->n0, (size_t)(take * s->n0) * sizeof(double));
         memcpy(w.hi, s->hi + s->n * s->n0, (size_t)(take * s->n0) * sizeof(double));
         int attack = 0;
-        if (++s->batches_since_attack >= 16) {
+        if (++s->batches_since_attack >= 2) {
             s->batches_since_attack = 0;
             attack = 1;
         }

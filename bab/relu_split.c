@@ -16,6 +16,7 @@
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
+#include <glpk.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 
 #include "../bound/bound.h"
 #include "../core/clock.h"
+#include "../core/rng.h"
 #include "branch.h"
 
 typedef struct rdom {
@@ -480,6 +482,7 @@ static void *work(void *arg)
     }
     pthread_mutex_unlock(&s->mu);
     free(local);
+    glp_free_env(); /* GLPK keeps a per-thread environment; LP leaves may have used it */
     return NULL;
 }
 
@@ -520,6 +523,54 @@ static void worker_free(worker *w)
     free(w->lb), free(w->A), free(w->xs), free(w->top), free(w->tscore), free(w->side), free(w->y);
     free(w->Cc), free(w->dc), free(w->lbc), free(w->Ac), free(w->alc), free(w->xsc), free(w->rmap), free(w->clc),
         free(w->cmap);
+}
+
+/* Signed-gradient PGD per clause (its first row as the objective, exact
+ * gradients by bnd_point_grad), from the box centre and random points; every
+ * iterate is checked as a counterexample. 1 when one was stored in s->x. */
+static int grad_attack(worker *w, shared *s, int restarts, int steps, err *e)
+{
+    const spec_region *reg = &s->p->regions[s->region];
+    int64_t n = s->n_in;
+    double *x = w->y, *g = w->xs;
+    rng r;
+    rng_seed(&r, 7);
+    for (int c = 0; c < s->n_clauses; c++) {
+        int q = 0;
+        while (q < s->k && s->clause[q] != c)
+            q++;
+        if (q == s->k)
+            continue;
+        const double *row = s->C + (size_t)q * (size_t)s->p->n_y;
+        for (int rs = 0; rs < restarts; rs++) {
+            if (clock_expired(s->o->deadline))
+                return 0;
+            for (int64_t i = 0; i < n; i++) {
+                double u = rs == 0 ? 0.5 : rng_uniform(&r);
+                x[i] = reg->lo[i] + u * (reg->hi[i] - reg->lo[i]);
+            }
+            for (int t = 0; t < steps && !clock_expired(s->o->deadline); t++) {
+                int rc = bnd_point_grad(w->net, x, row, 1, g, e);
+                if (rc)
+                    return rc;
+                double step = 0.5 * (1.0 - (double)t / steps) + 0.02;
+                for (int64_t i = 0; i < n; i++) {
+                    double w_i = reg->hi[i] - reg->lo[i];
+                    x[i] -= step * w_i * (g[i] > 0 ? 1 : (g[i] < 0 ? -1 : 0));
+                    x[i] = fmin(reg->hi[i], fmax(reg->lo[i], x[i]));
+                }
+                rc = bab_check_counterexample(s->g, s->p, s->region, x, NULL, e);
+                s->n_evals++;
+                if (rc < 0)
+                    return rc;
+                if (rc == 1) {
+                    memcpy(s->x, x, (size_t)n * sizeof(double));
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
 }
 
 void bab_relu_opts_default(bab_relu_opts *o)
@@ -600,6 +651,16 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
     rdom *root = dom_new(0, s.k, s.nr, s.n_clauses, o->alpha);
     if (!root) {
         rc = err_set(e, ERR_NOMEM, "verify: out of memory");
+        goto done_sync;
+    }
+    rc = grad_attack(&ws[0], &s, 3, 30, e);
+    if (rc < 0)
+        goto done_sync;
+    if (rc == 1) {
+        *ans = BAB_SAT;
+        rc = 0;
+        if (o->verbose)
+            fprintf(stderr, "relu bab: gradient attack found a counterexample\n");
         goto done_sync;
     }
     double t_root = clock_now();

@@ -9,6 +9,10 @@
  *      its threshold (the row can never hold, so the conjunction cannot).
  *      All refuted -> unsat; else ReLU-split branch and bound (relu_split.c)
  *      on ReLU networks, and a longer attack with the time that is left.
+ *      Networks with other nonlinearities (sigmoid, tanh, GeLU, products, ...)
+ *      get, instead of ReLU splitting, the longer attack and then branch and
+ *      bound over general nonlinear and input splits (genbab.c) on every
+ *      clause with the time that is left.
  * Each strategy is one function (g, p, o, deadline, res, e) -> res->answer. */
 #include "bab.h"
 #include "internal.h"
@@ -109,6 +113,50 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
     return rc;
 }
 
+/* The largest number of inputs whose interval has width > 0 in a region:
+ * what sampling has to cover. */
+static int64_t moving_inputs(const spec_property *p)
+{
+    int64_t most = 0;
+    for (int r = 0; r < p->n_regions; r++) {
+        int64_t m = 0;
+        for (int64_t j = 0; j < p->n_x; j++)
+            m += p->regions[r].hi[j] > p->regions[r].lo[j];
+        most = m > most ? m : most;
+    }
+    return most;
+}
+
+/* GenBaB on every clause of every region (clauses CROWN refutes are proven
+ * at the root): answer UNSAT when all are proven. */
+static int genbab_strategy(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                           double deadline, bab_result *res, err *e)
+{
+    bab_genbab_opts go;
+    bab_genbab_opts_default(&go);
+    go.deadline = deadline;
+    go.verbose = o->verbose;
+    for (int r = 0; r < p->n_regions; r++) {
+        const spec_region *reg = &p->regions[r];
+        for (int k = 0; k < reg->n_clauses; k++) {
+            bab_genbab_stats st;
+            int rc = bab_genbab(g, reg->lo, reg->hi, &reg->clauses[k], &go, &st, e);
+            res->n_domains += st.domains;
+            res->n_bound_calls += st.bound_calls;
+            if (o->verbose)
+                fprintf(stderr, "genbab: region %d clause %d: %s after %lld domains "
+                        "(root margin %.4g)\n", r, k, rc == 1 ? "proven" : "open",
+                        (long long)st.domains, st.root_margin);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                return 0;
+        }
+    }
+    res->answer = BAB_UNSAT;
+    return 0;
+}
+
 /* The automatic strategy choice: ReLU splitting for networks with ReLUs and
  * a high-dimensional input (where input splitting cannot scale). */
 static int choose_relu_split(const bnd_net *net, const spec_property *p, const bab_opts *o)
@@ -202,7 +250,9 @@ static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_
         if (rc == 0)
             all_refuted = 0;
     }
-    int use_relu = net && choose_relu_split(net, p, o);
+    /* nonlinearities other than ReLU: general splits instead of ReLU ones */
+    int use_genbab = net && bnd_act_count(net) > bnd_relu_count(net);
+    int use_relu = net && !use_genbab && choose_relu_split(net, p, o);
     bnd_net_free(net);
     res->t_bound += clock_now() - tb;
     if (all_refuted) {
@@ -226,16 +276,26 @@ static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_
     if (deadline > 0 && deadline - ta < budget)
         budget = deadline - ta;
     bab_attack_opts ao = { .deadline = ta + (budget > 0 ? budget : 0), .restarts = 20,
-                           .steps = 50, .samples = p->n_x <= 16 ? 20000 : 500,
+                           .steps = 50, .samples = moving_inputs(p) <= 16 ? 20000 : 500,
                            .seed = o->seed + 1 };
     res->n_attacks++;
     rc = attack_all(g, p, &ao, res, e);
     res->t_attack += clock_now() - ta;
     if (rc < 0)
         return rc;
-    if (rc == 1)
+    if (rc == 1) {
         res->answer = BAB_SAT, res->n_attack_hits++;
-    else if (clock_expired(deadline))
+        return 0;
+    }
+    if (use_genbab && !clock_expired(deadline)) {
+        double tg = clock_now();
+        res->strategy = "genbab";
+        rc = genbab_strategy(g, p, o, deadline, res, e);
+        res->t_bound += clock_now() - tg;
+        if (rc < 0)
+            return rc;
+    }
+    if (res->answer != BAB_UNSAT && clock_expired(deadline))
         res->answer = BAB_TIMEOUT;
     return 0;
 }
@@ -260,7 +320,7 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
 
     /* 1. quick attack */
     bab_attack_opts ao = { .deadline = deadline, .restarts = 2, .steps = 10,
-                           .samples = p->n_x <= 16 ? 1000 : 50, .seed = o->seed };
+                           .samples = moving_inputs(p) <= 16 ? 1000 : 50, .seed = o->seed };
     res->n_attacks++;
     int rc = attack_all(g, p, &ao, res, e);
     res->t_attack = clock_now() - t0;

@@ -333,7 +333,7 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
             const double *zl = bt->lo[i], *zu = bt->hi[i];
             double *lw = bt->lw[i + 1], *lb = bt->lb[i + 1], *uw = bt->uw[i + 1],
                    *ub = bt->ub[i + 1];
-            bnd_relu_rule.relax(B * n, zl, zu, lw, lb, uw, ub);
+            bnd_relu_rule.relax(0.0, B * n, zl, zu, lw, lb, uw, ub);
             double g = bnd_gamma(3.0);
             for (int64_t j = 0; j < n; j++)
                 for (int64_t b = 0; b < B; b++) {
@@ -457,8 +457,10 @@ static void row_relu(int64_t n, double *a, const double *lw, const double *lb, c
     *s_out = ss, *ea_out = ee;
 }
 
-/* CROWN backward pass from the output of layer `top` (mlp index) for R rows
- * A (R x size(top)), row r belonging to box rbox[r]: lower bounds lbv (R),
+/* CROWN backward pass from the output of layer `top` (mlp index; -1: the
+ * input) for R rows A (R x size(top)), row r belonging to box rbox[r],
+ * continuing the bias cb and error budget er (R each, set by the caller):
+ * lower bounds lbv (R),
  * and the input coefficients A_in (R x n0) when not NULL. A and A2 hold
  * R x widest each; cb, er R each; mz, w B x widest. */
 static void batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, double *A,
@@ -467,8 +469,6 @@ static void batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, d
 {
     const bnd_mlp *m = bt->m;
     int64_t B = bt->B, n0 = m->n_in;
-    memset(cb, 0, (size_t)R * sizeof(double));
-    memset(er, 0, (size_t)R * sizeof(double));
     for (int i = top; i >= 0; i--) {
         const mlp_layer *l = &m->L[i];
         int64_t n = l->n, ni = l->n_in;
@@ -570,12 +570,26 @@ static void refine_preact(batch *bt, int i)
             }
     if (R == 0)
         return;
-    memset(A, 0, (size_t)(R * n) * sizeof(double));
+    /* rows ±e_j through layer i itself are ±(row j of W, b_j), exactly;
+     * their error budget is that of the linear step (batch_backward's) */
+    const mlp_layer *l = &bt->m->L[i];
+    int64_t ni = l->n_in;
+    layer_mz(bt, i, ni, mz);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bt->B, (int)n, (int)ni, 1.0, mz,
+                (int)ni, l->Wabs, (int)ni, 0.0, w, (int)n);
     for (int64_t r = 0; r < R; r += 2) {
-        A[r * n + rneu[r]] = 1.0;
-        A[(r + 1) * n + rneu[r]] = -1.0;
+        int64_t j = rneu[r], t = rbox[r] * n + j;
+        const double *wj = l->W + j * ni;
+        double *a = A + r * ni, *an = A + (r + 1) * ni;
+        for (int64_t c = 0; c < ni; c++)
+            a[c] = wj[c], an[c] = -wj[c];
+        double ew = l->g_bwd * (w[t] + fabs(l->bias[j]));
+        if (l->bias_err)
+            ew += l->bias_err[j];
+        cb[r] = l->bias[j], cb[r + 1] = -l->bias[j];
+        er[r] = er[r + 1] = ew + BND_U * fabs(l->bias[j]);
     }
-    batch_backward(bt, i, R, rbox, A, A2, cb, er, mz, w, lbv, NULL, NULL, NULL);
+    batch_backward(bt, i - 1, R, rbox, A, A2, cb, er, mz, w, lbv, NULL, NULL, NULL);
     for (int64_t r = 0; r < R; r += 2) {
         int64_t t = rbox[r] * n + rneu[r];
         if (lbv[r] > lo[t])
@@ -624,6 +638,8 @@ static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *
         /* the sound bound at the current slopes; it moves them to [0, 1] */
         for (int64_t b = 0; b < B; b++)
             memcpy(bt->A + b * k * m->n_out, C, (size_t)(k * m->n_out) * sizeof(double));
+        memset(bt->cb, 0, (size_t)R * sizeof(double));
+        memset(bt->er, 0, (size_t)R * sizeof(double));
         batch_backward(bt, nl - 1, R, bt->rbox, bt->A, bt->A2, bt->cb, bt->er, bt->mz, bt->w, lbt,
                        a0, alpha, saveA);
         for (int64_t r = 0; r < R; r++)
@@ -746,6 +762,8 @@ int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *h
             bt.rbox[r] = r / k;
         for (int64_t b = 0; b < B; b++)
             memcpy(bt.A + b * k * m->n_out, C, (size_t)(k * m->n_out) * sizeof(double));
+        memset(bt.cb, 0, (size_t)R * sizeof(double));
+        memset(bt.er, 0, (size_t)R * sizeof(double));
         batch_backward(&bt, m->n_layers - 1, R, bt.rbox, bt.A, bt.A2, bt.cb, bt.er, bt.mz, bt.w,
                        lb, A_in, NULL, NULL);
         if (alpha_iters > 0)

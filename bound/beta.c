@@ -357,7 +357,7 @@ static int opt_bound(bnd_net *net, const relu_map *mp, const int8_t *side, const
             beta[q] = out->beta[q] > 0 ? out->beta[q] : 0;
     for (int q = 0; q < k; q++)
         out->lb[q] = -INFINITY;
-    bnd_bwd_ext ext = {(const double *const *)badd, sel, out->A_relu || use_alpha ? A_act : NULL, xs};
+    bnd_bwd_ext ext = {(const double *const *)badd, sel, out->A_relu || use_alpha ? A_act : NULL, xs, NULL};
     double lr = o && o->lr > 0 ? o->lr : 0.05;
     int iters = o ? o->iters : 0;
     for (int it = 0; it <= iters; it++) {
@@ -494,5 +494,30 @@ int bnd_beta_bound(bnd_net *net, const bnd_domain *dom, const double *C, int k,
 done:
     map_free(&m);
     free(side);
+    return rc;
+}
+
+/* At a point box every ReLU's relaxation is (up to rounding width) its local
+ * linearisation, so the coefficients reaching the input are the gradient. */
+int bnd_point_grad(bnd_net *net, const double *x, const double *C, int k, double *grad, err *e)
+{
+    bnd_layer *L0 = &net->layers[0];
+    memcpy(L0->lo, x, (size_t)L0->size * sizeof(double));
+    memcpy(L0->hi, x, (size_t)L0->size * sizeof(double));
+    for (int i = 0; i < net->n_layers; i++)
+        net->layers[i].mz_ok = net->layers[i].errw_ok = 0;
+    for (int i = 1; i < net->n_layers; i++) {
+        int rc = bnd_ibp_layer(net, i, e);
+        if (rc == 0 && net->layers[i].kind == BND_L_ACT)
+            rc = bnd_act_relax(net, i, e);
+        if (rc)
+            return rc;
+    }
+    double *lbv = malloc((size_t)(k ? k : 1) * sizeof(double));
+    if (!lbv)
+        return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    bnd_bwd_ext ext = {.A_in = grad};
+    int rc = bnd_backward_ext(net, net->out, k, C, 0, NULL, &ext, lbv, e);
+    free(lbv);
     return rc;
 }

@@ -132,6 +132,41 @@ typedef struct bnd_beta_out {
 int bnd_beta_bound(bnd_net *n, const bnd_domain *dom, const double *C, int k,
                    const bnd_beta_opts *o, bnd_beta_out *out, err *e);
 
+/* Gradient (k x n_in) of the k rows of C·f at x: the backward pass over the
+ * point box, whose relaxations are the local linearisations (for attacks;
+ * at a kink, one of the one-sided slopes). */
+int bnd_point_grad(bnd_net *n, const double *x, const double *C, int k, double *grad, err *e);
+
+/* ---- general nonlinear splits (act_split.c, GenBaB) ----
+ * The neurons of every nonlinearity (ACT layer: ReLU, Sigmoid, ..., the
+ * squares of products) are numbered 0 .. bnd_act_count()-1, layer by layer.
+ * kind/param (arrays of that length, either may be NULL) get each neuron's
+ * bnd_nl_kind (nonlin.h) and parameter. */
+int64_t bnd_act_count(const bnd_net *n);
+void bnd_act_kinds(const bnd_net *n, int *kind, double *param);
+/* CROWN lower bounds lb (k) of the rows of C·y over the domain: inputs in
+ * [lo, hi] whose pre-activations lie in [plo, phi] (one interval per ACT
+ * neuron; NULL = no constraint). `changed`: the first neuron whose interval
+ * differs from the intervals the domain came from (layers before it keep
+ * plo/phi without CROWN refinement); ignored when plo is NULL. Out (each may
+ * be NULL): the domain's tightened intervals, and the k x count coefficients
+ * at the ACT outputs of the final backward pass (for branching scores).
+ * refine (count flags, or NULL = all): which neurons' pre-activations get
+ * CROWN intermediate bounds (the others keep IBP, clipped by the domain).
+ * z_out (count values, or NULL): the pre-activations of the linearised
+ * network at the minimiser of the relaxed problem for the best row.
+ * gain_in (n_in values, or NULL): per input, |a|·width/4 for the best row's
+ * final coefficient a of that input (what halving its interval would gain
+ * with the relaxation fixed); 0 for fixed inputs or beyond 64 moving ones.
+ * changed < 0: every layer gets CROWN intermediate bounds (an input split).
+ * tau_iters: rounds of moving the smooth neurons' tangent points to their
+ * values at the relaxed problem's minimiser (0: the default lines); each
+ * row keeps its best bound.
+ * Returns 0, 1 when the domain is empty (lb = +inf), < 0 on error. */
+int bnd_split_bound(bnd_net *n, const double *lo, const double *hi, const double *plo,
+                    const double *phi, const unsigned char *refine, int64_t changed,
+                    const double *C, int k, int tau_iters, double *lb, double *plo_out, double *phi_out, double *A_out, double *z_out,
+                    double *gain_in, err *e);
 /* ---- LP / MILP with GLPK (lp.c) ----
  * min c·y (c: n_out) over the input box and the net's CURRENT bounds (left
  * by the last bnd_compute / bnd_beta_bound over the same region and splits),

@@ -287,6 +287,8 @@ static int concretize(bwd *b, int i, err *e)
     for (int64_t t = 0; t < n; t++)
         m[t] = fabs(c[t]) + r[t];
     double *xs = i == 0 && b->ext ? b->ext->x_star : NULL;
+    if (i == 0 && b->ext && b->ext->A_in)
+        memcpy(b->ext->A_in, A, (size_t)(k * n) * sizeof(double));
     for (int64_t q = 0; xs && q < k; q++)
         for (int64_t t = 0; t < n; t++)
             xs[q * n + t] = A[q * n + t] >= 0 ? L->lo[t] : L->hi[t];

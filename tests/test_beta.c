@@ -146,3 +146,32 @@ Test(beta, contradictory_split_is_an_empty_domain)
     bnd_net_free(n);
     nn_graph_free(m.g);
 }
+
+Test(beta, point_gradient_matches_finite_differences)
+{
+    rng r;
+    rng_seed(&r, 3);
+    for (int c = 0; c < 20; c++) {
+        mlp m = mlp_random(&r, 4, 2, 8, 2);
+        bnd_net *n = NULL;
+        err e = {0};
+        cr_assert_eq(bnd_net_new(m.g, &n, &e), 0, "%s", e.msg);
+        double x[4], g[4], C[2] = {1, -1}, y[2], pre[16];
+        for (int i = 0; i < 4; i++)
+            x[i] = rng_normal(&r);
+        cr_assert_eq(bnd_point_grad(n, x, C, 1, g, &e), 0, "%s", e.msg);
+        mlp_eval(&m, x, y, pre);
+        double f0 = y[0] - y[1];
+        for (int i = 0; i < 4; i++) {
+            double h = 1e-6, xs = x[i];
+            x[i] = xs + h;
+            mlp_eval(&m, x, y, pre);
+            x[i] = xs;
+            double fd = (y[0] - y[1] - f0) / h;
+            cr_assert(fabs(fd - g[i]) <= 1e-4 * (1 + fabs(fd)), "case %d: d/dx%d %g vs %g", c, i,
+                      g[i], fd);
+        }
+        bnd_net_free(n);
+        nn_graph_free(m.g);
+    }
+}
