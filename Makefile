@@ -49,10 +49,12 @@ $(TOP_PROGS): %: $(B)/bin/%
 $(B)/tests/run: $(TEST_OBJ) $(B)/libnnv.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lcriterion $(LDLIBS)
 
-# The whole suite: unit tests, then end-to-end checks of the programs.
+# The whole suite: unit tests, end-to-end checks of the programs, and both again
+# under the sanitizers (about 5 minutes on 2 cores).
 test: all $(B)/tests/run
 	$(B)/tests/run --jobs 2
 	./tests/e2e.sh
+	$(MAKE) sanitize
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 sanitize: deps

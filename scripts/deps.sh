@@ -2,7 +2,7 @@
 # deps.sh: install the Debian packages the project builds and tests with, if any is missing.
 # Runs apt-get only when something is absent, so repeated builds stay fast and offline.
 set -e
-PKGS="build-essential libopenblas-dev libglpk-dev libcjson-dev libcriterion-dev zlib1g-dev pkg-config"
+PKGS="build-essential libopenblas-dev libglpk-dev libcjson-dev libcriterion-dev zlib1g-dev pkg-config python3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
