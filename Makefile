@@ -67,10 +67,21 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	./fuzz/run.sh $(FUZZ_SECONDS)
 
+# The soundness stress test at scale: make stress N=1000000 SAMPLES=100 JOBS=2
+N       ?= 10000
+SAMPLES ?= 100
+JOBS    ?= 2
+$(B)/bin/stress: $(B)/scripts/stress.o $(B)/tests/stress_gen.o $(B)/libnnv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+stress: deps $(B)/bin/stress
+	$(B)/bin/stress $(N) $(SAMPLES) $(JOBS)
+
 bench: all
 	./scripts/bench.sh
 
 clean:
 	rm -rf build build-san $(TOP_PROGS)
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_SRC:%.c=$(B)/%.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_SRC:%.c=$(B)/%.d) $(B)/scripts/stress.d

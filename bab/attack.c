@@ -80,7 +80,11 @@ static int pgd(attack_ctx *c, const bab_attack_opts *o, double *x, double *best,
         /* Forward differences; the step shrinks with the box width. */
         for (int64_t j = 0; j < n; j++) {
             double w = c->reg->hi[j] - c->reg->lo[j];
-            double h = 1e-6 * (w > 0 ? w : 1.0);
+            if (!(w > 0)) { /* a fixed input: no direction to move */
+                grad[j] = 0;
+                continue;
+            }
+            double h = 1e-6 * w;
             memcpy(xh, x, (size_t)n * sizeof *x);
             xh[j] = x[j] + h <= c->reg->hi[j] ? x[j] + h : x[j] - h;
             double fh;
@@ -133,7 +137,7 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
 
     int rc = 0, found = 0;
     double best_val = INFINITY;
-    /* Centre first, then uniform samples; remember the best as the PGD start. */
+    /* Centre first, then samples; remember the best as the PGD start. */
     for (int64_t j = 0; j < n; j++)
         best[j] = 0.5 * (c.reg->lo[j] + c.reg->hi[j]);
     if ((rc = objective(&c, best, &best_val, NULL)))
@@ -141,8 +145,14 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
     for (int s = 0; s < o->samples && best_val > 0; s++) {
         if ((s & 63) == 0 && clock_expired(o->deadline))
             break;
-        for (int64_t j = 0; j < n; j++)
-            x[j] = c.reg->lo[j] + rng_uniform(&rg) * (c.reg->hi[j] - c.reg->lo[j]);
+        /* every other sample a random corner of the box: violations often
+         * sit there (monotone pieces); the others uniform */
+        for (int64_t j = 0; j < n; j++) {
+            double t = rng_uniform(&rg);
+            if (s & 1)
+                t = t < 0.5 ? 0.0 : 1.0;
+            x[j] = c.reg->lo[j] + t * (c.reg->hi[j] - c.reg->lo[j]);
+        }
         double f;
         if ((rc = objective(&c, x, &f, NULL)))
             goto out;

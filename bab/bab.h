@@ -16,10 +16,21 @@ typedef enum { BAB_UNSAT, BAB_SAT, BAB_UNKNOWN, BAB_TIMEOUT } bab_answer;
 
 const char *bab_answer_name(bab_answer a);
 
+/* Input-split branching heuristics: |CROWN input coefficient| x width of
+ * each dimension (smear), width relative to the root box, or the sum of
+ * both, each normalised by its largest value over the dimensions (mix). */
+typedef enum { BAB_SPLIT_SMEAR = 0, BAB_SPLIT_WIDTH, BAB_SPLIT_MIX } bab_split;
+
+#define BAB_MAX_THREADS 16
+
 typedef struct bab_opts {
     double timeout;      /* seconds; <= 0: none */
     uint64_t seed;
     int verbose;         /* progress on stderr */
+    int threads;         /* worker threads for branch and bound; 0 = 2 */
+    int batch;           /* boxes bounded together; 0 = default */
+    bab_split split;
+    int max_split_inputs; /* input split when n_x <= this; 0 = default (20), < 0 never */
     int strategy;        /* BAB_STRATEGY_*: 0 = automatic */
     int branching;       /* ReLU split: 0 = default (BaBSR), 1 = BaBSR, 2 = FSB */
 } bab_opts;
@@ -36,6 +47,8 @@ typedef struct bab_result {
     /* statistics */
     double t_load, t_attack, t_bound, t_total;
     int64_t n_evals, n_bound_calls, n_domains;
+    int64_t n_attacks, n_attack_hits;  /* attack runs, and those that found the answer */
+    const char *strategy;              /* "input-split" or "refute" */
 } bab_result;
 
 void bab_result_free(bab_result *r);
@@ -64,6 +77,37 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
 int bab_check_counterexample(const nn_graph *g, const spec_property *p, int r,
                              const double *x, double *y, err *e);
 
+/* ---- branch and bound over general nonlinear splits (genbab.c) ---- */
+typedef enum { BAB_BRANCH_GENBAB = 0, BAB_BRANCH_WIDTH } bab_branch_rule;
+
+typedef struct bab_genbab_opts {
+    double deadline;     /* clock_now() value; 0 = none */
+    bab_branch_rule rule;
+    int topk;            /* GenBaB: candidates re-checked by real bounds (1: none) */
+    int midpoint;        /* split smooth neurons at the midpoint, not the table point */
+    int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
+    int input_splits;    /* also branch on input intervals (at most 64 moving) */
+    int64_t crown_max_rows; /* > 0: bnd_set_crown_max_rows for the domains' bounds */
+    double refine_frac;  /* in (0, 1): children refine only this top fraction of a
+                            wide (> 256) smooth population by CROWN; else all */
+    int64_t max_domains;
+    int verbose;
+} bab_genbab_opts;
+
+typedef struct bab_genbab_stats {
+    int64_t domains, bound_calls, max_queue;
+    int64_t input_splits, kink_splits, smooth_splits; /* branchings by kind */
+    double root_margin;  /* max over rows of (lower bound - threshold) at the root */
+} bab_genbab_stats;
+
+void bab_genbab_opts_default(bab_genbab_opts *o);
+/* Prove that no x in [lo, hi] satisfies clause cl (all rows C y <= d) by
+ * branching on the pre-activation intervals of the network's nonlinear
+ * neurons (and, with input_splits, on the input intervals).
+ * Returns 1 when proven, 0 when not (time or domain limit, nothing left to
+ * split), < 0 on error. */
+int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec_clause *cl,
+               const bab_genbab_opts *o, bab_genbab_stats *st, err *e);
 /* ---- ReLU-split branch and bound (relu_split.c) ---- */
 typedef enum { BAB_BRANCH_BABSR, BAB_BRANCH_FSB } bab_branching;
 

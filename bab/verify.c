@@ -1,11 +1,21 @@
 /* verify.c: the verification procedure behind `verify`.
  *
  * 1. A quick attack on every region (counterexamples are common and cheap).
- * 2. CROWN bounds of every clause row over every region's box: a clause is
- *    refuted when some row's lower bound exceeds its threshold (the row can
- *    never hold, so the conjunction cannot). All refuted -> unsat.
- * 3. Otherwise a longer attack with the time that is left -> sat or unknown. */
+ * 2. A strategy chosen from the property's shape (or --strategy):
+ *    - few inputs (n_x <= max_split_inputs): input-split branch and bound
+ *      (input_split.c), complete up to the timeout;
+ *    - otherwise refutation: CROWN bounds of every clause row over every
+ *      region's box; a clause is refuted when some row's lower bound exceeds
+ *      its threshold (the row can never hold, so the conjunction cannot).
+ *      All refuted -> unsat; else ReLU-split branch and bound (relu_split.c)
+ *      on ReLU networks, and a longer attack with the time that is left.
+ *      Networks with other nonlinearities (sigmoid, tanh, GeLU, products, ...)
+ *      get, instead of ReLU splitting, the longer attack and then branch and
+ *      bound over general nonlinear and input splits (genbab.c) on every
+ *      clause with the time that is left.
+ * Each strategy is one function (g, p, o, deadline, res, e) -> res->answer. */
 #include "bab.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +39,7 @@ void bab_opts_default(bab_opts *o)
     memset(o, 0, sizeof *o);
     o->timeout = 0;
     o->seed = 1;
+    o->split = BAB_SPLIT_MIX;
 }
 
 void bab_result_free(bab_result *r)
@@ -102,6 +113,50 @@ static int region_refuted(bnd_net *net, const spec_property *p, int r, bab_resul
     return rc;
 }
 
+/* The largest number of inputs whose interval has width > 0 in a region:
+ * what sampling has to cover. */
+static int64_t moving_inputs(const spec_property *p)
+{
+    int64_t most = 0;
+    for (int r = 0; r < p->n_regions; r++) {
+        int64_t m = 0;
+        for (int64_t j = 0; j < p->n_x; j++)
+            m += p->regions[r].hi[j] > p->regions[r].lo[j];
+        most = m > most ? m : most;
+    }
+    return most;
+}
+
+/* GenBaB on every clause of every region (clauses CROWN refutes are proven
+ * at the root): answer UNSAT when all are proven. */
+static int genbab_strategy(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                           double deadline, bab_result *res, err *e)
+{
+    bab_genbab_opts go;
+    bab_genbab_opts_default(&go);
+    go.deadline = deadline;
+    go.verbose = o->verbose;
+    for (int r = 0; r < p->n_regions; r++) {
+        const spec_region *reg = &p->regions[r];
+        for (int k = 0; k < reg->n_clauses; k++) {
+            bab_genbab_stats st;
+            int rc = bab_genbab(g, reg->lo, reg->hi, &reg->clauses[k], &go, &st, e);
+            res->n_domains += st.domains;
+            res->n_bound_calls += st.bound_calls;
+            if (o->verbose)
+                fprintf(stderr, "genbab: region %d clause %d: %s after %lld domains "
+                        "(root margin %.4g)\n", r, k, rc == 1 ? "proven" : "open",
+                        (long long)st.domains, st.root_margin);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                return 0;
+        }
+    }
+    res->answer = BAB_UNSAT;
+    return 0;
+}
+
 /* The automatic strategy choice: ReLU splitting for networks with ReLUs and
  * a high-dimensional input (where input splitting cannot scale). */
 static int choose_relu_split(const bnd_net *net, const spec_property *p, const bab_opts *o)
@@ -165,41 +220,15 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
     return 0;
 }
 
-int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
-               bab_result *res, err *e)
+/* Refutation by CROWN bounds per region; then ReLU splitting where it
+ * applies, then a longer attack. */
+static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                           double deadline, bab_result *res, err *e)
 {
-    double t0 = clock_now();
-    double deadline = o->timeout > 0 ? t0 + o->timeout : 0;
-    memset(res, 0, sizeof *res);
-    res->answer = BAB_UNKNOWN;
-    res->n_x = p->n_x;
-    res->n_y = p->n_y;
-    if (p->n_x != nn_input_size(g) || p->n_y != nn_output_size(g))
-        return err_set(e, ERR_SHAPE, "%s: the property has %lld inputs and %lld outputs, the network %lld and %lld",
-                       g->source, (long long)p->n_x, (long long)p->n_y,
-                       (long long)nn_input_size(g), (long long)nn_output_size(g));
-    res->x = calloc((size_t)p->n_x, sizeof *res->x);
-    res->y = calloc((size_t)p->n_y, sizeof *res->y);
-    if (!res->x || !res->y)
-        return err_set(e, ERR_NOMEM, "verify: out of memory");
-
-    /* 1. quick attack */
-    bab_attack_opts ao = { .deadline = deadline, .restarts = 2, .steps = 10,
-                           .samples = p->n_x <= 16 ? 1000 : 50, .seed = o->seed };
-    int rc = attack_all(g, p, &ao, res, e);
-    res->t_attack = clock_now() - t0;
-    if (rc < 0)
-        return rc;
-    if (rc == 1) {
-        res->answer = BAB_SAT;
-        goto done;
-    }
-
-    /* 2. bounds */
     double tb = clock_now();
     bnd_net *net = NULL;
     int all_refuted = 1;
-    rc = bnd_net_new(g, &net, e);
+    int rc = bnd_net_new(g, &net, e);
     if (rc == ERR_UNSUP) {
         if (o->verbose)
             fprintf(stderr, "verify: no bounds (%s); attacking only\n", e->msg);
@@ -221,39 +250,110 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
         if (rc == 0)
             all_refuted = 0;
     }
-    int use_relu = net && choose_relu_split(net, p, o);
+    /* nonlinearities other than ReLU: general splits instead of ReLU ones */
+    int use_genbab = net && bnd_act_count(net) > bnd_relu_count(net);
+    int use_relu = net && !use_genbab && choose_relu_split(net, p, o);
     bnd_net_free(net);
-    res->t_bound = clock_now() - tb;
+    res->t_bound += clock_now() - tb;
     if (all_refuted) {
         res->answer = BAB_UNSAT;
-        goto done;
+        return 0;
     }
     if (use_relu) {
+        double tr = clock_now();
+        res->strategy = "relu-split";
         rc = relu_split_strategy(g, p, o, deadline, res, e);
-        res->t_bound = clock_now() - tb;
+        res->t_bound += clock_now() - tr;
         if (rc < 0)
             return rc;
         if (res->answer == BAB_UNSAT || res->answer == BAB_SAT)
-            goto done;
+            return 0;
     }
 
-    /* 3. a longer attack with what is left (bounded so `unknown` comes soon) */
+    /* a longer attack with what is left (bounded so `unknown` comes soon) */
     double ta = clock_now();
     double budget = 5.0;
     if (deadline > 0 && deadline - ta < budget)
         budget = deadline - ta;
-    ao.deadline = ta + (budget > 0 ? budget : 0);
-    ao.restarts = 20;
-    ao.steps = 50;
-    ao.samples = p->n_x <= 16 ? 20000 : 500;
-    ao.seed = o->seed + 1;
+    bab_attack_opts ao = { .deadline = ta + (budget > 0 ? budget : 0), .restarts = 20,
+                           .steps = 50, .samples = moving_inputs(p) <= 16 ? 20000 : 500,
+                           .seed = o->seed + 1 };
+    res->n_attacks++;
     rc = attack_all(g, p, &ao, res, e);
     res->t_attack += clock_now() - ta;
     if (rc < 0)
         return rc;
-    if (rc == 1)
+    if (rc == 1) {
+        res->answer = BAB_SAT, res->n_attack_hits++;
+        return 0;
+    }
+    if (use_genbab && !clock_expired(deadline)) {
+        double tg = clock_now();
+        res->strategy = "genbab";
+        rc = genbab_strategy(g, p, o, deadline, res, e);
+        res->t_bound += clock_now() - tg;
+        if (rc < 0)
+            return rc;
+    }
+    if (res->answer != BAB_UNSAT && clock_expired(deadline))
+        res->answer = BAB_TIMEOUT;
+    return 0;
+}
+
+int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
+               bab_result *res, err *e)
+{
+    double t0 = clock_now();
+    double deadline = o->timeout > 0 ? t0 + o->timeout : 0;
+    memset(res, 0, sizeof *res);
+    res->answer = BAB_UNKNOWN;
+    res->n_x = p->n_x;
+    res->n_y = p->n_y;
+    if (p->n_x != nn_input_size(g) || p->n_y != nn_output_size(g))
+        return err_set(e, ERR_SHAPE, "%s: the property has %lld inputs and %lld outputs, the network %lld and %lld",
+                       g->source, (long long)p->n_x, (long long)p->n_y,
+                       (long long)nn_input_size(g), (long long)nn_output_size(g));
+    res->x = calloc((size_t)p->n_x, sizeof *res->x);
+    res->y = calloc((size_t)p->n_y, sizeof *res->y);
+    if (!res->x || !res->y)
+        return err_set(e, ERR_NOMEM, "verify: out of memory");
+
+    /* 1. quick attack */
+    bab_attack_opts ao = { .deadline = deadline, .restarts = 2, .steps = 10,
+                           .samples = moving_inputs(p) <= 16 ? 1000 : 50, .seed = o->seed };
+    res->n_attacks++;
+    int rc = attack_all(g, p, &ao, res, e);
+    res->t_attack = clock_now() - t0;
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
         res->answer = BAB_SAT;
-    else if (clock_expired(deadline))
+        res->n_attack_hits++;
+        res->strategy = "attack";
+        goto done;
+    }
+
+    /* 2. a strategy */
+    int max_split = o->max_split_inputs ? o->max_split_inputs : 20;
+    int input_split = o->strategy == BAB_STRATEGY_INPUT ||
+                      (o->strategy == BAB_STRATEGY_AUTO && p->n_x <= max_split);
+    if (input_split) {
+        res->strategy = "input-split";
+        rc = bab_input_split(g, p, o, deadline, res, e);
+        if (rc == ERR_UNSUP) { /* no bounds for this graph: fall back */
+            if (o->verbose)
+                fprintf(stderr, "verify: %s; refutation instead\n", e->msg);
+            rc = 0;
+            res->strategy = "refute";
+            rc = strategy_refute(g, p, o, deadline, res, e);
+        }
+    } else {
+        res->strategy = "refute";
+        rc = strategy_refute(g, p, o, deadline, res, e);
+    }
+    if (rc)
+        return rc;
+    if (res->answer == BAB_UNKNOWN && clock_expired(deadline))
         res->answer = BAB_TIMEOUT;
 done:
     res->t_total = clock_now() - t0;

@@ -45,6 +45,30 @@ void bnd_set_interm(bnd_net *n, bnd_interm mode);
  * layers keep their IBP bounds. */
 void bnd_set_crown_max_rows(bnd_net *n, int64_t rows);
 
+/* alpha-CROWN lower bounds lb (k) of the rows of C·y over [lo, hi]: the
+ * lower slopes of unstable ReLUs optimised per row for `iters` steps from
+ * CROWN's; never looser than CROWN (alpha.c). */
+int bnd_alpha_crown(bnd_net *n, const double *lo, const double *hi, const double *C, int k,
+                    int iters, double *lb, err *e);
+
+/* Batched bounds for chain networks (dense linear layers and ReLUs only,
+ * e.g. Gemm/ReLU MLPs): forward linear relaxation for the intermediate
+ * bounds, CROWN backward for the objectives (batch.c). A bnd_mlp is
+ * read-only after creation: several threads may bound with it at once. */
+typedef struct bnd_mlp bnd_mlp;
+/* ERR_UNSUP when the net is not such a chain. */
+int bnd_mlp_new(const bnd_net *n, bnd_mlp **out, err *e);
+void bnd_mlp_free(bnd_mlp *m);
+int64_t bnd_mlp_n_in(const bnd_mlp *m);
+/* Lower bounds lb (B x k) of the k objectives C·y (C: k x n_out, shared) over
+ * each of the B boxes [lo, hi] (B x n_in each); A_in (B·k x n_in, may be NULL)
+ * gets the input coefficients of each CROWN lower bound's linear function.
+ * alpha_iters > 0: then that many alpha-CROWN iterations on the objective
+ * rows' ReLU slopes (never looser than CROWN: the best bound is kept). */
+int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
+                  const double *C, int alpha_iters, double *lb, double *A_in, err *e);
+/* Plain double forward pass of B points x (B x n_in) -> y (B x n_out). */
+int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e);
 /* ---- ReLU splits and beta-CROWN (beta.c) ----
  * The ReLU neurons of a net are numbered 0 .. bnd_relu_count()-1, layer by
  * layer in topological order; a split fixes the sign of one neuron's
@@ -113,6 +137,36 @@ int bnd_beta_bound(bnd_net *n, const bnd_domain *dom, const double *C, int k,
  * at a kink, one of the one-sided slopes). */
 int bnd_point_grad(bnd_net *n, const double *x, const double *C, int k, double *grad, err *e);
 
+/* ---- general nonlinear splits (act_split.c, GenBaB) ----
+ * The neurons of every nonlinearity (ACT layer: ReLU, Sigmoid, ..., the
+ * squares of products) are numbered 0 .. bnd_act_count()-1, layer by layer.
+ * kind/param (arrays of that length, either may be NULL) get each neuron's
+ * bnd_nl_kind (nonlin.h) and parameter. */
+int64_t bnd_act_count(const bnd_net *n);
+void bnd_act_kinds(const bnd_net *n, int *kind, double *param);
+/* CROWN lower bounds lb (k) of the rows of C·y over the domain: inputs in
+ * [lo, hi] whose pre-activations lie in [plo, phi] (one interval per ACT
+ * neuron; NULL = no constraint). `changed`: the first neuron whose interval
+ * differs from the intervals the domain came from (layers before it keep
+ * plo/phi without CROWN refinement); ignored when plo is NULL. Out (each may
+ * be NULL): the domain's tightened intervals, and the k x count coefficients
+ * at the ACT outputs of the final backward pass (for branching scores).
+ * refine (count flags, or NULL = all): which neurons' pre-activations get
+ * CROWN intermediate bounds (the others keep IBP, clipped by the domain).
+ * z_out (count values, or NULL): the pre-activations of the linearised
+ * network at the minimiser of the relaxed problem for the best row.
+ * gain_in (n_in values, or NULL): per input, |a|·width/4 for the best row's
+ * final coefficient a of that input (what halving its interval would gain
+ * with the relaxation fixed); 0 for fixed inputs or beyond 64 moving ones.
+ * changed < 0: every layer gets CROWN intermediate bounds (an input split).
+ * tau_iters: rounds of moving the smooth neurons' tangent points to their
+ * values at the relaxed problem's minimiser (0: the default lines); each
+ * row keeps its best bound.
+ * Returns 0, 1 when the domain is empty (lb = +inf), < 0 on error. */
+int bnd_split_bound(bnd_net *n, const double *lo, const double *hi, const double *plo,
+                    const double *phi, const unsigned char *refine, int64_t changed,
+                    const double *C, int k, int tau_iters, double *lb, double *plo_out, double *phi_out, double *A_out, double *z_out,
+                    double *gain_in, err *e);
 /* ---- LP / MILP with GLPK (lp.c) ----
  * min c·y (c: n_out) over the input box and the net's CURRENT bounds (left
  * by the last bnd_compute / bnd_beta_bound over the same region and splits),

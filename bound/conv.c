@@ -14,6 +14,7 @@ typedef struct {
     int64_t C, H, W;     /* input */
     int64_t M, OH, OW;   /* output */
     int64_t KH, KW, sh, sw, dh, dw, ph, pw;
+    int64_t ph_end, pw_end; /* end pads (ONNX pads may be asymmetric) */
 } win2d;
 
 static int oom(bnd_lower_ctx *cx, err *e)
@@ -47,24 +48,27 @@ static int geometry(bnd_lower_ctx *cx, int k, const nn_tensor *X, const nn_tenso
         w->sh = ints_at(st, 0, 1), w->sw = ints_at(st, 1, 1);
         w->dh = ints_at(di, 0, 1), w->dw = ints_at(di, 1, 1);
         w->ph = ints_at(pa, 0, 0), w->pw = ints_at(pa, 1, 0);
+        w->ph_end = ints_at(pa, 2, 0), w->pw_end = ints_at(pa, 3, 0);
     } else {
-        w->sh = 1, w->dh = 1, w->ph = 0;
+        w->sh = 1, w->dh = 1, w->ph = 0, w->ph_end = 0;
         w->sw = ints_at(st, 0, 1), w->dw = ints_at(di, 0, 1), w->pw = ints_at(pa, 0, 0);
+        w->pw_end = ints_at(pa, 1, 0);
     }
     const nn_attr *ap = nn_node_attr(nd, "auto_pad");
     if (ap && ap->kind == NN_ATTR_STRING && ap->s && strcmp(ap->s, "NOTSET") != 0) {
         int64_t in[2] = {w->H, w->W}, out[2] = {w->OH, w->OW}, kk[2] = {KH, KW};
-        int64_t s[2] = {w->sh, w->sw}, d[2] = {w->dh, w->dw}, p[2] = {0, 0};
+        int64_t s[2] = {w->sh, w->sw}, d[2] = {w->dh, w->dw}, p[2] = {0, 0}, q[2] = {0, 0};
         for (int a = 0; a < 2; a++) {
             int64_t tot = (out[a] - 1) * s[a] + (kk[a] - 1) * d[a] + 1 - in[a];
             if (tot < 0 || strcmp(ap->s, "VALID") == 0)
                 tot = 0;
             p[a] = strcmp(ap->s, "SAME_LOWER") == 0 ? tot - tot / 2 : tot / 2;
+            q[a] = tot - p[a];
         }
-        w->ph = p[0], w->pw = p[1];
+        w->ph = p[0], w->pw = p[1], w->ph_end = q[0], w->pw_end = q[1];
     }
     if (w->sh < 1 || w->sw < 1 || w->dh < 1 || w->dw < 1 || KH < 1 || KW < 1 || w->ph < 0 ||
-        w->pw < 0 || w->C < 1 || w->M < 1)
+        w->pw < 0 || w->ph_end < 0 || w->pw_end < 0 || w->C < 1 || w->M < 1)
         return bnd_node_err(cx, k, e, ERR_VALUE, "bad window attributes");
     return 0;
 }
@@ -128,7 +132,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
     for (int64_t o = 0; bias && o < n_out; o++)
         bias[o] = Bt->data[o / (w.OH * w.OW)];
     if (group == 1 && w.OH == 1 && w.OW == 1 && KH == w.H && KW == w.W && w.ph == 0 &&
-        w.pw == 0) {
+        w.pw == 0 && w.dh == 1 && w.dw == 1) {
         /* the kernel covers the whole input once: a dense layer, y = x·W^T */
         double *Wt_ = malloc((size_t)(per * w.M) * sizeof(double));
         if (!Wt_) {
@@ -230,9 +234,9 @@ int bnd_lower_avgpool(bnd_lower_ctx *cx, int k, err *e)
                 J->rowptr[o] = p;
                 for (int64_t kh = 0; kh < KH; kh++)
                     for (int64_t kw = 0; kw < KW; kw++) {
-                        int64_t ih = oh * w.sh - w.ph + kh, iw = ow * w.sw - w.pw + kw;
+                        int64_t ih = oh * w.sh - w.ph + kh * w.dh, iw = ow * w.sw - w.pw + kw * w.dw;
                         /* count_include_pad counts taps inside the padded input */
-                        if (ih >= -w.ph && ih < w.H + w.ph && iw >= -w.pw && iw < w.W + w.pw)
+                        if (ih >= -w.ph && ih < w.H + w.ph_end && iw >= -w.pw && iw < w.W + w.pw_end)
                             cnt += incl;
                         if (ih < 0 || ih >= w.H || iw < 0 || iw >= w.W)
                             continue;

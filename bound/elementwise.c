@@ -196,7 +196,7 @@ int bnd_lower_batchnorm(bnd_lower_ctx *cx, int k, err *e)
     for (int j = 0; j < 4; j++)
         if (P[j]->size != C)
             return bnd_node_err(cx, k, e, ERR_SHAPE, "parameter size != channels");
-    double eps = nn_attr_float(nd, "epsilon", 1e-5);
+    double eps = nn_attr_float(nd, "epsilon", (double)1e-5f); /* ONNX default, a float32 */
     int64_t n = X->size;
     int64_t *src = malloc((size_t)n * sizeof(int64_t));
     double *scale = malloc((size_t)n * sizeof(double));

@@ -86,7 +86,7 @@ int bnd_ibp_layer(bnd_net *net, int i, err *e)
         return ibp_linear(net, i, e);
     case BND_L_ACT: {
         const bnd_layer *X = &net->layers[L->in[0]];
-        L->act->interval(L->size, X->lo, X->hi, L->lo, L->hi);
+        L->act->interval(L->act_param, L->size, X->lo, X->hi, L->lo, L->hi);
         return 0;
     }
     }
@@ -98,6 +98,6 @@ int bnd_act_relax(bnd_net *net, int i, err *e)
     (void)e;
     bnd_layer *L = &net->layers[i];
     const bnd_layer *X = &net->layers[L->in[0]];
-    L->act->relax(L->size, X->lo, X->hi, L->lw, L->lb, L->uw, L->ub);
+    L->act->relax(L->act_param, L->size, X->lo, X->hi, L->lw, L->lb, L->uw, L->ub);
     return 0;
 }

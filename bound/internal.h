@@ -65,20 +65,31 @@ void bnd_lin_backward(const bnd_linop *L, int64_t k, const double *A, double *B,
 /* ---- nonlinearities ---- */
 typedef struct bnd_act_rule {
     const char *name;
-    /* Sound output interval of each neuron given its input interval. */
-    void (*interval)(int64_t n, const double *l, const double *u, double *lo, double *hi);
+    /* Sound output interval of each neuron given its input interval;
+     * 'param' is the layer's act_param (LeakyRelu slope, Pow exponent). */
+    void (*interval)(double param, int64_t n, const double *l, const double *u, double *lo,
+                     double *hi);
     /* Lines lw·x + lb <= f(x) <= uw·x + ub on [l, u], valid in exact
-     * arithmetic for the stored (rounded) coefficients. */
-    void (*relax)(int64_t n, const double *l, const double *u, double *lw, double *lb,
-                  double *uw, double *ub);
+     * arithmetic for the stored (rounded) coefficients; every line finite
+     * unless the interval itself is infinite. */
+    void (*relax)(double param, int64_t n, const double *l, const double *u, double *lw,
+                  double *lb, double *uw, double *ub);
     /* 1 if neuron needs a tight input bound (e.g. an unstable ReLU). */
     int (*unstable)(double l, double u);
     /* 1 if, on unstable neurons, alpha·x is a valid lower line for every
      * alpha in [0, 1] (ReLU): alpha-CROWN may then override the slope. */
     int lower_alpha;
+    int kind;              /* bnd_nl_kind (nonlin.h): tau-relaxations, branching points */
 } bnd_act_rule;
 
 extern const bnd_act_rule bnd_relu_rule;
+/* act_nonlin.c: the rule of every other scalar nonlinearity, by bnd_nl_kind;
+ * NULL for kinds without one. */
+const bnd_act_rule *bnd_nl_rule(int kind);
+/* Re-relax ACT layer i (a smooth kind; others are left alone) with tangent
+ * points tau_lo / tau_up (arrays of its size, see nonlin.h); the fallback to
+ * the layer's interval where a line is missing. */
+void bnd_act_relax_tau(bnd_net *n, int i, const double *tau_lo, const double *tau_up);
 
 /* ---- layers ---- */
 typedef enum { BND_L_INPUT, BND_L_LINEAR, BND_L_ACT } bnd_layer_kind;
@@ -94,8 +105,10 @@ typedef struct bnd_layer {
     double *bias_err;      /* absolute error bound of the stored bias, or NULL */
     int coef_err;          /* relative roundings (each <= u) in stored J and bias */
     const bnd_act_rule *act;
+    double act_param;      /* ACT: the rule's parameter (LeakyRelu slope, Pow exponent) */
     int is_preact;         /* input of a nonlinearity: gets CROWN bounds */
     const bnd_act_rule *preact_rule; /* that nonlinearity's rule (its `unstable`) */
+    double preact_param;   /* and its parameter */
     int ibp_exact;         /* only a box-preserving map of the input: IBP = CROWN */
     int out_tensor;        /* graph tensor this layer computes (lowering only) */
     /* workspace */
@@ -143,7 +156,17 @@ int bnd_lower_concat(bnd_lower_ctx *cx, int k, err *e);
 int bnd_lower_slice(bnd_lower_ctx *cx, int k, err *e);
 int bnd_lower_reduce(bnd_lower_ctx *cx, int k, err *e);
 
+/* act_nonlin.c: every elementwise nonlinearity (ReLU included) */
+int bnd_lower_nonlin(bnd_lower_ctx *cx, int k, err *e);
+/* product.c: Mul / Div with two computed operands (or a computed divisor) */
+int bnd_lower_product(bnd_lower_ctx *cx, int k, err *e);
+
 /* helpers for lowerings (net.c) */
+/* An ACT layer applying `rule` (with act_param) to layer in_layer; marks the
+ * input as its pre-activation. Returns the layer index or < 0. Does not map
+ * any tensor. */
+int bnd_add_act_layer(bnd_lower_ctx *cx, int k, int in_layer, const bnd_act_rule *rule,
+                      double param, err *e);
 int bnd_node_err(bnd_lower_ctx *cx, int k, err *e, int code, const char *what);
 /* Flat index into tensor `in` (broadcast right-aligned to `out`) of output element o. */
 int64_t bnd_bcast_index(const nn_tensor *out, const nn_tensor *in, int64_t o);

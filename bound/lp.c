@@ -37,8 +37,50 @@ typedef struct lp_model {
     double *xl, *xu;     /* column bounds, 1-based */
 } lp_model;
 
-static int add_row(lp_model *m, int len, const int *ind, const double *val, double lo, double hi)
+typedef struct {
+    int col;
+    double val;
+} lp_entry;
+
+static int entry_cmp(const void *a, const void *b)
 {
+    int x = ((const lp_entry *)a)->col, y = ((const lp_entry *)b)->col;
+    return (x > y) - (x < y);
+}
+
+/* GLPK aborts on a row naming a column twice (a layer reading the same tensor
+ * twice, e.g. Add(h, h)): sort the 1-based entries and sum equal columns. */
+static int merge_duplicates(int *len, int *ind, double *val)
+{
+    int n = *len, dup = 0;
+    for (int i = 2; i <= n && !dup; i++)
+        dup = ind[i] <= ind[i - 1];
+    if (!dup)
+        return 0;
+    lp_entry *t = malloc((size_t)n * sizeof *t);
+    if (!t)
+        return -1;
+    for (int i = 0; i < n; i++)
+        t[i].col = ind[i + 1], t[i].val = val[i + 1];
+    qsort(t, (size_t)n, sizeof *t, entry_cmp);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (k > 0 && ind[k] == t[i].col) {
+            val[k] += t[i].val;
+        } else {
+            k++;
+            ind[k] = t[i].col, val[k] = t[i].val;
+        }
+    }
+    free(t);
+    *len = k;
+    return 0;
+}
+
+static int add_row(lp_model *m, int len, int *ind, double *val, double lo, double hi)
+{
+    if (merge_duplicates(&len, ind, val))
+        return -1;
     if (m->n_rows == m->cap_rows) {
         int cap = m->cap_rows ? 2 * m->cap_rows : 64;
         int64_t *rp = realloc(m->rp, (size_t)(cap + 1) * sizeof *rp);

@@ -9,23 +9,17 @@
 #include <string.h>
 
 static int lower_alias(bnd_lower_ctx *cx, int k, err *e);
-static int lower_act(bnd_lower_ctx *cx, int k, err *e);
 
-/* nonlinearities and their rule tables (relax.c) */
-static const struct {
-    nn_op op;
-    const bnd_act_rule *rule;
-} act_table[] = {
-    {NN_OP_RELU, &bnd_relu_rule},
-};
-
+/* Nonlinearities all go through bnd_lower_nonlin (act_nonlin.c), which picks
+ * the rule (ReLU: relax.c; the others: act_nonlin.c over nonlin.h) and its
+ * parameter; products of computed tensors through bnd_lower_product. */
 static const struct {
     nn_op op;
     bnd_lower_fn fn;
 } lower_table[] = {
     {NN_OP_GEMM, bnd_lower_gemm},          {NN_OP_MATMUL, bnd_lower_matmul},
     {NN_OP_ADD, bnd_lower_addsub},         {NN_OP_SUB, bnd_lower_addsub},
-    {NN_OP_MUL, bnd_lower_muldiv},         {NN_OP_DIV, bnd_lower_muldiv},
+    {NN_OP_MUL, bnd_lower_product},        {NN_OP_DIV, bnd_lower_product},
     {NN_OP_NEG, bnd_lower_neg},            {NN_OP_BATCHNORM, bnd_lower_batchnorm},
     {NN_OP_CONV, bnd_lower_conv},          {NN_OP_AVGPOOL, bnd_lower_avgpool},
     {NN_OP_GLOBALAVGPOOL, bnd_lower_globalavgpool},
@@ -35,7 +29,14 @@ static const struct {
     {NN_OP_FLATTEN, lower_alias},          {NN_OP_RESHAPE, lower_alias},
     {NN_OP_SQUEEZE, lower_alias},          {NN_OP_UNSQUEEZE, lower_alias},
     {NN_OP_IDENTITY, lower_alias},         {NN_OP_DROPOUT, lower_alias},
-    {NN_OP_RELU, lower_act},
+    {NN_OP_RELU, bnd_lower_nonlin},        {NN_OP_SIGMOID, bnd_lower_nonlin},
+    {NN_OP_TANH, bnd_lower_nonlin},        {NN_OP_EXP, bnd_lower_nonlin},
+    {NN_OP_LOG, bnd_lower_nonlin},         {NN_OP_SIN, bnd_lower_nonlin},
+    {NN_OP_COS, bnd_lower_nonlin},         {NN_OP_ERF, bnd_lower_nonlin},
+    {NN_OP_SOFTPLUS, bnd_lower_nonlin},    {NN_OP_SQRT, bnd_lower_nonlin},
+    {NN_OP_RECIPROCAL, bnd_lower_nonlin},  {NN_OP_POW, bnd_lower_nonlin},
+    {NN_OP_GELU, bnd_lower_nonlin},        {NN_OP_LEAKYRELU, bnd_lower_nonlin},
+    {NN_OP_ABS, bnd_lower_nonlin},
 };
 
 int bnd_node_err(bnd_lower_ctx *cx, int k, err *e, int code, const char *what)
@@ -138,25 +139,37 @@ static int lower_alias(bnd_lower_ctx *cx, int k, err *e)
     return 0;
 }
 
-static int lower_act(bnd_lower_ctx *cx, int k, err *e)
+/* A copy y = x of layer x (a LINEAR layer with the identity map), used when
+ * x already feeds a different nonlinearity: each pre-activation layer has
+ * one rule deciding which of its neurons need CROWN bounds. */
+static int identity_copy(bnd_lower_ctx *cx, int k, int x, err *e)
 {
-    const nn_node *nd = &cx->g->nodes[k];
-    const bnd_act_rule *rule = NULL;
-    for (size_t t = 0; t < sizeof act_table / sizeof act_table[0]; t++)
-        if (act_table[t].op == nd->op)
-            rule = act_table[t].rule;
+    bnd_net *net = cx->net;
+    int li = bnd_add_layer(net, BND_L_LINEAR, k, net->layers[x].size, 1, e);
+    if (li >= 0)
+        net->layers[li].in[0] = x;
+    return li;
+}
+
+int bnd_add_act_layer(bnd_lower_ctx *cx, int k, int x, const bnd_act_rule *rule, double param,
+                      err *e)
+{
+    bnd_net *net = cx->net;
     if (!rule)
         return bnd_node_err(cx, k, e, ERR_UNSUP, "no bound rule yet");
-    int x = cx->tmap[nd->in[0]];
-    if (x < 0)
-        return bnd_node_err(cx, k, e, ERR_UNSUP, "constant input not folded");
-    bnd_net *net = cx->net;
+    if (net->layers[x].is_preact &&
+        (net->layers[x].preact_rule != rule || net->layers[x].preact_param != param)) {
+        x = identity_copy(cx, k, x, e);
+        if (x < 0)
+            return x;
+    }
     int li = bnd_add_layer(net, BND_L_ACT, k, net->layers[x].size, 1, e);
     if (li < 0)
         return li;
     bnd_layer *L = &net->layers[li];
     L->in[0] = x;
     L->act = rule;
+    L->act_param = param;
     int64_t s = L->size;
     L->lw = malloc((size_t)s * sizeof(double));
     L->lb = malloc((size_t)s * sizeof(double));
@@ -164,12 +177,10 @@ static int lower_act(bnd_lower_ctx *cx, int k, err *e)
     L->ub = malloc((size_t)s * sizeof(double));
     if (!L->lw || !L->lb || !L->uw || !L->ub)
         return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
-    if (net->layers[x].is_preact && net->layers[x].preact_rule != rule)
-        return bnd_node_err(cx, k, e, ERR_UNSUP, "input shared by different nonlinearities");
     net->layers[x].is_preact = 1;
     net->layers[x].preact_rule = rule;
-    cx->tmap[nd->out[0]] = li;
-    return 0;
+    net->layers[x].preact_param = param;
+    return li;
 }
 
 /* A layer is ibp_exact when it is the input, or one general linear map of an

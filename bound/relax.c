@@ -11,17 +11,22 @@
 
 #include <math.h>
 
-static void relu_interval(int64_t n, const double *l, const double *u, double *lo, double *hi)
+#include "nonlin.h"
+
+static void relu_interval(double param, int64_t n, const double *l, const double *u,
+                          double *lo, double *hi)
 {
+    (void)param;
     for (int64_t i = 0; i < n; i++) {
         lo[i] = l[i] > 0 ? l[i] : 0;
         hi[i] = u[i] > 0 ? u[i] : 0;
     }
 }
 
-static void relu_relax(int64_t n, const double *l, const double *u, double *lw, double *lb,
-                       double *uw, double *ub)
+static void relu_relax(double param, int64_t n, const double *l, const double *u, double *lw,
+                       double *lb, double *uw, double *ub)
 {
+    (void)param;
     for (int64_t i = 0; i < n; i++) {
         if (l[i] >= 0) {
             lw[i] = uw[i] = 1, lb[i] = ub[i] = 0;
@@ -47,4 +52,5 @@ static int relu_unstable(double l, double u)
     return l < 0 && u > 0;
 }
 
-const bnd_act_rule bnd_relu_rule = {"Relu", relu_interval, relu_relax, relu_unstable, 1};
+const bnd_act_rule bnd_relu_rule = {"Relu", relu_interval, relu_relax, relu_unstable, 1,
+                                     BND_NL_RELU};

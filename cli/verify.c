@@ -13,6 +13,7 @@
 
 static const char usage[] =
     "usage: verify MODEL SPEC [--timeout S] [--result FILE] [--seed N] [--stats] [--verbose]\n"
+    "       [--threads N] [--batch B] [--split smear|width|mix]\n"
     "              [--strategy auto|input|relu|none] [--branching fsb|babsr]\n"
     "       verify --bounds ibp|crown MODEL SPEC\n"
     "       verify --eval MODEL          (input vectors on stdin, one per line)\n"
@@ -258,6 +259,24 @@ int main(int argc, char **argv)
             check = argv[++i];
         } else if (strcmp(a, "--stats") == 0) {
             stats = 1;
+        } else if (strcmp(a, "--threads") == 0 && has_next) {
+            o.threads = atoi(argv[++i]);
+            if (o.threads < 1 || o.threads > BAB_MAX_THREADS)
+                return fail("--threads takes 1..16");
+        } else if (strcmp(a, "--batch") == 0 && has_next) {
+            o.batch = atoi(argv[++i]);
+            if (o.batch < 1 || o.batch > 4096)
+                return fail("--batch takes 1..4096");
+        } else if (strcmp(a, "--split") == 0 && has_next) {
+            const char *h = argv[++i];
+            if (strcmp(h, "smear") == 0)
+                o.split = BAB_SPLIT_SMEAR;
+            else if (strcmp(h, "width") == 0)
+                o.split = BAB_SPLIT_WIDTH;
+            else if (strcmp(h, "mix") == 0)
+                o.split = BAB_SPLIT_MIX;
+            else
+                return fail("--split takes smear, width or mix");
         } else if (strcmp(a, "--strategy") == 0 && has_next) {
             const char *v = argv[++i];
             if (strcmp(v, "auto") == 0)
@@ -331,11 +350,13 @@ int main(int argc, char **argv)
         }
         if (stats)
             fprintf(stderr,
-                    "{\"answer\":\"%s\",\"load_s\":%.6f,\"attack_s\":%.6f,\"bound_s\":%.6f,"
-                    "\"total_s\":%.6f,\"forward_passes\":%lld,\"bound_calls\":%lld,\"domains\":%lld}\n",
-                    bab_answer_name(res.answer), t_load, res.t_attack, res.t_bound,
-                    clock_now() - t0, (long long)res.n_evals, (long long)res.n_bound_calls,
-                    (long long)res.n_domains);
+                    "{\"answer\":\"%s\",\"strategy\":\"%s\",\"load_s\":%.6f,\"attack_s\":%.6f,"
+                    "\"bound_s\":%.6f,\"total_s\":%.6f,\"forward_passes\":%lld,\"bound_calls\":%lld,"
+                    "\"domains\":%lld,\"attacks\":%lld,\"attack_successes\":%lld}\n",
+                    bab_answer_name(res.answer), res.strategy ? res.strategy : "none", t_load,
+                    res.t_attack, res.t_bound, clock_now() - t0, (long long)res.n_evals,
+                    (long long)res.n_bound_calls, (long long)res.n_domains,
+                    (long long)res.n_attacks, (long long)res.n_attack_hits);
     }
     bab_result_free(&res);
     nn_graph_free(g);

@@ -161,7 +161,11 @@ static int find_io(nn_graph *g, err *e)
     int64_t dims[NN_MAX_RANK];
     for (int d = 0; d < x->rank; d++)
         dims[d] = x->dims[d] < 0 ? 1 : x->dims[d]; /* symbolic batch: 1 */
-    return nn_tensor_set_shape(g, g->input, x->rank, dims, e);
+    int rc = nn_tensor_set_shape(g, g->input, x->rank, dims, e);
+    if (!rc && x->size == 0) /* nothing to verify, and eval/bound assume >= 1 */
+        rc = err_set(e, ERR_SHAPE, "%s: input '%s' has no elements (a dimension is 0)",
+                     g->source, x->name);
+    return rc;
 }
 
 /* ---- topological order ---- */
@@ -501,6 +505,9 @@ int nn_graph_finalize(nn_graph *g, err *e)
     free(keep);
     if (!rc && g->tensors[g->output].rank < 0)
         rc = err_set(e, ERR_SHAPE, "%s: output '%s' has no shape", g->source,
+                     g->tensors[g->output].name);
+    if (!rc && g->tensors[g->output].size == 0)
+        rc = err_set(e, ERR_SHAPE, "%s: output '%s' has no elements", g->source,
                      g->tensors[g->output].name);
     if (!rc)
         g->finalized = 1;

@@ -3,7 +3,8 @@
  * positions inside the input count. With ceil_mode the last window must start
  * inside the input or the left padding (the PyTorch/ONNX-runtime rule). An
  * average divides by the number of input positions in the window, or with
- * count_include_pad by the window clipped to the padded input. */
+ * count_include_pad by the number of taps inside the padded input (with
+ * dilations, the taps, not the positions the window spans). */
 #include "ops.h"
 
 #include <math.h>
@@ -125,15 +126,16 @@ int nn_eval_pool(const nn_graph *g, int k, double *const *v, err *e)
         for (int64_t od = 0; od < p.out[0]; od++)
             for (int64_t oh = 0; oh < p.out[1]; oh++)
                 for (int64_t ow = 0; ow < p.out[2]; ow++) {
-                    int64_t o[3] = {od, oh, ow}, lo[3], hi[3];
+                    int64_t o[3] = {od, oh, ow}, lo[3];
                     double acc = is_max ? -INFINITY : 0.0;
                     int64_t count = 0, padded = 1;
                     for (int s = 0; s < 3; s++) {
                         lo[s] = o[s] * p.stride[s] - p.pad0[s];
-                        hi[s] = lo[s] + (p.kern[s] - 1) * p.dil[s]; /* last tap */
-                        int64_t end = hi[s] + 1;
+                        /* taps (not positions: dilations skip some) inside
+                         * the padded input; lo >= -pad0 always */
                         int64_t lim = p.in[s] + p.pad1[s];
-                        padded *= (end < lim ? end : lim) - lo[s];
+                        int64_t taps = lim > lo[s] ? (lim - 1 - lo[s]) / p.dil[s] + 1 : 0;
+                        padded *= taps < p.kern[s] ? taps : p.kern[s];
                     }
                     for (int64_t kd = 0; kd < p.kern[0]; kd++) {
                         int64_t id = lo[0] + kd * p.dil[0];

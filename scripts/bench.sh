@@ -51,7 +51,16 @@ tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
     if [ "${BENCH_VNNCOMP:-0}" = 1 ]; then
         echo
         echo "## ACAS Xu, all instances (vnncomp/run_benchmark.sh)"
-        ./vnncomp/run_benchmark.sh "$S/acasxu" vnncomp/results/acasxu.csv 2>&1 | tail -1
+        mkdir -p vnncomp/results
+        ./vnncomp/run_benchmark.sh "$S/acasxu" vnncomp/results/acasxu.csv 2>&1 | tail -1 \
+            | tee vnncomp/results/acasxu.summary
+        {
+            echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty')"
+            echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+            echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
+            echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+            cat vnncomp/results/acasxu.summary
+        } > vnncomp/results/acasxu.meta
     fi
 } > "$out"
 cat "$out"

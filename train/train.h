@@ -28,6 +28,7 @@ typedef struct trn_config {
     char method[16];       /* ibp | crown-ibp */
     uint64_t seed;
     char out[1024];
+    char export_path[1024]; /* --eval of a checkpoint: also write the model here (.json/.onnx) */
     int threads;
     int64_t train_limit, test_limit; /* use only the first N images (0 = all) */
     int64_t verify_limit, crown_limit; /* test images checked through bound/ (IBP: 0 = all) */

@@ -46,6 +46,14 @@ int trn_eval_file(const char *path, const trn_config *c, trn_eval_result *r, err
     }
     if (rc)
         goto done;
+    if (c->export_path[0]) {
+        size_t n = strlen(c->export_path);
+        int onnx = n >= 5 && strcmp(c->export_path + n - 5, ".onnx") == 0;
+        rc = onnx ? nn_save_onnx(g, c->export_path, e) : nn_save_json(g, c->export_path, e);
+        if (rc)
+            goto done;
+        fprintf(stderr, "train: model written to %s\n", c->export_path);
+    }
     if (m->in_c != te.c || m->in_h != te.h || m->in_w != te.w) {
         rc = err_set(e, ERR_SHAPE, "%s: model input %dx%dx%d, dataset images %dx%dx%d", path,
                      m->in_c, m->in_h, m->in_w, te.c, te.h, te.w);

@@ -1,7 +1,7 @@
 /* trn_export.c: the trained network as the project's IR (models/nn.h), with
  * each BatchNorm (eval mode: running statistics) folded into the Conv or Gemm
  * before it: W' = a W, b' = a (b - mean) + beta, a = gamma / sqrt(var + eps)
- * per output channel. Input normalisation other than mean 0 / std 1 becomes
+ * per output channel, rounded to float32. Input normalisation other than mean 0 / std 1 becomes
  * Sub and Div nodes in front (exact, unlike folding it into a padded conv). */
 #include "trn.h"
 
@@ -99,9 +99,11 @@ int trn_model_to_graph(const trn_model *m, nn_graph **out, err *e)
                 a = gam[o] / sqrt((double)rv[o] + TRN_BN_EPS);
                 shift = a * (b[o] - rm[o]) + bet[o];
             }
+            /* rounded to float32, so the JSON and ONNX forms of the model are the same
+             * network (ONNX stores float32) */
             for (int64_t k = 0; k < per; k++)
-                wbuf[o * per + k] = a * W[o * per + k];
-            bbuf[o] = shift;
+                wbuf[o * per + k] = (float)(a * W[o * per + k]);
+            bbuf[o] = (float)shift;
         }
         char wn[64], bname[64], nn_name[64];
         snprintf(wn, sizeof wn, "layer%d.weight", i);

@@ -18,8 +18,10 @@ static const double *const_of(const nn_graph *g, int t, int64_t n)
 int trn_model_from_graph(const nn_graph *g, trn_model **out, err *e)
 {
     *out = NULL;
+    if (g->input < 0 || g->input >= g->n_tensors)
+        return err_set(e, ERR_ARG, "%s: graph has no input", g->source);
     const nn_tensor *ti = &g->tensors[g->input];
-    if (g->input < 0 || ti->rank != 4 || ti->dims[1] < 1 || ti->dims[1] > TRN_MAX_CH ||
+    if (ti->rank != 4 || ti->dims[1] < 1 || ti->dims[1] > TRN_MAX_CH ||
         ti->dims[2] < 1 || ti->dims[3] < 1 || ti->dims[2] > 4096 || ti->dims[3] > 4096)
         return err_set(e, ERR_UNSUP, "%s: input must be [1,C,H,W] with C <= %d", g->source,
                        TRN_MAX_CH);
@@ -68,7 +70,12 @@ int trn_model_from_graph(const nn_graph *g, trn_model **out, err *e)
             l->out_c = nd->op == NN_OP_RELU ? C : C * H * W;
             l->out_h = nd->op == NN_OP_RELU ? H : 1;
             l->out_w = nd->op == NN_OP_RELU ? W : 1;
-        } else if (nd->op == NN_OP_CONV && nd->n_in >= 2) {
+        } else if ((nd->op == NN_OP_CONV || nd->op == NN_OP_GEMM) &&
+                   (nd->n_in < 2 || nd->in[1] < 0 || nd->in[1] >= g->n_tensors)) {
+            rc = err_set(e, ERR_UNSUP, "%s: node %d (%s): no weight input", g->source, k,
+                         nd->op_type);
+            break;
+        } else if (nd->op == NN_OP_CONV) {
             const nn_tensor *tw = &g->tensors[nd->in[1]];
             if (tw->rank != 4 || tw->dims[1] != C || tw->dims[2] != tw->dims[3] || !tw->data) {
                 rc = err_set(e, ERR_UNSUP, "%s: node %d (Conv): weight shape not supported",
@@ -77,7 +84,11 @@ int trn_model_from_graph(const nn_graph *g, trn_model **out, err *e)
             }
             const nn_attr *st = nn_node_attr(nd, "strides"), *pd = nn_node_attr(nd, "pads");
             int s = st && st->n >= 1 ? (int)st->ints[0] : 1, p = pd && pd->n >= 1 ? (int)pd->ints[0] : 0;
-            if (nn_attr_int(nd, "group", 1) != 1 || (st && st->n == 2 && st->ints[1] != s) ||
+            const nn_attr *dl = nn_node_attr(nd, "dilations");
+            int dil = 1;
+            for (int64_t q = 0; dl && q < dl->n; q++)
+                dil &= dl->ints[q] == 1;
+            if (!dil || nn_attr_int(nd, "group", 1) != 1 || (st && st->n == 2 && st->ints[1] != s) ||
                 (pd && pd->n == 4 && (pd->ints[1] != p || pd->ints[2] != p || pd->ints[3] != p)) ||
                 s < 1 || p < 0 || s > 64 || p > 64) {
                 rc = err_set(e, ERR_UNSUP, "%s: node %d (Conv): attributes not supported",
@@ -98,7 +109,7 @@ int trn_model_from_graph(const nn_graph *g, trn_model **out, err *e)
             l->out_w = (W + 2 * p - l->k) / s + 1;
             l->n_w = tw->size;
             l->n_b = l->out_c;
-        } else if (nd->op == NN_OP_GEMM && nd->n_in >= 2) {
+        } else if (nd->op == NN_OP_GEMM) {
             const nn_tensor *tw = &g->tensors[nd->in[1]];
             int tb = (int)nn_attr_int(nd, "transB", 0);
             int64_t in = C * H * W;

@@ -1,0 +1,412 @@
+/* genbab.c: branch and bound over general nonlinear splits (GenBaB, Shi et
+ * al., "Neural Network Verification with Branch-and-Bound for General
+ * Nonlinearities").
+ *
+ * Key idea: a domain is the input box plus one interval per nonlinear neuron
+ * (bnd_split_bound); branching splits one neuron's pre-activation interval
+ * [l, u] at p — 0 for ReLU-like kinks, else the lookup-table point of
+ * bnd_nl_branch_point (or the midpoint) — and the two children cover the
+ * parent. A clause (conjunction C y <= d) is proven impossible on a domain
+ * when some row's CROWN lower bound exceeds its threshold or the domain is
+ * empty. Domains are explored depth first (memory stays proportional to the
+ * depth times the branching), each bounded as soon as it is made.
+ *
+ * Which neuron: the GenBaB score estimates, from the coefficients a_j of the
+ * last bound's backward pass at each neuron's output, how much the line a_j
+ * meets (lower line if a_j >= 0, upper otherwise) moves towards f in each
+ * child, averaged over the child's interval (= at its midpoint, lines being
+ * linear): score_j = min over the two children of |a_j|·gain. The top-k
+ * candidates are then re-checked by bounding their children for real and the
+ * best worst child wins (its children are kept). Baseline: the widest
+ * interval. */
+#include "bab.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bound/bound.h"
+#include "../bound/nonlin.h"
+#include "../core/clock.h"
+
+void bab_genbab_opts_default(bab_genbab_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->rule = BAB_BRANCH_GENBAB;
+    o->topk = 3;
+    o->max_domains = 200000;
+    o->tau_iters = 2;
+    o->input_splits = 1;
+    o->refine_frac = 0.25;
+}
+
+typedef struct {
+    double *plo, *phi;   /* the domain's intervals (n_act each) */
+    double *a;           /* coefficients of its best row at the ACT outputs */
+    double *z;           /* pre-activations at the relaxed problem's minimiser */
+    double *lo, *hi;     /* its input box (n_in each) */
+    double *gin;         /* estimated gains of halving each input interval */
+    double margin;       /* max over rows of lb - d */
+} domain;
+
+typedef struct {
+    bnd_net *net;
+    const spec_clause *cl;
+    int64_t n_act, n_in;
+    int input_splits;    /* inputs are candidates (asked for, <= 64 moving) */
+    unsigned char *refine; /* neurons whose pre-activations children refine by CROWN */
+    double *imp;         /* scratch: importance of each smooth neuron */
+    int *kind;
+    double *param;
+    double *lb, *A;      /* scratch: rows, rows x n_act */
+    const bab_genbab_opts *o;
+    bab_genbab_stats *st;
+} ctx;
+
+static void dom_free(domain *d)
+{
+    free(d->plo);
+    d->plo = d->phi = d->a = d->z = d->lo = d->hi = d->gin = NULL;
+}
+
+static int dom_alloc(ctx *c, domain *d)
+{
+    d->plo = malloc((size_t)(4 * c->n_act + 3 * c->n_in) * sizeof(double));
+    d->phi = d->plo ? d->plo + c->n_act : NULL;
+    d->a = d->plo ? d->plo + 2 * c->n_act : NULL;
+    d->z = d->plo ? d->plo + 3 * c->n_act : NULL;
+    d->lo = d->plo ? d->plo + 4 * c->n_act : NULL;
+    d->hi = d->plo ? d->lo + c->n_in : NULL;
+    d->gin = d->plo ? d->hi + c->n_in : NULL;
+    return d->plo ? 0 : -1;
+}
+
+/* Bound the domain of box [lo, hi] and intervals (plo, phi) changed at
+ * neuron j (j < 0: an input split; plo NULL: the root): fills d; returns 1
+ * when proven, 0 if not, < 0. */
+static int bound(ctx *c, const double *lo, const double *hi, const double *plo, const double *phi,
+                 int64_t j, domain *d, err *e)
+{
+    const spec_clause *cl = c->cl;
+    if (dom_alloc(c, d))
+        return err_set(e, ERR_NOMEM, "genbab: out of memory");
+    memcpy(d->lo, lo, (size_t)c->n_in * sizeof(double));
+    memcpy(d->hi, hi, (size_t)c->n_in * sizeof(double));
+    int rc = bnd_split_bound(c->net, lo, hi, plo, phi, plo ? c->refine : NULL, j, cl->C,
+                             cl->n_rows, c->o->tau_iters,
+                             c->lb, d->plo, d->phi, c->A, d->z,
+                             c->input_splits ? d->gin : NULL, e);
+    c->st->bound_calls++;
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        d->margin = INFINITY;
+        return 1;
+    }
+    int best = 0;
+    for (int r = 0; r < cl->n_rows; r++)
+        if (c->lb[r] - cl->d[r] > c->lb[best] - cl->d[best])
+            best = r;
+    d->margin = c->lb[best] - cl->d[best];
+    if (isnan(d->margin))
+        d->margin = -INFINITY;
+    memcpy(d->a, c->A + (size_t)best * (size_t)c->n_act, (size_t)c->n_act * sizeof(double));
+    return d->margin > 0;
+}
+
+static int kinked(int kind)
+{
+    return kind == BND_NL_RELU || kind == BND_NL_LEAKYRELU || kind == BND_NL_ABS;
+}
+
+/* Split point of neuron j in (l, u), or NAN when it cannot be split. */
+static double split_point(ctx *c, int64_t j, double l, double u)
+{
+    if (kinked(c->kind[j]))
+        return l < 0 && u > 0 ? 0.0 : NAN;
+    if (!(u - l > 1e-9 * (1 + fabs(l) + fabs(u))))
+        return NAN;
+    if (c->o->midpoint)
+        return 0.5 * l + 0.5 * u;
+    return bnd_nl_branch_point((bnd_nl_kind)c->kind[j], c->param[j], l, u);
+}
+
+/* Gain of the line met by coefficient a on [cl, cu] over the parent's line
+ * at the point of [cl, cu] nearest z (the minimiser's pre-activation): |a|
+ * times the distance the line moves towards f there. */
+static double child_gain(ctx *c, int64_t j, double a, const bnd_lines *par, double cl, double cu,
+                         double z)
+{
+    bnd_lines ch;
+    if (bnd_nl_relax((bnd_nl_kind)c->kind[j], c->param[j], cl, cu, NAN, NAN, &ch) != 0)
+        return 0;
+    double m = z < cl ? cl : z > cu ? cu : z, g;
+    if (a >= 0)
+        g = a * ((ch.lo_slope * m + ch.lo_icpt) - (par->lo_slope * m + par->lo_icpt));
+    else
+        g = -a * ((par->up_slope * m + par->up_icpt) - (ch.up_slope * m + ch.up_icpt));
+    return isfinite(g) ? g : 0;
+}
+
+static double score(ctx *c, const domain *d, int64_t j, double p)
+{
+    double l = d->plo[j], u = d->phi[j];
+    if (c->o->rule == BAB_BRANCH_WIDTH)
+        return u - l;
+    bnd_lines par;
+    if (bnd_nl_relax((bnd_nl_kind)c->kind[j], c->param[j], l, u, NAN, NAN, &par) != 0)
+        return 0;
+    double a = d->a[j];
+    double z = isfinite(d->z[j]) ? d->z[j] : 0.5 * l + 0.5 * u;
+    double g1 = child_gain(c, j, a, &par, l, p, z), g2 = child_gain(c, j, a, &par, p, u, z);
+    return fmin(g1, g2);
+}
+
+/* Depth-first stack of unproven domains. */
+typedef struct {
+    domain *v;
+    int64_t n, cap;
+} stack;
+
+static int push(stack *s, domain *d)
+{
+    if (s->n == s->cap) {
+        int64_t cap = s->cap ? 2 * s->cap : 64;
+        domain *v = realloc(s->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return -1;
+        s->v = v, s->cap = cap;
+    }
+    s->v[s->n++] = *d;
+    d->plo = NULL;
+    return 0;
+}
+
+/* Children of d split at neuron j, point p: bounded into ch[0], ch[1];
+ * returns the number proven (0..2) or < 0. */
+static int children(ctx *c, const domain *d, int64_t j, double p, domain ch[2], err *e)
+{
+    double *plo = malloc((size_t)(2 * c->n_act + 2 * c->n_in) * sizeof(double));
+    if (!plo)
+        return err_set(e, ERR_NOMEM, "genbab: out of memory");
+    double *phi = plo + c->n_act, *lo = phi + c->n_act, *hi = lo + c->n_in;
+    int proven = 0, rc = 0;
+    for (int side = 0; side < 2 && rc >= 0; side++) {
+        memcpy(plo, d->plo, (size_t)c->n_act * sizeof(double));
+        memcpy(phi, d->phi, (size_t)c->n_act * sizeof(double));
+        memcpy(lo, d->lo, (size_t)c->n_in * sizeof(double));
+        memcpy(hi, d->hi, (size_t)c->n_in * sizeof(double));
+        double *l = plo, *h = phi;
+        int64_t t = j;
+        if (j >= c->n_act) /* an input interval */
+            l = lo, h = hi, t = j - c->n_act;
+        if (side == 0)
+            h[t] = p;
+        else
+            l[t] = p;
+        rc = bound(c, lo, hi, plo, phi, j >= c->n_act ? -1 : j, &ch[side], e);
+        /* the parent's bound holds on the child too (a subset); the child's
+         * own can be lower: relaxations over a narrower interval are not
+         * tighter everywhere */
+        if (rc == 0 && d->margin > ch[side].margin) {
+            ch[side].margin = d->margin;
+            rc = ch[side].margin > 0;
+        }
+        if (rc > 0)
+            proven++;
+    }
+    free(plo);
+    return rc < 0 ? rc : proven;
+}
+
+typedef struct {
+    int64_t j;
+    double p, s;
+} cand;
+
+static int by_value_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Children's CROWN intermediate bounds only for the smooth neurons that
+ * matter most to the parent's bound, |a_j|·(u_j - l_j), the top
+ * refine_frac of them (when there are more than 256), and for every
+ * kinked neuron: refining a wide smooth layer is most of a bound's cost. */
+static void set_refine(ctx *c, const domain *d)
+{
+    if (!c->refine)
+        return;
+    int64_t ns = 0;
+    for (int64_t j = 0; j < c->n_act; j++)
+        if (!kinked(c->kind[j]))
+            c->imp[ns++] = fabs(d->a[j]) * (d->phi[j] - d->plo[j]);
+    double thr = -INFINITY;
+    if (ns > 256) {
+        qsort(c->imp, (size_t)ns, sizeof(double), by_value_desc);
+        int64_t keep = (int64_t)(c->o->refine_frac * (double)ns);
+        thr = c->imp[keep < ns ? keep : ns - 1];
+    }
+    for (int64_t j = 0; j < c->n_act; j++)
+        c->refine[j] = kinked(c->kind[j]) ||
+                       fabs(d->a[j]) * (d->phi[j] - d->plo[j]) > thr;
+}
+
+static int by_score(const void *a, const void *b)
+{
+    double x = ((const cand *)a)->s, y = ((const cand *)b)->s;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec_clause *cl,
+               const bab_genbab_opts *o, bab_genbab_stats *st, err *e)
+{
+    memset(st, 0, sizeof *st);
+    if (cl->n_rows <= 0)
+        return 0; /* an empty conjunction always holds */
+    ctx c = {0};
+    c.cl = cl, c.o = o, c.st = st;
+    int rc = bnd_net_new(g, &c.net, e);
+    if (rc)
+        return rc;
+    if (o->crown_max_rows > 0)
+        bnd_set_crown_max_rows(c.net, o->crown_max_rows);
+    c.n_act = bnd_act_count(c.net);
+    c.n_in = bnd_n_in(c.net);
+    int64_t na = c.n_act ? c.n_act : 1;
+    c.kind = malloc((size_t)na * sizeof(int));
+    c.param = malloc((size_t)na * sizeof(double));
+    c.lb = malloc((size_t)cl->n_rows * sizeof(double));
+    c.A = malloc((size_t)cl->n_rows * (size_t)na * sizeof(double));
+    cand *cs = malloc((size_t)(na + c.n_in) * sizeof(cand));
+    stack s = {0};
+    domain d = {0};
+    domain best[2] = {{0}}, ch[2] = {{0}};
+    if (!c.kind || !c.param || !c.lb || !c.A || !cs) {
+        rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
+        goto done;
+    }
+    bnd_act_kinds(c.net, c.kind, c.param);
+    if (o->refine_frac > 0 && o->refine_frac < 1) {
+        c.refine = malloc((size_t)na);
+        c.imp = malloc((size_t)na * sizeof(double));
+        if (!c.refine || !c.imp) {
+            rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
+            goto done;
+        }
+    }
+    int64_t moving = 0;
+    for (int64_t t = 0; t < c.n_in; t++)
+        moving += hi[t] > lo[t];
+    c.input_splits = o->input_splits && moving <= 64;
+    rc = bound(&c, lo, hi, NULL, NULL, 0, &d, e);
+    st->root_margin = d.margin;
+    st->domains = 1;
+    if (rc != 0)
+        goto done;
+    if (push(&s, &d)) {
+        rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
+        goto done;
+    }
+    while (s.n > 0) {
+        if (clock_expired(o->deadline) || st->domains >= o->max_domains) {
+            rc = 0;
+            goto done;
+        }
+        d = s.v[--s.n];
+        /* candidates and their scores */
+        int64_t nc = 0;
+        for (int64_t j = 0; j < c.n_act; j++) {
+            double p = split_point(&c, j, d.plo[j], d.phi[j]);
+            if (isnan(p))
+                continue;
+            cs[nc++] = (cand){j, p, score(&c, &d, j, p)};
+        }
+        for (int64_t t = 0; c.input_splits && t < c.n_in; t++) {
+            double w = d.hi[t] - d.lo[t];
+            if (!(w > 1e-9 * (1 + fabs(d.lo[t]) + fabs(d.hi[t]))))
+                continue;
+            double s_in = o->rule == BAB_BRANCH_WIDTH ? w : d.gin[t];
+            cs[nc++] = (cand){c.n_act + t, 0.5 * d.lo[t] + 0.5 * d.hi[t], s_in};
+        }
+        if (nc == 0) { /* nothing left to split: give up on this clause */
+            rc = 0;
+            goto done;
+        }
+        set_refine(&c, &d);
+        int k = o->rule == BAB_BRANCH_GENBAB && o->topk > 1 ? o->topk : 1;
+        if (k > nc)
+            k = (int)nc;
+        if (k == 1) { /* the single best: a linear scan, no sort */
+            int64_t b = 0;
+            for (int64_t q = 1; q < nc; q++)
+                if (cs[q].s > cs[b].s)
+                    b = q;
+            cs[0] = cs[b];
+        } else {
+            qsort(cs, (size_t)nc, sizeof *cs, by_score);
+        }
+        double best_worst = -INFINITY;
+        int64_t best_j = cs[0].j;
+        int proven = 0;
+        for (int q = 0; q < k; q++) {
+            rc = children(&c, &d, cs[q].j, cs[q].p, ch, e);
+            if (rc < 0)
+                goto done;
+            double worst = fmin(ch[0].margin, ch[1].margin);
+            if (q == 0 || worst > best_worst) {
+                best_j = cs[q].j;
+                dom_free(&best[0]), dom_free(&best[1]);
+                best[0] = ch[0], best[1] = ch[1];
+                best_worst = worst;
+                proven = rc;
+                ch[0].plo = ch[1].plo = NULL;
+            } else {
+                dom_free(&ch[0]), dom_free(&ch[1]);
+            }
+            if (proven == 2)
+                break;
+        }
+        if (best_j >= c.n_act)
+            st->input_splits++;
+        else if (kinked(c.kind[best_j]))
+            st->kink_splits++;
+        else
+            st->smooth_splits++;
+        dom_free(&d);
+        st->domains += 2;
+        if (s.n + 2 > st->max_queue)
+            st->max_queue = s.n + 2;
+        /* the harder child last so it is explored first */
+        int order[2] = {best[0].margin >= best[1].margin ? 0 : 1,
+                        best[0].margin >= best[1].margin ? 1 : 0};
+        for (int q = 0; q < 2; q++) {
+            domain *b = &best[order[q]];
+            if (b->margin > 0) {
+                dom_free(b);
+                continue;
+            }
+            if (push(&s, b)) {
+                rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
+                goto done;
+            }
+        }
+        if (o->verbose && st->domains % 50 == 1)
+            fprintf(stderr, "genbab: %lld domains, %lld open, worst margin %.4g; splits: %lld "
+                    "input, %lld kink, %lld smooth\n", (long long)st->domains, (long long)s.n,
+                    best_worst, (long long)st->input_splits, (long long)st->kink_splits,
+                    (long long)st->smooth_splits);
+    }
+    rc = 1; /* every domain proven */
+done:
+    dom_free(&d);
+    dom_free(&best[0]), dom_free(&best[1]), dom_free(&ch[0]), dom_free(&ch[1]);
+    for (int64_t q = 0; q < s.n; q++)
+        dom_free(&s.v[q]);
+    free(s.v);
+    free(cs), free(c.kind), free(c.param), free(c.lb), free(c.A), free(c.refine), free(c.imp);
+    bnd_net_free(c.net);
+    return rc;
+}

@@ -1,0 +1,579 @@
+/* input_split.c: branch and bound over the input box, for networks with few
+ * inputs (ACAS Xu).
+ *
+ * Each (region, clause) pair of the property is one obligation: no x in the
+ * region's box with C f(x) <= d. Sub-boxes wait on a stack (depth first, so
+ * memory stays bounded by depth x batch); a worker takes a batch, bounds all
+ * of them at once (bnd_mlp_bound: a few dgemms per layer for the whole batch;
+ * per-box CROWN through bnd_compute for graphs that are not chains), drops
+ * the boxes where some row's lower bound exceeds its threshold, tries two
+ * cheap candidates in each remaining box (the corner minimising the lower
+ * bound's linear function, and the centre) and splits it in two along the
+ * best-scoring input dimension:
+ *   SMEAR: |input coefficient of the most refutable row| x width,
+ *   WIDTH: width relative to the root box.
+ * Every 2 batches the least refuted box gets a short PGD attack, and the
+ * child holding the parent's minimising corner is explored first. Workers
+ * are threads sharing the stack (one lock; bounding runs outside it);
+ * OpenBLAS runs single-threaded meanwhile. A candidate is reported only
+ * after bab_check_counterexample accepts it against the original region. */
+#include "internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bound/bound.h"
+#include "../core/clock.h"
+
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+#define MAX_BOXES ((int64_t)1 << 22)  /* stack budget (boxes) */
+
+typedef struct {
+    /* fixed for the run */
+    const nn_graph *g;
+    const spec_property *p;
+    int region;
+    const spec_clause *cl;
+    spec_clause bc;           /* rows bounded: cl's rows and their sums */
+    const bnd_mlp *mlp;       /* NULL: generic path through nets[] */
+    bnd_net **nets;           /* one per worker (generic path) */
+    const bab_opts *o;
+    double deadline;
+    int64_t n0, ny;
+    int batch, alpha_iters;
+    const double *root_lo, *root_hi;
+    /* shared, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    double *lo, *hi;          /* stack of boxes */
+    int64_t n, cap;
+    int busy, done, found, timed_out, rc, n_threads;
+    int64_t n_stuck;          /* open boxes too small to split */
+    err e;
+    double *x;                /* the counterexample */
+    int64_t n_boxes, n_batches, n_evals, n_attacks, batches_since_attack;
+    double t_bound, t_attack;
+} split_run;
+
+static int push(split_run *s, const double *lo, const double *hi)
+{
+    if (s->n == s->cap) {
+        int64_t cap = s->cap ? 2 * s->cap : 1024;
+        if (cap > MAX_BOXES)
+            return err_set(&s->e, ERR_NOMEM, "input split: more than %lld boxes pending",
+                           (long long)MAX_BOXES);
+        double *a = realloc(s->lo, (size_t)(cap * s->n0) * sizeof(double));
+        if (a)
+            s->lo = a;
+        double *b = a ? realloc(s->hi, (size_t)(cap * s->n0) * sizeof(double)) : NULL;
+        if (!a || !b)
+            return err_set(&s->e, ERR_NOMEM, "input split: out of memory");
+        s->hi = b;
+        s->cap = cap;
+    }
+    memcpy(s->lo + s->n * s->n0, lo, (size_t)s->n0 * sizeof(double));
+    memcpy(s->hi + s->n * s->n0, hi, (size_t)s->n0 * sizeof(double));
+    s->n++;
+    return 0;
+}
+
+/* Per-worker buffers for one batch. */
+typedef struct {
+    int64_t cap;
+    double *lo, *hi, *lb, *A, *X, *Y, *score;
+    double *clo, *chi;        /* children: 2 per box */
+    int64_t n_child, n_stuck;
+    double *cand;             /* a candidate that passed the check */
+    int has_cand;
+    err e;
+} work;
+
+static void work_free(work *w)
+{
+    free(w->lo), free(w->hi), free(w->lb), free(w->A), free(w->X), free(w->Y);
+    free(w->score), free(w->clo), free(w->chi), free(w->cand);
+}
+
+static int work_init(work *w, const split_run *s)
+{
+    int64_t B = s->batch, n0 = s->n0, k = s->bc.n_rows;
+    memset(w, 0, sizeof *w);
+    w->cap = B;
+    w->lo = malloc((size_t)(B * n0) * sizeof(double));
+    w->hi = malloc((size_t)(B * n0) * sizeof(double));
+    w->lb = malloc((size_t)(B * k) * sizeof(double));
+    w->A = malloc((size_t)(B * k * n0) * sizeof(double));
+    w->X = malloc((size_t)(2 * B * n0) * sizeof(double));
+    w->Y = malloc((size_t)(2 * B * s->ny) * sizeof(double));
+    w->score = malloc((size_t)B * sizeof(double));
+    w->clo = malloc((size_t)(2 * B * n0) * sizeof(double));
+    w->chi = malloc((size_t)(2 * B * n0) * sizeof(double));
+    w->cand = malloc((size_t)n0 * sizeof(double));
+    if (!w->lo || !w->hi || !w->lb || !w->A || !w->X || !w->Y || !w->score || !w->clo ||
+        !w->chi || !w->cand) {
+        work_free(w);
+        return -1;
+    }
+    return 0;
+}
+
+/* Lower bounds (and input coefficients, when available) of the clause rows
+ * over the B boxes of w. Returns 1 if A is filled, 0 if not, < 0 on error. */
+static int bound_batch(split_run *s, int tid, work *w, int64_t B)
+{
+    int k = s->bc.n_rows;
+    if (s->mlp) {
+        int rc = bnd_mlp_bound(s->mlp, B, w->lo, w->hi, k, s->bc.C, s->alpha_iters, w->lb,
+                               w->A, &w->e);
+        return rc ? rc : 1;
+    }
+    for (int64_t b = 0; b < B; b++) {
+        int rc = bnd_compute(s->nets[tid], BND_CROWN, w->lo + b * s->n0, w->hi + b * s->n0,
+                             s->bc.C, k, w->lb + b * k, NULL, &w->e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* 1 if y violates the clause (all rows hold, tolerance 0). */
+static int clause_holds(const split_run *s, const double *y)
+{
+    return spec_clause_holds(s->cl, s->ny, y, 0.0);
+}
+
+/* Candidates in each unrefuted box: the corner minimising the best row's
+ * linear lower function (when A is known) and the centre; a violating one
+ * is re-checked against the original region. */
+static int try_candidates(split_run *s, work *w, int64_t B, const int *open, const int *row,
+                          int have_A, int64_t *n_evals)
+{
+    int64_t n0 = s->n0, k = s->bc.n_rows, np = 0;
+    for (int64_t b = 0; b < B; b++) {
+        if (!open[b])
+            continue;
+        const double *lo = w->lo + b * n0, *hi = w->hi + b * n0;
+        double *x = w->X + np * n0;
+        for (int64_t j = 0; j < n0; j++)
+            x[j] = 0.5 * lo[j] + 0.5 * hi[j];
+        np++;
+        if (have_A) {
+            const double *a = w->A + (b * k + row[b]) * n0;
+            x = w->X + np * n0;
+            for (int64_t j = 0; j < n0; j++)
+                x[j] = a[j] > 0 ? lo[j] : hi[j];
+            np++;
+        }
+    }
+    if (np == 0)
+        return 0;
+    int rc;
+    if (s->mlp) {
+        rc = bnd_mlp_eval(s->mlp, np, w->X, w->Y, &w->e);
+    } else {
+        rc = 0;
+        for (int64_t t = 0; t < np && rc == 0; t++)
+            rc = nn_eval(s->g, w->X + t * n0, w->Y + t * s->ny, &w->e);
+    }
+    if (rc)
+        return rc;
+    *n_evals += np;
+    for (int64_t t = 0; t < np; t++) {
+        if (!clause_holds(s, w->Y + t * s->ny))
+            continue;
+        rc = bab_check_counterexample(s->g, s->p, s->region, w->X + t * n0, NULL, &w->e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            memcpy(w->cand, w->X + t * n0, (size_t)n0 * sizeof(double));
+            w->has_cand = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Short PGD inside one box (a one-region property made of the box and the
+ * clause); 1 with w->cand filled when it finds a checked counterexample. */
+static int attack_box(split_run *s, work *w, const double *lo, const double *hi,
+                      int64_t *n_evals)
+{
+    spec_region reg = { (double *)lo, (double *)hi, 1, (spec_clause *)s->cl };
+    spec_property sub = { s->p->n_x, s->p->n_y, 1, &reg };
+    bab_attack_opts ao = { .deadline = s->deadline, .restarts = 2, .steps = 15,
+                           .samples = 20, .seed = s->o->seed + (uint64_t)*n_evals };
+    int rc = bab_attack(s->g, &sub, 0, &ao, w->cand, n_evals, &w->e);
+    if (rc == 1) { /* the box lies in the region: check against the original */
+        rc = bab_check_counterexample(s->g, s->p, s->region, w->cand, NULL, &w->e);
+        w->has_cand = rc == 1;
+    }
+    return rc;
+}
+
+/* Bound, test and split one batch; children go to w->clo/chi. */
+static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
+                   int64_t *n_evals, double *t_bound, double *t_attack)
+{
+    int64_t n0 = s->n0, k = s->bc.n_rows;
+    int open[B > 0 ? B : 1], row[B > 0 ? B : 1];
+    double t0 = clock_now();
+    int have_A = bound_batch(s, tid, w, B);
+    *t_bound += clock_now() - t0;
+    if (have_A < 0)
+        return have_A;
+    int64_t worst = -1;
+    double worst_gap = INFINITY;
+    for (int64_t b = 0; b < B; b++) {
+        /* refuted when some row can never hold; else branch on the row
+         * closest to refutation */
+        double best = -INFINITY;
+        row[b] = 0;
+        for (int64_t i = 0; i < k; i++) {
+            double gap = w->lb[b * k + i] - s->bc.d[i];
+            if (gap > best)
+                best = gap, row[b] = (int)i;
+        }
+        open[b] = !(best > 0);
+        if (open[b] && best < worst_gap)
+            worst_gap = best, worst = b;
+    }
+    t0 = clock_now();
+    int rc = try_candidates(s, w, B, open, row, have_A, n_evals);
+    if (rc == 0 && attack_worst && worst >= 0)
+        rc = attack_box(s, w, w->lo + worst * n0, w->hi + worst * n0, n_evals);
+    *t_attack += clock_now() - t0;
+    if (rc)
+        return rc;
+    w->n_child = w->n_stuck = 0;
+    for (int64_t b = 0; b < B; b++) {
+        if (!open[b])
+            continue;
+        const double *lo = w->lo + b * n0, *hi = w->hi + b * n0;
+        const double *a = w->A + (b * k + row[b]) * n0;
+        int64_t dim = -1;
+        double best = -1, ms = 0, mw = 0;
+        double sm[n0 > 0 ? n0 : 1], wr[n0 > 0 ? n0 : 1];
+        for (int64_t j = 0; j < n0; j++) {
+            double width = hi[j] - lo[j];
+            sm[j] = have_A && width > 0 ? fabs(a[j]) * width : 0;
+            wr[j] = width > 0 ? width / (s->root_hi[j] - s->root_lo[j]) : 0;
+            ms = sm[j] > ms ? sm[j] : ms;
+            mw = wr[j] > mw ? wr[j] : mw;
+        }
+        for (int64_t j = 0; j < n0; j++) {
+            if (!(hi[j] - lo[j] > 0))
+                continue;
+            double sc;
+            if (have_A && s->o->split == BAB_SPLIT_SMEAR)
+                sc = sm[j];
+            else if (have_A && s->o->split == BAB_SPLIT_MIX)
+                sc = (ms > 0 ? sm[j] / ms : 0) + (mw > 0 ? wr[j] / mw : 0);
+            else
+                sc = wr[j];
+            if (sc > best)
+                best = sc, dim = j;
+        }
+        double mid = dim >= 0 ? 0.5 * lo[dim] + 0.5 * hi[dim] : 0;
+        if (dim < 0 || !(mid > lo[dim] && mid < hi[dim])) {
+            w->n_stuck++; /* a point-like box still open: cannot decide it */
+            continue;
+        }
+        double *l1 = w->clo + w->n_child * n0, *h1 = w->chi + w->n_child * n0;
+        memcpy(l1, lo, (size_t)n0 * sizeof(double));
+        memcpy(h1, hi, (size_t)n0 * sizeof(double));
+        memcpy(l1 + n0, lo, (size_t)n0 * sizeof(double));
+        memcpy(h1 + n0, hi, (size_t)n0 * sizeof(double));
+        h1[dim] = mid;
+        l1[n0 + dim] = mid;
+        if (have_A && a[dim] > 0) {
+            /* the lower bound's minimising corner is in the lower half: push
+             * it last, so depth first visits it first (sat comes sooner) */
+            for (int64_t j = 0; j < n0; j++) {
+                double t = l1[j];
+                l1[j] = l1[n0 + j], l1[n0 + j] = t;
+                t = h1[j];
+                h1[j] = h1[n0 + j], h1[n0 + j] = t;
+            }
+        }
+        w->n_child += 2;
+    }
+    return 0;
+}
+
+typedef struct {
+    split_run *s;
+    int tid;
+} worker_arg;
+
+static void *worker(void *arg)
+{
+    split_run *s = ((worker_arg *)arg)->s;
+    int tid = ((worker_arg *)arg)->tid;
+    work w;
+    int init = work_init(&w, s);
+    pthread_mutex_lock(&s->mu);
+    if (init) {
+        s->rc = err_set(&s->e, ERR_NOMEM, "input split: out of memory");
+        s->done = 1;
+    }
+    for (;;) {
+        while (!s->done && s->n == 0 && s->busy > 0)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->done || (s->n == 0 && s->busy == 0))
+            break;
+        if (clock_expired(s->deadline)) {
+            s->timed_out = 1;
+            break;
+        }
+        int64_t take = (s->n + s->n_threads - 1) / s->n_threads;
+        if (take > s->batch)
+            take = s->batch;
+        s->n -= take;
+        memcpy(w.lo, s->lo + s->n * s->n0, (size_t)(take * s->n0) * sizeof(double));
+        memcpy(w.hi, s->hi + s->n * s->n0, (size_t)(take * s->n0) * sizeof(double));
+        int attack = 0;
+        if (++s->batches_since_attack >= 2) {
+            s->batches_since_attack = 0;
+            attack = 1;
+        }
+        s->busy++;
+        pthread_mutex_unlock(&s->mu);
+
+        int64_t n_evals = 0;
+        double t_bound = 0, t_attack = 0;
+        w.has_cand = 0;
+        int rc = process(s, tid, &w, take, attack, &n_evals, &t_bound, &t_attack);
+
+        pthread_mutex_lock(&s->mu);
+        s->busy--;
+        s->n_boxes += take;
+        s->n_batches++;
+        s->n_evals += n_evals;
+        s->t_bound += t_bound;
+        s->t_attack += t_attack;
+        s->n_attacks += attack;
+        s->n_stuck += w.n_stuck;
+        if (rc < 0) {
+            if (!s->rc) {
+                s->rc = rc;
+                s->e = w.e;
+            }
+            s->done = 1;
+        } else if (rc == 1 && w.has_cand) {
+            if (!s->found) {
+                memcpy(s->x, w.cand, (size_t)s->n0 * sizeof(double));
+                s->found = 1;
+            }
+            s->done = 1;
+        } else {
+            for (int64_t c = 0; c < w.n_child && !s->rc; c++) {
+                int prc = push(s, w.clo + c * s->n0, w.chi + c * s->n0);
+                if (prc) {
+                    s->rc = prc;
+                    s->done = 1;
+                }
+            }
+        }
+        pthread_cond_broadcast(&s->cv);
+    }
+    s->done = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (!init)
+        work_free(&w);
+    return NULL;
+}
+
+/* The rows to bound for clause cl: its own, then the sums of pairs and of
+ * all (k >= 3). If every row holds, so does every sum: a sum whose lower
+ * bound exceeds its threshold refutes the clause too, and it is often
+ * tighter than any single row (the relaxation errors partly cancel). */
+static int augment_clause(split_run *s, int64_t ny, err *e)
+{
+    const spec_clause *cl = s->cl;
+    int k = cl->n_rows, kk = k + (k >= 2 ? k * (k - 1) / 2 : 0) + (k >= 3 ? 1 : 0);
+    if (k > 8)
+        kk = k; /* many rows: sums would dominate the cost */
+    free(s->bc.C), free(s->bc.d);
+    s->bc.C = calloc((size_t)(kk * ny), sizeof(double));
+    s->bc.d = calloc((size_t)kk, sizeof(double));
+    if (!s->bc.C || !s->bc.d)
+        return err_set(e, ERR_NOMEM, "input split: out of memory");
+    s->bc.n_rows = kk;
+    memcpy(s->bc.C, cl->C, (size_t)(k * ny) * sizeof(double));
+    memcpy(s->bc.d, cl->d, (size_t)k * sizeof(double));
+    int at = k;
+    for (int i = 0; i < k && kk > k; i++)
+        for (int j = i + 1; j < k; j++, at++) {
+            for (int64_t t = 0; t < ny; t++)
+                s->bc.C[at * ny + t] = cl->C[i * ny + t] + cl->C[j * ny + t];
+            /* the threshold rounded up: refuting needs lb > d_i + d_j */
+            s->bc.d[at] = nextafter(cl->d[i] + cl->d[j], INFINITY);
+        }
+    if (at < kk) {
+        double d = 0;
+        for (int i = 0; i < k; i++) {
+            for (int64_t t = 0; t < ny; t++)
+                s->bc.C[at * ny + t] += cl->C[i * ny + t];
+            d = nextafter(d + cl->d[i], INFINITY);
+        }
+        s->bc.d[at] = d;
+    }
+    return 0;
+}
+
+/* One obligation: region r's box against clause c. Sets *answer. */
+static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err *e)
+{
+    s->n = 0;
+    s->busy = s->done = s->found = s->timed_out = s->rc = 0;
+    s->n_stuck = 0;
+    s->batches_since_attack = 0;
+    if (push(s, s->root_lo, s->root_hi)) {
+        *e = s->e;
+        return ERR_NOMEM;
+    }
+    pthread_t th[BAB_MAX_THREADS];
+    worker_arg args[BAB_MAX_THREADS];
+    int started = 0;
+    for (int t = 1; t < s->n_threads; t++) {
+        args[t] = (worker_arg){ s, t };
+        if (pthread_create(&th[t], NULL, worker, &args[t]) != 0)
+            break;
+        started++;
+    }
+    args[0] = (worker_arg){ s, 0 };
+    worker(&args[0]);
+    for (int t = 1; t <= started; t++)
+        pthread_join(th[t], NULL);
+    res->n_domains += s->n_boxes;
+    res->n_bound_calls += s->n_batches;
+    res->n_evals += s->n_evals;
+    res->t_bound += s->t_bound;
+    res->t_attack += s->t_attack;
+    res->n_attacks += s->n_attacks;
+    s->n_boxes = s->n_batches = s->n_evals = s->n_attacks = 0;
+    s->t_bound = s->t_attack = 0;
+    if (s->rc) {
+        *e = s->e;
+        return s->rc;
+    }
+    if (s->found)
+        *answer = BAB_SAT;
+    else if (s->timed_out)
+        *answer = BAB_TIMEOUT;
+    else if (s->n_stuck)
+        *answer = BAB_UNKNOWN;
+    else
+        *answer = BAB_UNSAT;
+    return 0;
+}
+
+int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                    double deadline, bab_result *res, err *e)
+{
+    split_run s;
+    memset(&s, 0, sizeof s);
+    s.g = g, s.p = p, s.o = o, s.deadline = deadline;
+    s.n0 = p->n_x, s.ny = p->n_y;
+    s.batch = o->batch > 0 ? o->batch : 128;
+    s.alpha_iters = getenv("NNV_ALPHA") ? atoi(getenv("NNV_ALPHA")) : 0;
+    s.n_threads = o->threads > 0 ? o->threads : 2;
+    if (s.n_threads > BAB_MAX_THREADS)
+        s.n_threads = BAB_MAX_THREADS;
+    s.x = res->x;
+    bnd_net *net0 = NULL;
+    bnd_mlp *mlp = NULL;
+    int rc = bnd_net_new(g, &net0, e);
+    if (rc)
+        return rc;
+    rc = getenv("NNV_GENERIC") ? ERR_UNSUP : bnd_mlp_new(net0, &mlp, e);
+    if (rc == ERR_UNSUP) {
+        /* generic path: one bnd_net per worker */
+        rc = 0;
+        s.nets = calloc((size_t)s.n_threads, sizeof *s.nets);
+        if (!s.nets)
+            rc = err_set(e, ERR_NOMEM, "input split: out of memory");
+        for (int t = 0; rc == 0 && t < s.n_threads; t++)
+            rc = t == 0 ? (s.nets[0] = net0, net0 = NULL, 0) : bnd_net_new(g, &s.nets[t], e);
+    }
+    if (rc)
+        goto out;
+    s.mlp = mlp;
+    int blas_threads = openblas_get_num_threads();
+    if (s.n_threads > 1)
+        openblas_set_num_threads(1);
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    bab_answer overall = BAB_UNSAT;
+    for (int r = 0; r < p->n_regions && overall != BAB_SAT && rc == 0; r++) {
+        const spec_region *reg = &p->regions[r];
+        s.region = r;
+        s.root_lo = reg->lo, s.root_hi = reg->hi;
+        for (int c = 0; c < reg->n_clauses && rc == 0; c++) {
+            s.cl = &reg->clauses[c];
+            if (s.cl->n_rows == 0) {
+                /* no condition: any point of the box is a counterexample */
+                for (int64_t j = 0; j < s.n0; j++)
+                    res->x[j] = 0.5 * reg->lo[j] + 0.5 * reg->hi[j];
+                rc = bab_check_counterexample(g, p, r, res->x, NULL, e);
+                if (rc == 1) {
+                    overall = BAB_SAT, res->region = r, rc = 0;
+                    break;
+                }
+                if (rc == 0)
+                    overall = BAB_UNKNOWN;
+                continue;
+            }
+            bab_answer a;
+            rc = augment_clause(&s, p->n_y, e);
+            if (rc == 0)
+                rc = run_obligation(&s, res, &a, e);
+            if (rc)
+                break;
+            if (o->verbose)
+                fprintf(stderr, "input split: region %d clause %d: %s (%lld boxes so far)\n", r,
+                        c, bab_answer_name(a), (long long)res->n_domains);
+            if (a == BAB_SAT) {
+                overall = BAB_SAT;
+                res->region = r;
+                break;
+            }
+            if (a == BAB_TIMEOUT) {
+                overall = BAB_TIMEOUT;
+                break;
+            }
+            if (a == BAB_UNKNOWN)
+                overall = BAB_UNKNOWN;
+        }
+        if (overall == BAB_TIMEOUT)
+            break;
+    }
+    pthread_mutex_destroy(&s.mu);
+    pthread_cond_destroy(&s.cv);
+    if (s.n_threads > 1)
+        openblas_set_num_threads(blas_threads);
+    if (rc == 0) {
+        res->answer = overall;
+        if (overall == BAB_SAT)
+            rc = bab_check_counterexample(g, p, res->region, res->x, res->y, e) == 1
+                     ? 0
+                     : err_set(e, ERR_VALUE, "input split: counterexample failed its re-check");
+    }
+out:
+    if (s.nets)
+        for (int t = 0; t < s.n_threads; t++)
+            bnd_net_free(s.nets[t]);
+    free(s.nets);
+    bnd_mlp_free(mlp);
+    bnd_net_free(net0);
+    free(s.lo), free(s.hi);
+    free(s.bc.C), free(s.bc.d);
+    return rc;
+}

@@ -1,0 +1,340 @@
+/* act_split.c: bounds over a domain of general nonlinear splits (GenBaB).
+ *
+ * Key idea: a domain is the input box plus, for every neuron of every ACT
+ * layer, an interval [plo, phi] its pre-activation is known (or assumed, by
+ * a split) to lie in. The forward sweep intersects each pre-activation
+ * layer's IBP/CROWN bounds with these intervals, so every relaxation after it
+ * is taken over the narrower interval: the bounds hold for every input of the
+ * box whose exact pre-activations lie in the domain's intervals. Splitting a
+ * neuron's interval at any point p gives two domains whose union is the
+ * parent, so proving both proves the parent. An empty intersection proves the
+ * domain outright. The parent's final intervals are valid for its children,
+ * so layers up to the first changed neuron keep them without CROWN. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int64_t bnd_act_count(const bnd_net *n)
+{
+    int64_t c = 0;
+    for (int i = 0; i < n->n_layers; i++)
+        if (n->layers[i].kind == BND_L_ACT)
+            c += n->layers[i].size;
+    return c;
+}
+
+void bnd_act_kinds(const bnd_net *n, int *kind, double *param)
+{
+    int64_t at = 0;
+    for (int i = 0; i < n->n_layers; i++) {
+        const bnd_layer *L = &n->layers[i];
+        if (L->kind != BND_L_ACT)
+            continue;
+        for (int64_t t = 0; t < L->size; t++, at++) {
+            if (kind)
+                kind[at] = L->act->kind;
+            if (param)
+                param[at] = L->act_param;
+        }
+    }
+}
+
+/* Intersect pre-activation layer i with the domain's intervals of every ACT
+ * layer reading it; 1 if some interval becomes empty. */
+static int clip_preact(bnd_net *net, int i, const int64_t *start, const double *plo,
+                       const double *phi)
+{
+    bnd_layer *P = &net->layers[i];
+    for (int j = i + 1; j < net->n_layers; j++) {
+        const bnd_layer *A = &net->layers[j];
+        if (A->kind != BND_L_ACT || A->in[0] != i)
+            continue;
+        const double *l = plo + start[j], *h = phi + start[j];
+        for (int64_t t = 0; t < P->size; t++) {
+            double lo = fmax(P->lo[t], l[t]), hi = fmin(P->hi[t], h[t]);
+            if (!(lo <= hi))
+                return 1;
+            P->lo[t] = lo, P->hi[t] = hi;
+        }
+    }
+    P->mz_ok = 0;
+    return 0;
+}
+
+/* Values of every layer of the linearised network (row r's lines: the
+ * lower one where sel is 1) at the input point x; val[i] has size_i. */
+static void linear_forward(bnd_net *net, uint8_t *const *sel, int64_t r, const double *x,
+                           double **val, double *tmp)
+{
+    memcpy(val[0], x, (size_t)net->layers[0].size * sizeof(double));
+    for (int i = 1; i < net->n_layers; i++) {
+        const bnd_layer *L = &net->layers[i];
+        int64_t n = L->size;
+        double *y = val[i];
+        if (L->kind == BND_L_LINEAR) {
+            for (int64_t o = 0; o < n; o++)
+                y[o] = L->bias ? L->bias[o] : 0.0;
+            for (int j = 0; j < L->n_in; j++) {
+                const double *xj = val[L->in[j]];
+                if (L->lin[j])
+                    bnd_lin_forward(L->lin[j], 0, 1, xj, tmp);
+                for (int64_t o = 0; o < n; o++)
+                    y[o] += L->lin[j] ? tmp[o] : xj[o];
+            }
+        } else if (L->kind == BND_L_ACT) {
+            const double *z = val[L->in[0]];
+            const uint8_t *s = sel[i] ? sel[i] + r * n : NULL;
+            for (int64_t t = 0; t < n; t++)
+                y[t] = !s || s[t] ? L->lw[t] * z[t] + L->lb[t] : L->uw[t] * z[t] + L->ub[t];
+        }
+    }
+}
+
+/* The final backward pass, then `iters` rounds of moving every smooth
+ * neuron's tangent points to its pre-activation value at the minimiser of
+ * the relaxed problem (the row with the largest bound), where the lines the
+ * bound depends on should touch f. Every round's bound is sound (any tangent
+ * point gives valid lines), so each row keeps its best; A_out gets the
+ * coefficients of that round. */
+static int final_pass(bnd_net *net, const int64_t *start, int64_t n_act, const double *C, int k,
+                      int iters, double *lb, double **A_act, double *A_out, double *z_out,
+                      err *e)
+{
+    int nl = net->n_layers, rc = 0, need = iters > 0 || z_out;
+    int64_t n_in = net->layers[0].size, widest = 1;
+    for (int i = 0; i < nl; i++)
+        widest = net->layers[i].size > widest ? net->layers[i].size : widest;
+    uint8_t **sel = need ? calloc((size_t)nl, sizeof(uint8_t *)) : NULL;
+    double **val = need ? calloc((size_t)nl, sizeof(double *)) : NULL;
+    double *xs = need ? malloc((size_t)k * (size_t)n_in * sizeof(double)) : NULL;
+    double *lbv = malloc((size_t)(k ? k : 1) * sizeof(double));
+    double *tmp = malloc((size_t)(2 * widest) * sizeof(double)), *tau = tmp + widest;
+    int ok = lbv && tmp && (!need || (sel && val && xs));
+    for (int i = 0; ok && need && i < nl; i++) {
+        size_t n = (size_t)net->layers[i].size;
+        ok = (val[i] = malloc(n * sizeof(double))) != NULL;
+        if (ok && net->layers[i].kind == BND_L_ACT)
+            ok = (sel[i] = malloc((size_t)k * n)) != NULL;
+    }
+    if (!ok) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto done;
+    }
+    for (int it = 0; it <= iters && rc == 0; it++) {
+        bnd_bwd_ext ext = {.sel = sel, .A_act = A_out ? A_act : NULL, .x_star = xs};
+        rc = bnd_backward_ext(net, net->out, k, C, 0, NULL, &ext, lbv, e);
+        if (rc)
+            break;
+        int r = 0;
+        for (int q = 0; q < k; q++) {
+            if (lbv[q] > lbv[r])
+                r = q;
+            if (it > 0 && !(lbv[q] > lb[q]))
+                continue;
+            lb[q] = lbv[q];
+            for (int i = 0; A_out && i < nl; i++)
+                if (A_act[i])
+                    memcpy(A_out + (size_t)q * (size_t)n_act + start[i],
+                           A_act[i] + (size_t)q * (size_t)net->layers[i].size,
+                           (size_t)net->layers[i].size * sizeof(double));
+        }
+        if (it == iters && !z_out)
+            break;
+        linear_forward(net, sel, r, xs + (size_t)r * (size_t)n_in, val, tmp);
+        if (it == iters) { /* the pre-activations at the minimiser, for branching */
+            for (int i = 0; i < nl; i++)
+                if (net->layers[i].kind == BND_L_ACT)
+                    memcpy(z_out + start[i], val[net->layers[i].in[0]],
+                           (size_t)net->layers[i].size * sizeof(double));
+            break;
+        }
+        for (int i = 0; i < nl; i++) {
+            const bnd_layer *L = &net->layers[i];
+            if (L->kind != BND_L_ACT)
+                continue;
+            const bnd_layer *P = &net->layers[L->in[0]];
+            for (int64_t t = 0; t < L->size; t++) {
+                double w = P->hi[t] - P->lo[t], f = (val[L->in[0]][t] - P->lo[t]) / w;
+                tau[t] = w > 0 && f >= 0 ? (f <= 1 ? f : 1.0) : w > 0 ? 0.0 : 0.5;
+            }
+            bnd_act_relax_tau(net, i, tau, tau);
+        }
+    }
+done:
+    for (int i = 0; i < nl; i++) {
+        if (sel)
+            free(sel[i]);
+        if (val)
+            free(val[i]);
+    }
+    free(sel), free(val), free(xs), free(lbv), free(tmp);
+    return rc;
+}
+
+/* For each input whose interval has width w > 0 (at most 64 of them), the
+ * coefficient a of the best row's final linear function in that input, by
+ * moving the box by w along it with every relaxation fixed (the bound is
+ * linear in the box centre: it changes by a·w), and gain = |a|·w/4, what
+ * halving the interval removes from the bound's -|a|·w/2 term. */
+static int input_gains(bnd_net *net, const double *C, int k, const double *lb, double *gain,
+                       err *e)
+{
+    bnd_layer *L0 = &net->layers[0];
+    int64_t n = L0->size, moving = 0;
+    for (int64_t t = 0; t < n; t++) {
+        gain[t] = 0;
+        moving += L0->hi[t] > L0->lo[t];
+    }
+    if (moving > 64)
+        return 0;
+    int r = 0;
+    for (int q = 1; q < k; q++)
+        if (lb[q] > lb[r])
+            r = q;
+    int64_t n_out = net->layers[net->out].size;
+    const double *Cr = C + (size_t)r * (size_t)n_out;
+    double base, moved;
+    int rc = bnd_backward(net, net->out, 1, Cr, 0, NULL, &base, e);
+    for (int64_t t = 0; rc == 0 && t < n; t++) {
+        double l = L0->lo[t], h = L0->hi[t], w = h - l;
+        if (!(w > 0))
+            continue;
+        L0->lo[t] = h, L0->hi[t] = h + w;
+        net->layers[0].mz_ok = 0;
+        rc = bnd_backward(net, net->out, 1, Cr, 0, NULL, &moved, e);
+        L0->lo[t] = l, L0->hi[t] = h;
+        net->layers[0].mz_ok = 0;
+        double a = (moved - base) / w;
+        gain[t] = isfinite(a) ? fabs(a) * w / 4 : 0;
+    }
+    return rc;
+}
+
+/* CROWN bounds (rows +e_t, -e_t) for the neurons of pre-activation layer i
+ * whose ACT neuron is marked in `refine` and that its rule calls unstable,
+ * intersected with the current bounds; the others keep them (IBP, clipped
+ * by the domain later). */
+static int refine_some(bnd_net *net, int i, const int64_t *start, const unsigned char *refine,
+                       err *e)
+{
+    bnd_layer *L = &net->layers[i];
+    int64_t n = L->size, ku = 0;
+    const unsigned char *mark = NULL;
+    for (int j = i + 1; j < net->n_layers && !mark; j++)
+        if (net->layers[j].kind == BND_L_ACT && net->layers[j].in[0] == i)
+            mark = refine + start[j];
+    if (!mark)
+        return bnd_crown_refine(net, i, e);
+    for (int64_t t = 0; t < n; t++)
+        ku += mark[t] && L->preact_rule->unstable(L->lo[t], L->hi[t]);
+    if (ku == 0)
+        return 0;
+    if (ku > net->crown_max_rows || 2 * ku * n > BND_MAX_A_ENTRIES)
+        return bnd_crown_refine(net, i, e);
+    int64_t *idx = malloc((size_t)ku * sizeof(int64_t));
+    double *A0 = calloc((size_t)(2 * ku * n), sizeof(double));
+    double *lbv = malloc((size_t)(2 * ku) * sizeof(double));
+    int rc = 0;
+    if (!idx || !A0 || !lbv) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    } else {
+        for (int64_t t = 0, q = 0; t < n; t++)
+            if (mark[t] && L->preact_rule->unstable(L->lo[t], L->hi[t]))
+                idx[q++] = t;
+        for (int64_t q = 0; q < ku; q++) {
+            A0[q * n + idx[q]] = 1.0;
+            A0[(ku + q) * n + idx[q]] = -1.0;
+        }
+        rc = bnd_backward(net, i, 2 * ku, A0, 0, NULL, lbv, e);
+        for (int64_t q = 0; rc == 0 && q < ku; q++) {
+            int64_t t = idx[q];
+            L->lo[t] = fmax(L->lo[t], lbv[q]);
+            L->hi[t] = fmin(L->hi[t], -lbv[ku + q]);
+        }
+        L->mz_ok = 0;
+    }
+    free(idx), free(A0), free(lbv);
+    return rc;
+}
+
+int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const double *plo,
+                    const double *phi, const unsigned char *refine, int64_t changed,
+                    const double *C, int k, int tau_iters, double *lb, double *plo_out,
+                    double *phi_out, double *A_out, double *z_out, double *gain_in, err *e)
+{
+    int nl = net->n_layers;
+    int64_t *start = calloc((size_t)nl, sizeof(int64_t));
+    double **A_act = calloc((size_t)nl, sizeof(double *));
+    int rc = 0;
+    if (!start || !A_act) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto done;
+    }
+    int64_t at = 0;
+    for (int i = 0; i < nl; i++)
+        if (net->layers[i].kind == BND_L_ACT) {
+            start[i] = at;
+            at += net->layers[i].size;
+        }
+    /* the ACT layer holding neuron `changed`: CROWN intermediate bounds for
+     * the layers after it; up to it the domain's (parent's) intervals stand */
+    int first = plo && changed >= 0 ? nl : 0;
+    for (int i = 0; plo && i < nl; i++)
+        if (net->layers[i].kind == BND_L_ACT && changed >= start[i] &&
+            changed < start[i] + net->layers[i].size) {
+            first = i + 1; /* its own input keeps the parent's bounds, clipped */
+            break;
+        }
+    bnd_layer *L0 = &net->layers[0];
+    memcpy(L0->lo, lo, (size_t)L0->size * sizeof(double));
+    memcpy(L0->hi, hi, (size_t)L0->size * sizeof(double));
+    for (int i = 0; i < nl; i++)
+        net->layers[i].mz_ok = net->layers[i].errw_ok = 0;
+    int empty = 0;
+    for (int i = 1; i < nl && rc == 0 && !empty; i++) {
+        bnd_layer *L = &net->layers[i];
+        rc = bnd_ibp_layer(net, i, e);
+        if (rc == 0 && L->is_preact && !L->ibp_exact && i >= first)
+            rc = refine ? refine_some(net, i, start, refine, e) : bnd_crown_refine(net, i, e);
+        if (rc == 0 && L->is_preact && plo)
+            empty = clip_preact(net, i, start, plo, phi);
+        if (rc == 0 && !empty && L->kind == BND_L_ACT) {
+            rc = bnd_ibp_layer(net, i, e); /* the interval of the clipped input */
+            if (rc == 0)
+                rc = bnd_act_relax(net, i, e);
+        }
+    }
+    if (rc)
+        goto done;
+    if (empty) {
+        for (int q = 0; q < k; q++)
+            lb[q] = INFINITY;
+        rc = 1;
+        goto done;
+    }
+    for (int i = 0; i < nl; i++) {
+        const bnd_layer *L = &net->layers[i];
+        if (L->kind != BND_L_ACT)
+            continue;
+        const bnd_layer *P = &net->layers[L->in[0]];
+        if (plo_out)
+            memcpy(plo_out + start[i], P->lo, (size_t)L->size * sizeof(double));
+        if (phi_out)
+            memcpy(phi_out + start[i], P->hi, (size_t)L->size * sizeof(double));
+        if (A_out && !(A_act[i] = calloc((size_t)k * (size_t)L->size, sizeof(double)))) {
+            rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+            goto done;
+        }
+    }
+    rc = final_pass(net, start, at, C, k, tau_iters, lb, A_act, A_out, z_out, e);
+    if (rc == 0 && gain_in)
+        rc = input_gains(net, C, k, lb, gain_in, e);
+done:
+    for (int i = 0; A_act && i < nl; i++)
+        free(A_act[i]);
+    free(A_act);
+    free(start);
+    return rc;
+}
