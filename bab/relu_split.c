@@ -647,12 +647,6 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
         }
     }
     bnd_relu_layers(ws[0].net, s.starts);
-    /* the root: CROWN intermediate bounds, beta-free */
-    rdom *root = dom_new(0, s.k, s.nr, s.n_clauses, o->alpha);
-    if (!root) {
-        rc = err_set(e, ERR_NOMEM, "verify: out of memory");
-        goto done_sync;
-    }
     rc = grad_attack(&ws[0], &s, 3, 30, e);
     if (rc < 0)
         goto done_sync;
@@ -661,6 +655,12 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
         rc = 0;
         if (o->verbose)
             fprintf(stderr, "relu bab: gradient attack found a counterexample\n");
+        goto done_sync;
+    }
+    /* the root: optimised intermediate bounds, then alpha/beta on the rows */
+    rdom *root = dom_new(0, s.k, s.nr, s.n_clauses, o->alpha);
+    if (!root) {
+        rc = err_set(e, ERR_NOMEM, "verify: out of memory");
         goto done_sync;
     }
     double t_root = clock_now();

@@ -400,5 +400,6 @@ int bnd_lp_min(bnd_net *net, const bnd_split *splits, int ns, const double *c, i
             *safe = -INFINITY; /* GLPK's word only: no certificate, no claim */
     }
     model_free(&m);
+    glp_free_env(); /* GLPK's per-thread environment (workers are threads) */
     return rc;
 }
