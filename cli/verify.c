@@ -2,6 +2,8 @@
  * A thin main over the library: parse arguments, call models/, specs/,
  * bound/ and bab/, print in the documented formats (README.md). */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,41 @@
 #include "../bound/bound.h"
 #include "../core/blas_tune.h"
 #include "../core/clock.h"
+
+#include <unistd.h>
+
+/* An interrupted run (SIGINT, SIGTERM: e.g. an outer time limit) still leaves
+ * an answer: the handler writes "unknown" to the result file and stdout with
+ * async-signal-safe calls only, then exits. */
+static const char *volatile interrupt_result_path;
+
+static void on_interrupt(int sig)
+{
+    static const char answer[] = "unknown\n";
+    const char *path = interrupt_result_path;
+    if (path) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            ssize_t w = write(fd, answer, sizeof answer - 1);
+            (void)w;
+            close(fd);
+        }
+    }
+    ssize_t w = write(STDOUT_FILENO, answer, sizeof answer - 1);
+    (void)w;
+    _exit(128 + sig);
+}
+
+static void catch_interrupts(const char *result_path)
+{
+    interrupt_result_path = result_path;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 static const char usage[] =
     "usage: verify MODEL SPEC [--timeout S] [--result FILE] [--seed N] [--stats] [--verbose]\n"
@@ -323,6 +360,7 @@ int main(int argc, char **argv)
     spec_property *p;
     if (load_both(pos[0], pos[1], &g, &p))
         return 1;
+    catch_interrupts(result_path);
     double t_load = clock_now() - t0;
     if (o.timeout > 0) {
         o.timeout -= t_load;

@@ -50,6 +50,12 @@ head -1 "$tmp/out" | grep -q -E '^(unsat|unknown)$' && ok "example prop_3 answer
 $V examples/acasxu_2_1.onnx examples/acasxu_prop_2.vnnlib --timeout 60 --result "$tmp/res" > "$tmp/out" 2> "$tmp/err"
 if head -1 "$tmp/res" | grep -q '^sat$' && grep -q '(Y_4 ' "$tmp/res"; then ok "prop_2 on 2_1 is sat with a counterexample"; else bad "prop_2 on 2_1: $(cat "$tmp/res" "$tmp/err")"; fi
 
+# an interrupted run (SIGTERM) still writes an answer to the result file
+$V $S/benchmarks/acasxu/onnx/ACASXU_run2a_3_3_batch_2000.onnx $S/benchmarks/acasxu/vnnlib/prop_2.vnnlib \
+    --timeout 100 --result "$tmp/int.res" > /dev/null 2>&1 &
+pid=$!; sleep 1; kill -TERM $pid 2>/dev/null; wait $pid
+head -1 "$tmp/int.res" 2>/dev/null | grep -q -E '^(unknown|timeout|sat|unsat)$' && ok "interrupted run writes its result file" || bad "interrupted run left no result"
+
 # --bounds prints JSON with one box
 $V --bounds crown examples/acasxu_1_1.onnx examples/acasxu_prop_3.vnnlib > "$tmp/b.json" 2> "$tmp/err" &&
     python3 -c "import json,sys; d=json.load(open(sys.argv[1])); b=d['boxes']; assert len(b)==1 and len(b[0]['lower'])==5 and all(l<=u for l,u in zip(b[0]['lower'],b[0]['upper']))" "$tmp/b.json" &&
