@@ -8,24 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A LINEAR layer with one input; takes ownership of J and bias. */
-static int add_linear(bnd_lower_ctx *cx, int k, int in_layer, bnd_linop *J, double *bias,
-                      int coef_err, err *e)
-{
-    int li = bnd_add_layer(cx->net, BND_L_LINEAR, k, J->n_out, 1, e);
-    if (li < 0) {
-        bnd_lin_free(J);
-        free(bias);
-        return li;
-    }
-    bnd_layer *L = &cx->net->layers[li];
-    L->in[0] = in_layer;
-    L->lin[0] = J;
-    L->bias = bias;
-    L->coef_err = coef_err;
-    cx->tmap[cx->g->nodes[k].out[0]] = li;
-    return 0;
-}
 
 /* beta·C broadcast to the output tensor, or NULL when there is no C. */
 static int gemm_bias(bnd_lower_ctx *cx, int k, int c_t, double beta, double **out, err *e)
@@ -70,7 +52,7 @@ static int const_left(bnd_lower_ctx *cx, int k, int xl, const double *W, int64_t
         }
     J->rowptr[M * N] = p;
     bnd_lin_csr_finish(J);
-    return add_linear(cx, k, xl, J, bias, coef_err, e);
+    return bnd_add_linear1(cx, k, xl, J, bias, coef_err, e);
 }
 
 /* y = alpha·x^T·B' (+ bias): x (K x M) computed, B' (K x N) constant (B
@@ -99,7 +81,7 @@ static int transposed_left(bnd_lower_ctx *cx, int k, int xl, const double *B, in
         }
     J->rowptr[M * N] = p;
     bnd_lin_csr_finish(J);
-    return add_linear(cx, k, xl, J, bias, coef_err, e);
+    return bnd_add_linear1(cx, k, xl, J, bias, coef_err, e);
 }
 
 static int matmul_like(bnd_lower_ctx *cx, int k, int a_t, int b_t, int transA, int transB,
@@ -149,7 +131,7 @@ static int matmul_like(bnd_lower_ctx *cx, int k, int a_t, int b_t, int transA, i
             free(bias);
             return bnd_node_err(cx, k, e, ERR_SHAPE, "bias shape");
         }
-        return add_linear(cx, k, al, J, bias, coef_err, e);
+        return bnd_add_linear1(cx, k, al, J, bias, coef_err, e);
     }
     /* W (M x K) constant on the left, x (K x N) computed */
     if (!A->data || A->rank != 2 || transA || B->rank > 2) {

@@ -73,23 +73,6 @@ static int geometry(bnd_lower_ctx *cx, int k, const nn_tensor *X, const nn_tenso
     return 0;
 }
 
-static int add_layer_csr(bnd_lower_ctx *cx, int k, int xl, bnd_linop *J, double *bias,
-                         int coef_err, err *e)
-{
-    int li = bnd_add_layer(cx->net, BND_L_LINEAR, k, J->n_out, 1, e);
-    if (li < 0) {
-        bnd_lin_free(J);
-        free(bias);
-        return li;
-    }
-    bnd_layer *L = &cx->net->layers[li];
-    L->in[0] = xl;
-    L->lin[0] = J;
-    L->bias = bias;
-    L->coef_err = coef_err;
-    cx->tmap[cx->g->nodes[k].out[0]] = li;
-    return 0;
-}
 
 /* Explicit sparse map or im2col/dgemm kernel. Measured on the Collins RUL
  * CNNs (bench_bounds, cpu time): the dgemm form is 2.5-3.5x faster for IBP
@@ -148,7 +131,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
             free(bias);
             return oom(cx, e);
         }
-        return add_layer_csr(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
+        return bnd_add_linear1(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
     }
     if (!conv_explicit(&w, per)) {
         bnd_conv_geom cg_ = {w.C, w.H, w.W, w.M, w.OH, w.OW, KH, KW,
@@ -162,7 +145,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
             free(bias);
             return oom(cx, e);
         }
-        return add_layer_csr(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
+        return bnd_add_linear1(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
     }
     if (per > 0 && n_out > BND_MAX_NNZ / per) {
         free(bias);
@@ -201,7 +184,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
     }
     J->rowptr[n_out] = p;
     bnd_lin_csr_finish(J);
-    return add_layer_csr(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
+    return bnd_add_linear1(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
 }
 
 int bnd_lower_avgpool(bnd_lower_ctx *cx, int k, err *e)
@@ -248,7 +231,7 @@ int bnd_lower_avgpool(bnd_lower_ctx *cx, int k, err *e)
             }
     J->rowptr[n_out] = p;
     bnd_lin_csr_finish(J);
-    return add_layer_csr(cx, k, cx->tmap[nd->in[0]], J, NULL, 1, e);
+    return bnd_add_linear1(cx, k, cx->tmap[nd->in[0]], J, NULL, 1, e);
 }
 
 int bnd_lower_globalavgpool(bnd_lower_ctx *cx, int k, err *e)
@@ -271,5 +254,5 @@ int bnd_lower_globalavgpool(bnd_lower_ctx *cx, int k, err *e)
     }
     J->rowptr[C] = X->size;
     bnd_lin_csr_finish(J);
-    return add_layer_csr(cx, k, cx->tmap[nd->in[0]], J, NULL, 1, e);
+    return bnd_add_linear1(cx, k, cx->tmap[nd->in[0]], J, NULL, 1, e);
 }

@@ -162,6 +162,11 @@ int bnd_lower_nonlin(bnd_lower_ctx *cx, int k, err *e);
 int bnd_lower_product(bnd_lower_ctx *cx, int k, err *e);
 
 /* helpers for lowerings (net.c) */
+/* A LINEAR layer y = J x + bias reading layer in_layer, as the output of node
+ * k; takes ownership of J and bias (freed on failure). coef_err: the
+ * coefficients carry their own rounding (see docs/soundness.md). */
+int bnd_add_linear1(bnd_lower_ctx *cx, int k, int in_layer, bnd_linop *J, double *bias,
+                    int coef_err, err *e);
 /* An ACT layer applying `rule` (with act_param) to layer in_layer; marks the
  * input as its pre-activation. Returns the layer index or < 0. Does not map
  * any tensor. */

@@ -75,6 +75,24 @@ int bnd_add_layer(bnd_net *n, bnd_layer_kind kind, int node, int64_t size, int n
     return n->n_layers - 1;
 }
 
+int bnd_add_linear1(bnd_lower_ctx *cx, int k, int in_layer, bnd_linop *J, double *bias,
+                    int coef_err, err *e)
+{
+    int li = bnd_add_layer(cx->net, BND_L_LINEAR, k, J->n_out, 1, e);
+    if (li < 0) {
+        bnd_lin_free(J);
+        free(bias);
+        return li;
+    }
+    bnd_layer *L = &cx->net->layers[li];
+    L->in[0] = in_layer;
+    L->lin[0] = J;
+    L->bias = bias;
+    L->coef_err = coef_err;
+    cx->tmap[cx->g->nodes[k].out[0]] = li;
+    return 0;
+}
+
 int64_t bnd_bcast_index(const nn_tensor *out, const nn_tensor *in, int64_t o)
 {
     int64_t idx = 0, stride = 1;
