@@ -48,6 +48,10 @@ int nn_op_attr_ints(const nn_graph *g, int k, const char *name, int64_t *buf, in
 int nn_op_axis(const nn_graph *g, int k, int64_t axis, int rank, int *out, err *e);
 /* "[1,3,32,32]" into buf. */
 const char *nn_shape_str(const nn_tensor *t, char *buf, size_t len);
+/* auto_pad SAME_UPPER / SAME_LOWER: the begin and end pads that give
+ * ceil(in / stride) outputs for a window spanning ext inputs (ONNX). */
+void nn_same_pads(int64_t in, int64_t stride, int64_t ext, int upper, int64_t *pad0,
+                  int64_t *pad1);
 /* Whether input i of op is read as integers (from idata) rather than as values. */
 int nn_op_int_input(nn_op op, int i);
 /* Multidirectional broadcast of shapes (a, b) into out; -1 if incompatible. */

@@ -179,3 +179,13 @@ int nn_op_int_input(nn_op op, int i)
     default: return 0;
     }
 }
+
+void nn_same_pads(int64_t in, int64_t stride, int64_t ext, int upper, int64_t *pad0,
+                  int64_t *pad1)
+{
+    int64_t o = (in + stride - 1) / stride;
+    int64_t tot = (o - 1) * stride + ext - in;
+    tot = tot < 0 ? 0 : tot;
+    *pad0 = upper ? tot / 2 : tot - tot / 2;
+    *pad1 = tot - *pad0;
+}

@@ -322,11 +322,7 @@ static int conv_plan(const nn_graph *g, int k, int transpose, conv_geom *p, err 
             if (valid) {
                 p->pad0[s] = p->pad1[s] = 0;
             } else if (same_upper || same_lower) {
-                int64_t o = (p->in[s] + p->stride[s] - 1) / p->stride[s];
-                int64_t tot = (o - 1) * p->stride[s] + ext - p->in[s];
-                tot = tot < 0 ? 0 : tot;
-                p->pad0[s] = same_upper ? tot / 2 : tot - tot / 2;
-                p->pad1[s] = tot - p->pad0[s];
+                nn_same_pads(p->in[s], p->stride[s], ext, same_upper, &p->pad0[s], &p->pad1[s]);
             }
             int64_t span = p->in[s] + p->pad0[s] + p->pad1[s] - ext;
             if (span < 0)

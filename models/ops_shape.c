@@ -213,6 +213,26 @@ int nn_shape_transpose(nn_graph *g, int k, err *e)
     return nn_op_set_out(g, k, 0, x->dtype, x->rank, d, e);
 }
 
+/* y[i] = x[off + sum_d idx_d * stride_d] over the output's index space in
+ * row-major order: the gather behind Transpose and Slice. */
+static void strided_gather(const double *px, double *py, const nn_tensor *o, int64_t off,
+                           const int64_t *stride)
+{
+    int r = o->rank;
+    int64_t idx[NN_MAX_RANK] = {0};
+    for (int64_t i = 0; i < o->size; i++) {
+        py[i] = px[off];
+        for (int d = r - 1; d >= 0; d--) {
+            idx[d]++;
+            off += stride[d];
+            if (idx[d] < o->dims[d])
+                break;
+            off -= stride[d] * o->dims[d];
+            idx[d] = 0;
+        }
+    }
+}
+
 int nn_eval_transpose(const nn_graph *g, int k, double *const *v, err *e)
 {
     const nn_node *n = &g->nodes[k];
@@ -221,26 +241,14 @@ int nn_eval_transpose(const nn_graph *g, int k, double *const *v, err *e)
     int rc = get_perm(g, k, r, perm, e);
     if (rc)
         return rc;
-    int64_t xs[NN_MAX_RANK], s[NN_MAX_RANK], idx[NN_MAX_RANK] = {0}, off = 0, acc = 1;
+    int64_t xs[NN_MAX_RANK], s[NN_MAX_RANK], off = 0, acc = 1;
     for (int d = r - 1; d >= 0; d--) {
         xs[d] = acc;
         acc *= x->dims[d];
     }
     for (int d = 0; d < r; d++)
         s[d] = xs[perm[d]];
-    const double *px = v[n->in[0]];
-    double *py = v[n->out[0]];
-    for (int64_t i = 0; i < o->size; i++) {
-        py[i] = px[off];
-        for (int d = r - 1; d >= 0; d--) {
-            idx[d]++;
-            off += s[d];
-            if (idx[d] < o->dims[d])
-                break;
-            off -= s[d] * o->dims[d];
-            idx[d] = 0;
-        }
-    }
+    strided_gather(v[n->in[0]], v[n->out[0]], o, off, s);
     return 0;
 }
 
@@ -392,7 +400,7 @@ int nn_eval_slice(const nn_graph *g, int k, double *const *v, err *e)
     if (rc)
         return rc;
     int r = x->rank;
-    int64_t xs[NN_MAX_RANK], s[NN_MAX_RANK], idx[NN_MAX_RANK] = {0}, off = 0, acc = 1;
+    int64_t xs[NN_MAX_RANK], s[NN_MAX_RANK], off = 0, acc = 1;
     for (int d = r - 1; d >= 0; d--) {
         xs[d] = acc;
         acc *= x->dims[d];
@@ -401,19 +409,7 @@ int nn_eval_slice(const nn_graph *g, int k, double *const *v, err *e)
         s[d] = xs[d] * p.step[d];
         off += p.start[d] * xs[d];
     }
-    const double *px = v[n->in[0]];
-    double *py = v[n->out[0]];
-    for (int64_t i = 0; i < o->size; i++) {
-        py[i] = px[off];
-        for (int d = r - 1; d >= 0; d--) {
-            idx[d]++;
-            off += s[d];
-            if (idx[d] < o->dims[d])
-                break;
-            off -= s[d] * o->dims[d];
-            idx[d] = 0;
-        }
-    }
+    strided_gather(v[n->in[0]], v[n->out[0]], o, off, s);
     return 0;
 }
 
