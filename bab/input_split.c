@@ -460,6 +460,8 @@ static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err
     res->n_attacks += s->n_attacks;
     s->n_boxes = s->n_batches = s->n_evals = s->n_attacks = 0;
     s->t_bound = s->t_attack = 0;
+    if (s->rc == ERR_TIMEOUT && !s->found) /* stopped inside a bound computation */
+        s->rc = 0, s->timed_out = 1;
     if (s->rc) {
         *e = s->e;
         return s->rc;
@@ -493,6 +495,7 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     int rc = bnd_net_new(g, &net0, e);
     if (rc)
         return rc;
+    bnd_set_deadline(net0, deadline);
     rc = getenv("NNV_GENERIC") ? ERR_UNSUP : bnd_mlp_new(net0, &mlp, e);
     if (rc == ERR_UNSUP) {
         /* generic path: one bnd_net per worker */
@@ -501,7 +504,8 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
         if (!s.nets)
             rc = err_set(e, ERR_NOMEM, "input split: out of memory");
         for (int t = 0; rc == 0 && t < s.n_threads; t++)
-            rc = t == 0 ? (s.nets[0] = net0, net0 = NULL, 0) : bnd_net_new(g, &s.nets[t], e);
+            if ((rc = t == 0 ? (s.nets[0] = net0, net0 = NULL, 0) : bnd_net_new(g, &s.nets[t], e)) == 0)
+                bnd_set_deadline(s.nets[t], deadline);
     }
     if (rc)
         goto out;

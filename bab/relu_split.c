@@ -493,6 +493,7 @@ static int worker_init(worker *w, shared *s, err *e)
     int rc = bnd_net_new(s->g, &w->net, e);
     if (rc)
         return rc;
+    bnd_set_deadline(w->net, s->o->deadline);
     int nt = s->o->fsb_k > 1 ? s->o->fsb_k : 1;
     w->lb = malloc((size_t)s->k * sizeof(double));
     w->A = malloc((size_t)s->k * (size_t)(s->nr ? s->nr : 1) * sizeof(double));
@@ -705,6 +706,10 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
 done_sync:
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
+    if (rc == ERR_TIMEOUT) { /* stopped inside a bound computation */
+        rc = 0;
+        *ans = s.ans == BAB_SAT ? BAB_SAT : BAB_TIMEOUT;
+    }
 done:
     if (ws)
         for (int t = 0; t < n_ok; t++)

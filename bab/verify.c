@@ -237,6 +237,8 @@ static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_
     } else if (rc) {
         return rc;
     }
+    if (net)
+        bnd_set_deadline(net, deadline);
     for (int r = 0; net && r < p->n_regions && all_refuted; r++) {
         if (clock_expired(deadline)) {
             all_refuted = 0;
@@ -350,6 +352,10 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
     } else {
         res->strategy = "refute";
         rc = strategy_refute(g, p, o, deadline, res, e);
+    }
+    if (rc == ERR_TIMEOUT) { /* a bound computation stopped at the deadline */
+        res->answer = BAB_TIMEOUT;
+        rc = 0;
     }
     if (rc)
         return rc;

@@ -5,6 +5,8 @@
  * flattening is row-major everywhere. Ops are registered in lower_table[]. */
 #include "internal.h"
 
+#include "../core/clock.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -346,6 +348,19 @@ int64_t bnd_n_out(const bnd_net *n)
 void bnd_set_crown_max_rows(bnd_net *n, int64_t rows)
 {
     n->crown_max_rows = rows;
+}
+
+void bnd_set_deadline(bnd_net *n, double deadline)
+{
+    n->deadline = deadline;
+}
+
+int bnd_check_deadline(const bnd_net *net, err *e)
+{
+    if (!clock_expired(net->deadline))
+        return 0;
+    return err_set(e, ERR_TIMEOUT, "%s: time limit reached during a bound computation",
+                   net->source);
 }
 
 void bnd_set_interm(bnd_net *n, bnd_interm mode)
