@@ -177,8 +177,12 @@ int bnd_add_act_layer(bnd_lower_ctx *cx, int k, int x, const bnd_act_rule *rule,
     bnd_net *net = cx->net;
     if (!rule)
         return bnd_node_err(cx, k, e, ERR_UNSUP, "no bound rule yet");
-    if (net->layers[x].is_preact &&
-        (net->layers[x].preact_rule != rule || net->layers[x].preact_param != param)) {
+    /* a pre-activation is never an ACT layer itself (Sin -> Relu): CROWN
+     * refines a pre-activation before that layer's own relaxation exists,
+     * so an ACT there was bounded through stale lines (unsound) */
+    if (net->layers[x].kind == BND_L_ACT ||
+        (net->layers[x].is_preact &&
+         (net->layers[x].preact_rule != rule || net->layers[x].preact_param != param))) {
         x = identity_copy(cx, k, x, e);
         if (x < 0)
             return x;
