@@ -311,8 +311,10 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
         rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
         goto done;
     }
+    size_t dom_bytes = (size_t)(4 * c.n_act + 3 * c.n_in) * sizeof(double) + sizeof(domain);
     while (s.n > 0) {
-        if (clock_expired(o->deadline) || st->domains >= o->max_domains) {
+        if (clock_expired(o->deadline) || st->domains >= o->max_domains ||
+            (o->mem_budget && (size_t)s.n * dom_bytes > o->mem_budget)) {
             rc = 0;
             goto done;
         }

@@ -20,6 +20,7 @@ for case in \
     "mnist_fc/onnx/mnist-net_256x6.onnx mnist_fc/vnnlib/prop_1_0.03.vnnlib" \
     "mnist_fc/onnx/mnist-net_256x6.onnx mnist_fc/vnnlib/prop_0_0.05.vnnlib" \
     "collins_rul_cnn/onnx/NN_rul_full_window_40.onnx collins_rul_cnn/vnnlib/robustness_2perturbations_delta40_epsilon10_w40.vnnlib" \
+    "collins_rul_cnn/onnx/NN_rul_full_window_20.onnx collins_rul_cnn/vnnlib/if_then_7levels_w20.vnnlib" \
     "dist_shift/onnx/mnist_concat.onnx dist_shift/vnnlib/index9192_delta0.13.vnnlib"; do
     set -- $case
     name="$(basename "$1" .onnx) $(basename "$2" .vnnlib)"
