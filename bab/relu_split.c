@@ -725,6 +725,8 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
     if (s.rc) {
         rc = s.rc;
         *e = s.e;
+        if (rc == ERR_TIMEOUT) /* converted at done_sync */
+            *ans = s.ans == BAB_SAT ? BAB_SAT : BAB_TIMEOUT;
     } else if (s.ans == BAB_UNSAT && s.stuck) {
         *ans = BAB_UNKNOWN;
     } else {
