@@ -90,6 +90,7 @@ typedef struct bab_genbab_opts {
     bab_branch_rule rule;
     int topk;            /* GenBaB: candidates re-checked by real bounds (1: none) */
     int midpoint;        /* split smooth neurons at the midpoint, not the table point */
+    int no_fold;         /* keep fixed inputs in the network (see bnd_fold_fixed_inputs) */
     int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
     int input_splits;    /* also branch on input intervals (at most 64 moving) */
     int64_t crown_max_rows; /* > 0: bnd_set_crown_max_rows for the domains' bounds */

@@ -30,6 +30,9 @@
 #include "../bound/nonlin.h"
 #include "../core/clock.h"
 
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
 void bab_genbab_opts_default(bab_genbab_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -274,6 +277,33 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
     if (o->crown_max_rows > 0)
         bnd_set_crown_max_rows(c.net, o->crown_max_rows);
     bnd_set_deadline(c.net, o->deadline);
+    /* the moving inputs only (dist_shift: 8 of 792): backward passes then
+     * skip the fixed columns of the first layer */
+    int64_t n0 = bnd_n_in(c.net), nm = 0;
+    int64_t *idx = malloc((size_t)(n0 ? n0 : 1) * sizeof(int64_t));
+    double *rlo = malloc((size_t)(n0 ? n0 : 1) * sizeof(double));
+    double *rhi = malloc((size_t)(n0 ? n0 : 1) * sizeof(double));
+    if (!idx || !rlo || !rhi) {
+        free(idx), free(rlo), free(rhi);
+        bnd_net_free(c.net);
+        return err_set(e, ERR_NOMEM, "genbab: out of memory");
+    }
+    rc = o->no_fold ? 0 : bnd_fold_fixed_inputs(c.net, lo, hi, idx, &nm, e);
+    if (rc == 1) {
+        for (int64_t q = 0; q < nm; q++)
+            rlo[q] = lo[idx[q]], rhi[q] = hi[idx[q]];
+        lo = rlo, hi = rhi;
+    }
+    free(idx);
+    if (rc < 0) {
+        free(rlo), free(rhi);
+        bnd_net_free(c.net);
+        return rc;
+    }
+    /* one domain's products are small: BLAS threads mostly spin (25 % of
+     * the time in sched_yield on dist_shift) */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     c.n_act = bnd_act_count(c.net);
     c.n_in = bnd_n_in(c.net);
     int64_t na = c.n_act ? c.n_act : 1;
@@ -351,6 +381,11 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
         } else {
             qsort(cs, (size_t)nc, sizeof *cs, by_score);
         }
+        /* an input on top: split it without re-checking (an input split
+         * recomputes every layer, so re-checks cost k full bounds; on
+         * dist_shift top-1 explores 2.8x the domains in the same time) */
+        if (cs[0].j >= c.n_act)
+            k = 1;
         double best_worst = -INFINITY;
         int64_t best_j = cs[0].j;
         int proven = 0;
@@ -413,5 +448,7 @@ done:
     free(s.v);
     free(cs), free(c.kind), free(c.param), free(c.lb), free(c.A), free(c.refine), free(c.imp);
     bnd_net_free(c.net);
+    free(rlo), free(rhi);
+    openblas_set_num_threads(blas_threads);
     return rc;
 }

@@ -71,7 +71,7 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: compare BENCH_DIR [TIMEOUT_OVERRIDE]\n");
+        fprintf(stderr, "usage: compare BENCH_DIR [TIMEOUT_OVERRIDE [METHOD,...]]\n");
         return 2;
     }
     char path[2048], line[2048];
@@ -92,7 +92,7 @@ int main(int argc, char **argv)
         char *model = strtok(line, ",\n"), *spec = strtok(NULL, ",\n"), *tmo = strtok(NULL, ",\n");
         if (!model || !spec)
             continue;
-        double timeout = argc > 2 ? atof(argv[2]) : tmo ? atof(tmo) : 60;
+        double timeout = argc > 2 && atof(argv[2]) > 0 ? atof(argv[2]) : tmo ? atof(tmo) : 60;
         nn_graph *g = NULL;
         spec_property *p = NULL;
         err e = {0};
@@ -118,6 +118,10 @@ int main(int argc, char **argv)
         printf("%s,%s", spec, sat ? "sat" : "-");
         n_sat += sat;
         for (int m = 0; m < N_METHODS; m++) {
+            if (argc > 3 && !strstr(argv[3], names[m])) { /* not asked for */
+                printf(",-,0");
+                continue;
+            }
             double t0 = clock_now();
             int ok = sat ? 0 : run_method(m, g, p, timeout, &doms[m]);
             double t = clock_now() - t0;

@@ -100,7 +100,7 @@ static void linear_forward(bnd_net *net, uint8_t *const *sel, int64_t r, const d
  * coefficients of that round. */
 static int final_pass(bnd_net *net, const int64_t *start, int64_t n_act, const double *C, int k,
                       int iters, double *lb, double **A_act, double *A_out, double *z_out,
-                      err *e)
+                      double *Ain_out, err *e)
 {
     int nl = net->n_layers, rc = 0, need = iters > 0 || z_out;
     int64_t n_in = net->layers[0].size, widest = 1;
@@ -109,9 +109,10 @@ static int final_pass(bnd_net *net, const int64_t *start, int64_t n_act, const d
     uint8_t **sel = need ? calloc((size_t)nl, sizeof(uint8_t *)) : NULL;
     double **val = need ? calloc((size_t)nl, sizeof(double *)) : NULL;
     double *xs = need ? malloc((size_t)k * (size_t)n_in * sizeof(double)) : NULL;
+    double *ain = Ain_out ? malloc((size_t)k * (size_t)n_in * sizeof(double)) : NULL;
     double *lbv = malloc((size_t)(k ? k : 1) * sizeof(double));
     double *tmp = malloc((size_t)(2 * widest) * sizeof(double)), *tau = tmp + widest;
-    int ok = lbv && tmp && (!need || (sel && val && xs));
+    int ok = lbv && tmp && (!need || (sel && val && xs)) && (!Ain_out || ain);
     for (int i = 0; ok && need && i < nl; i++) {
         size_t n = (size_t)net->layers[i].size;
         ok = (val[i] = malloc(n * sizeof(double))) != NULL;
@@ -123,7 +124,7 @@ static int final_pass(bnd_net *net, const int64_t *start, int64_t n_act, const d
         goto done;
     }
     for (int it = 0; it <= iters && rc == 0; it++) {
-        bnd_bwd_ext ext = {.sel = sel, .A_act = A_out ? A_act : NULL, .x_star = xs};
+        bnd_bwd_ext ext = {.sel = sel, .A_act = A_out ? A_act : NULL, .x_star = xs, .A_in = ain};
         rc = bnd_backward_ext(net, net->out, k, C, 0, NULL, &ext, lbv, e);
         if (rc)
             break;
@@ -134,6 +135,9 @@ static int final_pass(bnd_net *net, const int64_t *start, int64_t n_act, const d
             if (it > 0 && !(lbv[q] > lb[q]))
                 continue;
             lb[q] = lbv[q];
+            if (ain)
+                memcpy(Ain_out + (size_t)q * (size_t)n_in, ain + (size_t)q * (size_t)n_in,
+                       (size_t)n_in * sizeof(double));
             for (int i = 0; A_out && i < nl; i++)
                 if (A_act[i])
                     memcpy(A_out + (size_t)q * (size_t)n_act + start[i],
@@ -169,47 +173,33 @@ done:
         if (val)
             free(val[i]);
     }
-    free(sel), free(val), free(xs), free(lbv), free(tmp);
+    free(sel), free(val), free(xs), free(lbv), free(tmp), free(ain);
     return rc;
 }
 
-/* For each input whose interval has width w > 0 (at most 64 of them), the
- * coefficient a of the best row's final linear function in that input, by
- * moving the box by w along it with every relaxation fixed (the bound is
- * linear in the box centre: it changes by a·w), and gain = |a|·w/4, what
- * halving the interval removes from the bound's -|a|·w/2 term. */
-static int input_gains(bnd_net *net, const double *C, int k, const double *lb, double *gain,
-                       err *e)
+/* For each input whose interval has width w > 0 (at most 64 of them),
+ * gain = |a|·w/4 with a the best row's final coefficient of that input (the
+ * bound is linear in the box centre with slope a): what halving the interval
+ * removes from the bound's -|a|·w/2 term. */
+static void input_gains(const bnd_net *net, int k, const double *lb, const double *A_in,
+                        double *gain)
 {
-    bnd_layer *L0 = &net->layers[0];
+    const bnd_layer *L0 = &net->layers[0];
     int64_t n = L0->size, moving = 0;
     for (int64_t t = 0; t < n; t++) {
         gain[t] = 0;
         moving += L0->hi[t] > L0->lo[t];
     }
     if (moving > 64)
-        return 0;
+        return;
     int r = 0;
     for (int q = 1; q < k; q++)
         if (lb[q] > lb[r])
             r = q;
-    int64_t n_out = net->layers[net->out].size;
-    const double *Cr = C + (size_t)r * (size_t)n_out;
-    double base, moved;
-    int rc = bnd_backward(net, net->out, 1, Cr, 0, NULL, &base, e);
-    for (int64_t t = 0; rc == 0 && t < n; t++) {
-        double l = L0->lo[t], h = L0->hi[t], w = h - l;
-        if (!(w > 0))
-            continue;
-        L0->lo[t] = h, L0->hi[t] = h + w;
-        net->layers[0].mz_ok = 0;
-        rc = bnd_backward(net, net->out, 1, Cr, 0, NULL, &moved, e);
-        L0->lo[t] = l, L0->hi[t] = h;
-        net->layers[0].mz_ok = 0;
-        double a = (moved - base) / w;
-        gain[t] = isfinite(a) ? fabs(a) * w / 4 : 0;
+    for (int64_t t = 0; t < n; t++) {
+        double w = L0->hi[t] - L0->lo[t], a = A_in[(size_t)r * (size_t)n + (size_t)t];
+        gain[t] = w > 0 && isfinite(a) ? fabs(a) * w / 4 : 0;
     }
-    return rc;
 }
 
 /* CROWN bounds (rows +e_t, -e_t) for the neurons of pre-activation layer i
@@ -267,6 +257,7 @@ int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const doub
     int nl = net->n_layers;
     int64_t *start = calloc((size_t)nl, sizeof(int64_t));
     double **A_act = calloc((size_t)nl, sizeof(double *));
+    double *A_in = NULL;
     int rc = 0;
     if (!start || !A_act) {
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
@@ -328,10 +319,15 @@ int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const doub
             goto done;
         }
     }
-    rc = final_pass(net, start, at, C, k, tau_iters, lb, A_act, A_out, z_out, e);
+    if (gain_in && !(A_in = malloc((size_t)k * (size_t)L0->size * sizeof(double)))) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto done;
+    }
+    rc = final_pass(net, start, at, C, k, tau_iters, lb, A_act, A_out, z_out, A_in, e);
     if (rc == 0 && gain_in)
-        rc = input_gains(net, C, k, lb, gain_in, e);
+        input_gains(net, k, lb, A_in, gain_in);
 done:
+    free(A_in);
     for (int i = 0; A_act && i < nl; i++)
         free(A_act[i]);
     free(A_act);

@@ -19,6 +19,12 @@ typedef struct bnd_net bnd_net;
 int bnd_net_new(const nn_graph *g, bnd_net **out, err *e);
 void bnd_net_free(bnd_net *n);
 int64_t bnd_n_in(const bnd_net *n);
+/* Fold the fixed inputs of the box (lo == hi) into the bias of the first
+ * layer (with its rounding in bias_err): afterwards n's input is the moving
+ * inputs only, idx[0..n_moving) their original positions (idx holds n_in).
+ * Returns 1 when folded, 0 when not applicable (n unchanged), < 0. */
+int bnd_fold_fixed_inputs(bnd_net *n, const double *lo, const double *hi, int64_t *idx,
+                          int64_t *n_moving, err *e);
 int64_t bnd_n_out(const bnd_net *n);
 
 typedef enum { BND_IBP, BND_CROWN } bnd_method;
