@@ -25,6 +25,8 @@
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, SFX)
 #define CL FN(trn_crown_layer)
+/* the walks are sums over many elements: let them vectorise (fixed order still) */
+#define CROWN_FAST __attribute__((optimize("O3", "fast-math")))
 
 static size_t FN(crown_max_size)(const CL *L, int nl)
 {
@@ -71,7 +73,7 @@ static inline void FN(crown_relax)(REAL m, REAL r, REAL *alpha, REAL *s, REAL *t
     }
 }
 
-void FN(trn_crown_bound)(CL *L, int nl, int ncls, const int *y, const REAL *m0, const REAL *r0,
+CROWN_FAST void FN(trn_crown_bound)(CL *L, int nl, int ncls, const int *y, const REAL *m0, const REAL *r0,
                          int nimg, REAL *lb, REAL *scratch)
 {
     int K = ncls - 1, R = nimg * K;
@@ -143,10 +145,10 @@ void FN(trn_crown_bound)(CL *L, int nl, int ncls, const int *y, const REAL *m0, 
                 for (int k = 0; k < K; k++) {
                     size_t o = (size_t)(n * K + k) * c->in;
                     REAL s = 0;
-                    for (int j = 0; j < c->in; j++) {
-                        REAL v = lo[o + j];
-                        li[o + j] = v >= 0 ? v * al[j] : v * sl[j];
-                        s += v < 0 ? v * tl[j] : 0;
+                    for (int j = 0; j < c->in; j++) { /* branch-free so that it vectorises */
+                        REAL v = lo[o + j], pos = v > 0 ? v : 0, neg = v - pos;
+                        li[o + j] = pos * al[j] + neg * sl[j];
+                        s += neg * tl[j];
                     }
                     beta[n * K + k] += s;
                 }
@@ -168,7 +170,7 @@ void FN(trn_crown_bound)(CL *L, int nl, int ncls, const int *y, const REAL *m0, 
         }
 }
 
-void FN(trn_crown_grad)(CL *L, int nl, int ncls, const int *y, const REAL *m0, const REAL *r0,
+CROWN_FAST void FN(trn_crown_grad)(CL *L, int nl, int ncls, const int *y, const REAL *m0, const REAL *r0,
                         int nimg, const REAL *glb, REAL *scratch)
 {
     int K = ncls - 1, R = nimg * K;
@@ -246,9 +248,9 @@ void FN(trn_crown_grad)(CL *L, int nl, int ncls, const int *y, const REAL *m0, c
                 for (int k = 0; k < K; k++) {
                     size_t o = (size_t)(n * K + k) * c->in;
                     REAL g = glb[n * K + k];
-                    for (int j = 0; j < c->in; j++) {
-                        REAL v = lo[o + j], neg = v < 0 ? v : 0;
-                        db[o + j] = da[o + j] * (v >= 0 ? al[j] : sl[j]) + g * (v < 0 ? tl[j] : 0);
+                    for (int j = 0; j < c->in; j++) { /* branch-free so that it vectorises */
+                        REAL v = lo[o + j], neg = v < 0 ? v : 0, isneg = v < 0 ? 1 : 0;
+                        db[o + j] = da[o + j] * (al[j] + isneg * (sl[j] - al[j])) + g * isneg * tl[j];
                         dm[j] += da[o + j] * neg;
                         dr[j] += g * neg;
                     }
@@ -295,6 +297,7 @@ void FN(trn_crown_grad)(CL *L, int nl, int ncls, const int *y, const REAL *m0, c
     }
 }
 
+#undef CROWN_FAST
 #undef CL
 #undef FN
 #undef CAT
