@@ -485,7 +485,7 @@ static double net_loss(net_case *c)
     return st.loss;
 }
 
-static void net_check(const char *model, int natural, double reg)
+static void net_check(const char *model, int natural, double reg, double crown)
 {
     trn_config cfg;
     trn_config_default(&cfg);
@@ -513,11 +513,18 @@ static void net_check(const char *model, int natural, double reg)
     for (int i = 0; i < c.B; i++)
         c.y[i] = i % 3;
     c.o = (trn_pass_opts){.train = 1, .box_eps = 0.05, .natural = natural, .reg_weight = reg,
-                          .tol = 0.5};
+                          .tol = 0.5, .crown = crown};
     float *g = malloc(c.m->n_params * sizeof(float));
     c.grad = malloc(c.m->n_params * sizeof(float));
     double L0 = net_loss(&c);
     memcpy(g, c.grad, c.m->n_params * sizeof(float));
+    if (crown > 0) { /* the bounds the loss used hold at the clean points (same BN statistics) */
+        const float *z = trn_work_logits(c.w), *lb = trn_work_margins(c.w);
+        for (int n = 0; n < c.B; n++)
+            for (int j = 0, k = 0; j < 3; j++)
+                if (j != c.y[n])
+                    cr_assert(z[n * 3 + c.y[n]] - z[n * 3 + j] >= lb[n * 2 + k++] - 1e-4);
+    }
     int checked = 0, bad = 0;
     for (int64_t k = 0; k < c.m->n_params; k += 1 + c.m->n_params / 60) {
         float o = c.m->params[k];
@@ -545,9 +552,205 @@ static void net_check(const char *model, int natural, double reg)
 
 Test(train_grad, network_pass_matches_finite_differences)
 {
-    net_check("cnn7", 0, 0);
-    net_check("cnn7", 0, 0.5);
-    net_check("cnn7", 1, 0.5);
-    net_check("mlp", 0, 0.3);
-    net_check("cnn_small", 1, 0);
+    net_check("cnn7", 0, 0, 0);
+    net_check("cnn7", 0, 0.5, 0);
+    net_check("cnn7", 1, 0.5, 0);
+    net_check("mlp", 0, 0.3, 0);
+    net_check("cnn_small", 1, 0, 0);
+    /* CROWN-IBP mixed in (ignored in natural batches) */
+    net_check("cnn7", 0, 0, 1);
+    net_check("cnn7", 0, 0.5, 0.4);
+    net_check("mlp", 0, 0.3, 0.7);
+    net_check("cnn_small", 0, 0, 0.5);
+}
+
+/* ---- CROWN-IBP: the backward walk and its gradient (double) ----
+ * Chain: conv(1->2, 3x3 s1) BN ReLU conv(2->3, 3x3 s2) BN ReLU linear(27->5) BN ReLU
+ * linear(5->4) with the spec; ReLU bounds from a real IBP pass over the input box. */
+#define CR_NL 10
+typedef struct {
+    trn_crown_layer_d L[CR_NL];
+    double *W[CR_NL], *b[CR_NL], *m[CR_NL], *r[CR_NL]; /* writable views of L's inputs */
+    int nimg, ncls;
+    int y[3];
+    double *m0, *r0, *lb, *G, *scratch;
+} crown_case;
+
+static double crown_obj(void *p)
+{
+    crown_case *c = p;
+    trn_crown_bound_d(c->L, CR_NL, c->ncls, c->y, c->m0, c->r0, c->nimg, c->lb, c->scratch);
+    return dot(c->lb, c->G, (size_t)c->nimg * (c->ncls - 1));
+}
+
+/* value (m) or interval (m, r; r may be NULL) through layer i of the chain, per image */
+static void crown_layer_fwd(crown_case *c, int i, const double *m, const double *r, double *mo,
+                            double *ro, int N)
+{
+    trn_crown_layer_d *l = &c->L[i];
+    double *aw = malloc((size_t)l->in * l->out * 8 + 8), col[4096];
+    switch (l->kind) {
+    case TRN_CONV:
+    case TRN_LINEAR: {
+        size_t nw = l->kind == TRN_CONV ? (size_t)l->sh.cout * l->sh.cin * l->sh.k * l->sh.k
+                                        : (size_t)l->in * l->out;
+        for (size_t k = 0; k < nw; k++)
+            aw[k] = fabs(l->W[k]);
+        if (l->kind == TRN_CONV) {
+            trn_conv_fwd_d(&l->sh, l->W, l->b, m, mo, 0, N, col);
+            if (r)
+                trn_conv_fwd_d(&l->sh, aw, NULL, r, ro, 0, N, col);
+        } else {
+            trn_lin_fwd_d(l->W, l->b, m, mo, N, l->in, l->out);
+            if (r)
+                trn_lin_fwd_d(aw, NULL, r, ro, N, l->in, l->out);
+        }
+        break;
+    }
+    case TRN_BN:
+        for (int n = 0; n < N; n++)
+            for (int ch = 0; ch < l->C; ch++)
+                for (int k = 0; k < l->HW; k++) {
+                    size_t o = ((size_t)n * l->C + ch) * l->HW + k;
+                    mo[o] = l->W[ch] * m[o] + l->b[ch];
+                    if (r)
+                        ro[o] = fabs(l->W[ch]) * r[o];
+                }
+        break;
+    case TRN_RELU:
+        if (r)
+            trn_relu_ibp_fwd_d(m, r, mo, ro, 0, (size_t)N * l->in);
+        else
+            trn_relu_fwd_d(m, mo, 0, (size_t)N * l->in);
+        break;
+    }
+    free(aw);
+}
+
+static void crown_setup(crown_case *c)
+{
+    static const int kinds[CR_NL] = {TRN_CONV, TRN_BN, TRN_RELU, TRN_CONV, TRN_BN,
+                                     TRN_RELU, TRN_LINEAR, TRN_BN, TRN_RELU, TRN_LINEAR};
+    memset(c, 0, sizeof *c);
+    c->nimg = 3, c->ncls = 4;
+    c->y[0] = 2, c->y[1] = 0, c->y[2] = 3;
+    trn_conv_shape s0 = {1, 6, 6, 2, 3, 1, 1, 6, 6}, s1 = {2, 6, 6, 3, 3, 2, 1, 3, 3};
+    int sizes[CR_NL + 1] = {36, 72, 72, 72, 27, 27, 27, 5, 5, 5, 4};
+    int K = c->ncls - 1;
+    for (int i = 0; i < CR_NL; i++) {
+        trn_crown_layer_d *l = &c->L[i];
+        memset(l, 0, sizeof *l);
+        l->kind = kinds[i], l->in = sizes[i], l->out = sizes[i + 1];
+        size_t nw = 0, nb = 0;
+        if (i == 0 || i == 3) {
+            l->sh = i == 0 ? s0 : s1;
+            nw = (size_t)l->sh.cout * l->sh.cin * 9, nb = l->sh.cout;
+        } else if (l->kind == TRN_LINEAR) {
+            nw = (size_t)l->in * l->out, nb = l->out;
+        } else if (l->kind == TRN_BN) {
+            l->C = i == 1 ? 2 : i == 4 ? 3 : 5;
+            l->HW = l->in / l->C;
+            nw = nb = l->C;
+        }
+        if (nw) {
+            c->W[i] = malloc(nw * 8), c->b[i] = malloc(nb * 8);
+            fill(c->W[i], nw, l->kind == TRN_BN ? 1.5 : 0.8), fill(c->b[i], nb, 0.5);
+            l->W = c->W[i], l->b = c->b[i];
+            l->dW = calloc(nw, 8), l->db = calloc(nb, 8);
+        }
+        if (l->kind == TRN_RELU) {
+            c->m[i] = malloc((size_t)c->nimg * l->in * 8), c->r[i] = malloc((size_t)c->nimg * l->in * 8);
+            l->m = c->m[i], l->r = c->r[i];
+            l->dm = malloc((size_t)c->nimg * l->in * 8), l->dr = malloc((size_t)c->nimg * l->in * 8);
+        }
+        l->lam = malloc((size_t)c->nimg * K * l->in * 8);
+    }
+    size_t n0 = (size_t)c->nimg * 36;
+    c->m0 = malloc(n0 * 8), c->r0 = malloc(n0 * 8);
+    for (size_t k = 0; k < n0; k++)
+        c->m0[k] = rng_uniform(&R), c->r0[k] = 0.05 + 0.2 * rng_uniform(&R);
+    /* the IBP pass gives the ReLU bounds */
+    double *m = malloc(c->nimg * 72 * 8), *r = malloc(c->nimg * 72 * 8),
+           *mo = malloc(c->nimg * 72 * 8), *ro = malloc(c->nimg * 72 * 8);
+    memcpy(m, c->m0, n0 * 8), memcpy(r, c->r0, n0 * 8);
+    for (int i = 0; i < CR_NL - 1; i++) {
+        if (c->L[i].kind == TRN_RELU)
+            memcpy(c->m[i], m, (size_t)c->nimg * c->L[i].in * 8),
+                memcpy(c->r[i], r, (size_t)c->nimg * c->L[i].in * 8);
+        crown_layer_fwd(c, i, m, r, mo, ro, c->nimg);
+        double *t = m;
+        m = mo, mo = t, t = r, r = ro, ro = t;
+    }
+    free(m), free(r), free(mo), free(ro);
+    c->lb = malloc((size_t)c->nimg * K * 8), c->G = malloc((size_t)c->nimg * K * 8);
+    fill(c->G, (size_t)c->nimg * K, 1);
+    c->scratch = malloc(trn_crown_scratch_d(c->L, CR_NL, c->nimg, c->ncls) * 8);
+}
+
+static void crown_free(crown_case *c)
+{
+    for (int i = 0; i < CR_NL; i++) {
+        trn_crown_layer_d *l = &c->L[i];
+        free(c->W[i]), free(c->b[i]), free(c->m[i]), free(c->r[i]);
+        free(l->dW), free(l->db), free(l->dm), free(l->dr), free(l->lam);
+    }
+    free(c->m0), free(c->r0), free(c->lb), free(c->G), free(c->scratch);
+}
+
+Test(train_grad, crown_ibp_bound_is_sound_and_its_gradient_matches_finite_differences)
+{
+    for (int force = 0; force < 2; force++) { /* both convolution paths */
+        trn_conv_force_d = force;
+        rng_seed(&R, 17 + force);
+        crown_case c;
+        crown_setup(&c);
+        int K = c.ncls - 1, unstable = 0;
+        trn_crown_bound_d(c.L, CR_NL, c.ncls, c.y, c.m0, c.r0, c.nimg, c.lb, c.scratch);
+        /* sound: below the margins of points sampled in the box */
+        double *x = malloc(c.nimg * 72 * 8), *xo = malloc(c.nimg * 72 * 8);
+        for (int s = 0; s < 300; s++) {
+            for (int k = 0; k < c.nimg * 36; k++)
+                x[k] = c.m0[k] + (2 * rng_uniform(&R) - 1) * c.r0[k];
+            for (int i = 0; i < CR_NL; i++) {
+                crown_layer_fwd(&c, i, x, NULL, xo, NULL, c.nimg);
+                double *t = x;
+                x = xo, xo = t;
+            }
+            for (int n = 0; n < c.nimg; n++)
+                for (int j = 0, k = 0; j < c.ncls; j++)
+                    if (j != c.y[n])
+                        cr_assert(x[n * c.ncls + c.y[n]] - x[n * c.ncls + j] >=
+                                  c.lb[n * K + k++] - 1e-9);
+        }
+        free(x), free(xo);
+        for (int i = 0; i < CR_NL; i++)
+            if (c.L[i].kind == TRN_RELU)
+                for (int k = 0; k < c.nimg * c.L[i].in; k++)
+                    unstable += c.m[i][k] - c.r[i][k] < 0 && c.m[i][k] + c.r[i][k] > 0;
+        cr_assert(unstable >= 20, "only %d unstable ReLUs: the test would not test much", unstable);
+        trn_crown_grad_d(c.L, CR_NL, c.ncls, c.y, c.m0, c.r0, c.nimg, c.G, c.scratch);
+        for (int i = 0; i < CR_NL; i++) {
+            trn_crown_layer_d *l = &c.L[i];
+            char what[64];
+            if (c.W[i]) {
+                size_t nw = l->kind == TRN_CONV ? (size_t)l->sh.cout * l->sh.cin * 9
+                            : l->kind == TRN_LINEAR ? (size_t)l->in * l->out : (size_t)l->C;
+                size_t nb = l->kind == TRN_CONV ? (size_t)l->sh.cout
+                            : l->kind == TRN_LINEAR ? (size_t)l->out : (size_t)l->C;
+                snprintf(what, sizeof what, "crown layer %d W", i);
+                check_grad(what, c.W[i], l->dW, nw, crown_obj, &c);
+                snprintf(what, sizeof what, "crown layer %d b", i);
+                check_grad(what, c.b[i], l->db, nb, crown_obj, &c);
+            }
+            if (l->kind == TRN_RELU) {
+                size_t n = (size_t)c.nimg * l->in;
+                snprintf(what, sizeof what, "crown relu %d m", i);
+                check_grad(what, c.m[i], l->dm, n, crown_obj, &c);
+                snprintf(what, sizeof what, "crown relu %d r", i);
+                check_grad(what, c.r[i], l->dr, n, crown_obj, &c);
+            }
+        }
+        crown_free(&c);
+    }
+    trn_conv_force_d = -1;
 }

@@ -53,11 +53,13 @@ size_t trn_conv_scratch(const trn_conv_shape *sh);
 #define REAL float
 #define SFX _f
 #include "trn_kern_decl.h"
+#include "trn_crown_decl.h"
 #undef REAL
 #undef SFX
 #define REAL double
 #define SFX _d
 #include "trn_kern_decl.h"
+#include "trn_crown_decl.h"
 #undef REAL
 #undef SFX
 
@@ -121,10 +123,14 @@ typedef struct trn_pass_opts {
     int natural;          /* loss = clean CE (else robust) */
     double reg_weight;    /* lambda (1 - eps/eps_max), 0 = no regulariser */
     double tol;
+    /* CROWN-IBP (training only): the margin bounds are crown * CROWN-IBP +
+     * (1 - crown) * IBP; 0 = IBP alone */
+    double crown;
 } trn_pass_opts;
 int trn_pass(trn_model *m, trn_work *w, int B, const trn_pass_opts *o, float *grad,
              trn_step_stats *st);
-/* Logits of the last forward (B x n_classes) and margin lower bounds (B x (n_classes-1)). */
+/* Logits of the last forward (B x n_classes) and the margin lower bounds its loss used
+ * (B x (n_classes-1); the CROWN-IBP / IBP mix when crown > 0). */
 const float *trn_work_logits(trn_work *w);
 const float *trn_work_margins(trn_work *w);
 /* Eval-mode clean gradient of the mean CE (or of the margin loss) w.r.t. the input (for PGD). */

@@ -41,7 +41,7 @@ void trn_config_default(trn_config *c)
     c->threads = 2;
     c->pgd_steps = 10;
     c->augment = -1;
-    c->pad = 4;
+    c->pad = 2;
 }
 
 static int parse_int_list(const char *v, int *out, int cap, int *n, const char *key, err *e)

@@ -1,7 +1,7 @@
 /* trn_data.c: datasets for training: IDX files (MNIST, Fashion-MNIST; raw or
  * .gz, both read through zlib) and the CIFAR-10 binary format, kept as bytes in
  * NCHW order; batches are assembled as floats normalised per channel, with the
- * CIFAR augmentation (random crop from a zero-padded image, horizontal flip).
+ * CIFAR augmentation (horizontal flip, random crop from an edge-padded image).
  * Every header field is checked before anything is allocated from it. */
 #include "trn.h"
 
@@ -288,8 +288,9 @@ void trn_data_channel_stats(const trn_dataset *d, float *mean, float *std)
 }
 
 /* Assemble a batch: x[i] = (pixel/255 - mean[c]) / std[c] of image idx[i]; with
- * aug, each image is shifted by a random crop of a zero-padded copy (pad pixels
- * on each side) and flipped horizontally with probability 1/2. */
+ * aug, each image is flipped horizontally with probability 1/2 and shifted by a
+ * random crop of a copy padded by pad pixels on each side, the padding repeating
+ * the edge pixels (as the reference recipe's RandomCrop(padding_mode='edge')). */
 void trn_data_batch(const trn_dataset *d, const int64_t *idx, int n, int aug, int pad,
                     trn_rng *rng, float *x, int *y)
 {
@@ -306,14 +307,13 @@ void trn_data_batch(const trn_dataset *d, const int64_t *idx, int n, int aug, in
             flip = (int)trn_rng_below(rng, 2);
         }
         for (int c = 0; c < C; c++) {
-            float inv = 1.0f / d->std[c], zero = (0.0f - d->mean[c]) * inv;
+            float inv = 1.0f / d->std[c];
             for (int h = 0; h < H; h++)
                 for (int w = 0; w < W; w++) {
                     int sh = h + dy, sw = (flip ? W - 1 - w : w) + dx;
-                    float v = zero;
-                    if (sh >= 0 && sh < H && sw >= 0 && sw < W)
-                        v = (src[c * hw + sh * W + sw] / 255.0f - d->mean[c]) * inv;
-                    dst[c * hw + h * W + w] = v;
+                    sh = sh < 0 ? 0 : sh >= H ? H - 1 : sh;
+                    sw = sw < 0 ? 0 : sw >= W ? W - 1 : sw;
+                    dst[c * hw + h * W + w] = (src[c * hw + sh * W + sw] / 255.0f - d->mean[c]) * inv;
                 }
         }
     }

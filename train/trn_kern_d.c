@@ -8,3 +8,4 @@
 #define SFX _d
 #define GEMM cblas_dgemm
 #include "trn_kern_impl.h"
+#include "trn_crown_impl.h"

@@ -11,3 +11,4 @@
 #define SFX _f
 #define GEMM cblas_sgemm
 #include "trn_kern_impl.h"
+#include "trn_crown_impl.h"

@@ -257,7 +257,8 @@ static void FN(conv_bwd_direct)(const trn_conv_shape *sh, const REAL *wt, const 
     int ho = sh->ho, wo = sh->wo, Wq = g.Wq;
     size_t split = (size_t)g.s * g.s * sh->cin * g.ld;
     REAL *inph = scratch, *dyext = inph + split, *dph = dyext + (size_t)sh->cout * g.ld;
-    FN(conv_split_in)(sh, &g, x, nb, inph);
+    if (dwt)
+        FN(conv_split_in)(sh, &g, x, nb, inph);
     size_t out_sz = (size_t)sh->cout * ho * wo;
     for (int co = 0; co < sh->cout; co++) {
         REAL sb = 0;
@@ -280,7 +281,7 @@ static void FN(conv_bwd_direct)(const trn_conv_shape *sh, const REAL *wt, const 
         if (db)
             db[co] += sb;
     }
-    for (int t = 0; t < sh->k * sh->k; t++)
+    for (int t = 0; dwt && t < sh->k * sh->k; t++)
         FN(gemm)(0, 1, sh->cout, sh->cin, (int)g.span, 1, dyext, (int)g.ld,
                  inph + FN(conv_tap_off)(sh, &g, t), (int)g.ld, 1,
                  dwt + (size_t)t * sh->cout * sh->cin, sh->cin);
@@ -323,7 +324,7 @@ void FN(trn_conv_fwd)(const trn_conv_shape *sh, const REAL *W, const REAL *b, co
 }
 
 /* dW += dy_n col_n^T, db += sum dy_n (db may be NULL), dx_n = col2im(W^T dy_n)
- * (dx may be NULL). scratch: trn_conv_scratch(sh). */
+ * (dx may be NULL; dW may be NULL, and then x is not read). scratch: trn_conv_scratch(sh). */
 void FN(trn_conv_bwd)(const trn_conv_shape *sh, const REAL *W, const REAL *x, const REAL *dy,
                       REAL *dW, REAL *db, REAL *dx, int n0, int n1, REAL *scratch)
 {
@@ -337,9 +338,12 @@ void FN(trn_conv_bwd)(const trn_conv_shape *sh, const REAL *W, const REAL *x, co
             dwt[i] = 0;
         for (int n = n0; n < n1; n += TRN_CONV_CHUNK) {
             int nb = n1 - n < TRN_CONV_CHUNK ? n1 - n : TRN_CONV_CHUNK;
-            FN(conv_bwd_direct)(sh, wt, x + n * in_sz, dy + n * out_sz, dwt, db,
-                                dx ? dx + n * in_sz : NULL, nb, scratch + 2 * nw);
+            FN(conv_bwd_direct)(sh, wt, dW ? x + n * in_sz : NULL, dy + n * out_sz,
+                                dW ? dwt : NULL, db, dx ? dx + n * in_sz : NULL, nb,
+                                scratch + 2 * nw);
         }
+        if (!dW)
+            return;
         int kk = sh->k * sh->k;
         for (int co = 0; co < sh->cout; co++)
             for (int ci = 0; ci < sh->cin; ci++)
@@ -350,8 +354,10 @@ void FN(trn_conv_bwd)(const trn_conv_shape *sh, const REAL *W, const REAL *x, co
     REAL *col = scratch;
     for (int n = n0; n < n1; n++) {
         const REAL *dyn = dy + n * out_sz;
-        FN(im2col)(sh, x + n * in_sz, col);
-        FN(gemm)(0, 1, sh->cout, K, P, 1, dyn, P, col, P, 1, dW, K);
+        if (dW) {
+            FN(im2col)(sh, x + n * in_sz, col);
+            FN(gemm)(0, 1, sh->cout, K, P, 1, dyn, P, col, P, 1, dW, K);
+        }
         if (db)
             for (int co = 0; co < sh->cout; co++)
                 db[co] += FN(sum)(dyn + (size_t)co * P, (size_t)P);
@@ -376,7 +382,8 @@ void FN(trn_lin_fwd)(const REAL *W, const REAL *b, const REAL *x, REAL *y, int N
 void FN(trn_lin_bwd)(const REAL *W, const REAL *x, const REAL *dy, REAL *dW, REAL *db, REAL *dx,
                      int N, int in, int out)
 {
-    FN(gemm)(1, 0, out, in, N, 1, dy, out, x, in, 1, dW, in);
+    if (dW)
+        FN(gemm)(1, 0, out, in, N, 1, dy, out, x, in, 1, dW, in);
     if (db)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < out; o++)

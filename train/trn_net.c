@@ -10,31 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct trn_work {
-    trn_model *m;
-    int max_b, nth, L;
-    int64_t max_act, max_col;
-    float *act[3][TRN_MAX_LAYERS + 1]; /* clean x, centre m, radius r at each layer input */
-    float *own[3][TRN_MAX_LAYERS + 1]; /* owned buffers (NULL where aliased) */
-    float *g[2][3];                    /* ping-pong gradient buffers */
-    double *bn_mean[TRN_MAX_LAYERS], *bn_var[TRN_MAX_LAYERS];
-    float *bn_scale[TRN_MAX_LAYERS], *bn_shift[TRN_MAX_LAYERS], *bn_ascale[TRN_MAX_LAYERS];
-    float *col[TRN_MAX_THREADS];
-    float *tgrad[TRN_MAX_THREADS], *tagrad[TRN_MAX_THREADS];
-    double *tsums[TRN_MAX_THREADS];
-    float *absw;
-    int *labels;
-    float *glogits, *lb, *glb;
-    double tau0;
-    int reg_fwd;                                  /* accumulate regulariser sums in forward */
-    double reg_sums[TRN_MAX_LAYERS][TRN_MAX_THREADS][8];
-    double bn_sums[TRN_MAX_THREADS][2 * TRN_MAX_BN];    /* BN statistics per thread */
-};
+#include "trn_work.h"
 
 float *trn_work_input(trn_work *w, int stream) { return w->act[stream][0]; }
 int *trn_work_labels(trn_work *w) { return w->labels; }
 const float *trn_work_logits(trn_work *w) { return w->act[0][w->L]; }
-const float *trn_work_margins(trn_work *w) { return w->lb; }
+const float *trn_work_margins(trn_work *w) { return w->crown_on ? w->lbmix : w->lb; }
 
 void trn_work_free(trn_work *w)
 {
@@ -64,6 +45,7 @@ void trn_work_free(trn_work *w)
     free(w->glogits);
     free(w->lb);
     free(w->glb);
+    trn_crown_free(w);
     free(w);
 }
 
@@ -320,6 +302,11 @@ static void relu_bwd_job(void *p, int tid, int64_t i0, int64_t i1)
     else if (c->ibp)
         trn_relu_ibp_bwd_f(w->act[1][i], w->act[2][i], c->gout[1], c->gout[2], c->gin[1],
                            c->gin[2], (size_t)i0, (size_t)i1);
+    if (c->ibp && w->crown_on) /* the CROWN-IBP share of the input bounds' gradient */
+        for (int64_t k = i0; k < i1; k++) {
+            c->gin[1][k] += w->xm[i][k];
+            c->gin[2][k] += w->xr[i][k];
+        }
 }
 
 /* ---- the pass ---- */
@@ -451,6 +438,33 @@ static void regularise(trn_work *w, int B, int i, double weight, double tol, int
     st->relu += relu / n_relu;
 }
 
+static void zero_grads(trn_work *w, int ibp)
+{
+    for (int t = 0; t < w->nth; t++) {
+        memset(w->tgrad[t], 0, (size_t)w->m->n_params * sizeof(float));
+        if (ibp)
+            memset(w->tagrad[t], 0, (size_t)w->m->n_params * sizeof(float));
+    }
+}
+
+/* CROWN-IBP's gradients of a BN layer's scale a and shift c (summed over the
+ * threads) as extra sums for trn_bn_bwd_coef: with c = beta - mu a, dc adds
+ * to sum gm (beta, mu) and da - mu dc to sum gm (m - mu) (gamma, var). */
+static void crown_bn_sums(trn_work *w, int i, int B, double *sums)
+{
+    const trn_layer *l = &w->m->layers[i];
+    int C = l->in_c, used = w->nth < B ? w->nth : B;
+    for (int c = 0; c < C; c++) {
+        double da = 0, dc = 0;
+        for (int t = 0; t < used; t++) {
+            da += w->cgrad[t][l->w_off + c];
+            dc += w->cgrad[t][l->b_off + c];
+        }
+        sums[2 * C + c] += dc;
+        sums[3 * C + c] += da - w->bn_mean[i][c] * dc;
+    }
+}
+
 static void backward(trn_work *w, int B, int ibp, int train, double reg_weight, double tol,
                      float *input_grad, trn_step_stats *st)
 {
@@ -458,11 +472,6 @@ static void backward(trn_work *w, int B, int ibp, int train, double reg_weight, 
     int nc = m->n_classes, n_relu = 0;
     for (int i = 0; i < w->L; i++)
         n_relu += m->layers[i].kind == TRN_RELU;
-    for (int t = 0; t < w->nth; t++) {
-        memset(w->tgrad[t], 0, (size_t)m->n_params * sizeof(float));
-        if (ibp)
-            memset(w->tagrad[t], 0, (size_t)m->n_params * sizeof(float));
-    }
     int first = 0; /* the first layer that computes anything (Flatten is a view) */
     while (first < w->L - 1 && m->layers[first].kind == TRN_FLATTEN)
         first++;
@@ -498,6 +507,8 @@ static void backward(trn_work *w, int B, int ibp, int train, double reg_weight, 
                 for (int t = 1; t < used; t++)
                     for (int k = 0; k < 5 * C; k++)
                         w->tsums[0][k] += w->tsums[t][k];
+                if (ibp && w->crown_on)
+                    crown_bn_sums(w, i, B, w->tsums[0]);
                 float *G = w->tgrad[0];
                 trn_bn_bwd_coef_f(w->tsums[0], m->params + l->w_off, w->bn_mean[i], w->bn_var[i],
                                   TRN_BN_EPS, C, (double)B * HW, G + l->w_off, G + l->b_off, coef);
@@ -551,9 +562,20 @@ int trn_pass(trn_model *m, trn_work *w, int B, const trn_pass_opts *o, float *gr
     memset(w->glb, 0, (size_t)B * (nc - 1) * sizeof(float));
     st->ce = trn_ce_loss_f(w->act[0][w->L], w->labels, B, nc, o->natural ? 1.0f : 0.0f,
                            w->glogits, &st->clean_err);
-    if (ibp)
+    /* CROWN-IBP mixes into the robust margins (training, robust batches only) */
+    w->crown_on = ibp && o->train && !o->natural && o->crown > 0;
+    if (grad)
+        zero_grads(w, ibp);
+    if (w->crown_on) {
+        int rc = trn_crown_pass(w, B, o->crown, grad != NULL);
+        if (rc)
+            return rc;
+        /* w->glb already holds the IBP share of the gradient */
+        st->robust = trn_robust_loss_f(w->lbmix, B, nc - 1, 0.0f, NULL, &st->ibp_err);
+    } else if (ibp) {
         st->robust = trn_robust_loss_f(w->lb, B, nc - 1, o->natural ? 0.0f : 1.0f, w->glb,
                                        &st->ibp_err);
+    }
     st->loss = o->natural ? st->ce : st->robust;
     if (!grad)
         return 0;
@@ -588,7 +610,9 @@ int trn_input_grad(trn_model *m, trn_work *w, int B, float *gx)
     trn_step_stats st;
     memset(&st, 0, sizeof st);
     w->reg_fwd = 0;
+    w->crown_on = 0;
     forward(w, B, 0, 0);
+    zero_grads(w, 0);
     memset(w->glogits, 0, (size_t)B * nc * sizeof(float));
     trn_ce_loss_f(w->act[0][w->L], w->labels, B, nc, (float)B, w->glogits, &err_count);
     backward(w, B, 0, 0, 0, 0, gx, &st);

@@ -105,6 +105,12 @@ static int train_epoch(const trn_config *c, trn_model *m, trn_work *w, trn_state
         o.natural = eps < 1e-50;
         o.box_eps = o.natural ? (reg_on ? c->min_eps_reg : 0) : eps;
         o.reg_weight = reg_on && c->eps > 0 ? c->reg_lambda * (1 - eps / c->eps) : 0;
+        /* CROWN-IBP's weight falls from 1 to 0 over the ramp; pure IBP from
+         * (1 - 1e-5) eps_max on, as in the original code */
+        if (strcmp(c->method, "crown-ibp") == 0 && c->eps > 0 && !o.natural) {
+            o.crown = (c->eps - eps) / c->eps;
+            o.crown = o.crown < 1e-5 ? 0 : o.crown;
+        }
         trn_step_stats st;
         int rc = trn_pass(m, w, n, &o, grad, &st);
         if (rc)
@@ -181,8 +187,9 @@ int trn_run(const trn_config *c, int resume, err *e)
     /* The trainer splits batches over its own threads; each calls sgemm on its
      * share, so OpenBLAS itself must stay single-threaded. */
     openblas_set_num_threads(1);
-    if (strcmp(c->method, "ibp") != 0)
-        return err_set(e, ERR_UNSUP, "train: method '%s' is not implemented (only ibp)", c->method);
+    int crown = strcmp(c->method, "crown-ibp") == 0;
+    if (!crown && strcmp(c->method, "ibp") != 0)
+        return err_set(e, ERR_ARG, "train: unknown method '%s' (ibp or crown-ibp)", c->method);
     if ((rc = trn_load_data(c, 1, &tr, e)) || (rc = trn_load_data(c, 0, &te, e)))
         goto done;
     if ((rc = trn_model_build(c, tr.c, tr.h, tr.w, tr.n_classes, &m, e)))
