@@ -124,6 +124,7 @@ typedef struct bab_relu_opts {
     int interm_iters;    /* ... optimised this many steps (0: CROWN) */
     int root_interm_iters; /* root intermediate bounds optimised (alpha) */
     size_t mem_budget;   /* bytes of open domains before going depth-first */
+    int batch;           /* chain MLPs: domains split per batched pass (0: one at a time) */
     int verbose;
 } bab_relu_opts;
 
