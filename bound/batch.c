@@ -220,7 +220,7 @@ static void concretize_fn(const batch *bt, int64_t n, const double *F, int upper
 /* Meet layer i+1's interval (linear layer i) with interval arithmetic on
  * layer i's: centre c, radius r, out = W c + b ± (|W| r + E) with the
  * rounding E = g·(|W|(|c| + r) + |b|) + bias_err. */
-static void ibp_meet(batch *bt, int i, double *M, double *Ew)
+void bnd_batch_ibp_meet(batch *bt, int i, double *M, double *Ew)
 {
     const mlp_layer *l = &bt->m->L[i];
     int64_t B = bt->B, n = l->n, ni = l->n_in;
@@ -337,7 +337,7 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
         concretize_fn(bt, n, GL, 0, bt->lo[i + 1], bt->mL[i + 1]);
         concretize_fn(bt, n, GU, 1, bt->hi[i + 1], bt->mU[i + 1]);
         if (!l->relu) /* IBP may be tighter than the functions' extremes */
-            ibp_meet(bt, i, M, Ew);
+            bnd_batch_ibp_meet(bt, i, M, Ew);
         if (!l->relu && i + 1 < m->n_layers && m->L[i + 1].relu)
             refine_preact(bt, i);
         if (l->relu) /* the interval rule may be tighter */

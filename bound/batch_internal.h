@@ -47,4 +47,8 @@ void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, doub
                         double *lbv, double *A_in, double *const *alpha, double **saveA,
                         double *const *badd);
 
+/* Meet layer i+1's interval (linear mlp layer i) with interval arithmetic
+ * on layer i's, rounded outward (M, Ew unused). */
+void bnd_batch_ibp_meet(batch *bt, int i, double *M, double *Ew);
+
 #endif

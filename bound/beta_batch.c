@@ -99,6 +99,21 @@ static void fill_bounds(batch *bt, const bb_work *k, const bnd_bbeta_dom *doms, 
                     }
                     zl[b * n + j] = a, zu[b * n + j] = c;
                 }
+            /* interval arithmetic from the (split-clipped) layer below can
+             * be tighter; the domain keeps the met bounds for its children */
+            if (i > 0) {
+                bnd_batch_ibp_meet(bt, i, NULL, NULL);
+                for (int64_t b = 0; b < B; b++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double a = zl[b * n + j], c = zu[b * n + j];
+                        if (!(a <= c) || empty[b]) {
+                            empty[b] = 1;
+                            zl[b * n + j] = zu[b * n + j] = 0;
+                            continue;
+                        }
+                        doms[b].plo[off + j] = a, doms[b].phi[off + j] = c;
+                    }
+            }
             continue;
         }
         /* a magnitude only: |W|·max|in| + |b| (+ bias_err), inflated by a

@@ -95,7 +95,8 @@ typedef struct bnd_split {
  * minimiser, both of the best iterate. ReLU neurons are numbered as in
  * bnd_relu_count (layer order). */
 typedef struct bnd_bbeta_dom {
-    const double *plo, *phi;   /* nr pre-activation bounds (split sides clipped at 0) */
+    double *plo, *phi;         /* nr pre-activation bounds (split sides clipped at 0);
+                                  tightened in place by interval arithmetic */
     const bnd_split *splits;
     int ns;
 } bnd_bbeta_dom;
