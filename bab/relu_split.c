@@ -670,13 +670,14 @@ static int grad_attack(worker *w, shared *s, int restarts, int steps, err *e)
                 double u = rs == 0 ? 0.5 : rng_uniform(&r);
                 x[i] = reg->lo[i] + u * (reg->hi[i] - reg->lo[i]);
             }
-            /* restarts cycle through three initial step sizes */
-            double a0 = rs % 3 == 0 ? 0.5 : (rs % 3 == 1 ? 0.1 : 0.02);
+            /* restarts beyond the first three cycle through smaller step sizes
+             * (NNV_GA_R experiments) */
+            double a0 = rs < 3 || rs % 3 == 0 ? 0.5 : (rs % 3 == 1 ? 0.1 : 0.02);
             for (int t = 0; t < steps && !clock_expired(s->o->deadline); t++) {
                 int rc = bnd_point_grad(w->net, x, row, 1, g, e);
                 if (rc)
                     return rc;
-                double step = a0 * (1.0 - (double)t / steps) + 0.01 * a0;
+                double step = a0 * (1.0 - (double)t / steps) + 0.04 * a0;
                 for (int64_t i = 0; i < n; i++) {
                     double w_i = reg->hi[i] - reg->lo[i];
                     x[i] -= step * w_i * (g[i] > 0 ? 1 : (g[i] < 0 ? -1 : 0));
