@@ -494,7 +494,7 @@ static int expand_batch(worker *w, rdom **ds, int nd, rdom **kids, err *e)
         }
     }
     bnd_bbeta_rows rows = {nrow, rd, C, thr, bp, s->o->alpha ? ap : NULL, lb, A, xs};
-    bnd_bbeta_opts bo = {s->o->beta_iters, s->o->beta_lr, s->o->alpha_lr};
+    bnd_bbeta_opts bo = {s->o->beta_iters, s->o->beta_lr, s->o->alpha_lr, s->o->deadline};
     rc = bnd_beta_batch(s->mlp, reg->lo, reg->hi, nb, dm, &rows, &bo, e);
     __atomic_add_fetch(&s->n_domains, nb, __ATOMIC_RELAXED);
     if (rc)

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/clock.h"
+
 /* mlp layer holding global ReLU neuron j (roff: offset of each ReLU layer's
  * neurons, -1 for linear layers) */
 static int layer_of(const bnd_mlp *m, const int64_t *roff, int64_t j)
@@ -314,7 +316,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
             if (!(rows->thr && k.best[r] > rows->thr[r]))
                 all_done = 0;
         }
-        if (all_done || it == iters)
+        if (all_done || it == iters || clock_expired(o->deadline))
             break;
         double c1 = 1 / (1 - pow(0.9, it)), c2 = 1 / (1 - pow(0.999, it));
         /* the primal points pushed forward through the chosen lines */

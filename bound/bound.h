@@ -112,6 +112,7 @@ typedef struct bnd_bbeta_rows {
 typedef struct bnd_bbeta_opts {
     int iters;
     double lr_beta, lr_alpha;
+    double deadline;           /* clock_now() value: no further steps after it (0: none) */
 } bnd_bbeta_opts;
 int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t B,
                    const bnd_bbeta_dom *doms, const bnd_bbeta_rows *rows, const bnd_bbeta_opts *o,
