@@ -85,7 +85,7 @@ Test(beta_batch, sound_under_sampling_with_random_splits)
             bp[q] = beta[q], ap[q] = alpha[q];
         }
         bnd_bbeta_rows rows = {R, dom, C, NULL, bp, ap, lb, NULL, xs};
-        bnd_bbeta_opts o = {c % 4 == 0 ? 1 : 20, 0.05, 0.1};
+        bnd_bbeta_opts o = {c % 4 == 0 ? 1 : 20, 0.05, 0.1, 0};
         cr_assert_eq(bnd_beta_batch(mm, lo, hi, NB, dm, &rows, &o, &e), 0, "%s", e.msg);
         for (int64_t q = 0; q < R; q++)
             for (int t = 0; t < d[dom[q]].ns; t++)
@@ -140,7 +140,7 @@ Test(beta_batch, never_above_the_lp_or_milp_optimum)
         double *bp[1] = {beta};
         int64_t dom[1] = {0};
         bnd_bbeta_rows rows = {1, dom, C, NULL, bp, NULL, &lb0, NULL, NULL};
-        bnd_bbeta_opts o = {1, 0.05, 0.1};
+        bnd_bbeta_opts o = {1, 0.05, 0.1, 0};
         cr_assert_eq(bnd_beta_batch(mm, lo, hi, 1, &dm, &rows, &o, &e), 0, "%s", e.msg);
         o.iters = 40;
         rows.lb = &lb;
