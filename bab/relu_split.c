@@ -250,7 +250,7 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
 static int finish_domain(worker *w, rdom *d, err *e)
 {
     shared *s = w->s;
-    int rc;
+    int rc = 0;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, d->plo, d->phi,
                       d->splits, d->ns, INT_MAX, 0};
     for (int q = 0; q < s->k; q++)
