@@ -132,6 +132,7 @@ typedef struct bab_relu_opts {
     int root_interm_iters; /* root intermediate bounds optimised (alpha) */
     size_t mem_budget;   /* bytes of open domains: past half of it workers go
                             depth-first; past all of it the search stops (unknown) */
+    int batch;           /* chain MLPs: domains split per batched pass (0: one at a time) */
     int verbose;
 } bab_relu_opts;
 

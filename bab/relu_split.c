@@ -50,6 +50,7 @@ typedef struct shared {
     int64_t nr, n_in;
     int n_relu_layers;
     int64_t *starts;
+    bnd_mlp *mlp;        /* chain MLP form for batched bounds, or NULL */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     rdom **heap;
@@ -63,6 +64,8 @@ typedef struct shared {
     int rc;
     err e;
 } shared;
+
+#define RELU_MAX_BATCH 256
 
 /* ---- heap (min key on top) ---- */
 static int heap_push(shared *s, rdom *d)
@@ -221,6 +224,8 @@ static int bound_rows(worker *w, const bnd_domain *dom, const uint8_t *open, int
     return rc;
 }
 
+static int finish_domain(worker *w, rdom *d, err *e);
+
 /* Bound the domain (splits, parent bounds plo/phi) into d (beta in/out,
  * plo/phi out, key). Returns 1 if verified, 0 if open, 2 if a counterexample
  * was found (in w->s->x under the lock), < 0 on error. */
@@ -237,6 +242,18 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
         d->key = INFINITY;
         return 1;
     }
+    return finish_domain(w, d, e);
+}
+
+/* After bounding d (lower bounds w->lb, ReLU-output coefficients w->A and
+ * minimisers w->xs, all k rows): its open clauses, key, counterexample
+ * candidates and branching choice. Returns as bound_domain. */
+static int finish_domain(worker *w, rdom *d, err *e)
+{
+    shared *s = w->s;
+    int rc = 0;
+    bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, d->plo, d->phi,
+                      d->splits, d->ns, INT_MAX, 0};
     for (int q = 0; q < s->k; q++)
         if (w->lb[q] > s->d[q])
             d->open[s->clause[q]] = 0;
@@ -415,6 +432,103 @@ static int expand(worker *w, rdom *d, rdom **kids, err *e)
     return n;
 }
 
+/* The children of the nd domains ds (each with a branching neuron), all
+ * bounded in one batched beta-CROWN call (chain MLPs); open ones in kids[]
+ * (room for 2·nd). Returns their number, -2 if a counterexample was found,
+ * < 0 (other) on error. */
+static int expand_batch(worker *w, rdom **ds, int nd, rdom **kids, err *e)
+{
+    shared *s = w->s;
+    const spec_region *reg = &s->p->regions[s->region];
+    int nb = 2 * nd, k = s->k, n = 0, rc = 0;
+    int64_t ny = s->p->n_y, nr = s->nr, n_in = s->n_in;
+    size_t R = (size_t)nb * (size_t)k;
+    rdom **c = calloc((size_t)nb, sizeof *c);
+    bnd_bbeta_dom *dm = calloc((size_t)nb, sizeof *dm);
+    int64_t *rd = malloc(R * sizeof(int64_t));
+    int *rq = malloc(R * sizeof(int));
+    double *C = malloc(R * (size_t)ny * sizeof(double)), *thr = malloc(R * sizeof(double));
+    double **bp = malloc(R * sizeof(double *)), **ap = malloc(R * sizeof(double *));
+    double *lb = malloc(R * sizeof(double)), *A = malloc(R * (size_t)nr * sizeof(double));
+    double *xs = malloc(R * (size_t)n_in * sizeof(double));
+    if (!c || !dm || !rd || !rq || !C || !thr || !bp || !ap || !lb || !A || !xs) {
+        rc = err_set(e, ERR_NOMEM, "verify: out of memory");
+        goto out;
+    }
+    int64_t nrow = 0;
+    for (int b = 0; b < nb; b++) {
+        const rdom *d = ds[b / 2];
+        int sd = b % 2 ? -1 : 1;
+        rdom *x = c[b] = dom_new(d->ns + 1, k, nr, s->n_clauses, s->o->alpha);
+        if (!x) {
+            rc = err_set(e, ERR_NOMEM, "verify: out of memory");
+            goto out;
+        }
+        x->depth = d->depth + 1;
+        memcpy(x->open, d->open, (size_t)s->n_clauses);
+        if (x->alpha)
+            memcpy(x->alpha, d->alpha, (size_t)k * (size_t)nr * sizeof(double));
+        memcpy(x->splits, d->splits, (size_t)d->ns * sizeof(bnd_split));
+        x->splits[d->ns] = (bnd_split){d->branch, sd};
+        for (int q = 0; q < k; q++) {
+            memcpy(x->beta + (size_t)q * (size_t)(d->ns + 1), d->beta + (size_t)q * (size_t)d->ns,
+                   (size_t)d->ns * sizeof(double));
+            x->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
+        }
+        /* the parent's bounds, the new split's side clipped at 0 */
+        memcpy(x->plo, d->plo, (size_t)nr * sizeof(double));
+        memcpy(x->phi, d->phi, (size_t)nr * sizeof(double));
+        if (sd > 0)
+            x->plo[d->branch] = fmax(x->plo[d->branch], 0.0);
+        else
+            x->phi[d->branch] = fmin(x->phi[d->branch], 0.0);
+        dm[b] = (bnd_bbeta_dom){x->plo, x->phi, x->splits, x->ns};
+        for (int q = 0; q < k; q++) {
+            if (!x->open[s->clause[q]])
+                continue;
+            rd[nrow] = b, rq[nrow] = q;
+            memcpy(C + nrow * ny, s->C + (size_t)q * (size_t)ny, (size_t)ny * sizeof(double));
+            thr[nrow] = s->d[q];
+            bp[nrow] = x->beta + (size_t)q * (size_t)x->ns;
+            ap[nrow] = x->alpha ? x->alpha + (size_t)q * (size_t)nr : NULL;
+            nrow++;
+        }
+    }
+    bnd_bbeta_rows rows = {nrow, rd, C, thr, bp, s->o->alpha ? ap : NULL, lb, A, xs};
+    bnd_bbeta_opts bo = {s->o->beta_iters, s->o->beta_lr, s->o->alpha_lr, s->o->deadline};
+    rc = bnd_beta_batch(s->mlp, reg->lo, reg->hi, nb, dm, &rows, &bo, e);
+    __atomic_add_fetch(&s->n_domains, nb, __ATOMIC_RELAXED);
+    if (rc)
+        goto out;
+    for (int b = 0, r = 0; b < nb; b++) {
+        for (int q = 0; q < k; q++)
+            w->lb[q] = INFINITY;
+        for (; r < nrow && rd[r] == b; r++) {
+            int q = rq[r];
+            w->lb[q] = lb[r];
+            memcpy(w->A + (size_t)q * (size_t)nr, A + (size_t)r * (size_t)nr, (size_t)nr * sizeof(double));
+            memcpy(w->xs + (size_t)q * (size_t)n_in, xs + (size_t)r * (size_t)n_in,
+                   (size_t)n_in * sizeof(double));
+        }
+        int f = finish_domain(w, c[b], e);
+        if (f < 0 || f == 2) {
+            rc = f == 2 ? -2 : f;
+            goto out;
+        }
+        if (f == 0)
+            kids[n++] = c[b], c[b] = NULL;
+    }
+out:
+    if (rc)
+        for (int q = 0; q < n; q++)
+            free(kids[q]);
+    for (int b = 0; c && b < nb; b++)
+        free(c[b]);
+    free(c), free(dm), free(rd), free(rq), free(C), free(thr), free(bp), free(ap), free(lb), free(A),
+        free(xs);
+    return rc ? rc : n;
+}
+
 static void *work(void *arg)
 {
     worker *w = arg;
@@ -443,10 +557,18 @@ static void *work(void *arg)
             pthread_cond_broadcast(&s->cv);
             break;
         }
+        /* chain MLPs: the hardest domains (up to the batch size) together */
+        rdom *ds[RELU_MAX_BATCH], *kids[2 * RELU_MAX_BATCH];
+        int nd = 1, batched = s->mlp && d->branch >= 0;
+        ds[0] = d;
+        int want = s->o->batch < RELU_MAX_BATCH ? s->o->batch : RELU_MAX_BATCH;
+        if (s->mem + s->mem_local > s->o->mem_budget / 2)
+            want = 1; /* depth first under memory pressure: one domain's children at a time */
+        while (batched && nd < want && s->n_heap > 0 && s->heap[0]->branch >= 0)
+            ds[nd++] = heap_pop(s);
         s->busy++;
         pthread_mutex_unlock(&s->mu);
-        rdom *kids[2];
-        int n = expand(w, d, kids, &e);
+        int n = batched ? expand_batch(w, ds, nd, kids, &e) : expand(w, d, kids, &e);
         pthread_mutex_lock(&s->mu);
         s->busy--;
         if (n == -3) {
@@ -463,7 +585,8 @@ static void *work(void *arg)
             s->stop = 1;
             n = 0;
         }
-        free(d);
+        for (int q = 0; q < nd; q++)
+            free(ds[q]);
         if (s->o->verbose && clock_now() > s->t_report) {
             s->t_report = clock_now() + 5;
             fprintf(stderr, "relu bab: %lld domains, %zu open, worst margin %.6g, %.0f MB "
@@ -580,11 +703,14 @@ static int grad_attack(worker *w, shared *s, int restarts, int steps, err *e)
                 double u = rs == 0 ? 0.5 : rng_uniform(&r);
                 x[i] = reg->lo[i] + u * (reg->hi[i] - reg->lo[i]);
             }
+            /* restarts beyond the first three cycle through smaller step sizes
+             * (NNV_GA_R experiments) */
+            double a0 = rs < 3 || rs % 3 == 0 ? 0.5 : (rs % 3 == 1 ? 0.1 : 0.02);
             for (int t = 0; t < steps && !clock_expired(s->o->deadline); t++) {
                 int rc = bnd_point_grad(w->net, x, row, 1, g, e);
                 if (rc)
                     return rc;
-                double step = 0.5 * (1.0 - (double)t / steps) + 0.02;
+                double step = a0 * (1.0 - (double)t / steps) + 0.04 * a0;
                 for (int64_t i = 0; i < n; i++) {
                     double w_i = reg->hi[i] - reg->lo[i];
                     x[i] -= step * w_i * (g[i] > 0 ? 1 : (g[i] < 0 ? -1 : 0));
@@ -618,6 +744,7 @@ void bab_relu_opts_default(bab_relu_opts *o)
     o->alpha_lr = 0.1;
     o->interm = 0;
     o->mem_budget = (size_t)4 << 30;
+    o->batch = 32;
 }
 
 int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const bab_relu_opts *o,
@@ -678,7 +805,27 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
         }
     }
     bnd_relu_layers(ws[0].net, s.starts);
-    rc = grad_attack(&ws[0], &s, 3, 30, e);
+    if (o->batch > 0) {
+        err e2 = {0};
+        if (bnd_mlp_new(ws[0].net, &s.mlp, &e2) == 0 && bnd_mlp_relu_count(s.mlp) != s.nr) {
+            bnd_mlp_free(s.mlp); /* not the numbering of bnd_relu_count: per-domain path */
+            s.mlp = NULL;
+        }
+        if (o->verbose)
+            fprintf(stderr, "relu bab: %s\n", s.mlp ? "batched bounds (chain MLP)" : "per-domain bounds");
+    }
+    {
+        const char *ev = getenv("NNV_GA_R");
+        int gr = ev ? atoi(ev) : 3;
+        ev = getenv("NNV_GA_T");
+        int gt = ev ? atoi(ev) : 30;
+        double tg = clock_now();
+        rc = grad_attack(&ws[0], &s, gr, gt, e);
+        if (o->verbose)
+            fprintf(stderr, "relu bab: gradient attack %d x %d: %d after %.2f s\n", gr, gt, rc, clock_now() - tg);
+        if (getenv("NNV_GA_ONLY") && rc == 0)
+            goto done_sync;
+    }
     if (rc < 0)
         goto done_sync;
     if (rc == 1) {
@@ -750,6 +897,7 @@ done:
         *n_domains += s.n_domains;
     if (n_evals)
         *n_evals += s.n_evals;
+    bnd_mlp_free(s.mlp);
     free(ws), free(tid), free(s.C), free(s.d), free(s.clause), free(s.starts), free(s.heap);
     return rc;
 }

@@ -206,6 +206,8 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
         ro.alpha = atoi(ev);
     if ((ev = getenv("NNV_FSB_K")))
         ro.fsb_k = atoi(ev);
+    if ((ev = getenv("NNV_RELU_BATCH")))
+        ro.batch = atoi(ev);
     bab_answer all = BAB_UNSAT;
     for (int r = 0; r < p->n_regions; r++) {
         bab_answer a;

@@ -26,25 +26,12 @@
  * bias update). Stored coefficients may carry relative roundings (coef_err)
  * and bias errors (bias_err) from lowering; both are included. */
 #include "internal.h"
+#include "batch_internal.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    int relu;                 /* 1: ReLU, 0: linear */
-    int64_t n, n_in;          /* output and input sizes */
-    double *W, *Wp, *Wn, *Wabs; /* n x n_in (linear) */
-    double *bias, *bias_err;  /* n each (bias_err may be NULL) */
-    double g_fwd, g_bwd;      /* gamma factors of the forward and backward sums */
-} mlp_layer;
-
-struct bnd_mlp {
-    int n_layers;             /* layers after the input */
-    mlp_layer *L;
-    int64_t n_in, n_out, widest;
-};
 
 #define MLP_MAX_DENSE ((int64_t)1 << 22)
 
@@ -203,19 +190,6 @@ int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e
 
 /* ---- batched bounds ---- */
 
-typedef struct {
-    const bnd_mlp *m;
-    int64_t B, q;             /* boxes; q = n0 + 1 columns per box */
-    double *ctr, *rad;        /* B x n0 */
-    double **lo, **hi;        /* per layer output (index 0 = input), B x size */
-    double **lw, **lb, **uw, **ub; /* per ReLU layer, B x size */
-    double **FL, **FU;        /* per layer output: lower/upper functions, size x B·q */
-    double **mL, **mU;        /* their magnitudes, B x size */
-    /* backward workspace: rows up to 2·B·widest */
-    double *A, *A2, *cb, *er, *lbv, *mz, *w;
-    int64_t *rbox, *rneu;
-} batch;
-
 static void refine_preact(batch *bt, int i);
 
 /* Extremes of the functions F (n x B·q, lower ones when upper = 0) over each
@@ -246,7 +220,7 @@ static void concretize_fn(const batch *bt, int64_t n, const double *F, int upper
 /* Meet layer i+1's interval (linear layer i) with interval arithmetic on
  * layer i's: centre c, radius r, out = W c + b ± (|W| r + E) with the
  * rounding E = g·(|W|(|c| + r) + |b|) + bias_err. */
-static void ibp_meet(batch *bt, int i, double *M, double *Ew)
+void bnd_batch_ibp_meet(batch *bt, int i, double *M, double *Ew)
 {
     const mlp_layer *l = &bt->m->L[i];
     int64_t B = bt->B, n = l->n, ni = l->n_in;
@@ -363,7 +337,7 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
         concretize_fn(bt, n, GL, 0, bt->lo[i + 1], bt->mL[i + 1]);
         concretize_fn(bt, n, GU, 1, bt->hi[i + 1], bt->mU[i + 1]);
         if (!l->relu) /* IBP may be tighter than the functions' extremes */
-            ibp_meet(bt, i, M, Ew);
+            bnd_batch_ibp_meet(bt, i, M, Ew);
         if (!l->relu && i + 1 < m->n_layers && m->L[i + 1].relu)
             refine_preact(bt, i);
         if (l->relu) /* the interval rule may be tighter */
@@ -463,9 +437,10 @@ static void row_relu(int64_t n, double *a, const double *lw, const double *lb, c
  * lower bounds lbv (R),
  * and the input coefficients A_in (R x n0) when not NULL. A and A2 hold
  * R x widest each; cb, er R each; mz, w B x widest. */
-static void batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, double *A,
-                           double *A2, double *cb, double *er, double *mz, double *w,
-                           double *lbv, double *A_in, double *const *alpha, double **saveA)
+void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, double *A,
+                        double *A2, double *cb, double *er, double *mz, double *w,
+                        double *lbv, double *A_in, double *const *alpha, double **saveA,
+                        double *const *badd)
 {
     const bnd_mlp *m = bt->m;
     int64_t B = bt->B, n0 = m->n_in;
@@ -526,6 +501,9 @@ static void batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, d
                     lws = ar;
                 }
                 row_relu(n, A + r * n, lws, lb + o, uw + o, ub + o, w + o, &s, &ea);
+                if (badd && badd[i]) /* beta terms: see batch_internal.h */
+                    for (int64_t j = 0; j < n; j++)
+                        A[r * n + j] += badd[i][r * n + j];
                 cb[r] += s;
                 er[r] += g * ea + BND_U * fabs(cb[r]);
             }
@@ -589,7 +567,7 @@ static void refine_preact(batch *bt, int i)
         cb[r] = l->bias[j], cb[r + 1] = -l->bias[j];
         er[r] = er[r + 1] = ew + BND_U * fabs(l->bias[j]);
     }
-    batch_backward(bt, i - 1, R, rbox, A, A2, cb, er, mz, w, lbv, NULL, NULL, NULL);
+    bnd_batch_backward(bt, i - 1, R, rbox, A, A2, cb, er, mz, w, lbv, NULL, NULL, NULL, NULL);
     for (int64_t r = 0; r < R; r += 2) {
         int64_t t = rbox[r] * n + rneu[r];
         if (lbv[r] > lo[t])
@@ -640,8 +618,8 @@ static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *
             memcpy(bt->A + b * k * m->n_out, C, (size_t)(k * m->n_out) * sizeof(double));
         memset(bt->cb, 0, (size_t)R * sizeof(double));
         memset(bt->er, 0, (size_t)R * sizeof(double));
-        batch_backward(bt, nl - 1, R, bt->rbox, bt->A, bt->A2, bt->cb, bt->er, bt->mz, bt->w, lbt,
-                       a0, alpha, saveA);
+        bnd_batch_backward(bt, nl - 1, R, bt->rbox, bt->A, bt->A2, bt->cb, bt->er, bt->mz, bt->w, lbt,
+                       a0, alpha, saveA, NULL);
         for (int64_t r = 0; r < R; r++)
             if (lbt[r] > lb[r])
                 lb[r] = lbt[r];
@@ -764,8 +742,8 @@ int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *h
             memcpy(bt.A + b * k * m->n_out, C, (size_t)(k * m->n_out) * sizeof(double));
         memset(bt.cb, 0, (size_t)R * sizeof(double));
         memset(bt.er, 0, (size_t)R * sizeof(double));
-        batch_backward(&bt, m->n_layers - 1, R, bt.rbox, bt.A, bt.A2, bt.cb, bt.er, bt.mz, bt.w,
-                       lb, A_in, NULL, NULL);
+        bnd_batch_backward(&bt, m->n_layers - 1, R, bt.rbox, bt.A, bt.A2, bt.cb, bt.er, bt.mz, bt.w,
+                       lb, A_in, NULL, NULL, NULL);
         if (alpha_iters > 0)
             rc = optimise_alpha(&bt, C, k, alpha_iters, lb, e);
     }

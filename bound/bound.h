@@ -98,6 +98,39 @@ typedef struct bnd_split {
     int side;            /* +1: pre-activation >= 0 (active), -1: <= 0 (inactive) */
 } bnd_split;
 
+/* ---- batched beta-CROWN over split domains of a chain MLP (beta_batch.c) ----
+ * B domains of one input box [lo, hi]; R objective rows, row r of domain
+ * dom[r]. Every row gets a sound lower bound lb[r] (+inf when the domain's
+ * bounds are contradictory); beta/alpha are read as warm starts and written
+ * back (alpha < 0: CROWN's slope); A_relu (R x nr) gets each row's
+ * coefficients at the ReLU outputs and x_star (R x n_in) its relaxed
+ * minimiser, both of the best iterate. ReLU neurons are numbered as in
+ * bnd_relu_count (layer order). */
+typedef struct bnd_bbeta_dom {
+    double *plo, *phi;         /* nr pre-activation bounds (split sides clipped at 0);
+                                  tightened in place by interval arithmetic */
+    const bnd_split *splits;
+    int ns;
+} bnd_bbeta_dom;
+typedef struct bnd_bbeta_rows {
+    int64_t R;
+    const int64_t *dom;        /* R */
+    const double *C;           /* R x n_out */
+    const double *thr;         /* R: stop early once every lb > thr (or NULL) */
+    double *const *beta;       /* R pointers to ns(dom) multipliers */
+    double *const *alpha;      /* R pointers to nr slopes, or NULL */
+    double *lb, *A_relu, *x_star;
+} bnd_bbeta_rows;
+typedef struct bnd_bbeta_opts {
+    int iters;
+    double lr_beta, lr_alpha;
+    double deadline;           /* clock_now() value: no further steps after it (0: none) */
+} bnd_bbeta_opts;
+int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t B,
+                   const bnd_bbeta_dom *doms, const bnd_bbeta_rows *rows, const bnd_bbeta_opts *o,
+                   err *e);
+int64_t bnd_mlp_relu_count(const bnd_mlp *m);
+
 typedef struct bnd_domain {
     const double *lo, *hi;     /* input box */
     const double *plo, *phi;   /* pre-activation bounds valid on the domain

@@ -1,6 +1,7 @@
 /* test_relu_bab.c: ReLU-split branch and bound against an exact MILP (GLPK)
  * on small random networks: the property "y0 - y1 <= t is unsafe" with t
- * placed clearly above or below the exact minimum of y0 - y1 over the box. */
+ * placed clearly above or below the exact minimum of y0 - y1 over the box;
+ * with batched beta-CROWN (the default on these chain MLPs) and per domain. */
 #include "relu_mlp.h"
 
 #include "../bab/bab.h"
@@ -44,7 +45,7 @@ static double milp_min(const mlp *m, const double *lo, const double *hi, double 
 
 static size_t mem_budget; /* 0: the default */
 
-static void agree(int cases, int branching, uint64_t seed)
+static void agree(int cases, int branching, int batch, uint64_t seed)
 {
     rng r;
     rng_seed(&r, seed);
@@ -71,6 +72,7 @@ static void agree(int cases, int branching, uint64_t seed)
         bab_relu_opts_default(&o);
         o.threads = 1 + c % 2;
         o.branching = branching;
+        o.batch = batch;
         o.deadline = clock_now() + 5;
         if (mem_budget)
             o.mem_budget = mem_budget;
@@ -106,12 +108,17 @@ static void agree(int cases, int branching, uint64_t seed)
 
 Test(relu_bab, agrees_with_milp_babsr)
 {
-    agree(200, BAB_BRANCH_BABSR, 11);
+    agree(200, BAB_BRANCH_BABSR, 32, 11); /* batched bounds (chain MLPs) */
+}
+
+Test(relu_bab, agrees_with_milp_per_domain)
+{
+    agree(100, BAB_BRANCH_BABSR, 0, 13);
 }
 
 Test(relu_bab, agrees_with_milp_fsb)
 {
-    agree(100, BAB_BRANCH_FSB, 12);
+    agree(100, BAB_BRANCH_FSB, 32, 12);
 }
 
 /* --memory: a budget of a few domains makes the workers go depth first on
@@ -119,7 +126,9 @@ Test(relu_bab, agrees_with_milp_fsb)
  * decided (agree() checks both). */
 Test(relu_bab, agrees_with_milp_under_a_tiny_memory_budget)
 {
-    mem_budget = 16 << 10;
-    agree(100, BAB_BRANCH_BABSR, 11);
+    mem_budget = 16 << 10; /* per-domain path: its domains carry no alpha */
+    agree(100, BAB_BRANCH_BABSR, 0, 11);
+    mem_budget = 64 << 10; /* batched path: larger domains, batches shrink to one */
+    agree(100, BAB_BRANCH_BABSR, 32, 11);
     mem_budget = 0;
 }

@@ -1,0 +1,54 @@
+/* batch_internal.h: the chain-MLP form and batch workspace of batch.c,
+ * shared with beta_batch.c (batched beta-CROWN over ReLU split domains). */
+#ifndef NNV_BOUND_BATCH_INTERNAL_H
+#define NNV_BOUND_BATCH_INTERNAL_H
+
+#include "internal.h"
+
+typedef struct {
+    int relu;                 /* 1: ReLU, 0: linear */
+    int64_t n, n_in;          /* output and input sizes */
+    double *W, *Wp, *Wn, *Wabs; /* n x n_in (linear) */
+    double *bias, *bias_err;  /* n each (bias_err may be NULL) */
+    double g_fwd, g_bwd;      /* gamma factors of the forward and backward sums */
+} mlp_layer;
+
+struct bnd_mlp {
+    int n_layers;             /* layers after the input */
+    mlp_layer *L;
+    int64_t n_in, n_out, widest;
+};
+
+typedef struct {
+    const bnd_mlp *m;
+    int64_t B, q;             /* boxes; q = n0 + 1 columns per box */
+    double *ctr, *rad;        /* B x n0 */
+    double **lo, **hi;        /* per layer output (index 0 = input), B x size */
+    double **lw, **lb, **uw, **ub; /* per ReLU layer, B x size */
+    double **FL, **FU;        /* per layer output: lower/upper functions, size x B·q */
+    double **mL, **mU;        /* their magnitudes, B x size */
+    /* backward workspace: rows up to 2·B·widest */
+    double *A, *A2, *cb, *er, *lbv, *mz, *w;
+    int64_t *rbox, *rneu;
+} batch;
+
+/* CROWN backward pass from the output of mlp layer `top` for R rows A
+ * (R x size(top)), row r belonging to box rbox[r], continuing cb and er:
+ * lower bounds lbv (R), input coefficients A_in (R x n0) when not NULL.
+ * alpha[i] (R x n, may be NULL): per-row lower slopes of ReLU layer i;
+ * saveA[i]: the rows at ReLU layer i's output; badd[i] (R x n, may be NULL):
+ * added to the rows at ReLU layer i's input (the pre-activation) — beta-CROWN's
+ * Lagrange terms -beta·side. Any such addition is sound: the rounded sum
+ * moves the row in the same direction as the exact one, i.e. it is the exact
+ * Lagrange term of some beta' >= 0, and the error budget is taken from the
+ * rows as computed. */
+void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, double *A,
+                        double *A2, double *cb, double *er, double *mz, double *w,
+                        double *lbv, double *A_in, double *const *alpha, double **saveA,
+                        double *const *badd);
+
+/* Meet layer i+1's interval (linear mlp layer i) with interval arithmetic
+ * on layer i's, rounded outward (M, Ew unused). */
+void bnd_batch_ibp_meet(batch *bt, int i, double *M, double *Ew);
+
+#endif
