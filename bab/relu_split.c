@@ -856,8 +856,10 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
     if (o->verbose)
         fprintf(stderr, "relu bab: root margin %.6g after %.2f s\n", root->key, clock_now() - t_root);
     heap_push(&s, root);
-    if (nth > 1)
-        openblas_set_num_threads(1);
+    /* a domain's products are small: extra BLAS threads only spin (about a
+     * quarter of the cycles with one worker), so BLAS runs single-threaded */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     int started = 0;
     for (int t = 1; t < nth; t++)
         if (pthread_create(&tid[t], NULL, work, &ws[t]) == 0)
@@ -867,6 +869,7 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
     work(&ws[0]);
     for (int t = 1; t <= started; t++)
         pthread_join(tid[t], NULL);
+    openblas_set_num_threads(blas_threads);
     while (s.n_heap)
         free(heap_pop(&s));
     if (s.rc) {
