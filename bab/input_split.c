@@ -246,7 +246,7 @@ static int attack_box(split_run *s, work *w, const double *lo, const double *hi,
 static int attack_global(split_run *s, work *w, uint64_t seed, int64_t *n_evals)
 {
     double dl = clock_now() + 0.1;
-    if (dl > s->deadline)
+    if (s->deadline > 0 && dl > s->deadline) /* 0: no deadline */
         dl = s->deadline;
     spec_region reg = { (double *)s->root_lo, (double *)s->root_hi, s->n_cls,
                         (spec_clause *)s->cls };
@@ -403,10 +403,10 @@ static void *worker(void *arg)
         double now = clock_now();
         if (now >= s->next_global) {
             /* a run that lasts: a small counterexample region may hide
-             * from the per-box attacks, so every second ~10% of the time
-             * goes to random-restart PGD over the whole box */
+             * from the per-box attacks, so every 2 s, 0.1 s (~5% of the
+             * time) goes to random-restart PGD over the whole box */
             global = 1;
-            s->next_global = now + 1.0;
+            s->next_global = now + 2.0;
             s->global_seed++;
         }
         if (++s->batches_since_attack >= 2) {
