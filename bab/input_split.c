@@ -1,11 +1,13 @@
 /* input_split.c: branch and bound over the input box, for networks with few
  * inputs (ACAS Xu).
  *
- * Each (region, clause) pair of the property is one obligation: no x in the
- * region's box with C f(x) <= d. Sub-boxes wait on a stack (depth first, so
- * memory stays bounded by depth x batch); a worker takes a batch, bounds all
- * of them at once (bnd_mlp_bound: a few dgemms per layer for the whole batch;
- * per-box CROWN through bnd_compute for graphs that are not chains), drops
+ * Each region of the property is one obligation: no x in the region's box
+ * with C_c f(x) <= d_c for any clause c (all clauses bounded on every box; a
+ * box is dropped when each clause is refuted on it). Sub-boxes wait on a
+ * stack (depth first, so memory stays bounded by depth x batch); a worker
+ * takes a batch, bounds all of them at once (bnd_mlp_bound: a few dgemms
+ * per layer for the whole batch; per-box CROWN through bnd_compute for
+ * graphs that are not chains), drops
  * the boxes where some row's lower bound exceeds its threshold, tries two
  * cheap candidates in each remaining box (the corner minimising the lower
  * bound's linear function, and the centre) and splits it in two along the
@@ -13,7 +15,9 @@
  *   SMEAR: |input coefficient of the most refutable row| x width,
  *   WIDTH: width relative to the root box.
  * Every 2 batches the least refuted box gets a short PGD attack, and the
- * child holding the parent's minimising corner is explored first. Workers
+ * child holding the parent's minimising corner is explored first; a long
+ * run also attacks the whole box now and then. Children inherit their
+ * parent's pre-activation bounds (bnd_mlp_bound_pre). Workers
  * are threads sharing the stack (one lock; bounding runs outside it);
  * OpenBLAS runs single-threaded meanwhile. A candidate is reported only
  * after bab_check_counterexample accepts it against the original region. */
