@@ -610,7 +610,10 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
         goto out;
     }
     int blas_threads = openblas_get_num_threads();
-    if (s.n_threads > 1)
+    /* chain nets: the matrices are small, OpenBLAS's own threads only spin
+     * (20% of a single worker's time on ACAS Xu went to sched_yield) */
+    int one_blas = s.n_threads > 1 || s.mlp;
+    if (one_blas)
         openblas_set_num_threads(1);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
@@ -667,7 +670,7 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     }
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
-    if (s.n_threads > 1)
+    if (one_blas)
         openblas_set_num_threads(blas_threads);
     if (rc == 0) {
         res->answer = overall;
