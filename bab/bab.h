@@ -33,7 +33,12 @@ typedef struct bab_opts {
     int max_split_inputs; /* input split when n_x <= this; 0 = default (20), < 0 never */
     int strategy;        /* BAB_STRATEGY_*: 0 = automatic */
     int branching;       /* ReLU split: 0 = default (BaBSR), 1 = BaBSR, 2 = FSB */
+    size_t memory;       /* bytes for the search's open domains / boxes and batch
+                            buffers (--memory); 0 = bab_default_memory() */
 } bab_opts;
+
+/* Half of the physical memory (sysconf), or 4 GB when unknown. */
+size_t bab_default_memory(void);
 
 enum { BAB_STRATEGY_AUTO = 0, BAB_STRATEGY_INPUT, BAB_STRATEGY_RELU, BAB_STRATEGY_NONE };
 
@@ -91,6 +96,7 @@ typedef struct bab_genbab_opts {
     double refine_frac;  /* in (0, 1): children refine only this top fraction of a
                             wide (> 256) smooth population by CROWN; else all */
     int64_t max_domains;
+    size_t mem_budget;   /* bytes of open domains; past it the clause stays open (0: none) */
     int verbose;
 } bab_genbab_opts;
 
@@ -123,7 +129,8 @@ typedef struct bab_relu_opts {
     int interm;          /* recompute intermediate bounds after the new split */
     int interm_iters;    /* ... optimised this many steps (0: CROWN) */
     int root_interm_iters; /* root intermediate bounds optimised (alpha) */
-    size_t mem_budget;   /* bytes of open domains before going depth-first */
+    size_t mem_budget;   /* bytes of open domains: past half of it workers go
+                            depth-first; past all of it the search stops (unknown) */
     int verbose;
 } bab_relu_opts;
 

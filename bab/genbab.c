@@ -273,6 +273,7 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
         return rc;
     if (o->crown_max_rows > 0)
         bnd_set_crown_max_rows(c.net, o->crown_max_rows);
+    bnd_set_deadline(c.net, o->deadline);
     c.n_act = bnd_act_count(c.net);
     c.n_in = bnd_n_in(c.net);
     int64_t na = c.n_act ? c.n_act : 1;
@@ -310,8 +311,10 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
         rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
         goto done;
     }
+    size_t dom_bytes = (size_t)(4 * c.n_act + 3 * c.n_in) * sizeof(double) + sizeof(domain);
     while (s.n > 0) {
-        if (clock_expired(o->deadline) || st->domains >= o->max_domains) {
+        if (clock_expired(o->deadline) || st->domains >= o->max_domains ||
+            (o->mem_budget && (size_t)s.n * dom_bytes > o->mem_budget)) {
             rc = 0;
             goto done;
         }
@@ -401,6 +404,8 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
     }
     rc = 1; /* every domain proven */
 done:
+    if (rc == ERR_TIMEOUT)
+        rc = 0; /* the deadline passed inside a bound: not proven */
     dom_free(&d);
     dom_free(&best[0]), dom_free(&best[1]), dom_free(&ch[0]), dom_free(&ch[1]);
     for (int64_t q = 0; q < s.n; q++)

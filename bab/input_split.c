@@ -36,7 +36,7 @@
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 
-#define MAX_BOXES ((int64_t)1 << 22)  /* stack budget (boxes) */
+#define MAX_BOXES ((int64_t)1 << 22)  /* stack budget (boxes), whatever the memory */
 
 typedef struct {
     /* fixed for the run */
@@ -62,6 +62,9 @@ typedef struct {
     double *pre;              /* their inherited pre-activation bounds (np each) */
     int64_t np;               /* bnd_mlp_n_pre (0: generic path) */
     int64_t n, cap;
+    int64_t max_boxes;        /* the memory budget in boxes (bab_opts.memory) */
+    int64_t reserved;         /* boxes the busy workers may still push */
+    int out_of_memory;        /* stopped: even batches of 1 would pass max_boxes */
     int busy, done, found, timed_out, rc, n_threads;
     int64_t n_stuck;          /* open boxes too small to split */
     err e;
@@ -76,9 +79,11 @@ static int push(split_run *s, const double *lo, const double *hi, const double *
 {
     if (s->n == s->cap) {
         int64_t cap = s->cap ? 2 * s->cap : 1024;
-        if (cap > MAX_BOXES)
+        if (cap > s->max_boxes)
+            cap = s->max_boxes;
+        if (s->n >= cap)
             return err_set(&s->e, ERR_NOMEM, "input split: more than %lld boxes pending",
-                           (long long)MAX_BOXES);
+                           (long long)s->max_boxes);
         double *a = realloc(s->lo, (size_t)(cap * s->n0) * sizeof(double));
         if (a)
             s->lo = a;
@@ -398,6 +403,21 @@ static void *worker(void *arg)
         int64_t take = (s->n + s->n_threads - 1) / s->n_threads;
         if (take > s->batch)
             take = s->batch;
+        /* the memory budget: a box taken comes back as at most two, so
+         * smaller batches (down to depth-first with 1) keep the stack in it */
+        int64_t room = s->max_boxes - s->n - s->reserved;
+        if (take > room) {
+            if (room < 1 && s->busy > 0) {
+                pthread_cond_wait(&s->cv, &s->mu);
+                continue;
+            }
+            if (room < 1) {
+                s->out_of_memory = 1;
+                break;
+            }
+            take = room;
+        }
+        s->reserved += take;
         s->n -= take;
         memcpy(w.lo, s->lo + s->n * s->n0, (size_t)(take * s->n0) * sizeof(double));
         memcpy(w.hi, s->hi + s->n * s->n0, (size_t)(take * s->n0) * sizeof(double));
@@ -434,6 +454,7 @@ static void *worker(void *arg)
 
         pthread_mutex_lock(&s->mu);
         s->busy--;
+        s->reserved -= take;
         s->n_boxes += take;
         s->n_batches++;
         s->n_evals += n_evals;
@@ -524,8 +545,8 @@ static int augment_clause(split_run *s, int64_t ny, err *e)
 /* One obligation: region r's box against the clauses cls. Sets *answer. */
 static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err *e)
 {
-    s->n = 0;
-    s->busy = s->done = s->found = s->timed_out = s->rc = 0;
+    s->n = s->reserved = 0;
+    s->busy = s->done = s->found = s->timed_out = s->rc = s->out_of_memory = 0;
     s->n_stuck = 0;
     s->batches_since_attack = 0;
     s->t_start = clock_now();
@@ -557,6 +578,8 @@ static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err
     res->n_attacks += s->n_attacks;
     s->n_boxes = s->n_batches = s->n_evals = s->n_attacks = 0;
     s->t_bound = s->t_attack = 0;
+    if (s->rc == ERR_TIMEOUT && !s->found) /* stopped inside a bound computation */
+        s->rc = 0, s->timed_out = 1;
     if (s->rc) {
         *e = s->e;
         return s->rc;
@@ -565,7 +588,7 @@ static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err
         *answer = BAB_SAT;
     else if (s->timed_out)
         *answer = BAB_TIMEOUT;
-    else if (s->n_stuck)
+    else if (s->n_stuck || s->out_of_memory)
         *answer = BAB_UNKNOWN;
     else
         *answer = BAB_UNSAT;
@@ -584,12 +607,38 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     s.n_threads = o->threads > 0 ? o->threads : 2;
     if (s.n_threads > BAB_MAX_THREADS)
         s.n_threads = BAB_MAX_THREADS;
+    /* the memory budget: at most a quarter for the workers' batch buffers
+     * (work_init: 8 n0 + k + k n0 + 2 ny + 1 doubles a box, k <= 37 bounded
+     * rows), the rest for the stack (2 n0 doubles a box) */
+    size_t memory = o->memory ? o->memory : bab_default_memory();
+    int64_t k_max = 1;
+    for (int r = 0; r < p->n_regions; r++)
+        for (int c = 0; c < p->regions[r].n_clauses; c++) {
+            int64_t k = p->regions[r].clauses[c].n_rows;
+            k = k > 8 ? k : k + k * (k - 1) / 2 + (k >= 3);
+            k_max = k > k_max ? k : k_max;
+        }
+    size_t per_box = (size_t)(8 * s.n0 + k_max + k_max * s.n0 + 2 * s.ny + 1) * sizeof(double);
+    size_t fit = memory / 4 / ((size_t)s.n_threads * per_box);
+    if ((size_t)s.batch > fit)
+        s.batch = fit > 1 ? (int)fit : 1;
+    size_t batch_bytes = (size_t)s.batch * (size_t)s.n_threads * per_box;
+    size_t stack_bytes = memory > batch_bytes ? memory - batch_bytes : 0;
+    s.max_boxes = (int64_t)(stack_bytes / (2 * (size_t)s.n0 * sizeof(double)));
+    if (s.max_boxes > MAX_BOXES)
+        s.max_boxes = MAX_BOXES;
+    if (s.max_boxes < 2)
+        s.max_boxes = 2;
+    if (o->verbose)
+        fprintf(stderr, "input split: batch %d, at most %lld boxes pending (%.0f MB)\n", s.batch,
+                (long long)s.max_boxes, (double)memory / 1e6);
     s.x = res->x;
     bnd_net *net0 = NULL;
     bnd_mlp *mlp = NULL;
     int rc = bnd_net_new(g, &net0, e);
     if (rc)
         return rc;
+    bnd_set_deadline(net0, deadline);
     rc = getenv("NNV_GENERIC") ? ERR_UNSUP : bnd_mlp_new(net0, &mlp, e);
     if (rc == ERR_UNSUP) {
         /* generic path: one bnd_net per worker */
@@ -598,7 +647,8 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
         if (!s.nets)
             rc = err_set(e, ERR_NOMEM, "input split: out of memory");
         for (int t = 0; rc == 0 && t < s.n_threads; t++)
-            rc = t == 0 ? (s.nets[0] = net0, net0 = NULL, 0) : bnd_net_new(g, &s.nets[t], e);
+            if ((rc = t == 0 ? (s.nets[0] = net0, net0 = NULL, 0) : bnd_net_new(g, &s.nets[t], e)) == 0)
+                bnd_set_deadline(s.nets[t], deadline);
     }
     if (rc)
         goto out;

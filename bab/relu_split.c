@@ -54,7 +54,8 @@ typedef struct shared {
     pthread_cond_t cv;
     rdom **heap;
     size_t n_heap, cap_heap, mem;
-    int busy, stop, stuck;
+    size_t mem_local;    /* domains on the workers' depth-first stacks */
+    int busy, stop, stuck, out_of_memory;
     double t_report;
     bab_answer ans;
     double *x;           /* counterexample */
@@ -419,11 +420,15 @@ static void *work(void *arg)
     worker *w = arg;
     shared *s = w->s;
     err e = {0};
-    rdom *local = NULL;
+    /* past half the memory budget: depth first on a stack of this worker's
+     * own (LIFO keeps it to about one sibling per level) */
+    rdom **local = NULL;
+    int n_local = 0, cap_local = 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        rdom *d = local;
-        local = NULL;
+        rdom *d = n_local && !s->stop ? local[--n_local] : NULL;
+        if (d)
+            s->mem_local -= d->bytes;
         if (!d) {
             while (s->n_heap == 0 && s->busy > 0 && !s->stop)
                 pthread_cond_wait(&s->cv, &s->mu);
@@ -461,14 +466,35 @@ static void *work(void *arg)
         free(d);
         if (s->o->verbose && clock_now() > s->t_report) {
             s->t_report = clock_now() + 5;
-            fprintf(stderr, "relu bab: %lld domains, %zu open, worst margin %.6g, %.0f MB\n",
+            fprintf(stderr, "relu bab: %lld domains, %zu open, worst margin %.6g, %.0f MB "
+                    "(+%.0f MB depth first; budget %.0f MB)\n",
                     (long long)s->n_domains, s->n_heap, s->n_heap ? s->heap[0]->key : 0.0,
-                    (double)s->mem / 1e6);
+                    (double)s->mem / 1e6, (double)s->mem_local / 1e6, (double)s->o->mem_budget / 1e6);
         }
-        int keep = n > 0 && s->mem > s->o->mem_budget;
+        size_t kid_bytes = 0;
+        for (int q = 0; q < n; q++)
+            kid_bytes += kids[q]->bytes;
+        if (n > 0 && s->mem + s->mem_local + kid_bytes > s->o->mem_budget) {
+            /* over the memory budget even depth first: give up (unknown) */
+            for (int q = 0; q < n; q++)
+                free(kids[q]);
+            n = 0;
+            if (!s->stop)
+                s->ans = BAB_UNKNOWN, s->stop = 1, s->out_of_memory = 1;
+        }
+        int keep = n > 0 && s->mem + s->mem_local > s->o->mem_budget / 2;
+        if (keep && n_local + n > cap_local) {
+            int cap = cap_local ? 2 * cap_local : 64;
+            rdom **l = realloc(local, (size_t)cap * sizeof *l);
+            if (l)
+                local = l, cap_local = cap;
+            else
+                keep = 0;
+        }
         for (int q = 0; q < n; q++) {
-            if (keep && q == 0) {
-                local = kids[0];
+            if (keep) {
+                local[n_local++] = kids[q];
+                s->mem_local += kids[q]->bytes;
                 continue;
             }
             if (heap_push(s, kids[q])) {
@@ -479,6 +505,10 @@ static void *work(void *arg)
             }
         }
         pthread_cond_broadcast(&s->cv);
+    }
+    while (n_local > 0) {
+        s->mem_local -= local[n_local - 1]->bytes;
+        free(local[--n_local]);
     }
     pthread_mutex_unlock(&s->mu);
     free(local);
@@ -493,6 +523,7 @@ static int worker_init(worker *w, shared *s, err *e)
     int rc = bnd_net_new(s->g, &w->net, e);
     if (rc)
         return rc;
+    bnd_set_deadline(w->net, s->o->deadline);
     int nt = s->o->fsb_k > 1 ? s->o->fsb_k : 1;
     w->lb = malloc((size_t)s->k * sizeof(double));
     w->A = malloc((size_t)s->k * (size_t)(s->nr ? s->nr : 1) * sizeof(double));
@@ -694,17 +725,23 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
     if (s.rc) {
         rc = s.rc;
         *e = s.e;
+        if (rc == ERR_TIMEOUT) /* converted at done_sync */
+            *ans = s.ans == BAB_SAT ? BAB_SAT : BAB_TIMEOUT;
     } else if (s.ans == BAB_UNSAT && s.stuck) {
         *ans = BAB_UNKNOWN;
     } else {
         *ans = s.ans;
     }
     if (o->verbose)
-        fprintf(stderr, "relu bab: %lld domains, %d stuck, answer %s\n", (long long)s.n_domains,
-                s.stuck, bab_answer_name(*ans));
+        fprintf(stderr, "relu bab: %lld domains, %d stuck, answer %s%s\n", (long long)s.n_domains,
+                s.stuck, bab_answer_name(*ans), s.out_of_memory ? " (memory budget reached)" : "");
 done_sync:
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
+    if (rc == ERR_TIMEOUT) { /* stopped inside a bound computation */
+        rc = 0;
+        *ans = s.ans == BAB_SAT ? BAB_SAT : BAB_TIMEOUT;
+    }
 done:
     if (ws)
         for (int t = 0; t < n_ok; t++)

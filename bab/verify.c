@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../bound/bound.h"
 #include "../core/clock.h"
@@ -40,6 +41,14 @@ void bab_opts_default(bab_opts *o)
     o->timeout = 0;
     o->seed = 1;
     o->split = BAB_SPLIT_MIX;
+}
+
+size_t bab_default_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || size <= 0)
+        return (size_t)4 << 30;
+    return (size_t)pages / 2 * (size_t)size;
 }
 
 void bab_result_free(bab_result *r)
@@ -136,6 +145,7 @@ static int genbab_strategy(const nn_graph *g, const spec_property *p, const bab_
     bab_genbab_opts_default(&go);
     go.deadline = deadline;
     go.verbose = o->verbose;
+    go.mem_budget = o->memory;
     for (int r = 0; r < p->n_regions; r++) {
         const spec_region *reg = &p->regions[r];
         for (int k = 0; k < reg->n_clauses; k++) {
@@ -176,6 +186,8 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
     bab_relu_opts_default(&ro);
     ro.deadline = deadline;
     ro.verbose = o->verbose;
+    if (o->memory)
+        ro.mem_budget = o->memory;
     if (o->branching == 2)
         ro.branching = BAB_BRANCH_FSB;
     /* experiment overrides (documented in docs/relu_bab.md) */
@@ -237,6 +249,8 @@ static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_
     } else if (rc) {
         return rc;
     }
+    if (net)
+        bnd_set_deadline(net, deadline);
     for (int r = 0; net && r < p->n_regions && all_refuted; r++) {
         if (clock_expired(deadline)) {
             all_refuted = 0;
@@ -300,10 +314,13 @@ static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_
     return 0;
 }
 
-int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
+int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o_in,
                bab_result *res, err *e)
 {
     double t0 = clock_now();
+    bab_opts opts = *o_in, *o = &opts;
+    if (!o->memory)
+        o->memory = bab_default_memory();
     double deadline = o->timeout > 0 ? t0 + o->timeout : 0;
     memset(res, 0, sizeof *res);
     res->answer = BAB_UNKNOWN;
@@ -350,6 +367,10 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o,
     } else {
         res->strategy = "refute";
         rc = strategy_refute(g, p, o, deadline, res, e);
+    }
+    if (rc == ERR_TIMEOUT) { /* a bound computation stopped at the deadline */
+        res->answer = BAB_TIMEOUT;
+        rc = 0;
     }
     if (rc)
         return rc;

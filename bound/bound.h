@@ -45,6 +45,12 @@ void bnd_set_interm(bnd_net *n, bnd_interm mode);
  * layers keep their IBP bounds. */
 void bnd_set_crown_max_rows(bnd_net *n, int64_t rows);
 
+/* A clock_now() deadline (0: none, the default): once it has passed, every
+ * bound computation on n (CROWN and beta passes, one check per layer; LPs
+ * through GLPK's time limit) stops and returns ERR_TIMEOUT, so --timeout
+ * holds within one layer's work. No partial bound is returned. */
+void bnd_set_deadline(bnd_net *n, double deadline);
+
 /* alpha-CROWN lower bounds lb (k) of the rows of C·y over [lo, hi]: the
  * lower slopes of unstable ReLUs optimised per row for `iters` steps from
  * CROWN's; never looser than CROWN (alpha.c). */

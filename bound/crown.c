@@ -338,6 +338,8 @@ int bnd_backward_ext(bnd_net *net, int start, int64_t k, const double *A0, int s
     for (int i = start; i >= 0 && rc == 0; i--) {
         if (!b.A[i])
             continue;
+        if ((rc = bnd_check_deadline(net, e)))
+            break;
         bnd_layer_kind kind = net->layers[i].kind;
         if (kind == BND_L_INPUT || (kind == BND_L_ACT && stop_at_act))
             rc = concretize(&b, i, e);

@@ -128,7 +128,11 @@ struct bnd_net {
     int out;               /* layer of the graph output */
     int64_t crown_max_rows;
     bnd_interm interm;
+    double deadline;       /* clock_now() value (0: none); see bnd_set_deadline */
 };
+
+/* ERR_TIMEOUT (with e filled) once net's deadline has passed, else 0. */
+int bnd_check_deadline(const bnd_net *net, err *e);
 
 /* net.c: append a layer (lo/hi allocated); returns its index or < 0. */
 int bnd_add_layer(bnd_net *n, bnd_layer_kind kind, int node, int64_t size, int n_in, err *e);

@@ -17,7 +17,10 @@
  * The MILP is a test oracle and counterexample generator only. */
 #include "internal.h"
 
+#include "../core/clock.h"
+
 #include <glpk.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,13 +351,27 @@ int bnd_lp_min(bnd_net *net, const bnd_split *splits, int ns, const double *c, i
         model_free(&m);
         return rc;
     }
+    /* the net's deadline as GLPK's time limit (ms): an LP stops in time */
+    int tm_lim = INT_MAX;
+    if (net->deadline > 0) {
+        double left = (net->deadline - clock_now()) * 1000.0;
+        if (!(left >= 1)) {
+            model_free(&m);
+            glp_free_env();
+            return err_set(e, ERR_TIMEOUT, "%s: LP: time limit reached", net->source);
+        }
+        tm_lim = left < INT_MAX ? (int)left : INT_MAX;
+    }
     glp_smcp sp;
     glp_init_smcp(&sp);
     sp.msg_lev = GLP_MSG_OFF;
     sp.presolve = GLP_OFF;
+    sp.tm_lim = tm_lim;
     int st = glp_simplex(m.P, &sp);
     int status = glp_get_status(m.P);
-    if (st == 0 && status == GLP_NOFEAS) {
+    if (st == GLP_ETMLIM) {
+        rc = err_set(e, ERR_TIMEOUT, "%s: LP: time limit reached", net->source);
+    } else if (st == 0 && status == GLP_NOFEAS) {
         rc = 1;
     } else if (st != 0 || status != GLP_OPT) {
         rc = err_set(e, ERR_UNSUP, "%s: LP: GLPK simplex failed (%d, status %d)", net->source, st,
@@ -363,9 +380,15 @@ int bnd_lp_min(bnd_net *net, const bnd_split *splits, int ns, const double *c, i
         glp_iocp ip;
         glp_init_iocp(&ip);
         ip.msg_lev = GLP_MSG_OFF;
+        if (net->deadline > 0) {
+            double left = (net->deadline - clock_now()) * 1000.0;
+            ip.tm_lim = left >= 1 ? (left < INT_MAX ? (int)left : INT_MAX) : 1;
+        }
         st = glp_intopt(m.P, &ip);
         status = glp_mip_status(m.P);
-        if (st == 0 && status == GLP_NOFEAS)
+        if (st == GLP_ETMLIM)
+            rc = err_set(e, ERR_TIMEOUT, "%s: MILP: time limit reached", net->source);
+        else if (st == 0 && status == GLP_NOFEAS)
             rc = 1;
         else if (st != 0 || status != GLP_OPT)
             rc = err_set(e, ERR_UNSUP, "%s: MILP: GLPK intopt failed (%d, status %d)", net->source,

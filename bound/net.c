@@ -5,6 +5,8 @@
  * flattening is row-major everywhere. Ops are registered in lower_table[]. */
 #include "internal.h"
 
+#include "../core/clock.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,8 +177,12 @@ int bnd_add_act_layer(bnd_lower_ctx *cx, int k, int x, const bnd_act_rule *rule,
     bnd_net *net = cx->net;
     if (!rule)
         return bnd_node_err(cx, k, e, ERR_UNSUP, "no bound rule yet");
-    if (net->layers[x].is_preact &&
-        (net->layers[x].preact_rule != rule || net->layers[x].preact_param != param)) {
+    /* a pre-activation is never an ACT layer itself (Sin -> Relu): CROWN
+     * refines a pre-activation before that layer's own relaxation exists,
+     * so an ACT there was bounded through stale lines (unsound) */
+    if (net->layers[x].kind == BND_L_ACT ||
+        (net->layers[x].is_preact &&
+         (net->layers[x].preact_rule != rule || net->layers[x].preact_param != param))) {
         x = identity_copy(cx, k, x, e);
         if (x < 0)
             return x;
@@ -346,6 +352,19 @@ int64_t bnd_n_out(const bnd_net *n)
 void bnd_set_crown_max_rows(bnd_net *n, int64_t rows)
 {
     n->crown_max_rows = rows;
+}
+
+void bnd_set_deadline(bnd_net *n, double deadline)
+{
+    n->deadline = deadline;
+}
+
+int bnd_check_deadline(const bnd_net *net, err *e)
+{
+    if (!clock_expired(net->deadline))
+        return 0;
+    return err_set(e, ERR_TIMEOUT, "%s: time limit reached during a bound computation",
+                   net->source);
 }
 
 void bnd_set_interm(bnd_net *n, bnd_interm mode)

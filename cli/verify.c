@@ -50,7 +50,7 @@ static void catch_interrupts(const char *result_path)
 
 static const char usage[] =
     "usage: verify MODEL SPEC [--timeout S] [--result FILE] [--seed N] [--stats] [--verbose]\n"
-    "       [--threads N] [--batch B] [--split smear|width|mix]\n"
+    "       [--threads N] [--batch B] [--split smear|width|mix] [--memory MB]\n"
     "              [--strategy auto|input|relu|none] [--branching fsb|babsr]\n"
     "       verify --bounds ibp|crown MODEL SPEC\n"
     "       verify --eval MODEL          (input vectors on stdin, one per line)\n"
@@ -304,6 +304,12 @@ int main(int argc, char **argv)
             o.batch = atoi(argv[++i]);
             if (o.batch < 1 || o.batch > 4096)
                 return fail("--batch takes 1..4096");
+        } else if (strcmp(a, "--memory") == 0 && has_next) {
+            char *end;
+            double mb = strtod(argv[++i], &end);
+            if (*end || !(mb >= 1 && mb <= 1e9))
+                return fail("--memory takes a number of megabytes (1 or more)");
+            o.memory = (size_t)(mb * 1048576.0);
         } else if (strcmp(a, "--split") == 0 && has_next) {
             const char *h = argv[++i];
             if (strcmp(h, "smear") == 0)

@@ -20,9 +20,9 @@
 #include "../tests/stress_gen.h"
 
 /* The network size for a seed: mostly tiny, every 8th medium. */
-static int size_class, trace;
+static int size_class, trace, smooth;
 
-static sg_opts opts_for(uint64_t seed)
+static sg_opts opts_for_size(uint64_t seed)
 {
     if (size_class == 2)
         return (sg_opts){.max_ops = 20, .max_elems = 400, .max_in = 64, .max_out = 10,
@@ -31,6 +31,13 @@ static sg_opts opts_for(uint64_t seed)
         return (sg_opts){.max_ops = 12, .max_elems = 160, .max_in = 32, .max_out = 10,
                          .numerics = -1};
     return (sg_opts){.max_ops = 6, .max_elems = 32, .max_in = 8, .max_out = 4, .numerics = -1};
+}
+
+static sg_opts opts_for(uint64_t seed)
+{
+    sg_opts o = opts_for_size(seed);
+    o.smooth = smooth;
+    return o;
 }
 
 static int worker(int w, int jobs, int64_t n, int samples, uint64_t first, int bab_every,
@@ -75,6 +82,7 @@ int main(int argc, char **argv)
     }
     const char *sz = getenv("STRESS_SIZE");
     size_class = sz ? atoi(sz) : 0;
+    smooth = getenv("STRESS_SMOOTH") != NULL; /* smooth nonlinearities and products too */
     trace = getenv("STRESS_TRACE") != NULL; /* each seed on stderr, to find a crash */
     openblas_set_num_threads(1);
     double t0 = clock_now();

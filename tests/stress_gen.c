@@ -861,8 +861,142 @@ static int op_reduce(gen *G)
     return 1;
 }
 
+/* ---- smooth nonlinearities and products (sg_opts.smooth) ----
+ * Each op gets inputs inside its domain: Log, Sqrt, Reciprocal and negative
+ * powers a strictly positive tensor (positive()), Exp a squashed one (so it
+ * cannot overflow), Div a divisor of one sign. */
+
+static int cscalar(gen *G, double v)
+{
+    int t = fresh(G, "c");
+    if (t >= 0 && (nn_tensor_set_shape(G->g, t, 0, NULL, G->e) ||
+                   nn_tensor_set_float(G->g, t, &v, 1, G->e)))
+        G->rc = G->e->code ? G->e->code : ERR_ARG;
+    return t;
+}
+
+/* cur op scalar (either order for Add and Mul) */
+static int op_scalar(gen *G, const char *op, double v)
+{
+    val x = cur(G);
+    int c = cscalar(G, v);
+    int swap = strcmp(op, "Sub") != 0 && strcmp(op, "Div") != 0 && urand(G->r, 2);
+    int in[2] = {swap ? c : x.t, swap ? x.t : c};
+    return c >= 0 && node(G, op, 2, in, x.rank, x.d, NULL) != NULL;
+}
+
+static double pos_const(gen *G)
+{
+    return G->num == SG_NUM_DYADIC ? (double)(1 + urand(G->r, 16)) / 8 : uni(G->r, 0.01, 2.0);
+}
+
+/* x mapped into [-s, s] (s <= 6) */
+static int squash(gen *G)
+{
+    static const char *const sq[] = {"Tanh", "Sigmoid", "Sin", "Cos", "Erf"};
+    if (!op_unary(G, sq[urand(G->r, 5)]))
+        return 0;
+    return urand(G->r, 2) ? op_scalar(G, "Mul", G->num == SG_NUM_DYADIC ? 4.0 : uni(G->r, 0.5, 6.0)) : 1;
+}
+
+/* x mapped to a strictly positive tensor */
+static int positive(gen *G)
+{
+    switch (urand(G->r, 5)) {
+    case 0: return op_unary(G, "Sigmoid") && op_scalar(G, "Add", pos_const(G));
+    case 1: return squash(G) && op_unary(G, "Exp");
+    case 2: return op_unary(G, "Abs") && op_scalar(G, "Add", pos_const(G));
+    case 3: return op_unary(G, "Relu") && op_scalar(G, "Add", pos_const(G));
+    default: return op_unary(G, "Softplus") && op_scalar(G, "Add", pos_const(G));
+    }
+}
+
+/* Mul of x by a computed tensor of the same shape (x itself, an earlier
+ * one, or a nonlinearity of x), or Div by a tensor of one sign. */
+static int op_product(gen *G)
+{
+    val x = cur(G), y = x;
+    int is_div = urand(G->r, 3) == 0;
+    for (int i = G->n_live - 2; i >= 0; i--)
+        if (same_shape(&G->live[i], &x) && urand(G->r, 2)) {
+            y = G->live[i];
+            break;
+        }
+    if (is_div || urand(G->r, 3) == 0) {
+        /* derive the other operand from y: y must be current */
+        if (y.t != x.t && !node(G, "Identity", 1, &y.t, y.rank, y.d, NULL))
+            return 0;
+        if (is_div ? !positive(G) : !squash(G))
+            return 0;
+        if (is_div && urand(G->r, 3) == 0 && !op_unary(G, "Neg"))
+            return 0;
+        y = cur(G);
+    }
+    int swap = !is_div && urand(G->r, 2);
+    int in[2] = {swap ? y.t : x.t, swap ? x.t : y.t};
+    return node(G, is_div ? "Div" : "Mul", 2, in, x.rank, x.d, NULL) != NULL;
+}
+
+static int op_pow(gen *G)
+{
+    double p;
+    if (urand(G->r, 3) == 0) {
+        p = 2 + urand(G->r, 2); /* any sign of input */
+    } else {
+        static const double ps[] = {-4, -3, -2, -1, 0.5, 2, 3, 4, 5, 6};
+        p = ps[urand(G->r, 10)];
+        if (!positive(G))
+            return 0;
+    }
+    val x = cur(G);
+    int c = cscalar(G, p);
+    int in[2] = {x.t, c};
+    return c >= 0 && node(G, "Pow", 2, in, x.rank, x.d, NULL) != NULL;
+}
+
+static int op_smooth(gen *G)
+{
+    int k;
+    switch (urand(G->r, 14)) {
+    case 0: return op_unary(G, "Sigmoid");
+    case 1: return op_unary(G, "Tanh");
+    case 2: return op_unary(G, urand(G->r, 2) ? "Sin" : "Cos");
+    case 3: return op_unary(G, "Erf");
+    case 4: return op_unary(G, "Softplus");
+    case 5: {
+        val x = cur(G);
+        if (!node(G, "Gelu", 1, &x.t, x.rank, x.d, &k))
+            return 0;
+        if (urand(G->r, 2))
+            if (!G->rc && nn_node_attr_string(G->g, k, "approximate", urand(G->r, 3) ? "tanh" : "none", G->e))
+                G->rc = G->e->code;
+        return 1;
+    }
+    case 6: {
+        if (urand(G->r, 2))
+            return op_unary(G, "Abs");
+        val x = cur(G);
+        if (!node(G, "LeakyRelu", 1, &x.t, x.rank, x.d, &k))
+            return 0;
+        if (urand(G->r, 2))
+            attr_float(G, k, "alpha", uni(G->r, -2.0, 2.0));
+        return 1;
+    }
+    case 7: return squash(G) && op_unary(G, "Exp");
+    case 8: return positive(G) && op_unary(G, urand(G->r, 2) ? "Log" : "Sqrt");
+    case 9:
+        if (!positive(G) || (urand(G->r, 3) == 0 && !op_unary(G, "Neg")))
+            return 0;
+        return op_unary(G, "Reciprocal");
+    case 10: return op_pow(G);
+    default: return op_product(G);
+    }
+}
+
 static int one_op(gen *G)
 {
+    if (G->o->smooth && urand(G->r, 3) == 0)
+        return op_smooth(G);
     int pick = urand(G->r, 24);
     switch (pick) {
     case 0: case 1: case 2: return op_gemm(G);
@@ -1115,6 +1249,7 @@ void sg_stats_add(sg_stats *to, const sg_stats *f)
     to->samples += f->samples;
     to->violations += f->violations;
     to->near_misses += f->near_misses;
+    to->nonfinite += f->nonfinite;
     to->crown_looser += f->crown_looser;
     to->crown_looser_tiny += f->crown_looser_tiny;
     if (f->crown_looser_max > to->crown_looser_max) {
@@ -1136,12 +1271,13 @@ void sg_stats_print(FILE *f, const sg_stats *s)
 {
     fprintf(f,
             "cases %lld (unsupported %lld), samples %lld, VIOLATIONS %lld (near misses within "
-            "eval rounding %lld), CROWN looser than IBP %lld (+%lld within slack, max rel %.3g at "
+            "eval rounding %lld; %lld overflowed samples skipped), CROWN looser than IBP %lld (+%lld within slack, max rel %.3g at "
             "seed %llu), "
             "CROWN width / sample hull (geometric mean) %.3g; exact-arithmetic cases %lld (%lld points); bab %lld: unsat %lld sat %lld unknown %lld, "
             "WRONG %lld\n",
             (long long)s->cases, (long long)s->unsupported, (long long)s->samples,
-            (long long)s->violations, (long long)s->near_misses, (long long)s->crown_looser,
+            (long long)s->violations, (long long)s->near_misses, (long long)s->nonfinite,
+            (long long)s->crown_looser,
             (long long)s->crown_looser_tiny, s->crown_looser_max,
             (unsigned long long)s->crown_looser_seed,
             s->gap_n ? pow(10.0, s->gap_sum / (double)s->gap_n) : 0.0, (long long)s->exact_cases,
@@ -1157,6 +1293,52 @@ static int eval_mode(const nn_graph *g, int mode, const double *x, double *y, er
     int rc = nn_eval(g, x, y, e);
     fesetround(FE_TONEAREST);
     return rc;
+}
+
+static int op_is_smooth(nn_op op)
+{
+    switch (op) {
+    case NN_OP_SIGMOID: case NN_OP_TANH: case NN_OP_EXP: case NN_OP_LOG: case NN_OP_SIN:
+    case NN_OP_COS: case NN_OP_ERF: case NN_OP_SOFTPLUS: case NN_OP_SQRT:
+    case NN_OP_RECIPROCAL: case NN_OP_POW: case NN_OP_GELU: case NN_OP_LEAKYRELU:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* |f'(v)| of a smooth unary op (Pow: its constant exponent). */
+static double smooth_deriv(const nn_node *nd, const nn_graph *g, double v)
+{
+    switch (nd->op) {
+    case NN_OP_SIGMOID: return 0.25;
+    case NN_OP_TANH: case NN_OP_SIN: case NN_OP_COS: case NN_OP_SOFTPLUS: return 1;
+    case NN_OP_ERF: case NN_OP_GELU: return 1.2;
+    case NN_OP_EXP: return exp(v);
+    case NN_OP_LOG: return 1 / fabs(v);
+    case NN_OP_SQRT: return 0.5 / sqrt(fabs(v));
+    case NN_OP_RECIPROCAL: return 1 / (v * v);
+    case NN_OP_LEAKYRELU: return fmax(1, fabs(nn_attr_float(nd, "alpha", (double)0.01f)));
+    case NN_OP_POW: {
+        const nn_tensor *t = &g->tensors[nd->in[1]];
+        double p = t->data ? t->data[0] : t->idata ? (double)t->idata[0] : NAN;
+        return fabs(p) * pow(fabs(v), p - 1);
+    }
+    default: return 1;
+    }
+}
+
+/* Largest |f'| over the evaluated inputs, each moved by its error e. */
+static double smooth_gain(const nn_node *nd, const nn_graph *g, const double *v, int64_t n,
+                          double e)
+{
+    double L = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int s = -1; s <= 1; s++) {
+            double d = smooth_deriv(nd, g, v[i] + s * e);
+            L = isnan(d) ? INFINITY : fmax(L, d);
+        }
+    return L;
 }
 
 /* A conservative bound on nn_eval's own rounding error at x (the same for
@@ -1180,7 +1362,8 @@ static double eval_error_bound(const nn_graph *g, const double *x)
     for (int k = 0; k < g->n_nodes; k++) {
         const nn_node *nd = &g->nodes[k];
         double cmax = 0, cmin = INFINITY, csz = 0, e_in = 0, m_in = 0;
-        int64_t in_size = 1;
+        double m_first = 0, min_last = INFINITY; /* computed operands: |first| max, |last| min */
+        int64_t in_size = 1, n_comp = 0;
         for (int j = 0; j < nd->n_in; j++) {
             if (nd->in[j] < 0)
                 continue;
@@ -1192,9 +1375,14 @@ static double eval_error_bound(const nn_graph *g, const double *x)
                 }
                 csz += (double)t->size;
             } else if (t->dtype == NN_FLOAT && vals[nd->in[j]]) {
-                double m = 0;
-                for (int64_t i = 0; i < t->size; i++)
+                double m = 0, mn = INFINITY;
+                for (int64_t i = 0; i < t->size; i++) {
                     m = fmax(m, fabs(vals[nd->in[j]][i]));
+                    mn = fmin(mn, fabs(vals[nd->in[j]][i]));
+                }
+                if (n_comp++ == 0)
+                    m_first = m;
+                min_last = mn;
                 m_in += m;
                 e_in += terr[nd->in[j]];
                 in_size = t->size;
@@ -1231,8 +1419,19 @@ static double eval_error_bound(const nn_graph *g, const double *x)
         }
         default: break; /* Relu, Neg, pools, means, shape ops: gain 1 */
         }
+        double m_out = 0;
+        if (nd->n_out > 0 && nd->out[0] >= 0 && vals[nd->out[0]])
+            for (int64_t i = 0; i < g->tensors[nd->out[0]].size; i++)
+                m_out = fmax(m_out, fabs(vals[nd->out[0]][i]));
+        if (n_comp == 2 && nd->op == NN_OP_MUL) /* a·b: |a| e_b + |b| e_a */
+            L = m_in;
+        else if (n_comp == 2 && nd->op == NN_OP_DIV) /* a/b: e_a/|b| + |a| e_b/b² */
+            L = min_last > 0 ? (1 + m_first / min_last) / min_last : INFINITY;
+        else if (n_comp == 1 && nd->n_in >= 1 && op_is_smooth(nd->op))
+            L = smooth_gain(nd, g, vals[nd->in[0]], g->tensors[nd->in[0]].size, e_in);
         double terms = csz + (double)in_size + 8;
-        double local = 2 * terms * 0x1p-53 * (L * m_in + B);
+        /* m_out: libm's own error (a few ulps of the result) */
+        double local = 2 * terms * 0x1p-53 * (L * m_in + B + m_out);
         for (int j = 0; j < nd->n_out; j++)
             if (nd->out[j] >= 0)
                 terr[nd->out[j]] = L * e_in + local;
@@ -1272,6 +1471,11 @@ static double objective(const ctx *c, int q, const double *y)
 /* Check one sample x (y = f(x) already in c->y); returns < 0 on error. */
 static int check_sample(ctx *c, const double *x, err *e)
 {
+    for (int64_t j = 0; j < c->ny; j++)
+        if (!isfinite(c->y[j])) { /* evaluation overflowed: nothing to compare */
+            c->st->nonfinite++;
+            return 0;
+        }
     c->st->samples++;
     int suspect = 0;
     for (int q = 0; q < c->m; q++) {

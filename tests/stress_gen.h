@@ -33,6 +33,10 @@ typedef struct sg_opts {
     int64_t max_in;      /* largest input */
     int64_t max_out;     /* largest output */
     int numerics;        /* SG_NUM_*, or -1 for random */
+    int smooth;          /* 1: one op in 3 is a smooth nonlinearity (Sigmoid, Tanh,
+                            Sin, Cos, Erf, Softplus, Gelu, LeakyRelu, Abs, Exp, Log,
+                            Sqrt, Reciprocal, Pow) or a Mul/Div of two computed
+                            tensors, each with inputs inside its domain */
 } sg_opts;
 
 /* A finalized random network; desc (if not NULL) receives the op list. */
@@ -53,6 +57,7 @@ typedef struct sg_stats {
     int64_t cases, unsupported, samples;
     int64_t violations;        /* sample outside a bound beyond eval rounding: a BUG */
     int64_t near_misses;       /* outside by less than eval rounding (not a bug) */
+    int64_t nonfinite;         /* samples skipped: nn_eval overflowed (inf or NaN) */
     int64_t crown_looser;      /* CROWN looser than IBP beyond slack (reported) */
     int64_t crown_looser_tiny; /* CROWN looser than IBP within slack */
     double crown_looser_max;   /* largest relative excess (of the IBP width) */

@@ -216,6 +216,13 @@ static void prove_case(const char *a1, const char *a2, tally *t)
                 t->proven[r] += rc == 1;
                 t->domains[r] += st.domains;
             }
+            /* --memory: a stack that may not hold one domain stops at the
+             * root (open, unless the root bound proves it) */
+            o.mem_budget = 1;
+            int rc = bab_genbab(g, lo, hi, &cl, &o, &st, &e);
+            o.mem_budget = 0;
+            cr_assert(rc >= 0, "%s", e.msg);
+            cr_assert_eq(st.domains, 1, "%lld domains within a 1-byte budget", (long long)st.domains);
         }
         cl.d = &d_false;
         o.rule = BAB_BRANCH_GENBAB;

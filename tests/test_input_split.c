@@ -128,6 +128,8 @@ Test(input_split, every_heuristic_decides_the_same_cases)
     cr_assert(ds > 0 && dw > 0 && dm > 0);
 }
 
+static size_t acas_memory; /* bab_opts.memory; 0: the default */
+
 static bab_answer acas(const char *net, const char *prop, bab_result *res)
 {
     char mp[256], sp[256];
@@ -141,6 +143,7 @@ static bab_answer acas(const char *net, const char *prop, bab_result *res)
     bab_opts o;
     bab_opts_default(&o);
     o.timeout = 60;
+    o.memory = acas_memory;
     cr_assert_eq(bab_verify(g, p, &o, res, &e), 0, "%s", e.msg);
     bab_answer a = res->answer;
     if (a == BAB_SAT)
@@ -157,6 +160,22 @@ Test(input_split, acasxu_prop3_on_1_1_is_unsat)
     cr_assert(res.n_domains > 1, "decided without splitting?");
     cr_assert_str_eq(res.strategy, "input-split");
     bab_result_free(&res);
+}
+
+/* --memory: with 16 KB the batches shrink to one box and the stack to a few
+ * dozen (bab_input_split); the search goes depth first and still decides. */
+Test(input_split, acasxu_prop3_on_1_1_is_unsat_under_a_tiny_memory_budget)
+{
+    bab_result res, res_default;
+    cr_assert_eq(acas("1_1", "prop_3", &res_default), BAB_UNSAT);
+    acas_memory = 16 << 10;
+    bab_answer a = acas("1_1", "prop_3", &res);
+    acas_memory = 0;
+    cr_assert_eq(a, BAB_UNSAT);
+    /* smaller batches: more bound calls for about as many boxes */
+    cr_assert_gt(res.n_bound_calls, res_default.n_bound_calls);
+    bab_result_free(&res);
+    bab_result_free(&res_default);
 }
 
 Test(input_split, acasxu_prop2_on_2_1_is_sat)

@@ -5,6 +5,7 @@
 #include "relu_mlp.h"
 
 #include "../bound/bound.h"
+#include "../core/clock.h"
 
 Test(lp, safe_bound_is_below_the_lp_optimum_and_sound)
 {
@@ -75,6 +76,35 @@ Test(lp, safe_bound_with_a_split_is_sound)
         if (pre[j] >= 0)
             cr_assert(y[0] - y[1] >= safe);
     }
+    bnd_net_free(n);
+    nn_graph_free(m.g);
+}
+
+Test(lp, a_passed_deadline_stops_crown_and_the_lp_with_err_timeout)
+{
+    /* --timeout inside a bound computation: once the net's deadline has
+     * passed, CROWN, the beta pass and the LP return ERR_TIMEOUT (no bound);
+     * a deadline in the future changes nothing */
+    rng r;
+    rng_seed(&r, 8);
+    mlp m = mlp_random(&r, 3, 2, 8, 2);
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(m.g, &n, &e), 0, "%s", e.msg);
+    double lo[3] = {-1, -1, -1}, hi[3] = {1, 1, 1}, C[2] = {1, -1}, lb, lb2, v, safe;
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb, NULL, &e), 0, "%s", e.msg);
+    bnd_set_deadline(n, clock_now() - 1);
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb2, NULL, &e), ERR_TIMEOUT);
+    cr_assert(strstr(e.msg, "time limit") != NULL, "%s", e.msg);
+    cr_assert_eq(bnd_lp_min(n, NULL, 0, C, 0, &v, &safe, NULL, &e), ERR_TIMEOUT);
+    bnd_domain dom = {lo, hi, NULL, NULL, NULL, 0, 0, 0};
+    bnd_beta_opts bo = {.iters = 5};
+    bnd_beta_out out = {.lb = &lb2};
+    cr_assert_eq(bnd_beta_bound(n, &dom, C, 1, &bo, &out, &e), ERR_TIMEOUT);
+    bnd_set_deadline(n, clock_now() + 1e6);
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb2, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(lb2, lb);
+    cr_assert_eq(bnd_lp_min(n, NULL, 0, C, 0, &v, &safe, NULL, &e), 0, "%s", e.msg);
     bnd_net_free(n);
     nn_graph_free(m.g);
 }

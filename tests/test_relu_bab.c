@@ -42,6 +42,8 @@ static double milp_min(const mlp *m, const double *lo, const double *hi, double 
     return v;
 }
 
+static size_t mem_budget; /* 0: the default */
+
 static void agree(int cases, int branching, uint64_t seed)
 {
     rng r;
@@ -70,6 +72,8 @@ static void agree(int cases, int branching, uint64_t seed)
         o.threads = 1 + c % 2;
         o.branching = branching;
         o.deadline = clock_now() + 5;
+        if (mem_budget)
+            o.mem_budget = mem_budget;
         bab_answer a;
         double x[4];
         err e = {0};
@@ -108,4 +112,14 @@ Test(relu_bab, agrees_with_milp_babsr)
 Test(relu_bab, agrees_with_milp_fsb)
 {
     agree(100, BAB_BRANCH_FSB, 12);
+}
+
+/* --memory: a budget of a few domains makes the workers go depth first on
+ * their own stacks almost at once; the answers stay right and as many are
+ * decided (agree() checks both). */
+Test(relu_bab, agrees_with_milp_under_a_tiny_memory_budget)
+{
+    mem_budget = 16 << 10;
+    agree(100, BAB_BRANCH_BABSR, 11);
+    mem_budget = 0;
 }

@@ -27,6 +27,23 @@ Test(stress, bounds_contain_samples_on_random_networks, .timeout = 60)
     cr_expect_eq(st.violations, 0, "bound violations: %lld", (long long)st.violations);
 }
 
+/* The same with smooth nonlinearities and products of computed tensors
+ * mixed in (one op in 3: Sigmoid, Tanh, Sin, Cos, Erf, Softplus, Gelu,
+ * LeakyRelu, Abs, Exp, Log, Sqrt, Reciprocal, Pow, Mul/Div of two tensors). */
+Test(stress, bounds_contain_samples_on_random_smooth_networks, .timeout = 60)
+{
+    sg_opts o = {.max_ops = 8, .max_elems = 48, .max_in = 12, .max_out = 6, .numerics = -1,
+                 .smooth = 1};
+    sg_stats st = {0};
+    int gen_fail = 0;
+    for (uint64_t seed = 1; seed <= 500; seed++)
+        gen_fail += sg_check_case(seed, &o, 1000, &st, stderr) != 0;
+    sg_stats_print(stderr, &st);
+    cr_expect_eq(gen_fail, 0, "generator / lowering / eval errors: %d", gen_fail);
+    cr_expect_gt(st.cases, 400, "too few cases lowered: %lld", (long long)st.cases);
+    cr_expect_eq(st.violations, 0, "bound violations: %lld", (long long)st.violations);
+}
+
 /* Rounding-level soundness: f(x) exact in 128-bit integers (stress_gen.c);
  * sensitive enough that nn_eval's own round-to-nearest outputs used as
  * bounds fail it (SG_EXACT_SELFTEST=1 in scripts/stress.c). */
@@ -269,4 +286,43 @@ Test(stress, fixed_lp_duplicate_columns_abort, .timeout = 30)
     bab_result_free(&res);
     spec_free(p);
     nn_graph_free(g);
+}
+
+/* Was a bug (stress with smooth ops, seed 9000920 and ~7800 others in 2000
+ * cases): a nonlinearity fed directly by another (Sin -> Relu). CROWN refines
+ * each pre-activation layer before the nonlinearity after it is relaxed; when
+ * that layer was itself an ACT (Sin), its own lines did not exist yet and
+ * stale memory was used. On [-7.53, 6.80] x [0.40, 2.26], relu(sin(x0)) reaches
+ * 0.864 at x0 = 2.098; CROWN gave the upper bound 0.5. Fix: an identity
+ * LINEAR layer between two ACTs (bound/net.c, bnd_add_act_layer). */
+Test(stress, regression_act_after_act_crown)
+{
+    static const char *const first[] = {"Sin", "Tanh", "Sigmoid", "Cos", "Erf"};
+    for (int f = 0; f < 5; f++) {
+        err e = {0};
+        nn_graph *g = nn_graph_new("actact.onnx");
+        g->opset = 13;
+        int64_t d[2] = {1, 2};
+        int x = tensor(g, "x", 2, d, NULL), s = nn_graph_tensor(g, "s", &e),
+            y = nn_graph_tensor(g, "y", &e);
+        cr_assert_eq(nn_graph_add_input(g, x, &e), 0);
+        cr_assert(nn_graph_add_node(g, first[f], "f", 1, &x, 1, &s, &e) >= 0);
+        cr_assert(nn_graph_add_node(g, "Relu", "r", 1, &s, 1, &y, &e) >= 0);
+        cr_assert_eq(nn_graph_add_output(g, y, &e), 0);
+        cr_assert_eq(nn_graph_finalize(g, &e), 0, "%s", e.msg);
+        bnd_net *net = NULL;
+        cr_assert_eq(bnd_net_new(g, &net, &e), 0, "%s", e.msg);
+        double lo[2] = {-7.5335431566140398, 0.40046075924109292},
+               hi[2] = {6.7984194877826072, 2.2597232759409462}, lb[2], ub[2], yv[2];
+        cr_assert_eq(bnd_compute(net, BND_CROWN, lo, hi, NULL, 2, lb, ub, &e), 0, "%s", e.msg);
+        for (int t = 0; t <= 1000; t++) {
+            double xv[2] = {lo[0] + (hi[0] - lo[0]) * t / 1000, lo[1] + (hi[1] - lo[1]) * t / 1000};
+            cr_assert_eq(nn_eval(g, xv, yv, &e), 0);
+            for (int j = 0; j < 2; j++)
+                cr_assert(yv[j] >= lb[j] && yv[j] <= ub[j], "%s -> Relu: y%d = %.17g outside [%.17g, %.17g]",
+                          first[f], j, yv[j], lb[j], ub[j]);
+        }
+        bnd_net_free(net);
+        nn_graph_free(g);
+    }
 }
