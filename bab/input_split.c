@@ -145,8 +145,8 @@ static int work_init(work *w, const split_run *s)
     w->pre = malloc((size_t)(B * np) * sizeof(double));
     w->pre_out = malloc((size_t)(B * np) * sizeof(double));
     w->cpre = malloc((size_t)(2 * B * np) * sizeof(double));
-    if (!w->pre || !w->pre_out || !w->cpre ||!w->lo || !w->hi || !w->lb || !w->A || !w->X || !w->Y || !w->score || !w->clo ||
-        !w->chi || !w->cand) {
+    if (!w->pre || !w->pre_out || !w->cpre || !w->lo || !w->hi || !w->lb || !w->A || !w->X ||
+        !w->Y || !w->score || !w->clo || !w->chi || !w->cand) {
         work_free(w);
         return -1;
     }
@@ -403,9 +403,11 @@ static void *worker(void *arg)
         int64_t take = (s->n + s->n_threads - 1) / s->n_threads;
         if (take > s->batch)
             take = s->batch;
-        /* the memory budget: a box taken comes back as at most two, so
-         * smaller batches (down to depth-first with 1) keep the stack in it */
-        int64_t room = s->max_boxes - s->n - s->reserved;
+        /* the memory budget: a box taken comes back as at most two, so the
+         * stack can grow to n + 2·reserved once the busy workers push, and
+         * taking t more boxes makes that n + 2·reserved + t; smaller batches
+         * (down to depth-first with 1) keep it in the budget */
+        int64_t room = s->max_boxes - s->n - 2 * s->reserved;
         if (take > room) {
             if (room < 1 && s->busy > 0) {
                 pthread_cond_wait(&s->cv, &s->mu);
@@ -607,31 +609,6 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     s.n_threads = o->threads > 0 ? o->threads : 2;
     if (s.n_threads > BAB_MAX_THREADS)
         s.n_threads = BAB_MAX_THREADS;
-    /* the memory budget: at most a quarter for the workers' batch buffers
-     * (work_init: 8 n0 + k + k n0 + 2 ny + 1 doubles a box, k <= 37 bounded
-     * rows), the rest for the stack (2 n0 doubles a box) */
-    size_t memory = o->memory ? o->memory : bab_default_memory();
-    int64_t k_max = 1;
-    for (int r = 0; r < p->n_regions; r++)
-        for (int c = 0; c < p->regions[r].n_clauses; c++) {
-            int64_t k = p->regions[r].clauses[c].n_rows;
-            k = k > 8 ? k : k + k * (k - 1) / 2 + (k >= 3);
-            k_max = k > k_max ? k : k_max;
-        }
-    size_t per_box = (size_t)(8 * s.n0 + k_max + k_max * s.n0 + 2 * s.ny + 1) * sizeof(double);
-    size_t fit = memory / 4 / ((size_t)s.n_threads * per_box);
-    if ((size_t)s.batch > fit)
-        s.batch = fit > 1 ? (int)fit : 1;
-    size_t batch_bytes = (size_t)s.batch * (size_t)s.n_threads * per_box;
-    size_t stack_bytes = memory > batch_bytes ? memory - batch_bytes : 0;
-    s.max_boxes = (int64_t)(stack_bytes / (2 * (size_t)s.n0 * sizeof(double)));
-    if (s.max_boxes > MAX_BOXES)
-        s.max_boxes = MAX_BOXES;
-    if (s.max_boxes < 2)
-        s.max_boxes = 2;
-    if (o->verbose)
-        fprintf(stderr, "input split: batch %d, at most %lld boxes pending (%.0f MB)\n", s.batch,
-                (long long)s.max_boxes, (double)memory / 1e6);
     s.x = res->x;
     bnd_net *net0 = NULL;
     bnd_mlp *mlp = NULL;
@@ -659,6 +636,35 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
         rc = err_set(e, ERR_NOMEM, "input split: out of memory");
         goto out;
     }
+    /* the memory budget: at most a quarter for the workers' batch buffers
+     * (work_init: 8 n0 + k + k n0 + 2 ny + 1 + 4 np doubles a box, k the
+     * rows bounded for a region: every clause's with their sums), the rest
+     * for the stack (2 n0 + np doubles a box) */
+    size_t memory = o->memory ? o->memory : bab_default_memory();
+    int64_t k_max = 1;
+    for (int r = 0; r < p->n_regions; r++) {
+        int64_t kr = 0;
+        for (int c = 0; c < p->regions[r].n_clauses; c++) {
+            int64_t k = p->regions[r].clauses[c].n_rows;
+            kr += k > 8 ? k : k + k * (k - 1) / 2 + (k >= 3);
+        }
+        k_max = kr > k_max ? kr : k_max;
+    }
+    size_t per_box = (size_t)(8 * s.n0 + k_max + k_max * s.n0 + 2 * s.ny + 1 + 4 * s.np) *
+                     sizeof(double);
+    size_t fit = memory / 4 / ((size_t)s.n_threads * per_box);
+    if ((size_t)s.batch > fit)
+        s.batch = fit > 1 ? (int)fit : 1;
+    size_t batch_bytes = (size_t)s.batch * (size_t)s.n_threads * per_box;
+    size_t stack_bytes = memory > batch_bytes ? memory - batch_bytes : 0;
+    s.max_boxes = (int64_t)(stack_bytes / ((2 * (size_t)s.n0 + (size_t)s.np) * sizeof(double)));
+    if (s.max_boxes > MAX_BOXES)
+        s.max_boxes = MAX_BOXES;
+    if (s.max_boxes < 2)
+        s.max_boxes = 2;
+    if (o->verbose)
+        fprintf(stderr, "input split: batch %d, at most %lld boxes pending (%.0f MB)\n", s.batch,
+                (long long)s.max_boxes, (double)memory / 1e6);
     int blas_threads = openblas_get_num_threads();
     /* chain nets: the matrices are small, OpenBLAS's own threads only spin
      * (20% of a single worker's time on ACAS Xu went to sched_yield) */
