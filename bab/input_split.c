@@ -650,6 +650,9 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
         }
         k_max = kr > k_max ? kr : k_max;
     }
+    int batch0 = s.batch;
+budget:
+    s.batch = batch0;
     size_t per_box = (size_t)(8 * s.n0 + k_max + k_max * s.n0 + 2 * s.ny + 1 + 4 * s.np) *
                      sizeof(double);
     size_t fit = memory / 4 / ((size_t)s.n_threads * per_box);
@@ -660,6 +663,10 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     s.max_boxes = (int64_t)(stack_bytes / ((2 * (size_t)s.n0 + (size_t)s.np) * sizeof(double)));
     if (s.max_boxes > MAX_BOXES)
         s.max_boxes = MAX_BOXES;
+    if (s.np && s.max_boxes < 4096) {
+        s.np = 0; /* a tight budget: boxes without inherited bounds, 60x smaller */
+        goto budget;
+    }
     if (s.max_boxes < 2)
         s.max_boxes = 2;
     if (o->verbose)
