@@ -135,8 +135,9 @@ static int work_init(work *w, const split_run *s)
     w->hi = malloc((size_t)(B * n0) * sizeof(double));
     w->lb = malloc((size_t)(B * k) * sizeof(double));
     w->A = malloc((size_t)(B * k * n0) * sizeof(double));
-    w->X = malloc((size_t)(2 * B * n0) * sizeof(double));
-    w->Y = malloc((size_t)(2 * B * s->ny) * sizeof(double));
+    /* candidates: the centre and one corner per clause of each box */
+    w->X = malloc((size_t)((1 + s->n_cls) * B * n0) * sizeof(double));
+    w->Y = malloc((size_t)((1 + s->n_cls) * B * s->ny) * sizeof(double));
     w->score = malloc((size_t)B * sizeof(double));
     w->clo = malloc((size_t)(2 * B * n0) * sizeof(double));
     w->chi = malloc((size_t)(2 * B * n0) * sizeof(double));
@@ -185,9 +186,10 @@ static int clause_holds(const split_run *s, const double *y)
 /* Candidates in each unrefuted box: the corner minimising the best row's
  * linear lower function (when A is known) and the centre; a violating one
  * is re-checked against the original region. */
-static int try_candidates(split_run *s, work *w, int64_t B, const int *open, const int *row,
+static int try_candidates(split_run *s, work *w, int64_t B, const int *open, const int *rows,
                           int have_A, int64_t *n_evals)
 {
+    int nc = s->n_cls;
     int64_t n0 = s->n0, k = s->bc.n_rows, np = 0;
     for (int64_t b = 0; b < B; b++) {
         if (!open[b])
@@ -197,8 +199,13 @@ static int try_candidates(split_run *s, work *w, int64_t B, const int *open, con
         for (int64_t j = 0; j < n0; j++)
             x[j] = 0.5 * lo[j] + 0.5 * hi[j];
         np++;
-        if (have_A) {
-            const double *a = w->A + (b * k + row[b]) * n0;
+        for (int c = 0; have_A && c < nc; c++) {
+            /* each clause still open here: its best row's minimising corner
+             * (rows[] < 0: the clause is refuted on this box) */
+            int r = rows[b * nc + c];
+            if (r < 0)
+                continue;
+            const double *a = w->A + (b * k + r) * n0;
             x = w->X + np * n0;
             for (int64_t j = 0; j < n0; j++)
                 x[j] = a[j] > 0 ? lo[j] : hi[j];
@@ -275,7 +282,7 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
                    int64_t *n_evals, double *t_bound, double *t_attack)
 {
     int64_t n0 = s->n0, k = s->bc.n_rows;
-    int open[B > 0 ? B : 1], row[B > 0 ? B : 1];
+    int open[B > 0 ? B : 1], row[B > 0 ? B : 1], rows[B > 0 ? B * s->n_cls : 1];
     double t0 = clock_now();
     int have_A = bound_batch(s, tid, w, B);
     *t_bound += clock_now() - t0;
@@ -300,15 +307,17 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
         }
         double best = INFINITY;
         row[b] = 0;
-        for (int c = 0; c < nc; c++)
+        for (int c = 0; c < nc; c++) {
             if (!(cbest[c] > 0) && cbest[c] < best)
                 best = cbest[c], row[b] = crow[c];
+            rows[b * nc + c] = cbest[c] > 0 ? -1 : crow[c];
+        }
         open[b] = best < INFINITY;
         if (open[b] && best < worst_gap)
             worst_gap = best, worst = b;
     }
     t0 = clock_now();
-    int rc = try_candidates(s, w, B, open, row, have_A, n_evals);
+    int rc = try_candidates(s, w, B, open, rows, have_A, n_evals);
     if (rc == 0 && attack_worst && worst >= 0)
         rc = attack_box(s, w, w->lo + worst * n0, w->hi + worst * n0, n_evals);
     *t_attack += clock_now() - t0;
@@ -544,6 +553,48 @@ static int augment_clause(split_run *s, int64_t ny, err *e)
     return 0;
 }
 
+/* Few inputs: the 3^n0 points of the root box whose coordinates are lower
+ * ends, midpoints or upper ends (243 forward passes for ACAS Xu). ReLU
+ * networks often violate at such points, and depth-first splitting reaches
+ * them late or not at all (1_9 prop_7: a corner of a half box). 1 with s->x
+ * filled when one passes bab_check_counterexample. */
+static int grid_candidates(split_run *s, err *e)
+{
+    int64_t n0 = s->n0, n = 1;
+    if (n0 > 8)
+        return 0;
+    for (int64_t j = 0; j < n0; j++)
+        n *= 3;
+    double *X = malloc((size_t)(n * n0) * sizeof(double));
+    double *Y = malloc((size_t)(n * s->ny) * sizeof(double));
+    int rc = 0;
+    if (!X || !Y) {
+        free(X), free(Y);
+        return 0; /* optional: the search proper decides */
+    }
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t j = 0, q = t; j < n0; j++, q /= 3) {
+            double lo = s->root_lo[j], hi = s->root_hi[j];
+            X[t * n0 + j] = q % 3 == 0 ? lo : q % 3 == 1 ? 0.5 * lo + 0.5 * hi : hi;
+        }
+    if (s->mlp)
+        rc = bnd_mlp_eval(s->mlp, n, X, Y, e);
+    else
+        for (int64_t t = 0; t < n && rc == 0; t++)
+            rc = nn_eval(s->g, X + t * n0, Y + t * s->ny, e);
+    for (int64_t t = 0; t < n && rc == 0; t++) {
+        if (!clause_holds(s, Y + t * s->ny))
+            continue;
+        rc = bab_check_counterexample(s->g, s->p, s->region, X + t * n0, NULL, e);
+        if (rc == 1)
+            memcpy(s->x, X + t * n0, (size_t)n0 * sizeof(double));
+        if (rc == 1 || rc < 0)
+            break;
+    }
+    free(X), free(Y);
+    return rc;
+}
+
 /* One obligation: region r's box against the clauses cls. Sets *answer. */
 static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err *e)
 {
@@ -553,6 +604,13 @@ static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err
     s->batches_since_attack = 0;
     s->t_start = clock_now();
     s->next_global = s->t_start + 0.5;
+    int grc = grid_candidates(s, e);
+    if (grc < 0)
+        return grc;
+    if (grc == 1) {
+        *answer = BAB_SAT;
+        return 0;
+    }
     for (int64_t t = 0; t < s->np; t++) /* the root inherits nothing (NaN: no bound) */
         s->root_pre[t] = NAN;
     if (push(s, s->root_lo, s->root_hi, s->root_pre)) {
