@@ -1,11 +1,13 @@
 /* input_split.c: branch and bound over the input box, for networks with few
  * inputs (ACAS Xu).
  *
- * Each (region, clause) pair of the property is one obligation: no x in the
- * region's box with C f(x) <= d. Sub-boxes wait on a stack (depth first, so
- * memory stays bounded by depth x batch); a worker takes a batch, bounds all
- * of them at once (bnd_mlp_bound: a few dgemms per layer for the whole batch;
- * per-box CROWN through bnd_compute for graphs that are not chains), drops
+ * Each region of the property is one obligation: no x in the region's box
+ * with C_c f(x) <= d_c for any clause c (all clauses bounded on every box; a
+ * box is dropped when each clause is refuted on it). Sub-boxes wait on a
+ * stack (depth first, so memory stays bounded by depth x batch); a worker
+ * takes a batch, bounds all of them at once (bnd_mlp_bound: a few dgemms
+ * per layer for the whole batch; per-box CROWN through bnd_compute for
+ * graphs that are not chains), drops
  * the boxes where some row's lower bound exceeds its threshold, tries two
  * cheap candidates in each remaining box (the corner minimising the lower
  * bound's linear function, and the centre) and splits it in two along the
@@ -13,7 +15,9 @@
  *   SMEAR: |input coefficient of the most refutable row| x width,
  *   WIDTH: width relative to the root box.
  * Every 2 batches the least refuted box gets a short PGD attack, and the
- * child holding the parent's minimising corner is explored first. Workers
+ * child holding the parent's minimising corner is explored first; a long
+ * run also attacks the whole box now and then. Children inherit their
+ * parent's pre-activation bounds (bnd_mlp_bound_pre). Workers
  * are threads sharing the stack (one lock; bounding runs outside it);
  * OpenBLAS runs single-threaded meanwhile. A candidate is reported only
  * after bab_check_counterexample accepts it against the original region. */
@@ -39,8 +43,10 @@ typedef struct {
     const nn_graph *g;
     const spec_property *p;
     int region;
-    const spec_clause *cl;
-    spec_clause bc;           /* rows bounded: cl's rows and their sums */
+    const spec_clause *cls;   /* the obligation's clauses (a disjunction) */
+    int n_cls;
+    spec_clause bc;           /* rows bounded: each clause's rows and their sums */
+    int *row_cl;              /* clause of each row of bc */
     const bnd_mlp *mlp;       /* NULL: generic path through nets[] */
     bnd_net **nets;           /* one per worker (generic path) */
     const bab_opts *o;
@@ -48,10 +54,13 @@ typedef struct {
     int64_t n0, ny;
     int batch, alpha_iters;
     const double *root_lo, *root_hi;
+    double *root_pre;
     /* shared, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     double *lo, *hi;          /* stack of boxes */
+    double *pre;              /* their inherited pre-activation bounds (np each) */
+    int64_t np;               /* bnd_mlp_n_pre (0: generic path) */
     int64_t n, cap;
     int64_t max_boxes;        /* the memory budget in boxes (bab_opts.memory) */
     int64_t reserved;         /* boxes the busy workers may still push */
@@ -61,10 +70,12 @@ typedef struct {
     err e;
     double *x;                /* the counterexample */
     int64_t n_boxes, n_batches, n_evals, n_attacks, batches_since_attack;
+    double t_start, next_global; /* long runs: attacks on the whole box */
+    uint64_t global_seed;
     double t_bound, t_attack;
 } split_run;
 
-static int push(split_run *s, const double *lo, const double *hi)
+static int push(split_run *s, const double *lo, const double *hi, const double *pre)
 {
     if (s->n == s->cap) {
         int64_t cap = s->cap ? 2 * s->cap : 1024;
@@ -80,10 +91,18 @@ static int push(split_run *s, const double *lo, const double *hi)
         if (!a || !b)
             return err_set(&s->e, ERR_NOMEM, "input split: out of memory");
         s->hi = b;
+        if (s->np) {
+            double *c = realloc(s->pre, (size_t)(cap * s->np) * sizeof(double));
+            if (!c)
+                return err_set(&s->e, ERR_NOMEM, "input split: out of memory");
+            s->pre = c;
+        }
         s->cap = cap;
     }
     memcpy(s->lo + s->n * s->n0, lo, (size_t)s->n0 * sizeof(double));
     memcpy(s->hi + s->n * s->n0, hi, (size_t)s->n0 * sizeof(double));
+    if (s->np)
+        memcpy(s->pre + s->n * s->np, pre, (size_t)s->np * sizeof(double));
     s->n++;
     return 0;
 }
@@ -93,6 +112,7 @@ typedef struct {
     int64_t cap;
     double *lo, *hi, *lb, *A, *X, *Y, *score;
     double *clo, *chi;        /* children: 2 per box */
+    double *pre, *pre_out, *cpre; /* inherited / computed / children's pre bounds */
     int64_t n_child, n_stuck;
     double *cand;             /* a candidate that passed the check */
     int has_cand;
@@ -103,6 +123,7 @@ static void work_free(work *w)
 {
     free(w->lo), free(w->hi), free(w->lb), free(w->A), free(w->X), free(w->Y);
     free(w->score), free(w->clo), free(w->chi), free(w->cand);
+    free(w->pre), free(w->pre_out), free(w->cpre);
 }
 
 static int work_init(work *w, const split_run *s)
@@ -114,14 +135,19 @@ static int work_init(work *w, const split_run *s)
     w->hi = malloc((size_t)(B * n0) * sizeof(double));
     w->lb = malloc((size_t)(B * k) * sizeof(double));
     w->A = malloc((size_t)(B * k * n0) * sizeof(double));
-    w->X = malloc((size_t)(2 * B * n0) * sizeof(double));
-    w->Y = malloc((size_t)(2 * B * s->ny) * sizeof(double));
+    /* candidates: the centre and one corner per clause of each box */
+    w->X = malloc((size_t)((1 + s->n_cls) * B * n0) * sizeof(double));
+    w->Y = malloc((size_t)((1 + s->n_cls) * B * s->ny) * sizeof(double));
     w->score = malloc((size_t)B * sizeof(double));
     w->clo = malloc((size_t)(2 * B * n0) * sizeof(double));
     w->chi = malloc((size_t)(2 * B * n0) * sizeof(double));
     w->cand = malloc((size_t)n0 * sizeof(double));
-    if (!w->lo || !w->hi || !w->lb || !w->A || !w->X || !w->Y || !w->score || !w->clo ||
-        !w->chi || !w->cand) {
+    int64_t np = s->np ? s->np : 1;
+    w->pre = malloc((size_t)(B * np) * sizeof(double));
+    w->pre_out = malloc((size_t)(B * np) * sizeof(double));
+    w->cpre = malloc((size_t)(2 * B * np) * sizeof(double));
+    if (!w->pre || !w->pre_out || !w->cpre || !w->lo || !w->hi || !w->lb || !w->A || !w->X ||
+        !w->Y || !w->score || !w->clo || !w->chi || !w->cand) {
         work_free(w);
         return -1;
     }
@@ -134,8 +160,9 @@ static int bound_batch(split_run *s, int tid, work *w, int64_t B)
 {
     int k = s->bc.n_rows;
     if (s->mlp) {
-        int rc = bnd_mlp_bound(s->mlp, B, w->lo, w->hi, k, s->bc.C, s->alpha_iters, w->lb,
-                               w->A, &w->e);
+        int rc = bnd_mlp_bound_pre(s->mlp, B, w->lo, w->hi, k, s->bc.C, s->alpha_iters,
+                                   s->np ? w->pre : NULL, s->np ? w->pre_out : NULL, w->lb,
+                                   w->A, &w->e);
         return rc ? rc : 1;
     }
     for (int64_t b = 0; b < B; b++) {
@@ -147,18 +174,22 @@ static int bound_batch(split_run *s, int tid, work *w, int64_t B)
     return 0;
 }
 
-/* 1 if y violates the clause (all rows hold, tolerance 0). */
+/* 1 if y violates some clause (all its rows hold, tolerance 0). */
 static int clause_holds(const split_run *s, const double *y)
 {
-    return spec_clause_holds(s->cl, s->ny, y, 0.0);
+    for (int c = 0; c < s->n_cls; c++)
+        if (spec_clause_holds(&s->cls[c], s->ny, y, 0.0))
+            return 1;
+    return 0;
 }
 
 /* Candidates in each unrefuted box: the corner minimising the best row's
  * linear lower function (when A is known) and the centre; a violating one
  * is re-checked against the original region. */
-static int try_candidates(split_run *s, work *w, int64_t B, const int *open, const int *row,
+static int try_candidates(split_run *s, work *w, int64_t B, const int *open, const int *rows,
                           int have_A, int64_t *n_evals)
 {
+    int nc = s->n_cls;
     int64_t n0 = s->n0, k = s->bc.n_rows, np = 0;
     for (int64_t b = 0; b < B; b++) {
         if (!open[b])
@@ -168,8 +199,13 @@ static int try_candidates(split_run *s, work *w, int64_t B, const int *open, con
         for (int64_t j = 0; j < n0; j++)
             x[j] = 0.5 * lo[j] + 0.5 * hi[j];
         np++;
-        if (have_A) {
-            const double *a = w->A + (b * k + row[b]) * n0;
+        for (int c = 0; have_A && c < nc; c++) {
+            /* each clause still open here: its best row's minimising corner
+             * (rows[] < 0: the clause is refuted on this box) */
+            int r = rows[b * nc + c];
+            if (r < 0)
+                continue;
+            const double *a = w->A + (b * k + r) * n0;
             x = w->X + np * n0;
             for (int64_t j = 0; j < n0; j++)
                 x[j] = a[j] > 0 ? lo[j] : hi[j];
@@ -209,7 +245,7 @@ static int try_candidates(split_run *s, work *w, int64_t B, const int *open, con
 static int attack_box(split_run *s, work *w, const double *lo, const double *hi,
                       int64_t *n_evals)
 {
-    spec_region reg = { (double *)lo, (double *)hi, 1, (spec_clause *)s->cl };
+    spec_region reg = { (double *)lo, (double *)hi, s->n_cls, (spec_clause *)s->cls };
     spec_property sub = { s->p->n_x, s->p->n_y, 1, &reg };
     bab_attack_opts ao = { .deadline = s->deadline, .restarts = 2, .steps = 15,
                            .samples = 20, .seed = s->o->seed + (uint64_t)*n_evals };
@@ -221,12 +257,32 @@ static int attack_box(split_run *s, work *w, const double *lo, const double *hi,
     return rc;
 }
 
+/* Random-restart PGD over the obligation's root box for ~0.1 s; 1 with
+ * w->cand filled when it finds a checked counterexample. */
+static int attack_global(split_run *s, work *w, uint64_t seed, int64_t *n_evals)
+{
+    double dl = clock_now() + 0.1;
+    if (s->deadline > 0 && dl > s->deadline) /* 0: no deadline */
+        dl = s->deadline;
+    spec_region reg = { (double *)s->root_lo, (double *)s->root_hi, s->n_cls,
+                        (spec_clause *)s->cls };
+    spec_property sub = { s->p->n_x, s->p->n_y, 1, &reg };
+    bab_attack_opts ao = { .deadline = dl, .restarts = 1000000, .steps = 20,
+                           .samples = 200, .seed = s->o->seed + 7919 * seed };
+    int rc = bab_attack(s->g, &sub, 0, &ao, w->cand, n_evals, &w->e);
+    if (rc == 1) {
+        rc = bab_check_counterexample(s->g, s->p, s->region, w->cand, NULL, &w->e);
+        w->has_cand = rc == 1;
+    }
+    return rc;
+}
+
 /* Bound, test and split one batch; children go to w->clo/chi. */
 static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
                    int64_t *n_evals, double *t_bound, double *t_attack)
 {
     int64_t n0 = s->n0, k = s->bc.n_rows;
-    int open[B > 0 ? B : 1], row[B > 0 ? B : 1];
+    int open[B > 0 ? B : 1], row[B > 0 ? B : 1], rows[B > 0 ? B * s->n_cls : 1];
     double t0 = clock_now();
     int have_A = bound_batch(s, tid, w, B);
     *t_bound += clock_now() - t0;
@@ -234,22 +290,34 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
         return have_A;
     int64_t worst = -1;
     double worst_gap = INFINITY;
+    int nc = s->n_cls;
+    double cbest[nc];
+    int crow[nc];
     for (int64_t b = 0; b < B; b++) {
-        /* refuted when some row can never hold; else branch on the row
-         * closest to refutation */
-        double best = -INFINITY;
-        row[b] = 0;
+        /* a clause is refuted when some of its rows can never hold, the box
+         * when every clause is; else branch on the row closest to refuting
+         * the least refuted clause */
+        for (int c = 0; c < nc; c++)
+            cbest[c] = -INFINITY, crow[c] = 0;
         for (int64_t i = 0; i < k; i++) {
             double gap = w->lb[b * k + i] - s->bc.d[i];
-            if (gap > best)
-                best = gap, row[b] = (int)i;
+            int c = s->row_cl[i];
+            if (gap > cbest[c])
+                cbest[c] = gap, crow[c] = (int)i;
         }
-        open[b] = !(best > 0);
+        double best = INFINITY;
+        row[b] = 0;
+        for (int c = 0; c < nc; c++) {
+            if (!(cbest[c] > 0) && cbest[c] < best)
+                best = cbest[c], row[b] = crow[c];
+            rows[b * nc + c] = cbest[c] > 0 ? -1 : crow[c];
+        }
+        open[b] = best < INFINITY;
         if (open[b] && best < worst_gap)
             worst_gap = best, worst = b;
     }
     t0 = clock_now();
-    int rc = try_candidates(s, w, B, open, row, have_A, n_evals);
+    int rc = try_candidates(s, w, B, open, rows, have_A, n_evals);
     if (rc == 0 && attack_worst && worst >= 0)
         rc = attack_box(s, w, w->lo + worst * n0, w->hi + worst * n0, n_evals);
     *t_attack += clock_now() - t0;
@@ -296,6 +364,11 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
         memcpy(h1 + n0, hi, (size_t)n0 * sizeof(double));
         h1[dim] = mid;
         l1[n0 + dim] = mid;
+        if (s->np) { /* the parent's bounds hold on both halves */
+            double *p1 = w->cpre + w->n_child * s->np;
+            memcpy(p1, w->pre_out + b * s->np, (size_t)s->np * sizeof(double));
+            memcpy(p1 + s->np, p1, (size_t)s->np * sizeof(double));
+        }
         if (have_A && a[dim] > 0) {
             /* the lower bound's minimising corner is in the lower half: push
              * it last, so depth first visits it first (sat comes sooner) */
@@ -339,9 +412,11 @@ static void *worker(void *arg)
         int64_t take = (s->n + s->n_threads - 1) / s->n_threads;
         if (take > s->batch)
             take = s->batch;
-        /* the memory budget: a box taken comes back as at most two, so
-         * smaller batches (down to depth-first with 1) keep the stack in it */
-        int64_t room = s->max_boxes - s->n - s->reserved;
+        /* the memory budget: a box taken comes back as at most two, so the
+         * stack can grow to n + 2·reserved once the busy workers push, and
+         * taking t more boxes makes that n + 2·reserved + t; smaller batches
+         * (down to depth-first with 1) keep it in the budget */
+        int64_t room = s->max_boxes - s->n - 2 * s->reserved;
         if (take > room) {
             if (room < 1 && s->busy > 0) {
                 pthread_cond_wait(&s->cv, &s->mu);
@@ -357,7 +432,18 @@ static void *worker(void *arg)
         s->n -= take;
         memcpy(w.lo, s->lo + s->n * s->n0, (size_t)(take * s->n0) * sizeof(double));
         memcpy(w.hi, s->hi + s->n * s->n0, (size_t)(take * s->n0) * sizeof(double));
-        int attack = 0;
+        if (s->np)
+            memcpy(w.pre, s->pre + s->n * s->np, (size_t)(take * s->np) * sizeof(double));
+        int attack = 0, global = 0;
+        double now = clock_now();
+        if (now >= s->next_global) {
+            /* a run that lasts: a small counterexample region may hide
+             * from the per-box attacks, so every 2 s, 0.1 s (~5% of the
+             * time) goes to random-restart PGD over the whole box */
+            global = 1;
+            s->next_global = now + 2.0;
+            s->global_seed++;
+        }
         if (++s->batches_since_attack >= 2) {
             s->batches_since_attack = 0;
             attack = 1;
@@ -368,7 +454,14 @@ static void *worker(void *arg)
         int64_t n_evals = 0;
         double t_bound = 0, t_attack = 0;
         w.has_cand = 0;
-        int rc = process(s, tid, &w, take, attack, &n_evals, &t_bound, &t_attack);
+        int rc = 0;
+        if (global) {
+            double t0 = clock_now();
+            rc = attack_global(s, &w, s->global_seed, &n_evals);
+            t_attack += clock_now() - t0;
+        }
+        if (rc == 0)
+            rc = process(s, tid, &w, take, attack, &n_evals, &t_bound, &t_attack);
 
         pthread_mutex_lock(&s->mu);
         s->busy--;
@@ -394,7 +487,8 @@ static void *worker(void *arg)
             s->done = 1;
         } else {
             for (int64_t c = 0; c < w.n_child && !s->rc; c++) {
-                int prc = push(s, w.clo + c * s->n0, w.chi + c * s->n0);
+                int prc = push(s, w.clo + c * s->n0, w.chi + c * s->n0,
+                               s->np ? w.cpre + c * s->np : NULL);
                 if (prc) {
                     s->rc = prc;
                     s->done = 1;
@@ -417,46 +511,109 @@ static void *worker(void *arg)
  * tighter than any single row (the relaxation errors partly cancel). */
 static int augment_clause(split_run *s, int64_t ny, err *e)
 {
-    const spec_clause *cl = s->cl;
-    int k = cl->n_rows, kk = k + (k >= 2 ? k * (k - 1) / 2 : 0) + (k >= 3 ? 1 : 0);
-    if (k > 8)
-        kk = k; /* many rows: sums would dominate the cost */
-    free(s->bc.C), free(s->bc.d);
-    s->bc.C = calloc((size_t)(kk * ny), sizeof(double));
-    s->bc.d = calloc((size_t)kk, sizeof(double));
-    if (!s->bc.C || !s->bc.d)
+    int total = 0;
+    for (int c = 0; c < s->n_cls; c++) {
+        int k = s->cls[c].n_rows;
+        total += k > 8 ? k : k + (k >= 2 ? k * (k - 1) / 2 : 0) + (k >= 3 ? 1 : 0);
+    }
+    free(s->bc.C), free(s->bc.d), free(s->row_cl);
+    s->bc.C = calloc((size_t)(total * ny), sizeof(double));
+    s->bc.d = calloc((size_t)total, sizeof(double));
+    s->row_cl = calloc((size_t)total, sizeof(int));
+    if (!s->bc.C || !s->bc.d || !s->row_cl)
         return err_set(e, ERR_NOMEM, "input split: out of memory");
-    s->bc.n_rows = kk;
-    memcpy(s->bc.C, cl->C, (size_t)(k * ny) * sizeof(double));
-    memcpy(s->bc.d, cl->d, (size_t)k * sizeof(double));
-    int at = k;
-    for (int i = 0; i < k && kk > k; i++)
-        for (int j = i + 1; j < k; j++, at++) {
-            for (int64_t t = 0; t < ny; t++)
-                s->bc.C[at * ny + t] = cl->C[i * ny + t] + cl->C[j * ny + t];
-            /* the threshold rounded up: refuting needs lb > d_i + d_j */
-            s->bc.d[at] = nextafter(cl->d[i] + cl->d[j], INFINITY);
+    s->bc.n_rows = total;
+    int at = 0;
+    for (int c = 0; c < s->n_cls; c++) {
+        const spec_clause *cl = &s->cls[c];
+        int k = cl->n_rows, first = at;
+        double *C = s->bc.C, *d = s->bc.d;
+        memcpy(C + at * ny, cl->C, (size_t)(k * ny) * sizeof(double));
+        memcpy(d + at, cl->d, (size_t)k * sizeof(double));
+        at += k;
+        for (int i = 0; i < k && k <= 8; i++)
+            for (int j = i + 1; j < k; j++, at++) {
+                for (int64_t t = 0; t < ny; t++)
+                    C[at * ny + t] = cl->C[i * ny + t] + cl->C[j * ny + t];
+                /* the threshold rounded up: refuting needs lb > d_i + d_j */
+                d[at] = nextafter(cl->d[i] + cl->d[j], INFINITY);
+            }
+        if (k >= 3 && k <= 8) {
+            double dd = 0;
+            for (int i = 0; i < k; i++) {
+                for (int64_t t = 0; t < ny; t++)
+                    C[at * ny + t] += cl->C[i * ny + t];
+                dd = nextafter(dd + cl->d[i], INFINITY);
+            }
+            d[at++] = dd;
         }
-    if (at < kk) {
-        double d = 0;
-        for (int i = 0; i < k; i++) {
-            for (int64_t t = 0; t < ny; t++)
-                s->bc.C[at * ny + t] += cl->C[i * ny + t];
-            d = nextafter(d + cl->d[i], INFINITY);
-        }
-        s->bc.d[at] = d;
+        for (int i = first; i < at; i++)
+            s->row_cl[i] = c;
     }
     return 0;
 }
 
-/* One obligation: region r's box against clause c. Sets *answer. */
+/* Few inputs: the 3^n0 points of the root box whose coordinates are lower
+ * ends, midpoints or upper ends (243 forward passes for ACAS Xu). ReLU
+ * networks often violate at such points, and depth-first splitting reaches
+ * them late or not at all (1_9 prop_7: a corner of a half box). 1 with s->x
+ * filled when one passes bab_check_counterexample. */
+static int grid_candidates(split_run *s, err *e)
+{
+    int64_t n0 = s->n0, n = 1;
+    if (n0 > 8)
+        return 0;
+    for (int64_t j = 0; j < n0; j++)
+        n *= 3;
+    double *X = malloc((size_t)(n * n0) * sizeof(double));
+    double *Y = malloc((size_t)(n * s->ny) * sizeof(double));
+    int rc = 0;
+    if (!X || !Y) {
+        free(X), free(Y);
+        return 0; /* optional: the search proper decides */
+    }
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t j = 0, q = t; j < n0; j++, q /= 3) {
+            double lo = s->root_lo[j], hi = s->root_hi[j];
+            X[t * n0 + j] = q % 3 == 0 ? lo : q % 3 == 1 ? 0.5 * lo + 0.5 * hi : hi;
+        }
+    if (s->mlp)
+        rc = bnd_mlp_eval(s->mlp, n, X, Y, e);
+    else
+        for (int64_t t = 0; t < n && rc == 0; t++)
+            rc = nn_eval(s->g, X + t * n0, Y + t * s->ny, e);
+    for (int64_t t = 0; t < n && rc == 0; t++) {
+        if (!clause_holds(s, Y + t * s->ny))
+            continue;
+        rc = bab_check_counterexample(s->g, s->p, s->region, X + t * n0, NULL, e);
+        if (rc == 1)
+            memcpy(s->x, X + t * n0, (size_t)n0 * sizeof(double));
+        if (rc == 1 || rc < 0)
+            break;
+    }
+    free(X), free(Y);
+    return rc;
+}
+
+/* One obligation: region r's box against the clauses cls. Sets *answer. */
 static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err *e)
 {
     s->n = s->reserved = 0;
     s->busy = s->done = s->found = s->timed_out = s->rc = s->out_of_memory = 0;
     s->n_stuck = 0;
     s->batches_since_attack = 0;
-    if (push(s, s->root_lo, s->root_hi)) {
+    s->t_start = clock_now();
+    s->next_global = s->t_start + 0.5;
+    int grc = grid_candidates(s, e);
+    if (grc < 0)
+        return grc;
+    if (grc == 1) {
+        *answer = BAB_SAT;
+        return 0;
+    }
+    for (int64_t t = 0; t < s->np; t++) /* the root inherits nothing (NaN: no bound) */
+        s->root_pre[t] = NAN;
+    if (push(s, s->root_lo, s->root_hi, s->root_pre)) {
         *e = s->e;
         return ERR_NOMEM;
     }
@@ -510,31 +667,6 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     s.n_threads = o->threads > 0 ? o->threads : 2;
     if (s.n_threads > BAB_MAX_THREADS)
         s.n_threads = BAB_MAX_THREADS;
-    /* the memory budget: at most a quarter for the workers' batch buffers
-     * (work_init: 8 n0 + k + k n0 + 2 ny + 1 doubles a box, k <= 37 bounded
-     * rows), the rest for the stack (2 n0 doubles a box) */
-    size_t memory = o->memory ? o->memory : bab_default_memory();
-    int64_t k_max = 1;
-    for (int r = 0; r < p->n_regions; r++)
-        for (int c = 0; c < p->regions[r].n_clauses; c++) {
-            int64_t k = p->regions[r].clauses[c].n_rows;
-            k = k > 8 ? k : k + k * (k - 1) / 2 + (k >= 3);
-            k_max = k > k_max ? k : k_max;
-        }
-    size_t per_box = (size_t)(8 * s.n0 + k_max + k_max * s.n0 + 2 * s.ny + 1) * sizeof(double);
-    size_t fit = memory / 4 / ((size_t)s.n_threads * per_box);
-    if ((size_t)s.batch > fit)
-        s.batch = fit > 1 ? (int)fit : 1;
-    size_t batch_bytes = (size_t)s.batch * (size_t)s.n_threads * per_box;
-    size_t stack_bytes = memory > batch_bytes ? memory - batch_bytes : 0;
-    s.max_boxes = (int64_t)(stack_bytes / (2 * (size_t)s.n0 * sizeof(double)));
-    if (s.max_boxes > MAX_BOXES)
-        s.max_boxes = MAX_BOXES;
-    if (s.max_boxes < 2)
-        s.max_boxes = 2;
-    if (o->verbose)
-        fprintf(stderr, "input split: batch %d, at most %lld boxes pending (%.0f MB)\n", s.batch,
-                (long long)s.max_boxes, (double)memory / 1e6);
     s.x = res->x;
     bnd_net *net0 = NULL;
     bnd_mlp *mlp = NULL;
@@ -556,8 +688,53 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     if (rc)
         goto out;
     s.mlp = mlp;
+    s.np = mlp && !getenv("NNV_NOREUSE") ? bnd_mlp_n_pre(mlp) : 0;
+    s.root_pre = malloc((size_t)(s.np ? s.np : 1) * sizeof(double));
+    if (!s.root_pre) {
+        rc = err_set(e, ERR_NOMEM, "input split: out of memory");
+        goto out;
+    }
+    /* the memory budget: at most a quarter for the workers' batch buffers
+     * (work_init: 8 n0 + k + k n0 + 2 ny + 1 + 4 np doubles a box, k the
+     * rows bounded for a region: every clause's with their sums), the rest
+     * for the stack (2 n0 + np doubles a box) */
+    size_t memory = o->memory ? o->memory : bab_default_memory();
+    int64_t k_max = 1;
+    for (int r = 0; r < p->n_regions; r++) {
+        int64_t kr = 0;
+        for (int c = 0; c < p->regions[r].n_clauses; c++) {
+            int64_t k = p->regions[r].clauses[c].n_rows;
+            kr += k > 8 ? k : k + k * (k - 1) / 2 + (k >= 3);
+        }
+        k_max = kr > k_max ? kr : k_max;
+    }
+    int batch0 = s.batch;
+budget:
+    s.batch = batch0;
+    size_t per_box = (size_t)(8 * s.n0 + k_max + k_max * s.n0 + 2 * s.ny + 1 + 4 * s.np) *
+                     sizeof(double);
+    size_t fit = memory / 4 / ((size_t)s.n_threads * per_box);
+    if ((size_t)s.batch > fit)
+        s.batch = fit > 1 ? (int)fit : 1;
+    size_t batch_bytes = (size_t)s.batch * (size_t)s.n_threads * per_box;
+    size_t stack_bytes = memory > batch_bytes ? memory - batch_bytes : 0;
+    s.max_boxes = (int64_t)(stack_bytes / ((2 * (size_t)s.n0 + (size_t)s.np) * sizeof(double)));
+    if (s.max_boxes > MAX_BOXES)
+        s.max_boxes = MAX_BOXES;
+    if (s.np && s.max_boxes < 4096) {
+        s.np = 0; /* a tight budget: boxes without inherited bounds, 60x smaller */
+        goto budget;
+    }
+    if (s.max_boxes < 2)
+        s.max_boxes = 2;
+    if (o->verbose)
+        fprintf(stderr, "input split: batch %d, at most %lld boxes pending (%.0f MB)\n", s.batch,
+                (long long)s.max_boxes, (double)memory / 1e6);
     int blas_threads = openblas_get_num_threads();
-    if (s.n_threads > 1)
+    /* chain nets: the matrices are small, OpenBLAS's own threads only spin
+     * (20% of a single worker's time on ACAS Xu went to sched_yield) */
+    int one_blas = s.n_threads > 1 || s.mlp;
+    if (one_blas)
         openblas_set_num_threads(1);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
@@ -566,9 +743,16 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
         const spec_region *reg = &p->regions[r];
         s.region = r;
         s.root_lo = reg->lo, s.root_hi = reg->hi;
-        for (int c = 0; c < reg->n_clauses && rc == 0; c++) {
-            s.cl = &reg->clauses[c];
-            if (s.cl->n_rows == 0) {
+        /* the clauses together, one obligation (intermediate bounds, the
+         * costly part, are shared, and a counterexample to any clause ends
+         * the search); NNV_SEPARATE=1: one obligation per clause */
+        int joint = !getenv("NNV_SEPARATE");
+        for (int c = 0; c < reg->n_clauses && joint; c++)
+            joint = reg->clauses[c].n_rows > 0;
+        for (int c = 0; c < (joint ? 1 : reg->n_clauses) && rc == 0; c++) {
+            s.cls = &reg->clauses[c];
+            s.n_cls = joint ? reg->n_clauses : 1;
+            if (s.cls->n_rows == 0) {
                 /* no condition: any point of the box is a counterexample */
                 for (int64_t j = 0; j < s.n0; j++)
                     res->x[j] = 0.5 * reg->lo[j] + 0.5 * reg->hi[j];
@@ -607,7 +791,7 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     }
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
-    if (s.n_threads > 1)
+    if (one_blas)
         openblas_set_num_threads(blas_threads);
     if (rc == 0) {
         res->answer = overall;
@@ -623,7 +807,7 @@ out:
     free(s.nets);
     bnd_mlp_free(mlp);
     bnd_net_free(net0);
-    free(s.lo), free(s.hi);
-    free(s.bc.C), free(s.bc.d);
+    free(s.lo), free(s.hi), free(s.pre), free(s.root_pre);
+    free(s.bc.C), free(s.bc.d), free(s.row_cl);
     return rc;
 }

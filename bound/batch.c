@@ -44,7 +44,13 @@ void bnd_mlp_free(bnd_mlp *m)
         free(l->W), free(l->Wp), free(l->Wn), free(l->Wabs), free(l->bias), free(l->bias_err);
     }
     free(m->L);
+    free(m->pre_off);
     free(m);
+}
+
+int64_t bnd_mlp_n_pre(const bnd_mlp *m)
+{
+    return 2 * m->n_pre;
 }
 
 int64_t bnd_mlp_n_in(const bnd_mlp *m)
@@ -135,6 +141,11 @@ int bnd_mlp_new(const bnd_net *net, bnd_mlp **out, err *e)
         free(m);
         return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
     }
+    m->pre_off = calloc((size_t)(m->n_layers ? m->n_layers : 1), sizeof(int64_t));
+    if (!m->pre_off) {
+        bnd_mlp_free(m);
+        return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    }
     m->n_in = net->layers[0].size;
     m->n_out = net->layers[net->n_layers - 1].size;
     m->widest = m->n_in;
@@ -154,6 +165,11 @@ int bnd_mlp_new(const bnd_net *net, bnd_mlp **out, err *e)
             return rc;
         }
     }
+    for (int i = 0; i + 1 < m->n_layers; i++)
+        if (!m->L[i].relu && m->L[i + 1].relu) {
+            m->pre_off[i] = 2 * m->n_pre;
+            m->n_pre += m->L[i].n;
+        }
     *out = m;
     return 0;
 }
@@ -189,6 +205,28 @@ int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e
 }
 
 /* ---- batched bounds ---- */
+
+/* Meet layer i's output (a pre-activation) with the given intervals (sound
+ * for the box, e.g. from its parent box), or store its intervals. */
+static void pre_exchange(batch *bt, int i, int store)
+{
+    int64_t n = bt->m->L[i].n, np = 2 * bt->m->n_pre, off = bt->m->pre_off[i];
+    double *lo = bt->lo[i + 1], *hi = bt->hi[i + 1];
+    for (int64_t b = 0; b < bt->B; b++) {
+        double *l = lo + b * n, *h = hi + b * n;
+        if (store) {
+            double *p = bt->pre_out + b * np + off;
+            memcpy(p, l, (size_t)n * sizeof(double));
+            memcpy(p + n, h, (size_t)n * sizeof(double));
+            continue;
+        }
+        const double *p = bt->pre_in + b * np + off;
+        for (int64_t j = 0; j < n; j++) {
+            l[j] = p[j] > l[j] ? p[j] : l[j];
+            h[j] = p[n + j] < h[j] ? p[n + j] : h[j];
+        }
+    }
+}
 
 static void refine_preact(batch *bt, int i);
 
@@ -338,8 +376,13 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
         concretize_fn(bt, n, GU, 1, bt->hi[i + 1], bt->mU[i + 1]);
         if (!l->relu) /* IBP may be tighter than the functions' extremes */
             bnd_batch_ibp_meet(bt, i, M, Ew);
-        if (!l->relu && i + 1 < m->n_layers && m->L[i + 1].relu)
+        if (!l->relu && i + 1 < m->n_layers && m->L[i + 1].relu) {
+            if (bt->pre_in)
+                pre_exchange(bt, i, 0);
             refine_preact(bt, i);
+            if (bt->pre_out)
+                pre_exchange(bt, i, 1);
+        }
         if (l->relu) /* the interval rule may be tighter */
             for (int64_t s = 0; s < B * n; s++) {
                 double a = bt->lo[i][s] > 0 ? bt->lo[i][s] : 0;
@@ -678,6 +721,13 @@ out:
 int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
                   const double *C, int alpha_iters, double *lb, double *A_in, err *e)
 {
+    return bnd_mlp_bound_pre(m, B, lo, hi, k, C, alpha_iters, NULL, NULL, lb, A_in, e);
+}
+
+int bnd_mlp_bound_pre(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
+                      const double *C, int alpha_iters, const double *pre_in, double *pre_out,
+                      double *lb, double *A_in, err *e)
+{
     if (B <= 0 || k <= 0)
         return 0;
     int64_t n0 = m->n_in, q = n0 + 1, P = B * q, W = m->widest, nl = m->n_layers + 1;
@@ -685,6 +735,7 @@ int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *h
     batch bt;
     memset(&bt, 0, sizeof bt);
     bt.m = m, bt.B = B, bt.q = q;
+    bt.pre_in = pre_in, bt.pre_out = pre_out;
     size_t total = 2 * (size_t)(B * n0) + 4 * (size_t)(B * W) +
                    2 * (size_t)(Rmax * W) + 3 * (size_t)Rmax;
     for (int i = 0; i < nl; i++) {

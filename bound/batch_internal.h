@@ -17,6 +17,8 @@ struct bnd_mlp {
     int n_layers;             /* layers after the input */
     mlp_layer *L;
     int64_t n_in, n_out, widest;
+    int64_t n_pre;            /* pre-activation neurons (linear layers before a ReLU) */
+    int64_t *pre_off;         /* per layer: offset of its output in a box's pre block */
 };
 
 typedef struct {
@@ -30,6 +32,9 @@ typedef struct {
     /* backward workspace: rows up to 2·B·widest */
     double *A, *A2, *cb, *er, *lbv, *mz, *w;
     int64_t *rbox, *rneu;
+    /* pre-activation intervals, B x 2·n_pre: met with (in), stored (out) */
+    const double *pre_in;
+    double *pre_out;
 } batch;
 
 /* CROWN backward pass from the output of mlp layer `top` for R rows A

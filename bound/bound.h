@@ -79,6 +79,15 @@ int64_t bnd_mlp_n_in(const bnd_mlp *m);
  * rows' ReLU slopes (never looser than CROWN: the best bound is kept). */
 int bnd_mlp_bound(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
                   const double *C, int alpha_iters, double *lb, double *A_in, err *e);
+/* As bnd_mlp_bound, also exchanging the pre-activation intervals (B x
+ * bnd_mlp_n_pre doubles: per box, per linear layer feeding a ReLU, its lower
+ * then upper bounds): pre_in (may be NULL) are sound intervals over each box
+ * (e.g. its parent box's; NaN: none), met with before the ReLUs are relaxed; pre_out
+ * (may be NULL) receives the intervals used. */
+int64_t bnd_mlp_n_pre(const bnd_mlp *m);
+int bnd_mlp_bound_pre(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
+                      const double *C, int alpha_iters, const double *pre_in, double *pre_out,
+                      double *lb, double *A_in, err *e);
 /* Plain double forward pass of B points x (B x n_in) -> y (B x n_out). */
 int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e);
 /* ---- ReLU splits and beta-CROWN (beta.c) ----
