@@ -17,6 +17,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "bench_mnist.h"
+
 #define NI 784
 #define NO 10
 #define BATCH 32
@@ -25,32 +27,7 @@
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static double unif(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) * 0x1p-53;
-}
-
-static unsigned char *read_gz(const char *path, size_t *len)
-{
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 20, n = 0;
-    unsigned char *b = malloc(cap);
-    int r;
-    while (b && (r = gzread(f, b + n, (unsigned)(cap - n))) > 0) {
-        n += (size_t)r;
-        if (n == cap) {
-            unsigned char *c = realloc(b, cap *= 2);
-            if (!c)
-                free(b);
-            b = c;
-        }
-    }
-    gzclose(f);
-    *len = n;
-    return b;
+    return bm_unif(&rng);
 }
 
 static int tanh_act;
@@ -161,16 +138,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_deep: bad arguments\n");
         return 2;
     }
-    size_t li, ll, ti, tl;
-    unsigned char *img = read_gz("../shared/data/mnist/train-images-idx3-ubyte.gz", &li);
-    unsigned char *lab = read_gz("../shared/data/mnist/train-labels-idx1-ubyte.gz", &ll);
-    unsigned char *timg = read_gz("../shared/data/mnist/t10k-images-idx3-ubyte.gz", &ti);
-    unsigned char *tlab = read_gz("../shared/data/mnist/t10k-labels-idx1-ubyte.gz", &tl);
-    if (!img || !lab || !timg || !tlab || li < 16 + 60000 * 784 || ll < 8 + 60000 ||
-        ti < 16 + 10000 * 784 || tl < 8 + 10000) {
-        fprintf(stderr, "train_deep: cannot read MNIST\n");
+    bm_mnist d;
+    if (bm_mnist_load(&d)) {
+        fprintf(stderr, "train_deep: cannot read MNIST from ../shared/data/mnist\n");
         return 1;
     }
+    unsigned char *img = d.img, *lab = d.lab, *timg = d.timg, *tlab = d.tlab;
     nl = depth + 1;
     dim[0] = NI, dim[nl] = NO;
     for (int l = 1; l < nl; l++)
@@ -280,28 +253,8 @@ int main(int argc, char **argv)
             if (end == e)
                 break;
             e = *end == ',' ? end + 1 : end;
-            char vn[128];
-            snprintf(vn, sizeof vn, "%s_img%d_eps%g.vnnlib", name, s, eps);
-            snprintf(path, sizeof path, "%s/%s", dir, vn);
-            FILE *v = fopen(path, "w");
-            if (!v)
+            if (bm_write_spec(dir, name, s, c, x, eps, timeout, ic))
                 break;
-            fprintf(v, "; %s, test image %d (label %d), L-inf eps %g on [0, 1]\n", name, s, c, eps);
-            for (int i = 0; i < NI; i++)
-                fprintf(v, "(declare-const X_%d Real)\n", i);
-            for (int j = 0; j < NO; j++)
-                fprintf(v, "(declare-const Y_%d Real)\n", j);
-            for (int i = 0; i < NI; i++) {
-                double lo = fmax(0, x[i] - eps), hi = fmin(1, x[i] + eps);
-                fprintf(v, "(assert (>= X_%d %.9g))\n(assert (<= X_%d %.9g))\n", i, lo, i, hi);
-            }
-            fprintf(v, "(assert (or\n");
-            for (int j = 0; j < NO; j++)
-                if (j != c)
-                    fprintf(v, "  (and (>= Y_%d Y_%d))\n", j, c);
-            fprintf(v, "))\n");
-            fclose(v);
-            fprintf(ic, "%s.json,%s,%d\n", name, vn, timeout);
         }
         made++;
     }
