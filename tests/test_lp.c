@@ -64,7 +64,7 @@ Test(lp, safe_bound_with_a_split_is_sound)
             j = q;
     cr_assert(j >= 0);
     bnd_split s = {j, 1};
-    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 0, 5};
+    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 0, 5, 0};
     bnd_beta_opts o = {.iters = 10, .lr = 0.05};
     bnd_beta_out out = {.lb = &lb};
     cr_assert_eq(bnd_beta_bound(n, &dom, C, 1, &o, &out, &e), 0);
@@ -97,7 +97,7 @@ Test(lp, a_passed_deadline_stops_crown_and_the_lp_with_err_timeout)
     cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb2, NULL, &e), ERR_TIMEOUT);
     cr_assert(strstr(e.msg, "time limit") != NULL, "%s", e.msg);
     cr_assert_eq(bnd_lp_min(n, NULL, 0, C, 0, &v, &safe, NULL, &e), ERR_TIMEOUT);
-    bnd_domain dom = {lo, hi, NULL, NULL, NULL, 0, 0, 0};
+    bnd_domain dom = {lo, hi, NULL, NULL, NULL, 0, 0, 0, 0};
     bnd_beta_opts bo = {.iters = 5};
     bnd_beta_out out = {.lb = &lb2};
     cr_assert_eq(bnd_beta_bound(n, &dom, C, 1, &bo, &out, &e), ERR_TIMEOUT);
