@@ -223,7 +223,7 @@ static int lp_layer(bnd_net *net, const relu_map *m, const bnd_domain *dom, cons
     double w0 = 0, w1 = 0;
     for (int64_t q = 0; q < k; q++)
         w0 += L->hi[c[q].t] - L->lo[c[q].t];
-    int rc = bnd_lp_refine(net, side, i, idx, k, until, &done, e);
+    int rc = bnd_lp_refine(net, side, ri, idx, k, until, &done, e);
     if (getenv("NNV_LP_LOG")) {
         int64_t ku = 0;
         for (int64_t t = 0; t < L->size; t++)

@@ -438,11 +438,15 @@ static int ms_until(double deadline)
     return left >= 1 ? (left < INT_MAX ? (int)left : INT_MAX) : 0;
 }
 
-int bnd_lp_refine(bnd_net *net, const int8_t *side, int li, const int64_t *idx, int64_t n,
+int bnd_lp_refine(bnd_net *net, const int8_t *side, int relu_layer, const int64_t *idx, int64_t n,
                   double deadline, int64_t *n_done, err *e)
 {
     *n_done = 0;
-    if (li <= 0 || li >= net->n_layers || n <= 0)
+    int li = -1;
+    for (int i = 0, c = 0; i < net->n_layers && li < 0; i++)
+        if (net->layers[i].kind == BND_L_ACT && net->layers[i].act == &bnd_relu_rule && c++ == relu_layer)
+            li = net->layers[i].in[0];
+    if (li <= 0 || n <= 0)
         return 0;
     if (net->deadline > 0 && (deadline <= 0 || net->deadline < deadline))
         deadline = net->deadline;
