@@ -133,6 +133,8 @@ typedef struct bab_relu_opts {
     size_t mem_budget;   /* bytes of open domains: past half of it workers go
                             depth-first; past all of it the search stops (unknown) */
     int batch;           /* chain MLPs: domains split per batched pass (0: one at a time) */
+    double root_lp;      /* > 0: this fraction of the time left tightens the root's
+                            intermediate bounds by LP (bnd_lp_refine); 0 = off */
     int verbose;
 } bab_relu_opts;
 

@@ -51,6 +51,7 @@ typedef struct shared {
     int n_relu_layers;
     int64_t *starts;
     bnd_mlp *mlp;        /* chain MLP form for batched bounds, or NULL */
+    double lp_until;     /* root only: LP tightening until then (0: off) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     rdom **heap;
@@ -234,7 +235,7 @@ static int bound_domain(worker *w, rdom *d, const double *plo, const double *phi
 {
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, plo, phi,
-                      d->splits, d->ns, interm_from, interm_iters};
+                      d->splits, d->ns, interm_from, interm_iters, plo ? 0 : s->lp_until};
     int rc = bound_rows(w, &dom, d->open, iters, d->beta, d->alpha, d->plo, d->phi, w->A, w->xs, e);
     if (rc < 0)
         return rc;
@@ -253,7 +254,7 @@ static int finish_domain(worker *w, rdom *d, err *e)
     shared *s = w->s;
     int rc = 0;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, d->plo, d->phi,
-                      d->splits, d->ns, INT_MAX, 0};
+                      d->splits, d->ns, INT_MAX, 0, 0};
     for (int q = 0; q < s->k; q++)
         if (w->lb[q] > s->d[q])
             d->open[s->clause[q]] = 0;
@@ -320,7 +321,7 @@ static int finish_domain(worker *w, rdom *d, err *e)
                            (size_t)d->ns * sizeof(double));
                     c->beta[(size_t)q * (size_t)(d->ns + 1) + (size_t)d->ns] = 0;
                 }
-                bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX, 0};
+                bnd_domain cd = {dom.lo, dom.hi, d->plo, d->phi, c->splits, d->ns + 1, INT_MAX, 0, 0};
                 if (c->alpha)
                     memcpy(c->alpha, d->alpha, (size_t)s->k * (size_t)s->nr * sizeof(double));
                 rc = bound_rows(w, &cd, d->open, 0, c->beta, c->alpha, NULL, NULL, NULL, NULL, e);
@@ -347,7 +348,7 @@ static int leaf_lp(worker *w, rdom *d, err *e)
 {
     shared *s = w->s;
     bnd_domain dom = {s->p->regions[s->region].lo, s->p->regions[s->region].hi, d->plo, d->phi,
-                      d->splits, d->ns, INT_MAX, 0};
+                      d->splits, d->ns, INT_MAX, 0, 0};
     bnd_beta_opts bo = {0};
     double lb;
     bnd_beta_out out = {.lb = &lb};
@@ -842,7 +843,10 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
         goto done_sync;
     }
     double t_root = clock_now();
+    if (o->root_lp > 0)
+        s.lp_until = t_root + (o->deadline > 0 ? o->root_lp * (o->deadline - t_root) : 1e9);
     rc = bound_domain(&ws[0], root, NULL, NULL, 0, o->root_interm_iters, o->beta_iters, e);
+    s.lp_until = 0;
     s.n_domains++;
     if (rc != 0) {
         free(root);

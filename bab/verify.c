@@ -208,6 +208,8 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
         ro.fsb_k = atoi(ev);
     if ((ev = getenv("NNV_RELU_BATCH")))
         ro.batch = atoi(ev);
+    if ((ev = getenv("NNV_ROOT_LP")))
+        ro.root_lp = atof(ev);
     bab_answer all = BAB_UNSAT;
     for (int r = 0; r < p->n_regions; r++) {
         bab_answer a;

@@ -17,8 +17,11 @@
  * neurons before them). */
 #include "internal.h"
 
+#include "../core/clock.h"
+
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,6 +181,63 @@ out:
     return rc;
 }
 
+typedef struct {
+    double score;
+    int64_t t;
+} lp_cand;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    double x = ((const lp_cand *)a)->score, y = ((const lp_cand *)b)->score;
+    return (x < y) - (x > y); /* descending */
+}
+
+/* LP tightening of pre-activation layer i (ReLU layer index ri >= 1) within
+ * its share of the time left until dom->lp_until: the unstable neurons in
+ * order of the triangle's height -l·u/(u-l) (the relaxation's largest gap). */
+static int lp_layer(bnd_net *net, const relu_map *m, const bnd_domain *dom, const int8_t *side,
+                    int i, int ri, err *e)
+{
+    bnd_layer *L = &net->layers[i];
+    int nrl = 0;
+    for (int j = 0; j < net->n_layers; j++)
+        nrl += m->relu_index[j] >= 0;
+    double now = clock_now();
+    if (!(dom->lp_until > now) || ri >= nrl)
+        return 0;
+    double until = now + (dom->lp_until - now) / (double)(nrl - ri);
+    lp_cand *c = malloc((size_t)(L->size ? L->size : 1) * sizeof *c);
+    int64_t *idx = malloc((size_t)(L->size ? L->size : 1) * sizeof *idx);
+    if (!c || !idx) {
+        free(c), free(idx);
+        return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    }
+    int64_t k = 0;
+    for (int64_t t = 0; t < L->size; t++)
+        if (L->lo[t] < 0 && L->hi[t] > 0)
+            c[k].score = -L->lo[t] * L->hi[t] / (L->hi[t] - L->lo[t]), c[k++].t = t;
+    qsort(c, (size_t)k, sizeof *c, cand_cmp);
+    for (int64_t q = 0; q < k; q++)
+        idx[q] = c[q].t;
+    int64_t done = 0;
+    double w0 = 0, w1 = 0;
+    for (int64_t q = 0; q < k; q++)
+        w0 += L->hi[c[q].t] - L->lo[c[q].t];
+    int rc = bnd_lp_refine(net, side, ri, idx, k, until, &done, e);
+    if (getenv("NNV_LP_LOG")) {
+        int64_t ku = 0;
+        for (int64_t t = 0; t < L->size; t++)
+            ku += L->lo[t] < 0 && L->hi[t] > 0;
+        for (int64_t q = 0; q < k; q++)
+            w1 += L->hi[c[q].t] - L->lo[c[q].t];
+        fprintf(stderr, "lp refine: relu layer %d: %lld of %lld unstable done, %lld left unstable, "
+                "width sum %.6g -> %.6g, %.2f s\n", ri, (long long)done, (long long)k,
+                (long long)ku, w0, w1, clock_now() - now);
+    }
+    free(c), free(idx);
+    return rc;
+}
+
 /* The forward sweep of intermediate bounds over the domain; 1 if empty. */
 static int domain_bounds(bnd_net *net, const relu_map *m, const bnd_domain *dom,
                          const int8_t *side, err *e)
@@ -203,6 +263,13 @@ static int domain_bounds(bnd_net *net, const relu_map *m, const bnd_domain *dom,
                 return rc;
             if (clip_layer(net, m, dom, side, i))
                 return 1;
+            if (r >= 0 && dom->lp_until > 0 && !dom->plo && m->relu_index[r] >= 1) {
+                rc = lp_layer(net, m, dom, side, i, m->relu_index[r], e);
+                if (rc)
+                    return rc;
+                if (clip_layer(net, m, dom, side, i))
+                    return 1;
+            }
         }
         if (L->kind == BND_L_ACT) {
             rc = bnd_ibp_layer(net, i, e);

@@ -152,6 +152,10 @@ typedef struct bnd_domain {
     int interm_iters;          /* > 0: those intermediate bounds optimised
                                   (alpha, beta of earlier splits) this many
                                   steps instead of plain CROWN */
+    double lp_until;           /* > 0 (root only, plo NULL): after that, the
+                                  unstable neurons of ReLU layers >= 1 are
+                                  tightened by the LP (bnd_lp_refine) until
+                                  this clock_now() time, shared by layer */
 } bnd_domain;
 
 typedef struct bnd_beta_opts {
@@ -233,5 +237,17 @@ int bnd_split_bound(bnd_net *n, const double *lo, const double *hi, const double
  * -inf: no certificate), < 0 on error (ERR_UNSUP: too large / not ReLU). */
 int bnd_lp_min(bnd_net *n, const bnd_split *splits, int ns, const double *c, int exact,
                double *value, double *safe, double *x, err *e);
+
+/* Tighten the bounds of the input (pre-activation) of ReLU layer relu_layer
+ * (0-based, bnd_relu_layers order) by the triangle LP over the layers before
+ * it, built on the net's current bounds (those of the last bound computation;
+ * read them with bnd_relu_bounds): for the unstable
+ * neurons idx[0..n) in that order, min and max of z_t with GLPK (the basis
+ * of one solve starts the next), each met with the current bound through the
+ * safe dual bound only (never GLPK's optimum). side: per ReLU neuron, +1/-1
+ * for splits, or NULL. Stops quietly at deadline (clock_now(); 0: none) or
+ * the net's; *n_done gets the neurons finished. Returns 0 or < 0 on error. */
+int bnd_lp_refine(bnd_net *n, const int8_t *side, int relu_layer, const int64_t *idx, int64_t n_idx,
+                  double deadline, int64_t *n_done, err *e);
 
 #endif

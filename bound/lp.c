@@ -137,10 +137,12 @@ static void model_free(lp_model *m)
     free(m->xl), free(m->xu);
 }
 
-/* Build the model of objective c (n_out) over the net's current bounds. */
-static int build(bnd_net *net, const int8_t *side, const double *c, int exact, lp_model *m, err *e)
+/* Build the model of layers 0..last over the net's current bounds, with
+ * objective c (over the output layer, n_out) unless c is NULL. */
+static int build(bnd_net *net, const int8_t *side, const double *c, int exact, int last,
+                 lp_model *m, err *e)
 {
-    int nl = net->n_layers;
+    int nl = last + 1;
     memset(m, 0, sizeof *m);
     m->col0 = malloc((size_t)(nl + 1) * sizeof(int));
     if (!m->col0)
@@ -267,7 +269,7 @@ static int build(bnd_net *net, const int8_t *side, const double *c, int exact, l
             relu_at += L->size;
         }
     }
-    for (int64_t o = 0; rc == 0 && o < net->layers[net->out].size; o++)
+    for (int64_t o = 0; rc == 0 && c && o < net->layers[net->out].size; o++)
         glp_set_obj_coef(m->P, m->col0[net->out] + (int)o, c[o]);
 out:
     free(ind), free(val);
@@ -345,7 +347,7 @@ int bnd_lp_min(bnd_net *net, const bnd_split *splits, int ns, const double *c, i
         if (splits[q].neuron >= 0 && splits[q].neuron < nr)
             side[splits[q].neuron] = (int8_t)(splits[q].side > 0 ? 1 : -1);
     lp_model m;
-    int rc = build(net, side, c, exact, &m, e);
+    int rc = build(net, side, c, exact, net->n_layers - 1, &m, e);
     free(side);
     if (rc) {
         model_free(&m);
@@ -424,5 +426,88 @@ int bnd_lp_min(bnd_net *net, const bnd_split *splits, int ns, const double *c, i
     }
     model_free(&m);
     glp_free_env(); /* GLPK's per-thread environment (workers are threads) */
+    return rc;
+}
+
+/* GLPK's time limit (ms) until deadline (0: none); 0 if it has passed. */
+static int ms_until(double deadline)
+{
+    if (deadline <= 0)
+        return INT_MAX;
+    double left = (deadline - clock_now()) * 1000.0;
+    return left >= 1 ? (left < INT_MAX ? (int)left : INT_MAX) : 0;
+}
+
+int bnd_lp_refine(bnd_net *net, const int8_t *side, int relu_layer, const int64_t *idx, int64_t n,
+                  double deadline, int64_t *n_done, err *e)
+{
+    *n_done = 0;
+    int li = -1;
+    for (int i = 0, c = 0; i < net->n_layers && li < 0; i++)
+        if (net->layers[i].kind == BND_L_ACT && net->layers[i].act == &bnd_relu_rule && c++ == relu_layer)
+            li = net->layers[i].in[0];
+    if (li <= 0 || n <= 0)
+        return 0;
+    if (net->deadline > 0 && (deadline <= 0 || net->deadline < deadline))
+        deadline = net->deadline;
+    bnd_layer *L = &net->layers[li];
+    lp_model m;
+    int rc = build(net, side, NULL, 0, li, &m, e);
+    double *y = NULL, *cf = NULL;
+    if (rc)
+        goto out;
+    y = malloc((size_t)(m.n_rows + 1) * sizeof(double));
+    cf = calloc((size_t)(m.n_vars + 1), sizeof(double));
+    if (!y || !cf) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto out;
+    }
+    glp_smcp sp;
+    glp_init_smcp(&sp);
+    sp.msg_lev = GLP_MSG_OFF;
+    sp.presolve = GLP_OFF; /* keeps the basis: each solve starts from the last one */
+    int prev = 0;
+    for (int64_t q = 0; q < n; q++) {
+        int64_t t = idx[q];
+        if (t < 0 || t >= L->size || !(L->lo[t] < 0 && L->hi[t] > 0))
+            continue;
+        int col = m.col0[li] + (int)t;
+        /* sign +1: min z_t (new lower bound); -1: min -z_t (new upper bound) */
+        for (int sg = 1; sg >= -1; sg -= 2) {
+            if (!(L->lo[t] < 0 && L->hi[t] > 0))
+                break; /* already stable */
+            sp.tm_lim = ms_until(deadline);
+            if (sp.tm_lim == 0)
+                goto out;
+            if (prev)
+                glp_set_obj_coef(m.P, prev, 0.0);
+            glp_set_obj_coef(m.P, col, (double)sg);
+            prev = col;
+            int st = glp_simplex(m.P, &sp);
+            if (st == GLP_ETMLIM)
+                goto out;
+            if (st != 0 || glp_get_status(m.P) != GLP_OPT) {
+                /* no certificate; a fresh basis for the next solve */
+                glp_std_basis(m.P);
+                continue;
+            }
+            for (int i = 0; i < m.n_rows; i++)
+                y[i] = glp_get_row_dual(m.P, i + 1);
+            cf[col] = (double)sg;
+            double v = safe_bound(&m, cf, y); /* v <= min sg·z_t: never GLPK's value */
+            cf[col] = 0;
+            if (sg > 0 && v > L->lo[t])
+                L->lo[t] = v;
+            else if (sg < 0 && -v < L->hi[t])
+                L->hi[t] = -v;
+        }
+        (*n_done)++;
+    }
+out:
+    L->mz_ok = 0;
+    L->errw_ok = 0;
+    free(y), free(cf);
+    model_free(&m);
+    glp_free_env();
     return rc;
 }

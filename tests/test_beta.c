@@ -53,7 +53,7 @@ Test(beta, sound_under_sampling_with_random_splits)
         bnd_split s[6];
         int ns = random_splits(&r, nr, plo, phi, 1 + c % 5, s);
         double C[2] = {1, -1}, lb0, lb, beta[6] = {0};
-        bnd_domain dom = {lo, hi, plo, phi, s, ns, c % 3 == 0 ? 0 : 1 << 30, c % 4 == 0 ? 10 : 0};
+        bnd_domain dom = {lo, hi, plo, phi, s, ns, c % 3 == 0 ? 0 : 1 << 30, c % 4 == 0 ? 10 : 0, 0};
         bnd_beta_opts o = {.iters = 0, .lr = 0.05};
         bnd_beta_out out0 = {.lb = &lb0};
         int rc0 = bnd_beta_bound(n, &dom, C, 1, &o, &out0, &e);
@@ -104,7 +104,7 @@ Test(beta, never_above_the_lp_optimum_of_the_same_relaxation)
         bnd_split s[4];
         int ns = random_splits(&r, 12, plo, phi, 3, s);
         double C[2] = {1, -1}, lb, beta[4] = {0};
-        bnd_domain dom = {lo, hi, plo, phi, s, ns, 1 << 30, 0};
+        bnd_domain dom = {lo, hi, plo, phi, s, ns, 1 << 30, 0, 0};
         bnd_beta_opts o = {.iters = 50, .lr = 0.05, .alpha = c % 2, .alpha_lr = 0.1};
         bnd_beta_out out = {.lb = &lb, .beta = beta};
         int rc = bnd_beta_bound(n, &dom, C, 1, &o, &out, &e);
@@ -137,7 +137,7 @@ Test(beta, contradictory_split_is_an_empty_domain)
     plo[0] = 0.5, phi[0] = fmax(phi[0], 1.0);
     bnd_split s = {0, -1};
     double C[2] = {1, -1}, lb;
-    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 1 << 30, 0};
+    bnd_domain dom = {lo, hi, plo, phi, &s, 1, 1 << 30, 0, 0};
     bnd_beta_opts o = {.iters = 5, .lr = 0.05};
     bnd_beta_out out = {.lb = &lb};
     cr_assert_eq(bnd_beta_bound(n, &dom, C, 1, &o, &out, &e), 1);

@@ -149,7 +149,7 @@ Test(beta_batch, never_above_the_lp_or_milp_optimum)
         improved += lb > lb0 + 1e-9;
         /* the one-domain path on the same bounds (no intermediate refresh),
          * then the LP of its relaxation, which is at least as tight */
-        bnd_domain bd = {lo, hi, d.plo, d.phi, d.s, d.ns, 1 << 30, 0};
+        bnd_domain bd = {lo, hi, d.plo, d.phi, d.s, d.ns, 1 << 30, 0, 0};
         bnd_beta_opts bo = {.iters = 0, .lr = 0.05};
         double lbs, beta2[6] = {0};
         bnd_beta_out out = {.lb = &lbs, .beta = beta2};
