@@ -206,6 +206,16 @@ int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e
 
 /* ---- batched bounds ---- */
 
+void bnd_batch_affine_rows(const mlp_layer *l, int64_t R, const double *G, double *G2)
+{
+    int64_t n = l->n, ni = l->n_in;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)n, (int)ni, 1.0, G, (int)ni,
+                l->W, (int)ni, 0.0, G2, (int)n);
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t o = 0; o < n; o++)
+            G2[r * n + o] += l->bias[o];
+}
+
 /* Meet layer i's output (a pre-activation) with the given intervals (sound
  * for the box, e.g. from its parent box), or store its intervals. */
 static void pre_exchange(batch *bt, int i, int store)
@@ -678,13 +688,9 @@ static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *
         }
         for (int i = 0; i < nl; i++) {
             const mlp_layer *l = &m->L[i];
-            int64_t n = l->n, ni = l->n_in;
+            int64_t n = l->n;
             if (!l->relu) {
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)n, (int)ni, 1.0,
-                            G, (int)ni, l->W, (int)ni, 0.0, G2, (int)n);
-                for (int64_t r = 0; r < R; r++)
-                    for (int64_t o = 0; o < n; o++)
-                        G2[r * n + o] += l->bias[o];
+                bnd_batch_affine_rows(l, R, G, G2);
                 double *t = G;
                 G = G2, G2 = t;
                 continue;

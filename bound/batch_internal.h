@@ -37,6 +37,10 @@ typedef struct {
     double *pre_out;
 } batch;
 
+/* Points through a linear layer (plain floating point: for gradients, not
+ * bounds): G2 (R x n) = G (R x n_in) W^T + bias. */
+void bnd_batch_affine_rows(const mlp_layer *l, int64_t R, const double *G, double *G2);
+
 /* CROWN backward pass from the output of mlp layer `top` for R rows A
  * (R x size(top)), row r belonging to box rbox[r], continuing cb and er:
  * lower bounds lbv (R), input coefficients A_in (R x n0) when not NULL.

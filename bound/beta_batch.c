@@ -328,13 +328,9 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
         }
         for (int i = 0; i < nl; i++) {
             const mlp_layer *l = &m->L[i];
-            int64_t n = l->n, ni = l->n_in;
+            int64_t n = l->n;
             if (!l->relu) {
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)n, (int)ni, 1.0,
-                            G, (int)ni, l->W, (int)ni, 0.0, G2, (int)n);
-                for (int64_t r = 0; r < R; r++)
-                    for (int64_t c = 0; c < n; c++)
-                        G2[r * n + c] += l->bias[c];
+                bnd_batch_affine_rows(l, R, G, G2);
                 double *t = G;
                 G = G2, G2 = t;
                 continue;
