@@ -186,8 +186,7 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
     bab_relu_opts_default(&ro);
     ro.deadline = deadline;
     ro.verbose = o->verbose;
-    if (o->memory)
-        ro.mem_budget = o->memory;
+    ro.mem_budget = o->memory; /* bab_verify filled in the default */
     if (o->branching == 2)
         ro.branching = BAB_BRANCH_FSB;
     /* experiment overrides (documented in docs/relu_bab.md) */
