@@ -67,6 +67,7 @@ typedef struct bab_attack_opts {
     int restarts;        /* PGD starts per region */
     int steps;           /* PGD steps per start */
     int samples;         /* random samples per region before PGD */
+    int local;           /* then a local search of this many forward passes (0: none) */
     uint64_t seed;
 } bab_attack_opts;
 

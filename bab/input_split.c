@@ -32,6 +32,7 @@
 
 #include "../bound/bound.h"
 #include "../core/clock.h"
+#include "shrink.h"
 
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
@@ -53,6 +54,7 @@ typedef struct {
     double deadline;
     int64_t n0, ny;
     int batch, alpha_iters;
+    int shrink;               /* cut boxes by the rows' linear bounds (shrink.c) */
     const double *root_lo, *root_hi;
     double *root_pre;
     /* shared, under mu */
@@ -267,14 +269,46 @@ static int attack_global(split_run *s, work *w, uint64_t seed, int64_t *n_evals)
     spec_region reg = { (double *)s->root_lo, (double *)s->root_hi, s->n_cls,
                         (spec_clause *)s->cls };
     spec_property sub = { s->p->n_x, s->p->n_y, 1, &reg };
-    bab_attack_opts ao = { .deadline = dl, .restarts = 1000000, .steps = 20,
-                           .samples = 200, .seed = s->o->seed + 7919 * seed };
+    bab_attack_opts ao = { .deadline = dl, .restarts = 10, .steps = 20, .samples = 2000,
+                           .local = 20000, .seed = s->o->seed + 7919 * seed };
     int rc = bab_attack(s->g, &sub, 0, &ao, w->cand, n_evals, &w->e);
     if (rc == 1) {
         rc = bab_check_counterexample(s->g, s->p, s->region, w->cand, NULL, &w->e);
         w->has_cand = rc == 1;
     }
     return rc;
+}
+
+/* Cut open box b of w to the union over its open clauses of the parts
+ * where the clause can hold (shrink.c); 0 when none is left (refuted). */
+static int shrink_box(const split_run *s, work *w, int64_t b, const int *rows)
+{
+    int64_t n0 = s->n0, k = s->bc.n_rows;
+    double *lo = w->lo + b * n0, *hi = w->hi + b * n0;
+    double ulo[n0], uhi[n0], clo[n0], chi[n0];
+    int any = 0;
+    for (int c = 0; c < s->n_cls; c++) {
+        if (rows[b * s->n_cls + c] < 0)
+            continue; /* refuted already */
+        int64_t first = 0, cnt = 0;
+        while (first < k && s->row_cl[first] != c)
+            first++;
+        while (first + cnt < k && s->row_cl[first + cnt] == c)
+            cnt++;
+        if (!bab_shrink_box(n0, lo, hi, (int)cnt, w->A + (b * k + first) * n0,
+                            w->lb + b * k + first, s->bc.d + first, clo, chi))
+            continue;
+        for (int64_t t = 0; t < n0; t++) {
+            ulo[t] = any && ulo[t] < clo[t] ? ulo[t] : clo[t];
+            uhi[t] = any && uhi[t] > chi[t] ? uhi[t] : chi[t];
+        }
+        any = 1;
+    }
+    if (!any)
+        return 0;
+    for (int64_t t = 0; t < n0; t++)
+        lo[t] = ulo[t], hi[t] = uhi[t];
+    return 1;
 }
 
 /* Bound, test and split one batch; children go to w->clo/chi. */
@@ -313,6 +347,8 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
             rows[b * nc + c] = cbest[c] > 0 ? -1 : crow[c];
         }
         open[b] = best < INFINITY;
+        if (open[b] && have_A && s->shrink && !shrink_box(s, w, b, rows))
+            open[b] = 0;
         if (open[b] && best < worst_gap)
             worst_gap = best, worst = b;
     }
@@ -505,10 +541,20 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* *s = a + b; 1 if that sum is exact (TwoSum's error term is 0). A summed
+ * row stands for the sum of the real rows only when no entry rounded. */
+static int exact_sum(double a, double b, double *s)
+{
+    double t = a + b, bb = t - a;
+    *s = t;
+    return (a - (t - bb)) + (b - bb) == 0;
+}
+
 /* The rows to bound for clause cl: its own, then the sums of pairs and of
  * all (k >= 3). If every row holds, so does every sum: a sum whose lower
  * bound exceeds its threshold refutes the clause too, and it is often
- * tighter than any single row (the relaxation errors partly cancel). */
+ * tighter than any single row (the relaxation errors partly cancel). Sums
+ * whose coefficients would round are left out. */
 static int augment_clause(split_run *s, int64_t ny, err *e)
 {
     int total = 0;
@@ -532,24 +578,30 @@ static int augment_clause(split_run *s, int64_t ny, err *e)
         memcpy(d + at, cl->d, (size_t)k * sizeof(double));
         at += k;
         for (int i = 0; i < k && k <= 8; i++)
-            for (int j = i + 1; j < k; j++, at++) {
+            for (int j = i + 1; j < k; j++) {
+                int exact = 1;
                 for (int64_t t = 0; t < ny; t++)
-                    C[at * ny + t] = cl->C[i * ny + t] + cl->C[j * ny + t];
+                    exact &= exact_sum(cl->C[i * ny + t], cl->C[j * ny + t], &C[at * ny + t]);
                 /* the threshold rounded up: refuting needs lb > d_i + d_j */
                 d[at] = nextafter(cl->d[i] + cl->d[j], INFINITY);
+                at += exact;
             }
         if (k >= 3 && k <= 8) {
             double dd = 0;
+            int exact = 1;
+            memset(C + at * ny, 0, (size_t)ny * sizeof(double));
             for (int i = 0; i < k; i++) {
                 for (int64_t t = 0; t < ny; t++)
-                    C[at * ny + t] += cl->C[i * ny + t];
+                    exact &= exact_sum(C[at * ny + t], cl->C[i * ny + t], &C[at * ny + t]);
                 dd = nextafter(dd + cl->d[i], INFINITY);
             }
-            d[at++] = dd;
+            d[at] = dd;
+            at += exact;
         }
         for (int i = first; i < at; i++)
             s->row_cl[i] = c;
     }
+    s->bc.n_rows = at;
     return 0;
 }
 
@@ -664,6 +716,7 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     s.n0 = p->n_x, s.ny = p->n_y;
     s.batch = o->batch > 0 ? o->batch : 128;
     s.alpha_iters = getenv("NNV_ALPHA") ? atoi(getenv("NNV_ALPHA")) : 0;
+    s.shrink = !(getenv("NNV_SHRINK") && atoi(getenv("NNV_SHRINK")) == 0);
     s.n_threads = o->threads > 0 ? o->threads : 2;
     if (s.n_threads > BAB_MAX_THREADS)
         s.n_threads = BAB_MAX_THREADS;

@@ -294,7 +294,7 @@ static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_
         budget = deadline - ta;
     bab_attack_opts ao = { .deadline = ta + (budget > 0 ? budget : 0), .restarts = 20,
                            .steps = 50, .samples = moving_inputs(p) <= 16 ? 20000 : 500,
-                           .seed = o->seed + 1 };
+                           .local = moving_inputs(p) <= 16 ? 50000 : 2000, .seed = o->seed + 1 };
     res->n_attacks++;
     rc = attack_all(g, p, &ao, res, e);
     res->t_attack += clock_now() - ta;
@@ -340,7 +340,8 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o_in,
 
     /* 1. quick attack */
     bab_attack_opts ao = { .deadline = deadline, .restarts = 2, .steps = 10,
-                           .samples = moving_inputs(p) <= 16 ? 1000 : 50, .seed = o->seed };
+                           .samples = moving_inputs(p) <= 16 ? 1000 : 50,
+                           .local = moving_inputs(p) <= 16 ? 2000 : 0, .seed = o->seed };
     res->n_attacks++;
     int rc = attack_all(g, p, &ao, res, e);
     res->t_attack = clock_now() - t0;

@@ -635,7 +635,10 @@ static void refine_preact(batch *bt, int i)
  * bound (the gradient by reverse mode through the backward pass, plain
  * double: it only steers). Every iterate's bound comes from the sound pass
  * (any slope in [0,1] is valid), so lb takes the best of them. */
-static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *lb, err *e)
+/* lb (and A_in's rows, when not NULL: they stay the linear functions behind
+ * lb) improve to the best of the iterations. */
+static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *lb, double *A_in,
+                          err *e)
 {
     const bnd_mlp *m = bt->m;
     int64_t B = bt->B, R = B * k, n0 = m->n_in, W = m->widest;
@@ -674,8 +677,11 @@ static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *
         bnd_batch_backward(bt, nl - 1, R, bt->rbox, bt->A, bt->A2, bt->cb, bt->er, bt->mz, bt->w, lbt,
                        a0, alpha, saveA, NULL);
         for (int64_t r = 0; r < R; r++)
-            if (lbt[r] > lb[r])
+            if (lbt[r] > lb[r]) {
                 lb[r] = lbt[r];
+                if (A_in)
+                    memcpy(A_in + r * n0, a0 + r * n0, (size_t)n0 * sizeof(double));
+            }
         if (it + 1 == iters)
             break;
         /* reverse mode: G = d lb / d a, from the input box upward */
@@ -802,7 +808,7 @@ int bnd_mlp_bound_pre(const bnd_mlp *m, int64_t B, const double *lo, const doubl
         bnd_batch_backward(&bt, m->n_layers - 1, R, bt.rbox, bt.A, bt.A2, bt.cb, bt.er, bt.mz, bt.w,
                        lb, A_in, NULL, NULL, NULL);
         if (alpha_iters > 0)
-            rc = optimise_alpha(&bt, C, k, alpha_iters, lb, e);
+            rc = optimise_alpha(&bt, C, k, alpha_iters, lb, A_in, e);
     }
 out:
     free(buf), free(ptrs), free(ibuf);

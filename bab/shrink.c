@@ -1,0 +1,82 @@
+/* shrink.c: cut an input box down to the part where a clause can still hold.
+ *
+ * A row's lower bound lb over the box [lo, hi] comes with its input
+ * coefficients a (bnd_mlp_bound's A_in): for every x in the box
+ *     c·f(x) >= lb + sum_t |a_t| dist_t(x),
+ *     dist_t(x) = x_t - lo_t (a_t > 0),  hi_t - x_t (a_t < 0),
+ * because lb is at most the linear function's minimum, which it takes at the
+ * corner where every dist_t is 0. A counterexample needs c·f(x) <= d on every
+ * row of the clause, so sum_t |a_t| dist_t(x) <= d - lb. With the least
+ * dist_u over the current (already cut) box, md_u, this gives per dimension
+ *     dist_t(x) <= md_t + (d - lb - sum_u |a_u| md_u) / |a_t|,
+ * i.e. x_t <= nlo_t + delta (a_t > 0) or x_t >= nhi_t - delta (a_t < 0).
+ * A negative right side leaves nothing: the clause is refuted on the box.
+ * Rows are applied in turn, a few passes, so cuts by one row tighten the
+ * others: a conjunction can be refuted with no single row refuting it.
+ *
+ * Every step rounds towards keeping points: md_u rounded down, the sum
+ * rounded down (gamma), d - lb and the division rounded up, the new ends
+ * rounded outward. */
+#include "shrink.h"
+
+#include <math.h>
+
+#define PASSES 3
+
+/* gamma_n for the nonnegative sum of n rounded products */
+static double gamma_n(int64_t n)
+{
+    double nu = (double)n * 0x1p-53;
+    return nextafter(nu / (1.0 - nu) * (1.0 + 0x1p-50), INFINITY);
+}
+
+int bab_shrink_box(int64_t n0, const double *lo, const double *hi, int k, const double *A,
+                   const double *lb, const double *d, double *nlo, double *nhi)
+{
+    double g = gamma_n(n0 + 1);
+    for (int64_t t = 0; t < n0; t++)
+        nlo[t] = lo[t], nhi[t] = hi[t];
+    for (int pass = 0; pass < PASSES; pass++) {
+        int moved = 0;
+        for (int i = 0; i < k; i++) {
+            if (!(lb[i] > -INFINITY) || isnan(lb[i]))
+                continue; /* no information */
+            const double *a = A + (int64_t)i * n0;
+            double s = nextafter(d[i] - lb[i], INFINITY), S = 0;
+            if (isnan(s))
+                continue;
+            for (int64_t t = 0; t < n0; t++) {
+                if (!isfinite(a[t]))
+                    goto next_row; /* a useless row (overflow) */
+                double md = a[t] > 0 ? nlo[t] - lo[t] : a[t] < 0 ? hi[t] - nhi[t] : 0;
+                md = nextafter(md, -INFINITY);
+                if (md > 0)
+                    S += fabs(a[t]) * md;
+            }
+            S = nextafter(S * (1.0 - g), -INFINITY);
+            double R = nextafter(s - S, INFINITY);
+            if (R < 0)
+                return 0; /* the clause cannot hold anywhere in the box */
+            for (int64_t t = 0; t < n0; t++) {
+                if (a[t] == 0)
+                    continue;
+                double delta = nextafter(R / fabs(a[t]), INFINITY);
+                if (a[t] > 0) {
+                    double h = nextafter(nlo[t] + delta, INFINITY);
+                    if (h < nhi[t])
+                        nhi[t] = h, moved = 1;
+                } else {
+                    double l = nextafter(nhi[t] - delta, -INFINITY);
+                    if (l > nlo[t])
+                        nlo[t] = l, moved = 1;
+                }
+                if (!(nlo[t] <= nhi[t]))
+                    return 0;
+            }
+        next_row:;
+        }
+        if (!moved)
+            break;
+    }
+    return 1;
+}
