@@ -55,6 +55,7 @@ typedef struct {
     int64_t n0, ny;
     int batch, alpha_iters;
     int shrink;               /* cut boxes by the rows' linear bounds (shrink.c) */
+    double reshrink;          /* a cut leaving less than this volume: bound again unsplit */
     const double *root_lo, *root_hi;
     double *root_pre;
     /* shared, under mu */
@@ -306,9 +307,13 @@ static int shrink_box(const split_run *s, work *w, int64_t b, const int *rows)
     }
     if (!any)
         return 0;
-    for (int64_t t = 0; t < n0; t++)
+    double vol = 1;
+    for (int64_t t = 0; t < n0; t++) {
+        if (hi[t] > lo[t])
+            vol *= (uhi[t] - ulo[t]) / (hi[t] - lo[t]);
         lo[t] = ulo[t], hi[t] = uhi[t];
-    return 1;
+    }
+    return vol < s->reshrink ? 2 : 1;
 }
 
 /* Bound, test and split one batch; children go to w->clo/chi. */
@@ -317,6 +322,7 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
 {
     int64_t n0 = s->n0, k = s->bc.n_rows;
     int open[B > 0 ? B : 1], row[B > 0 ? B : 1], rows[B > 0 ? B * s->n_cls : 1];
+    int again[B > 0 ? B : 1]; /* cut a lot: bound the cut box again, unsplit */
     double t0 = clock_now();
     int have_A = bound_batch(s, tid, w, B);
     *t_bound += clock_now() - t0;
@@ -347,8 +353,12 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
             rows[b * nc + c] = cbest[c] > 0 ? -1 : crow[c];
         }
         open[b] = best < INFINITY;
-        if (open[b] && have_A && s->shrink && !shrink_box(s, w, b, rows))
-            open[b] = 0;
+        again[b] = 0;
+        if (open[b] && have_A && s->shrink) {
+            int k2 = shrink_box(s, w, b, rows);
+            open[b] = k2 > 0;
+            again[b] = k2 == 2;
+        }
         if (open[b] && best < worst_gap)
             worst_gap = best, worst = b;
     }
@@ -387,6 +397,16 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
                 sc = wr[j];
             if (sc > best)
                 best = sc, dim = j;
+        }
+        if (again[b]) {
+            double *l1 = w->clo + w->n_child * n0, *h1 = w->chi + w->n_child * n0;
+            memcpy(l1, lo, (size_t)n0 * sizeof(double));
+            memcpy(h1, hi, (size_t)n0 * sizeof(double));
+            if (s->np)
+                memcpy(w->cpre + w->n_child * s->np, w->pre_out + b * s->np,
+                       (size_t)s->np * sizeof(double));
+            w->n_child++;
+            continue;
         }
         double mid = dim >= 0 ? 0.5 * lo[dim] + 0.5 * hi[dim] : 0;
         if (dim < 0 || !(mid > lo[dim] && mid < hi[dim])) {
@@ -717,6 +737,7 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     s.batch = o->batch > 0 ? o->batch : 128;
     s.alpha_iters = getenv("NNV_ALPHA") ? atoi(getenv("NNV_ALPHA")) : 0;
     s.shrink = !(getenv("NNV_SHRINK") && atoi(getenv("NNV_SHRINK")) == 0);
+    s.reshrink = getenv("NNV_RESHRINK") ? atof(getenv("NNV_RESHRINK")) : 0.8;
     s.n_threads = o->threads > 0 ? o->threads : 2;
     if (s.n_threads > BAB_MAX_THREADS)
         s.n_threads = BAB_MAX_THREADS;
