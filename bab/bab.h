@@ -99,6 +99,7 @@ typedef struct bab_genbab_opts {
                             wide (> 256) smooth population by CROWN; else all */
     int64_t max_domains;
     size_t mem_budget;   /* bytes of open domains; past it the clause stays open (0: none) */
+    int threads;         /* workers sharing the domain stack (one bound network each) */
     int verbose;
 } bab_genbab_opts;
 

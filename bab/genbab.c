@@ -22,6 +22,7 @@
 #include "bab.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,191 +264,293 @@ static int by_score(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* The shared depth-first stack and the run's state, under mu. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    stack s;
+    int busy, done, rc;      /* rc: 1 all proven, 0 open, < 0 error */
+    err e;
+    const bab_genbab_opts *o;
+    bab_genbab_stats *st;    /* domains, max_queue (others summed at the end) */
+    size_t dom_bytes;
+} shared;
+
+typedef struct {
+    shared *sh;
+    ctx c;
+    cand *cs;
+    bab_genbab_stats st;     /* this worker's counts */
+} worker;
+
+/* One worker's bound network (fixed inputs folded, as the root's) and scratch. */
+static int ctx_init(ctx *c, const nn_graph *g, const double *lo, const double *hi,
+                    const spec_clause *cl, const bab_genbab_opts *o, bab_genbab_stats *st,
+                    double *rlo, double *rhi, err *e)
+{
+    memset(c, 0, sizeof *c);
+    c->cl = cl, c->o = o, c->st = st;
+    int rc = bnd_net_new(g, &c->net, e);
+    if (rc)
+        return rc;
+    if (o->crown_max_rows > 0)
+        bnd_set_crown_max_rows(c->net, o->crown_max_rows);
+    bnd_set_deadline(c->net, o->deadline);
+    /* the moving inputs only (dist_shift: 8 of 792): backward passes then
+     * skip the fixed columns of the first layer */
+    int64_t n0 = bnd_n_in(c->net), nm = 0;
+    int64_t *idx = malloc((size_t)(n0 ? n0 : 1) * sizeof(int64_t));
+    if (!idx)
+        return err_set(e, ERR_NOMEM, "genbab: out of memory");
+    rc = o->no_fold ? 0 : bnd_fold_fixed_inputs(c->net, lo, hi, idx, &nm, e);
+    if (rc == 1 && rlo)
+        for (int64_t q = 0; q < nm; q++)
+            rlo[q] = lo[idx[q]], rhi[q] = hi[idx[q]];
+    else if (rc == 0 && rlo)
+        memcpy(rlo, lo, (size_t)n0 * sizeof(double)), memcpy(rhi, hi, (size_t)n0 * sizeof(double));
+    free(idx);
+    if (rc < 0)
+        return rc;
+    c->n_act = bnd_act_count(c->net);
+    c->n_in = bnd_n_in(c->net);
+    int64_t na = c->n_act ? c->n_act : 1;
+    c->kind = malloc((size_t)na * sizeof(int));
+    c->param = malloc((size_t)na * sizeof(double));
+    c->lb = malloc((size_t)cl->n_rows * sizeof(double));
+    c->A = malloc((size_t)cl->n_rows * (size_t)na * sizeof(double));
+    if (!c->kind || !c->param || !c->lb || !c->A)
+        return err_set(e, ERR_NOMEM, "genbab: out of memory");
+    bnd_act_kinds(c->net, c->kind, c->param);
+    if (o->refine_frac > 0 && o->refine_frac < 1) {
+        c->refine = malloc((size_t)na);
+        c->imp = malloc((size_t)na * sizeof(double));
+        if (!c->refine || !c->imp)
+            return err_set(e, ERR_NOMEM, "genbab: out of memory");
+    }
+    return 0;
+}
+
+static void ctx_free(ctx *c)
+{
+    free(c->kind), free(c->param), free(c->lb), free(c->A), free(c->refine), free(c->imp);
+    bnd_net_free(c->net);
+    memset(c, 0, sizeof *c);
+}
+
+/* Branch on domain d (taken off the stack): the children worth keeping go
+ * to best[]; returns 0 or < 0. */
+static int branch(worker *w, domain *d, domain best[2], err *e)
+{
+    ctx *c = &w->c;
+    const bab_genbab_opts *o = c->o;
+    cand *cs = w->cs;
+    domain ch[2] = {{0}};
+    int64_t nc = 0;
+    for (int64_t j = 0; j < c->n_act; j++) {
+        double p = split_point(c, j, d->plo[j], d->phi[j]);
+        if (isnan(p))
+            continue;
+        cs[nc++] = (cand){j, p, score(c, d, j, p)};
+    }
+    for (int64_t t = 0; c->input_splits && t < c->n_in; t++) {
+        double wd = d->hi[t] - d->lo[t];
+        if (!(wd > 1e-9 * (1 + fabs(d->lo[t]) + fabs(d->hi[t]))))
+            continue;
+        double s_in = o->rule == BAB_BRANCH_WIDTH ? wd : d->gin[t];
+        cs[nc++] = (cand){c->n_act + t, 0.5 * d->lo[t] + 0.5 * d->hi[t], s_in};
+    }
+    if (nc == 0)
+        return 1; /* nothing left to split: the clause stays open */
+    set_refine(c, d);
+    int k = o->rule == BAB_BRANCH_GENBAB && o->topk > 1 ? o->topk : 1;
+    if (k > nc)
+        k = (int)nc;
+    if (k == 1) { /* the single best: a linear scan, no sort */
+        int64_t b = 0;
+        for (int64_t q = 1; q < nc; q++)
+            if (cs[q].s > cs[b].s)
+                b = q;
+        cs[0] = cs[b];
+    } else {
+        qsort(cs, (size_t)nc, sizeof *cs, by_score);
+    }
+    /* an input on top: split it without re-checking (an input split
+     * recomputes every layer, so re-checks cost k full bounds; on
+     * dist_shift top-1 explores 2.8x the domains in the same time) */
+    if (cs[0].j >= c->n_act)
+        k = 1;
+    double best_worst = -INFINITY;
+    int64_t best_j = cs[0].j;
+    for (int q = 0; q < k; q++) {
+        int rc = children(c, d, cs[q].j, cs[q].p, ch, e);
+        if (rc < 0) {
+            dom_free(&ch[0]), dom_free(&ch[1]);
+            return rc;
+        }
+        double worst = fmin(ch[0].margin, ch[1].margin);
+        if (q == 0 || worst > best_worst) {
+            best_j = cs[q].j;
+            dom_free(&best[0]), dom_free(&best[1]);
+            best[0] = ch[0], best[1] = ch[1];
+            best_worst = worst;
+            ch[0].plo = ch[1].plo = NULL;
+        } else {
+            dom_free(&ch[0]), dom_free(&ch[1]);
+        }
+        if (rc == 2)
+            break;
+    }
+    if (best_j >= c->n_act)
+        w->st.input_splits++;
+    else if (kinked(c->kind[best_j]))
+        w->st.kink_splits++;
+    else
+        w->st.smooth_splits++;
+    return 0;
+}
+
+/* A worker: take the deepest open domain, branch, push the unproven
+ * children (the harder one last, so it is explored first). */
+static void *work_loop(void *arg)
+{
+    worker *w = arg;
+    shared *sh = w->sh;
+    const bab_genbab_opts *o = sh->o;
+    err e = {0};
+    pthread_mutex_lock(&sh->mu);
+    for (;;) {
+        while (!sh->done && sh->s.n == 0 && sh->busy > 0)
+            pthread_cond_wait(&sh->cv, &sh->mu);
+        if (sh->done)
+            break;
+        if (sh->s.n == 0) { /* nothing open and nobody busy: all proven */
+            sh->done = 1, sh->rc = 1;
+            break;
+        }
+        if (clock_expired(o->deadline) || sh->st->domains >= o->max_domains ||
+            (o->mem_budget && (size_t)sh->s.n * sh->dom_bytes > o->mem_budget)) {
+            sh->done = 1, sh->rc = 0;
+            break;
+        }
+        domain d = sh->s.v[--sh->s.n], best[2] = {{0}};
+        sh->busy++;
+        pthread_mutex_unlock(&sh->mu);
+        int rc = branch(w, &d, best, &e);
+        dom_free(&d);
+        pthread_mutex_lock(&sh->mu);
+        sh->busy--;
+        if (rc != 0) { /* an error, the deadline inside a bound, or nothing to split */
+            if (!sh->done) {
+                sh->done = 1;
+                sh->rc = rc == ERR_TIMEOUT || rc == 1 ? 0 : rc;
+                if (rc < 0 && rc != ERR_TIMEOUT)
+                    sh->e = e;
+            }
+            dom_free(&best[0]), dom_free(&best[1]);
+            break;
+        }
+        sh->st->domains += 2;
+        int order[2] = {best[0].margin >= best[1].margin ? 0 : 1,
+                        best[0].margin >= best[1].margin ? 1 : 0};
+        for (int q = 0; q < 2; q++) {
+            domain *b = &best[order[q]];
+            if (b->margin > 0 || sh->done) {
+                dom_free(b);
+                continue;
+            }
+            if (push(&sh->s, b)) {
+                dom_free(b);
+                sh->done = 1;
+                sh->rc = err_set(&sh->e, ERR_NOMEM, "genbab: out of memory");
+            }
+        }
+        if (sh->s.n > sh->st->max_queue)
+            sh->st->max_queue = sh->s.n;
+        if (o->verbose && sh->st->domains % 50 == 1)
+            fprintf(stderr, "genbab: %lld domains, %lld open, worst margin %.4g\n",
+                    (long long)sh->st->domains, (long long)sh->s.n,
+                    fmin(best[0].margin, best[1].margin));
+        pthread_cond_broadcast(&sh->cv);
+    }
+    pthread_cond_broadcast(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+    return NULL;
+}
+
 int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec_clause *cl,
                const bab_genbab_opts *o, bab_genbab_stats *st, err *e)
 {
     memset(st, 0, sizeof *st);
     if (cl->n_rows <= 0)
         return 0; /* an empty conjunction always holds */
-    ctx c = {0};
-    c.cl = cl, c.o = o, c.st = st;
-    int rc = bnd_net_new(g, &c.net, e);
-    if (rc)
-        return rc;
-    if (o->crown_max_rows > 0)
-        bnd_set_crown_max_rows(c.net, o->crown_max_rows);
-    bnd_set_deadline(c.net, o->deadline);
-    /* the moving inputs only (dist_shift: 8 of 792): backward passes then
-     * skip the fixed columns of the first layer */
-    int64_t n0 = bnd_n_in(c.net), nm = 0;
-    int64_t *idx = malloc((size_t)(n0 ? n0 : 1) * sizeof(int64_t));
-    double *rlo = malloc((size_t)(n0 ? n0 : 1) * sizeof(double));
-    double *rhi = malloc((size_t)(n0 ? n0 : 1) * sizeof(double));
-    if (!idx || !rlo || !rhi) {
-        free(idx), free(rlo), free(rhi);
-        bnd_net_free(c.net);
-        return err_set(e, ERR_NOMEM, "genbab: out of memory");
-    }
-    rc = o->no_fold ? 0 : bnd_fold_fixed_inputs(c.net, lo, hi, idx, &nm, e);
-    if (rc == 1) {
-        for (int64_t q = 0; q < nm; q++)
-            rlo[q] = lo[idx[q]], rhi[q] = hi[idx[q]];
-        lo = rlo, hi = rhi;
-    }
-    free(idx);
-    if (rc < 0) {
-        free(rlo), free(rhi);
-        bnd_net_free(c.net);
-        return rc;
-    }
+    int nth = o->threads > 1 ? (o->threads < 8 ? o->threads : 8) : 1;
+    worker w[8];
+    memset(w, 0, sizeof w);
+    shared sh = {0};
+    sh.o = o, sh.st = st;
+    int64_t n_full = g->tensors[g->input].size;
+    double *rlo = malloc((size_t)(n_full ? n_full : 1) * sizeof(double));
+    double *rhi = malloc((size_t)(n_full ? n_full : 1) * sizeof(double));
     /* one domain's products are small: BLAS threads mostly spin (25 % of
-     * the time in sched_yield on dist_shift) */
+     * the time in sched_yield on dist_shift); the workers are the threads */
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    c.n_act = bnd_act_count(c.net);
-    c.n_in = bnd_n_in(c.net);
-    int64_t na = c.n_act ? c.n_act : 1;
-    c.kind = malloc((size_t)na * sizeof(int));
-    c.param = malloc((size_t)na * sizeof(double));
-    c.lb = malloc((size_t)cl->n_rows * sizeof(double));
-    c.A = malloc((size_t)cl->n_rows * (size_t)na * sizeof(double));
-    cand *cs = malloc((size_t)(na + c.n_in) * sizeof(cand));
-    stack s = {0};
-    domain d = {0};
-    domain best[2] = {{0}}, ch[2] = {{0}};
-    if (!c.kind || !c.param || !c.lb || !c.A || !cs) {
-        rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
-        goto done;
-    }
-    bnd_act_kinds(c.net, c.kind, c.param);
-    if (o->refine_frac > 0 && o->refine_frac < 1) {
-        c.refine = malloc((size_t)na);
-        c.imp = malloc((size_t)na * sizeof(double));
-        if (!c.refine || !c.imp) {
+    int rc = !rlo || !rhi ? err_set(e, ERR_NOMEM, "genbab: out of memory") : 0;
+    for (int t = 0; t < nth && rc == 0; t++) {
+        w[t].sh = &sh;
+        rc = ctx_init(&w[t].c, g, lo, hi, cl, o, &w[t].st, t == 0 ? rlo : NULL,
+                      t == 0 ? rhi : NULL, e);
+        if (rc == 0 && !(w[t].cs = malloc((size_t)(w[t].c.n_act + w[t].c.n_in + 1) * sizeof(cand))))
             rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
-            goto done;
-        }
     }
-    int64_t moving = 0;
-    for (int64_t t = 0; t < c.n_in; t++)
-        moving += hi[t] > lo[t];
-    c.input_splits = o->input_splits && moving <= 64;
-    rc = bound(&c, lo, hi, NULL, NULL, 0, &d, e);
-    st->root_margin = d.margin;
-    st->domains = 1;
-    if (rc != 0)
-        goto done;
-    if (push(&s, &d)) {
+    domain d = {0};
+    if (rc == 0) {
+        ctx *c = &w[0].c;
+        int64_t moving = 0;
+        for (int64_t t = 0; t < c->n_in; t++)
+            moving += rhi[t] > rlo[t];
+        for (int t = 0; t < nth; t++)
+            w[t].c.input_splits = o->input_splits && moving <= 64;
+        sh.dom_bytes = (size_t)(4 * c->n_act + 3 * c->n_in) * sizeof(double) + sizeof(domain);
+        rc = bound(c, rlo, rhi, NULL, NULL, 0, &d, e);
+        st->root_margin = d.margin;
+        st->domains = 1;
+    }
+    if (rc == 0 && push(&sh.s, &d))
         rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
-        goto done;
+    if (rc == 0) {
+        pthread_mutex_init(&sh.mu, NULL);
+        pthread_cond_init(&sh.cv, NULL);
+        pthread_t tid[8];
+        int started = 1;
+        for (int t = 1; t < nth; t++) {
+            if (pthread_create(&tid[t], NULL, work_loop, &w[t]) != 0)
+                break; /* fewer workers: still correct */
+            started++;
+        }
+        work_loop(&w[0]);
+        for (int t = 1; t < started; t++)
+            pthread_join(tid[t], NULL);
+        pthread_mutex_destroy(&sh.mu);
+        pthread_cond_destroy(&sh.cv);
+        rc = sh.rc;
+        if (rc < 0)
+            *e = sh.e;
     }
-    size_t dom_bytes = (size_t)(4 * c.n_act + 3 * c.n_in) * sizeof(double) + sizeof(domain);
-    while (s.n > 0) {
-        if (clock_expired(o->deadline) || st->domains >= o->max_domains ||
-            (o->mem_budget && (size_t)s.n * dom_bytes > o->mem_budget)) {
-            rc = 0;
-            goto done;
-        }
-        d = s.v[--s.n];
-        /* candidates and their scores */
-        int64_t nc = 0;
-        for (int64_t j = 0; j < c.n_act; j++) {
-            double p = split_point(&c, j, d.plo[j], d.phi[j]);
-            if (isnan(p))
-                continue;
-            cs[nc++] = (cand){j, p, score(&c, &d, j, p)};
-        }
-        for (int64_t t = 0; c.input_splits && t < c.n_in; t++) {
-            double w = d.hi[t] - d.lo[t];
-            if (!(w > 1e-9 * (1 + fabs(d.lo[t]) + fabs(d.hi[t]))))
-                continue;
-            double s_in = o->rule == BAB_BRANCH_WIDTH ? w : d.gin[t];
-            cs[nc++] = (cand){c.n_act + t, 0.5 * d.lo[t] + 0.5 * d.hi[t], s_in};
-        }
-        if (nc == 0) { /* nothing left to split: give up on this clause */
-            rc = 0;
-            goto done;
-        }
-        set_refine(&c, &d);
-        int k = o->rule == BAB_BRANCH_GENBAB && o->topk > 1 ? o->topk : 1;
-        if (k > nc)
-            k = (int)nc;
-        if (k == 1) { /* the single best: a linear scan, no sort */
-            int64_t b = 0;
-            for (int64_t q = 1; q < nc; q++)
-                if (cs[q].s > cs[b].s)
-                    b = q;
-            cs[0] = cs[b];
-        } else {
-            qsort(cs, (size_t)nc, sizeof *cs, by_score);
-        }
-        /* an input on top: split it without re-checking (an input split
-         * recomputes every layer, so re-checks cost k full bounds; on
-         * dist_shift top-1 explores 2.8x the domains in the same time) */
-        if (cs[0].j >= c.n_act)
-            k = 1;
-        double best_worst = -INFINITY;
-        int64_t best_j = cs[0].j;
-        int proven = 0;
-        for (int q = 0; q < k; q++) {
-            rc = children(&c, &d, cs[q].j, cs[q].p, ch, e);
-            if (rc < 0)
-                goto done;
-            double worst = fmin(ch[0].margin, ch[1].margin);
-            if (q == 0 || worst > best_worst) {
-                best_j = cs[q].j;
-                dom_free(&best[0]), dom_free(&best[1]);
-                best[0] = ch[0], best[1] = ch[1];
-                best_worst = worst;
-                proven = rc;
-                ch[0].plo = ch[1].plo = NULL;
-            } else {
-                dom_free(&ch[0]), dom_free(&ch[1]);
-            }
-            if (proven == 2)
-                break;
-        }
-        if (best_j >= c.n_act)
-            st->input_splits++;
-        else if (kinked(c.kind[best_j]))
-            st->kink_splits++;
-        else
-            st->smooth_splits++;
-        dom_free(&d);
-        st->domains += 2;
-        if (s.n + 2 > st->max_queue)
-            st->max_queue = s.n + 2;
-        /* the harder child last so it is explored first */
-        int order[2] = {best[0].margin >= best[1].margin ? 0 : 1,
-                        best[0].margin >= best[1].margin ? 1 : 0};
-        for (int q = 0; q < 2; q++) {
-            domain *b = &best[order[q]];
-            if (b->margin > 0) {
-                dom_free(b);
-                continue;
-            }
-            if (push(&s, b)) {
-                rc = err_set(e, ERR_NOMEM, "genbab: out of memory");
-                goto done;
-            }
-        }
-        if (o->verbose && st->domains % 50 == 1)
-            fprintf(stderr, "genbab: %lld domains, %lld open, worst margin %.4g; splits: %lld "
-                    "input, %lld kink, %lld smooth\n", (long long)st->domains, (long long)s.n,
-                    best_worst, (long long)st->input_splits, (long long)st->kink_splits,
-                    (long long)st->smooth_splits);
-    }
-    rc = 1; /* every domain proven */
-done:
     if (rc == ERR_TIMEOUT)
         rc = 0; /* the deadline passed inside a bound: not proven */
     dom_free(&d);
-    dom_free(&best[0]), dom_free(&best[1]), dom_free(&ch[0]), dom_free(&ch[1]);
-    for (int64_t q = 0; q < s.n; q++)
-        dom_free(&s.v[q]);
-    free(s.v);
-    free(cs), free(c.kind), free(c.param), free(c.lb), free(c.A), free(c.refine), free(c.imp);
-    bnd_net_free(c.net);
+    for (int64_t q = 0; q < sh.s.n; q++)
+        dom_free(&sh.s.v[q]);
+    free(sh.s.v);
+    for (int t = 0; t < nth; t++) {
+        st->bound_calls += w[t].st.bound_calls;
+        st->input_splits += w[t].st.input_splits;
+        st->kink_splits += w[t].st.kink_splits;
+        st->smooth_splits += w[t].st.smooth_splits;
+        free(w[t].cs);
+        ctx_free(&w[t].c);
+    }
     free(rlo), free(rhi);
     openblas_set_num_threads(blas_threads);
     return rc;

@@ -146,6 +146,7 @@ static int genbab_strategy(const nn_graph *g, const spec_property *p, const bab_
     go.deadline = deadline;
     go.verbose = o->verbose;
     go.mem_budget = o->memory;
+    go.threads = o->threads > 0 ? o->threads : 2;
     for (int r = 0; r < p->n_regions; r++) {
         const spec_region *reg = &p->regions[r];
         for (int k = 0; k < reg->n_clauses; k++) {

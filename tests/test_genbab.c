@@ -184,7 +184,7 @@ Test(genbab, split_domain_bounds_hold_on_their_points, .timeout = 30)
  * GenBaB score at least as often as with the width baseline; thresholds
  * above it are false (a grid point violates) and must never be proven. */
 typedef struct {
-    int hard, proven[2];
+    int hard, proven[2], proven2; /* proven2: by two workers */
     int64_t domains[2];
 } tally;
 
@@ -216,6 +216,13 @@ static void prove_case(const char *a1, const char *a2, tally *t)
                 t->proven[r] += rc == 1;
                 t->domains[r] += st.domains;
             }
+            /* two workers sharing the stack: the same kind of answer */
+            o.rule = BAB_BRANCH_GENBAB;
+            o.threads = 2;
+            int rc2 = bab_genbab(g, lo, hi, &cl, &o, &st, &e);
+            o.threads = 0;
+            cr_assert(rc2 >= 0, "%s", e.msg);
+            t->proven2 += rc2 == 1;
             /* --memory: a stack that may not hold one domain stops at the
              * root (open, unless the root bound proves it) */
             o.mem_budget = 1;
@@ -229,6 +236,10 @@ static void prove_case(const char *a1, const char *a2, tally *t)
         o.max_domains = 150;
         cr_expect_eq(bab_genbab(g, lo, hi, &cl, &o, &st, &e), 0, "%s/%s: false property proven",
                      a1, a2);
+        o.threads = 2;
+        cr_expect_eq(bab_genbab(g, lo, hi, &cl, &o, &st, &e), 0,
+                     "%s/%s: false property proven by two workers", a1, a2);
+        o.threads = 0;
         nn_graph_free(g);
     }
 }
@@ -246,4 +257,6 @@ Test(genbab, proves_true_and_never_false_properties, .timeout = 30)
     cr_expect(t.hard >= 5, "only %d hard cases", t.hard);
     cr_expect(t.proven[0] > t.proven[1], "GenBaB %d, width %d", t.proven[0], t.proven[1]);
     cr_expect(3 * t.proven[0] >= t.hard, "GenBaB proved only %d of %d", t.proven[0], t.hard);
+    cr_expect(t.proven2 + 1 >= t.proven[0], "two workers proved %d, one %d", t.proven2,
+              t.proven[0]);
 }
