@@ -63,7 +63,8 @@ typedef struct {
     pthread_cond_t cv;
     double *lo, *hi;          /* stack of boxes */
     double *pre;              /* their inherited pre-activation bounds (np each) */
-    int64_t np;               /* bnd_mlp_n_pre (0: generic path) */
+    int64_t np;               /* npi + nfn (0: generic path) */
+    int64_t npi, nfn;         /* bnd_mlp_n_pre, bnd_mlp_n_fn (0: intervals only) */
     int64_t n, cap;
     int64_t max_boxes;        /* the memory budget in boxes (bab_opts.memory) */
     int64_t reserved;         /* boxes the busy workers may still push */
@@ -162,6 +163,12 @@ static int work_init(work *w, const split_run *s)
 static int bound_batch(split_run *s, int tid, work *w, int64_t B)
 {
     int k = s->bc.n_rows;
+    if (s->mlp && s->nfn) { /* a box's record: its intervals, then its lines */
+        int rc = bnd_mlp_bound_fn(s->mlp, B, w->lo, w->hi, k, s->bc.C, s->alpha_iters, w->pre,
+                                  w->pre_out, w->pre + s->npi, w->pre_out + s->npi, s->np, w->lb,
+                                  w->A, &w->e);
+        return rc ? rc : 1;
+    }
     if (s->mlp) {
         int rc = bnd_mlp_bound_pre(s->mlp, B, w->lo, w->hi, k, s->bc.C, s->alpha_iters,
                                    s->np ? w->pre : NULL, s->np ? w->pre_out : NULL, w->lb,
@@ -762,7 +769,10 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     if (rc)
         goto out;
     s.mlp = mlp;
-    s.np = mlp && !getenv("NNV_NOREUSE") ? bnd_mlp_n_pre(mlp) : 0;
+    s.npi = mlp && !getenv("NNV_NOREUSE") ? bnd_mlp_n_pre(mlp) : 0;
+    s.nfn = s.npi && !(getenv("NNV_LINES") && atoi(getenv("NNV_LINES")) == 0) ? bnd_mlp_n_fn(mlp)
+                                                                              : 0;
+    s.np = s.npi + s.nfn;
     s.root_pre = malloc((size_t)(s.np ? s.np : 1) * sizeof(double));
     if (!s.root_pre) {
         rc = err_set(e, ERR_NOMEM, "input split: out of memory");
@@ -795,8 +805,12 @@ budget:
     s.max_boxes = (int64_t)(stack_bytes / ((2 * (size_t)s.n0 + (size_t)s.np) * sizeof(double)));
     if (s.max_boxes > MAX_BOXES)
         s.max_boxes = MAX_BOXES;
+    if (s.nfn && s.max_boxes < 4096) {
+        s.np = s.npi, s.nfn = 0; /* a tight budget: intervals only, 6x smaller */
+        goto budget;
+    }
     if (s.np && s.max_boxes < 4096) {
-        s.np = 0; /* a tight budget: boxes without inherited bounds, 60x smaller */
+        s.np = s.npi = 0; /* tighter: boxes without inherited bounds, 60x smaller */
         goto budget;
     }
     if (s.max_boxes < 2)

@@ -53,6 +53,11 @@ int64_t bnd_mlp_n_pre(const bnd_mlp *m)
     return 2 * m->n_pre;
 }
 
+int64_t bnd_mlp_n_fn(const bnd_mlp *m)
+{
+    return 2 * m->n_in + 2 * m->n_pre * (m->n_in + 1);
+}
+
 int64_t bnd_mlp_n_in(const bnd_mlp *m)
 {
     return m->n_in;
@@ -220,7 +225,7 @@ void bnd_batch_affine_rows(const mlp_layer *l, int64_t R, const double *G, doubl
  * for the box, e.g. from its parent box), or store its intervals. */
 static void pre_exchange(batch *bt, int i, int store)
 {
-    int64_t n = bt->m->L[i].n, np = 2 * bt->m->n_pre, off = bt->m->pre_off[i];
+    int64_t n = bt->m->L[i].n, np = bt->pre_ld, off = bt->m->pre_off[i];
     double *lo = bt->lo[i + 1], *hi = bt->hi[i + 1];
     for (int64_t b = 0; b < bt->B; b++) {
         double *l = lo + b * n, *h = hi + b * n;
@@ -239,6 +244,76 @@ static void pre_exchange(batch *bt, int i, int store)
 }
 
 static void refine_preact(batch *bt, int i);
+
+/* ---- inherited linear bounds of the pre-activations ----
+ * Per box (bnd_mlp_n_fn doubles): the box [rlo, rhi] they refer to (2·n0),
+ * then per pre-activation neuron two records of n0 + 1 doubles, (v, a), for
+ * s = +z and s = -z: s(x) >= v + sum_t |a_t| dist_t(x) on [rlo, rhi], with
+ * dist_t(x) = x_t - rlo_t (a_t > 0) or rhi_t - x_t (a_t < 0), exactly as a
+ * CROWN row's bound lb with its input coefficients (bab/shrink.c's comment).
+ * On a box [lo, hi] inside [rlo, rhi] the same line gives
+ * s >= v + sum_t |a_t| md_t, md_t the least dist_t over the box, and the
+ * record re-expressed for [lo, hi] is (that value, a). v = -inf: none. */
+static double fn_at(int64_t n0, const double *rec, const double *rlo, const double *rhi,
+                    const double *lo, const double *hi, double shrink)
+{
+    double v = rec[0];
+    const double *a = rec + 1;
+    if (!(v > -INFINITY))
+        return -INFINITY;
+    /* md and the sum rounded down by factors, not nextafter (the hot path
+     * of a child's bounds: 600 records a box on ACAS Xu): fl(lo - rlo) is
+     * at most (1 + u) too large, each product and the sum of n0 of them
+     * gamma_{n0+1}; shrink = 1 - 2^-50 - 2 gamma covers all of them */
+    double S = 0;
+    for (int64_t t = 0; t < n0; t++) {
+        double md = a[t] > 0 ? lo[t] - rlo[t] : a[t] < 0 ? rhi[t] - hi[t] : 0;
+        if (md > 0)
+            S += fabs(a[t]) * md;
+    }
+    double r = v + S * shrink;
+    r -= fabs(r) * 0x1p-50 + 0x1p-1070; /* the two roundings of the sum, and one more */
+    return isnan(r) ? -INFINITY : r;
+}
+
+/* Layer i's pre-activations of every box: meet the intervals with the
+ * inherited records (load), or write this box's records (store): the
+ * better of the inherited line and the refinement's row, per side. */
+static void fn_exchange(batch *bt, int i, int store, const unsigned char *refined)
+{
+    const bnd_mlp *m = bt->m;
+    int64_t n = m->L[i].n, n0 = m->n_in, rec = n0 + 1, nf = bt->fn_ld;
+    int64_t off = 2 * n0 + m->pre_off[i] / 2 * 2 * rec;
+    double *lo = bt->lo[i + 1], *hi = bt->hi[i + 1];
+    double shrink = 1.0 - 0x1p-50 - 2 * bnd_gamma((double)(n0 + 2));
+    for (int64_t b = 0; b < bt->B; b++) {
+        const double *blo = bt->lo[0] + b * n0, *bhi = bt->hi[0] + b * n0;
+        const double *in = bt->fn_in ? bt->fn_in + b * nf : NULL;
+        int have = in && in[0] <= in[n0]; /* NaN ref box: none (the root) */
+        double *out = store ? bt->fn_out + b * nf : NULL;
+        for (int64_t j = 0; j < n; j++)
+            for (int s = 0; s < 2; s++) {
+                const double *r = have ? in + off + (2 * j + s) * rec : NULL;
+                double v = r ? fn_at(n0, r, in, in + n0, blo, bhi, shrink) : -INFINITY;
+                if (!store) {
+                    if (s == 0 && v > lo[b * n + j])
+                        lo[b * n + j] = v;
+                    if (s == 1 && -v < hi[b * n + j])
+                        hi[b * n + j] = -v;
+                    continue;
+                }
+                double *o = out + off + (2 * j + s) * rec;
+                /* the refinement's row for (b, j, s), if any, is in o already */
+                if (refined && refined[(b * n + j) * 2 + s] && o[0] >= v)
+                    continue;
+                o[0] = v;
+                if (r)
+                    memcpy(o + 1, r + 1, (size_t)n0 * sizeof(double));
+                else
+                    memset(o + 1, 0, (size_t)n0 * sizeof(double));
+            }
+    }
+}
 
 /* Extremes of the functions F (n x B·q, lower ones when upper = 0) over each
  * box: out (B x n), rounded outward; mag (B x n) gets their magnitudes. */
@@ -389,6 +464,8 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
         if (!l->relu && i + 1 < m->n_layers && m->L[i + 1].relu) {
             if (bt->pre_in)
                 pre_exchange(bt, i, 0);
+            if (bt->fn_in)
+                fn_exchange(bt, i, 0, NULL);
             refine_preact(bt, i);
             if (bt->pre_out)
                 pre_exchange(bt, i, 1);
@@ -599,8 +676,18 @@ static void refine_preact(batch *bt, int i)
                 rbox[R + 1] = b, rneu[R + 1] = j;
                 R += 2;
             }
-    if (R == 0)
+    unsigned char *refined = NULL;
+    if (bt->fn_out) { /* which (box, neuron, side) get a refinement row */
+        refined = calloc((size_t)(2 * bt->B * n), 1);
+        if (!refined)
+            R = 0; /* optional: the intervals stay as they are (sound) */
+    }
+    if (R == 0) {
+        if (bt->fn_out) /* the inherited lines, re-expressed for these boxes */
+            fn_exchange(bt, i, 1, NULL);
+        free(refined);
         return;
+    }
     /* rows ±e_j through layer i itself are ±(row j of W, b_j), exactly;
      * their error budget is that of the linear step (batch_backward's) */
     const mlp_layer *l = &bt->m->L[i];
@@ -620,13 +707,28 @@ static void refine_preact(batch *bt, int i)
         cb[r] = l->bias[j], cb[r + 1] = -l->bias[j];
         er[r] = er[r + 1] = ew + BND_U * fabs(l->bias[j]);
     }
-    bnd_batch_backward(bt, i - 1, R, rbox, A, A2, cb, er, mz, w, lbv, NULL, NULL, NULL, NULL);
+    bnd_batch_backward(bt, i - 1, R, rbox, A, A2, cb, er, mz, w, lbv, refined ? bt->Ain : NULL,
+                       NULL, NULL, NULL);
     for (int64_t r = 0; r < R; r += 2) {
         int64_t t = rbox[r] * n + rneu[r];
         if (lbv[r] > lo[t])
             lo[t] = lbv[r];
         if (-lbv[r + 1] < hi[t])
             hi[t] = -lbv[r + 1];
+    }
+    if (refined) {
+        const bnd_mlp *m = bt->m;
+        int64_t n0 = m->n_in, rec = n0 + 1, nf = bt->fn_ld;
+        int64_t off = 2 * n0 + m->pre_off[i] / 2 * 2 * rec;
+        for (int64_t r = 0; r < R; r++) {
+            int s = (int)(r & 1);
+            double *o = bt->fn_out + rbox[r] * nf + off + (2 * rneu[r] + s) * rec;
+            o[0] = lbv[r];
+            memcpy(o + 1, bt->Ain + r * n0, (size_t)n0 * sizeof(double));
+            refined[(rbox[r] * n + rneu[r]) * 2 + s] = 1;
+        }
+        fn_exchange(bt, i, 1, refined);
+        free(refined);
     }
 }
 
@@ -740,6 +842,15 @@ int bnd_mlp_bound_pre(const bnd_mlp *m, int64_t B, const double *lo, const doubl
                       const double *C, int alpha_iters, const double *pre_in, double *pre_out,
                       double *lb, double *A_in, err *e)
 {
+    return bnd_mlp_bound_fn(m, B, lo, hi, k, C, alpha_iters, pre_in, pre_out, NULL, NULL, 0, lb,
+                            A_in, e);
+}
+
+int bnd_mlp_bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
+                     const double *C, int alpha_iters, const double *pre_in, double *pre_out,
+                     const double *fn_in, double *fn_out, int64_t ld, double *lb, double *A_in,
+                     err *e)
+{
     if (B <= 0 || k <= 0)
         return 0;
     int64_t n0 = m->n_in, q = n0 + 1, P = B * q, W = m->widest, nl = m->n_layers + 1;
@@ -748,8 +859,11 @@ int bnd_mlp_bound_pre(const bnd_mlp *m, int64_t B, const double *lo, const doubl
     memset(&bt, 0, sizeof bt);
     bt.m = m, bt.B = B, bt.q = q;
     bt.pre_in = pre_in, bt.pre_out = pre_out;
+    bt.fn_in = fn_in, bt.fn_out = fn_out;
+    bt.pre_ld = ld > 0 ? ld : bnd_mlp_n_pre(m);
+    bt.fn_ld = ld > 0 ? ld : bnd_mlp_n_fn(m);
     size_t total = 2 * (size_t)(B * n0) + 4 * (size_t)(B * W) +
-                   2 * (size_t)(Rmax * W) + 3 * (size_t)Rmax;
+                   2 * (size_t)(Rmax * W) + 3 * (size_t)Rmax + (fn_out ? (size_t)(Rmax * n0) : 0);
     for (int i = 0; i < nl; i++) {
         int64_t sz = i == 0 ? n0 : m->L[i - 1].n;
         total += (size_t)(2 * B * sz) + (size_t)(2 * sz * P) + (size_t)(2 * B * sz);
@@ -770,6 +884,7 @@ int bnd_mlp_bound_pre(const bnd_mlp *m, int64_t B, const double *lo, const doubl
     bt.mz = TAKE(B * W), bt.w = TAKE(B * W);
     bt.A = TAKE(Rmax * W), bt.A2 = TAKE(Rmax * W);
     bt.cb = TAKE(Rmax), bt.er = TAKE(Rmax), bt.lbv = TAKE(Rmax);
+    bt.Ain = fn_out ? TAKE(Rmax * n0) : NULL;
     bt.rbox = ibuf, bt.rneu = ibuf + Rmax;
     bt.lo = ptrs, bt.hi = ptrs + nl, bt.lw = ptrs + 2 * nl, bt.lb = ptrs + 3 * nl,
     bt.uw = ptrs + 4 * nl, bt.ub = ptrs + 5 * nl;
@@ -795,6 +910,10 @@ int bnd_mlp_bound_pre(const bnd_mlp *m, int64_t B, const double *lo, const doubl
     }
     memcpy(bt.lo[0], lo, (size_t)(B * n0) * sizeof(double));
     memcpy(bt.hi[0], hi, (size_t)(B * n0) * sizeof(double));
+    for (int64_t b = 0; fn_out && b < B; b++) { /* the box the stored lines refer to */
+        memcpy(fn_out + b * bt.fn_ld, lo + b * n0, (size_t)n0 * sizeof(double));
+        memcpy(fn_out + b * bt.fn_ld + n0, hi + b * n0, (size_t)n0 * sizeof(double));
+    }
     bnd_center_radius(B * n0, lo, hi, bt.ctr, bt.rad);
     rc = batch_forward(&bt, M, Ew, e);
     if (rc == 0) {

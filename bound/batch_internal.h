@@ -35,6 +35,12 @@ typedef struct {
     /* pre-activation intervals, B x 2·n_pre: met with (in), stored (out) */
     const double *pre_in;
     double *pre_out;
+    /* linear bounds of the pre-activations, B x bnd_mlp_n_fn (see batch.c's
+     * fn_exchange): met with (in), stored (out); Ain: refinement rows' input
+     * coefficients */
+    const double *fn_in;
+    double *fn_out, *Ain;
+    int64_t pre_ld, fn_ld;    /* doubles from one box's record to the next */
 } batch;
 
 /* Points through a linear layer (plain floating point: for gradients, not

@@ -88,6 +88,20 @@ int64_t bnd_mlp_n_pre(const bnd_mlp *m);
 int bnd_mlp_bound_pre(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
                       const double *C, int alpha_iters, const double *pre_in, double *pre_out,
                       double *lb, double *A_in, err *e);
+/* As bnd_mlp_bound_pre, also exchanging linear bounds of the pre-activations
+ * (B x bnd_mlp_n_fn doubles: per box, the box they refer to, then per
+ * pre-activation neuron a lower line of z and one of -z in the inputs, each
+ * with its bound over that box): fn_in (may be NULL; a NaN first entry:
+ * none) must hold over a box containing each of the B boxes (e.g. the
+ * parent's fn_out); their bounds over the smaller box are met with the
+ * intervals before refinement. fn_out (may be NULL) receives each box's.
+ * ld > 0: a box's intervals and lines are ld doubles after the previous
+ * box's (one record per box holding both); 0: packed arrays. */
+int64_t bnd_mlp_n_fn(const bnd_mlp *m);
+int bnd_mlp_bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
+                     const double *C, int alpha_iters, const double *pre_in, double *pre_out,
+                     const double *fn_in, double *fn_out, int64_t ld, double *lb, double *A_in,
+                     err *e);
 /* Plain double forward pass of B points x (B x n_in) -> y (B x n_out). */
 int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e);
 /* ---- ReLU splits and beta-CROWN (beta.c) ----

@@ -104,3 +104,62 @@ Test(batch_pre, children_meeting_parent_bounds_are_sound_and_not_wider)
     cr_assert(not_looser >= total * 9 / 10, "inherited bounds looser in %d of %d rows",
               total - not_looser, total);
 }
+
+/* Inherited lines (bnd_mlp_bound_fn): a box's pre-activation lines, passed
+ * down two generations of halvings (each re-expressed for the smaller box),
+ * keep every sampled pre-activation inside the intervals and the
+ * objectives above their bounds; they tighten intervals somewhere. */
+Test(batch_pre, inherited_lines_over_generations_are_sound)
+{
+    rng r;
+    rng_seed(&r, 57);
+    int tighter = 0;
+    for (int c = 0; c < 16; c++) {
+        mlp m = mlp_random(&r, N_IN, HIDDEN, WIDTH, N_OUT);
+        bnd_net *n = NULL;
+        bnd_mlp *b = NULL;
+        err e = {0};
+        cr_assert_eq(bnd_net_new(m.g, &n, &e), 0, "%s", e.msg);
+        cr_assert_eq(bnd_mlp_new(n, &b, &e), 0, "%s", e.msg);
+        int64_t np = bnd_mlp_n_pre(b), nf = bnd_mlp_n_fn(b), ld = np + nf;
+        cr_assert_eq(nf, 2 * N_IN + MAXP * (N_IN + 1));
+        double centre = c % 4 == 3 ? 300.0 : 0.0, width = c % 4 == 2 ? 1e-9 : 0.6;
+        double lo[N_IN], hi[N_IN], C[4] = {1, -1, -0.5, 1};
+        for (int j = 0; j < N_IN; j++) {
+            double mid = centre + rng_normal(&r);
+            double w = c % 5 == 4 && j == 0 ? 0 : width * (0.2 + rng_uniform(&r));
+            lo[j] = mid - w, hi[j] = mid + w;
+        }
+        double *rec = malloc((size_t)ld * sizeof(double)), *out = malloc((size_t)ld * sizeof(double));
+        double *plain = malloc((size_t)np * sizeof(double));
+        cr_assert(rec && out && plain);
+        for (int64_t t = 0; t < ld; t++)
+            rec[t] = NAN; /* the root: nothing inherited */
+        double lb[2];
+        for (int gen = 0; gen < 3; gen++) {
+            cr_assert_eq(bnd_mlp_bound_fn(b, 1, lo, hi, 2, C, 0, rec, out, rec + np, out + np, ld,
+                                          lb, NULL, &e), 0, "%s", e.msg);
+            check_sound(&m, &r, lo, hi, out, C, lb, np);
+            /* the same box with the intervals only */
+            double lb0[2];
+            cr_assert_eq(bnd_mlp_bound_pre(b, 1, lo, hi, 2, C, 0, rec, plain, lb0, NULL, &e), 0);
+            for (int64_t t = 0; t < np / 2; t++) {
+                int64_t l = t / WIDTH, j = t % WIDTH, o = 2 * WIDTH * l;
+                tighter += out[o + j] > plain[o + j] || out[o + WIDTH + j] < plain[o + WIDTH + j];
+            }
+            memcpy(rec, out, (size_t)ld * sizeof(double));
+            /* a random half along a random dimension */
+            int d = (int)(rng_uniform(&r) * N_IN) % N_IN;
+            double mid = 0.5 * lo[d] + 0.5 * hi[d];
+            if (rng_uniform(&r) < 0.5)
+                hi[d] = mid;
+            else
+                lo[d] = mid;
+        }
+        free(rec), free(out), free(plain);
+        bnd_mlp_free(b);
+        bnd_net_free(n);
+        nn_graph_free(m.g);
+    }
+    cr_assert(tighter > 20, "the lines tightened only %d intervals", tighter);
+}
