@@ -116,7 +116,8 @@ typedef struct {
     int64_t cap;
     double *lo, *hi, *lb, *A, *X, *Y, *score;
     double *clo, *chi;        /* children: 2 per box */
-    double *pre, *pre_out, *cpre; /* inherited / computed / children's pre bounds */
+    double *pre, *pre_out;    /* inherited / computed pre-activation records */
+    int64_t *cpar;            /* each child's parent in the batch (its record) */
     int64_t n_child, n_stuck;
     double *cand;             /* a candidate that passed the check */
     int has_cand;
@@ -127,7 +128,7 @@ static void work_free(work *w)
 {
     free(w->lo), free(w->hi), free(w->lb), free(w->A), free(w->X), free(w->Y);
     free(w->score), free(w->clo), free(w->chi), free(w->cand);
-    free(w->pre), free(w->pre_out), free(w->cpre);
+    free(w->pre), free(w->pre_out), free(w->cpar);
 }
 
 static int work_init(work *w, const split_run *s)
@@ -149,8 +150,8 @@ static int work_init(work *w, const split_run *s)
     int64_t np = s->np ? s->np : 1;
     w->pre = malloc((size_t)(B * np) * sizeof(double));
     w->pre_out = malloc((size_t)(B * np) * sizeof(double));
-    w->cpre = malloc((size_t)(2 * B * np) * sizeof(double));
-    if (!w->pre || !w->pre_out || !w->cpre || !w->lo || !w->hi || !w->lb || !w->A || !w->X ||
+    w->cpar = malloc((size_t)(2 * B) * sizeof(int64_t));
+    if (!w->pre || !w->pre_out || !w->cpar || !w->lo || !w->hi || !w->lb || !w->A || !w->X ||
         !w->Y || !w->score || !w->clo || !w->chi || !w->cand) {
         work_free(w);
         return -1;
@@ -409,10 +410,7 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
             double *l1 = w->clo + w->n_child * n0, *h1 = w->chi + w->n_child * n0;
             memcpy(l1, lo, (size_t)n0 * sizeof(double));
             memcpy(h1, hi, (size_t)n0 * sizeof(double));
-            if (s->np)
-                memcpy(w->cpre + w->n_child * s->np, w->pre_out + b * s->np,
-                       (size_t)s->np * sizeof(double));
-            w->n_child++;
+            w->cpar[w->n_child++] = b;
             continue;
         }
         double mid = dim >= 0 ? 0.5 * lo[dim] + 0.5 * hi[dim] : 0;
@@ -427,11 +425,8 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
         memcpy(h1 + n0, hi, (size_t)n0 * sizeof(double));
         h1[dim] = mid;
         l1[n0 + dim] = mid;
-        if (s->np) { /* the parent's bounds hold on both halves */
-            double *p1 = w->cpre + w->n_child * s->np;
-            memcpy(p1, w->pre_out + b * s->np, (size_t)s->np * sizeof(double));
-            memcpy(p1 + s->np, p1, (size_t)s->np * sizeof(double));
-        }
+        /* the parent's bounds hold on both halves */
+        w->cpar[w->n_child] = w->cpar[w->n_child + 1] = b;
         if (have_A && a[dim] > 0) {
             /* the lower bound's minimising corner is in the lower half: push
              * it last, so depth first visits it first (sat comes sooner) */
@@ -551,7 +546,7 @@ static void *worker(void *arg)
         } else {
             for (int64_t c = 0; c < w.n_child && !s->rc; c++) {
                 int prc = push(s, w.clo + c * s->n0, w.chi + c * s->n0,
-                               s->np ? w.cpre + c * s->np : NULL);
+                               s->np ? w.pre_out + w.cpar[c] * s->np : NULL);
                 if (prc) {
                     s->rc = prc;
                     s->done = 1;
@@ -779,7 +774,7 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
         goto out;
     }
     /* the memory budget: at most a quarter for the workers' batch buffers
-     * (work_init: 8 n0 + k + k n0 + 2 ny + 1 + 4 np doubles a box, k the
+     * (work_init: 8 n0 + k + k n0 + 2 ny + 3 + 2 np doubles a box, k the
      * rows bounded for a region: every clause's with their sums), the rest
      * for the stack (2 n0 + np doubles a box) */
     size_t memory = o->memory ? o->memory : bab_default_memory();
@@ -795,7 +790,7 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     int batch0 = s.batch;
 budget:
     s.batch = batch0;
-    size_t per_box = (size_t)(8 * s.n0 + k_max + k_max * s.n0 + 2 * s.ny + 1 + 4 * s.np) *
+    size_t per_box = (size_t)(8 * s.n0 + k_max + k_max * s.n0 + 2 * s.ny + 3 + 2 * s.np) *
                      sizeof(double);
     size_t fit = memory / 4 / ((size_t)s.n_threads * per_box);
     if ((size_t)s.batch > fit)

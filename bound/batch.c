@@ -293,6 +293,13 @@ static void fn_exchange(batch *bt, int i, int store, const unsigned char *refine
         double *out = store ? bt->fn_out + b * nf : NULL;
         for (int64_t j = 0; j < n; j++)
             for (int s = 0; s < 2; s++) {
+                if (!(lo[b * n + j] < 0 && hi[b * n + j] > 0)) {
+                    /* stable: its line is not needed here, nor in the
+                     * children (the inherited interval keeps it stable) */
+                    if (store)
+                        (out + off + (2 * j + s) * rec)[0] = -INFINITY;
+                    continue;
+                }
                 const double *r = have ? in + off + (2 * j + s) * rec : NULL;
                 double v = r ? fn_at(n0, r, in, in + n0, blo, bhi, shrink) : -INFINITY;
                 if (!store) {
