@@ -56,7 +56,12 @@ typedef struct {
     int batch, alpha_iters;
     int shrink;               /* cut boxes by the rows' linear bounds (shrink.c) */
     double reshrink;          /* a cut leaving less than this volume: bound again unsplit */
-    const double *root_lo, *root_hi;
+    const double *root_lo, *root_hi; /* the search's box (moving inputs when folded) */
+    /* folded fixed inputs: the search runs over n0 = the moving inputs
+     * idx[0..n0) of the network's nx; full[] holds the fixed values */
+    const int64_t *idx;
+    const double *full;
+    int64_t nx;
     double *root_pre;
     /* shared, under mu */
     pthread_mutex_t mu;
@@ -146,7 +151,7 @@ static int work_init(work *w, const split_run *s)
     w->score = malloc((size_t)B * sizeof(double));
     w->clo = malloc((size_t)(2 * B * n0) * sizeof(double));
     w->chi = malloc((size_t)(2 * B * n0) * sizeof(double));
-    w->cand = malloc((size_t)n0 * sizeof(double));
+    w->cand = malloc((size_t)s->nx * sizeof(double)); /* the network's input */
     int64_t np = s->np ? s->np : 1;
     w->pre = malloc((size_t)(B * np) * sizeof(double));
     w->pre_out = malloc((size_t)(B * np) * sizeof(double));
@@ -183,6 +188,18 @@ static int bound_batch(split_run *s, int tid, work *w, int64_t B)
             return rc;
     }
     return 0;
+}
+
+/* A point of the search (n0 coordinates) as the network's input (nx). */
+static void to_full(const split_run *s, const double *x, double *xf)
+{
+    if (!s->idx) {
+        memcpy(xf, x, (size_t)s->n0 * sizeof(double));
+        return;
+    }
+    memcpy(xf, s->full, (size_t)s->nx * sizeof(double));
+    for (int64_t q = 0; q < s->n0; q++)
+        xf[s->idx[q]] = x[q];
 }
 
 /* 1 if y violates some clause (all its rows hold, tolerance 0). */
@@ -239,11 +256,11 @@ static int try_candidates(split_run *s, work *w, int64_t B, const int *open, con
     for (int64_t t = 0; t < np; t++) {
         if (!clause_holds(s, w->Y + t * s->ny))
             continue;
-        rc = bab_check_counterexample(s->g, s->p, s->region, w->X + t * n0, NULL, &w->e);
+        to_full(s, w->X + t * n0, w->cand);
+        rc = bab_check_counterexample(s->g, s->p, s->region, w->cand, NULL, &w->e);
         if (rc < 0)
             return rc;
         if (rc == 1) {
-            memcpy(w->cand, w->X + t * n0, (size_t)n0 * sizeof(double));
             w->has_cand = 1;
             return 1;
         }
@@ -253,10 +270,13 @@ static int try_candidates(split_run *s, work *w, int64_t B, const int *open, con
 
 /* Short PGD inside one box (a one-region property made of the box and the
  * clause); 1 with w->cand filled when it finds a checked counterexample. */
-static int attack_box(split_run *s, work *w, const double *lo, const double *hi,
+static int attack_box(split_run *s, work *w, const double *blo, const double *bhi,
                       int64_t *n_evals)
 {
-    spec_region reg = { (double *)lo, (double *)hi, s->n_cls, (spec_clause *)s->cls };
+    double lo[s->nx], hi[s->nx];
+    to_full(s, blo, lo);
+    to_full(s, bhi, hi);
+    spec_region reg = { lo, hi, s->n_cls, (spec_clause *)s->cls };
     spec_property sub = { s->p->n_x, s->p->n_y, 1, &reg };
     bab_attack_opts ao = { .deadline = s->deadline, .restarts = 2, .steps = 15,
                            .samples = 20, .seed = s->o->seed + (uint64_t)*n_evals };
@@ -275,8 +295,8 @@ static int attack_global(split_run *s, work *w, uint64_t seed, int64_t *n_evals)
     double dl = clock_now() + 0.1;
     if (s->deadline > 0 && dl > s->deadline) /* 0: no deadline */
         dl = s->deadline;
-    spec_region reg = { (double *)s->root_lo, (double *)s->root_hi, s->n_cls,
-                        (spec_clause *)s->cls };
+    const spec_region *orig = &s->p->regions[s->region];
+    spec_region reg = { orig->lo, orig->hi, s->n_cls, (spec_clause *)s->cls };
     spec_property sub = { s->p->n_x, s->p->n_y, 1, &reg };
     bab_attack_opts ao = { .deadline = dl, .restarts = 10, .steps = 20, .samples = 2000,
                            .local = 20000, .seed = s->o->seed + 7919 * seed };
@@ -539,7 +559,7 @@ static void *worker(void *arg)
             s->done = 1;
         } else if (rc == 1 && w.has_cand) {
             if (!s->found) {
-                memcpy(s->x, w.cand, (size_t)s->n0 * sizeof(double));
+                memcpy(s->x, w.cand, (size_t)s->nx * sizeof(double));
                 s->found = 1;
             }
             s->done = 1;
@@ -659,9 +679,8 @@ static int grid_candidates(split_run *s, err *e)
     for (int64_t t = 0; t < n && rc == 0; t++) {
         if (!clause_holds(s, Y + t * s->ny))
             continue;
-        rc = bab_check_counterexample(s->g, s->p, s->region, X + t * n0, NULL, e);
-        if (rc == 1)
-            memcpy(s->x, X + t * n0, (size_t)n0 * sizeof(double));
+        to_full(s, X + t * n0, s->x);
+        rc = bab_check_counterexample(s->g, s->p, s->region, s->x, NULL, e);
         if (rc == 1 || rc < 0)
             break;
     }
@@ -729,13 +748,13 @@ static int run_obligation(split_run *s, bab_result *res, bab_answer *answer, err
     return 0;
 }
 
-int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o,
-                    double deadline, bab_result *res, err *e)
+static int split_all(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                     double deadline, int fold, bab_result *res, err *e)
 {
     split_run s;
     memset(&s, 0, sizeof s);
     s.g = g, s.p = p, s.o = o, s.deadline = deadline;
-    s.n0 = p->n_x, s.ny = p->n_y;
+    s.n0 = s.nx = p->n_x, s.ny = p->n_y;
     s.batch = o->batch > 0 ? o->batch : 128;
     s.alpha_iters = getenv("NNV_ALPHA") ? atoi(getenv("NNV_ALPHA")) : 0;
     s.shrink = !(getenv("NNV_SHRINK") && atoi(getenv("NNV_SHRINK")) == 0);
@@ -750,7 +769,28 @@ int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o
     if (rc)
         return rc;
     bnd_set_deadline(net0, deadline);
-    rc = getenv("NNV_GENERIC") ? ERR_UNSUP : bnd_mlp_new(net0, &mlp, e);
+    int64_t *idx = NULL;
+    double *flo = NULL, *fhi = NULL;
+    if (fold) { /* the moving inputs only; a chain after folding, or nothing */
+        const spec_region *reg = &p->regions[0];
+        int64_t nm = 0;
+        idx = malloc((size_t)p->n_x * sizeof(int64_t));
+        flo = malloc((size_t)p->n_x * sizeof(double));
+        fhi = malloc((size_t)p->n_x * sizeof(double));
+        rc = !idx || !flo || !fhi ? err_set(e, ERR_NOMEM, "input split: out of memory")
+             : p->n_regions != 1 ? err_set(e, ERR_UNSUP, "input split: folding needs one region")
+                                 : bnd_fold_fixed_inputs(net0, reg->lo, reg->hi, idx, &nm, e);
+        if (rc == 0)
+            rc = err_set(e, ERR_UNSUP, "input split: no fixed inputs to fold");
+        if (rc == 1)
+            rc = bnd_mlp_new(net0, &mlp, e);
+        if (rc)
+            goto out;
+        for (int64_t q = 0; q < nm; q++)
+            flo[q] = reg->lo[idx[q]], fhi[q] = reg->hi[idx[q]];
+        s.n0 = nm, s.idx = idx, s.full = reg->lo;
+    }
+    rc = mlp ? 0 : getenv("NNV_GENERIC") ? ERR_UNSUP : bnd_mlp_new(net0, &mlp, e);
     if (rc == ERR_UNSUP) {
         /* generic path: one bnd_net per worker */
         rc = 0;
@@ -825,7 +865,7 @@ budget:
     for (int r = 0; r < p->n_regions && overall != BAB_SAT && rc == 0; r++) {
         const spec_region *reg = &p->regions[r];
         s.region = r;
-        s.root_lo = reg->lo, s.root_hi = reg->hi;
+        s.root_lo = fold ? flo : reg->lo, s.root_hi = fold ? fhi : reg->hi;
         /* the clauses together, one obligation (intermediate bounds, the
          * costly part, are shared, and a counterexample to any clause ends
          * the search); NNV_SEPARATE=1: one obligation per clause */
@@ -837,7 +877,7 @@ budget:
             s.n_cls = joint ? reg->n_clauses : 1;
             if (s.cls->n_rows == 0) {
                 /* no condition: any point of the box is a counterexample */
-                for (int64_t j = 0; j < s.n0; j++)
+                for (int64_t j = 0; j < p->n_x; j++)
                     res->x[j] = 0.5 * reg->lo[j] + 0.5 * reg->hi[j];
                 rc = bab_check_counterexample(g, p, r, res->x, NULL, e);
                 if (rc == 1) {
@@ -892,5 +932,18 @@ out:
     bnd_net_free(net0);
     free(s.lo), free(s.hi), free(s.pre), free(s.root_pre);
     free(s.bc.C), free(s.bc.d), free(s.row_cl);
+    free(idx), free(flo), free(fhi);
     return rc;
+}
+
+int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                    double deadline, bab_result *res, err *e)
+{
+    return split_all(g, p, o, deadline, 0, res, e);
+}
+
+int bab_input_split_folded(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                           double deadline, bab_result *res, err *e)
+{
+    return split_all(g, p, o, deadline, 1, res, e);
 }

@@ -10,5 +10,10 @@
  * bound/ supports, practical when the input dimension is small. */
 int bab_input_split(const nn_graph *g, const spec_property *p, const bab_opts *o,
                     double deadline, bab_result *res, err *e);
+/* The same over the moving inputs only: a one-region property whose fixed
+ * inputs fold into the first layer (bnd_fold_fixed_inputs), on a network
+ * that is then a chain (bnd_mlp_new); ERR_UNSUP when it is not. */
+int bab_input_split_folded(const nn_graph *g, const spec_property *p, const bab_opts *o,
+                           double deadline, bab_result *res, err *e);
 
 #endif

@@ -808,7 +808,8 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
     bnd_relu_layers(ws[0].net, s.starts);
     if (o->batch > 0) {
         err e2 = {0};
-        if (bnd_mlp_new(ws[0].net, &s.mlp, &e2) == 0 && bnd_mlp_relu_count(s.mlp) != s.nr) {
+        if (bnd_mlp_new(ws[0].net, &s.mlp, &e2) == 0 &&
+            (!bnd_mlp_all_relu(s.mlp) || bnd_mlp_relu_count(s.mlp) != s.nr)) {
             bnd_mlp_free(s.mlp); /* not the numbering of bnd_relu_count: per-domain path */
             s.mlp = NULL;
         }

@@ -53,6 +53,14 @@ int64_t bnd_mlp_n_pre(const bnd_mlp *m)
     return 2 * m->n_pre;
 }
 
+int bnd_mlp_all_relu(const bnd_mlp *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->L[i].act && m->L[i].act != &bnd_relu_rule)
+            return 0;
+    return 1;
+}
+
 int64_t bnd_mlp_n_fn(const bnd_mlp *m)
 {
     return 2 * m->n_in + 2 * m->n_pre * (m->n_in + 1);
@@ -133,7 +141,7 @@ int bnd_mlp_new(const bnd_net *net, bnd_mlp **out, err *e)
     for (int i = 1; i < net->n_layers; i++) {
         const bnd_layer *S = &net->layers[i];
         if (S->n_in != 1 || S->in[0] != i - 1 ||
-            (S->kind == BND_L_ACT && S->act != &bnd_relu_rule) || S->kind == BND_L_INPUT)
+            (S->kind == BND_L_ACT && !S->act) || S->kind == BND_L_INPUT)
             return err_set(e, ERR_UNSUP, "%s: batch bounds: layer %d is not a chain step",
                            net->source, i);
     }
@@ -160,7 +168,8 @@ int bnd_mlp_new(const bnd_net *net, bnd_mlp **out, err *e)
         if (S->size > m->widest)
             m->widest = S->size;
         if (S->kind == BND_L_ACT) {
-            l->relu = 1;
+            l->act = S->act;
+            l->param = S->act_param;
             l->n = l->n_in = S->size;
             continue;
         }
@@ -171,7 +180,7 @@ int bnd_mlp_new(const bnd_net *net, bnd_mlp **out, err *e)
         }
     }
     for (int i = 0; i + 1 < m->n_layers; i++)
-        if (!m->L[i].relu && m->L[i + 1].relu) {
+        if (!m->L[i].act && m->L[i + 1].act) {
             m->pre_off[i] = 2 * m->n_pre;
             m->n_pre += m->L[i].n;
         }
@@ -185,16 +194,23 @@ int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e
 {
     size_t cap = (size_t)(B * m->widest);
     double *a = malloc(cap * sizeof(double)), *b = malloc(cap * sizeof(double));
-    if (!a || !b) {
-        free(a), free(b);
+    double *c = malloc(cap * sizeof(double));
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
         return err_set(e, ERR_NOMEM, "batch eval: out of memory");
     }
     memcpy(a, x, (size_t)(B * m->n_in) * sizeof(double));
     for (int i = 0; i < m->n_layers; i++) {
         const mlp_layer *l = &m->L[i];
-        if (l->relu) {
+        if (l->act == &bnd_relu_rule) {
             for (int64_t t = 0; t < B * l->n; t++)
                 a[t] = a[t] > 0 ? a[t] : 0;
+            continue;
+        }
+        if (l->act) { /* the middle of the point's enclosure: candidates only, checked later */
+            l->act->interval(l->param, B * l->n, a, a, b, c);
+            for (int64_t t = 0; t < B * l->n; t++)
+                a[t] = 0.5 * b[t] + 0.5 * c[t];
             continue;
         }
         for (int64_t r = 0; r < B; r++)
@@ -205,7 +221,7 @@ int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e
         a = b, b = t;
     }
     memcpy(y, a, (size_t)(B * m->n_out) * sizeof(double));
-    free(a), free(b);
+    free(a), free(b), free(c);
     return 0;
 }
 
@@ -293,7 +309,7 @@ static void fn_exchange(batch *bt, int i, int store, const unsigned char *refine
         double *out = store ? bt->fn_out + b * nf : NULL;
         for (int64_t j = 0; j < n; j++)
             for (int s = 0; s < 2; s++) {
-                if (!(lo[b * n + j] < 0 && hi[b * n + j] > 0)) {
+                if (!m->L[i + 1].act->unstable(lo[b * n + j], hi[b * n + j])) {
                     /* stable: its line is not needed here, nor in the
                      * children (the inherited interval keeps it stable) */
                     if (store)
@@ -406,7 +422,7 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
         int64_t n = l->n, ni = l->n_in;
         double *GL = bt->FL[i + 1], *GU = bt->FU[i + 1];
         FL = bt->FL[i], FU = bt->FU[i], magL = bt->mL[i], magU = bt->mU[i];
-        if (!l->relu) {
+        if (!l->act) {
             /* Z = W⁺F + W⁻F' + b, one dgemm per term for all boxes */
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)P, (int)ni, 1.0,
                         l->Wp, (int)ni, FL, (int)P, 0.0, GL, (int)P);
@@ -437,7 +453,7 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
             const double *zl = bt->lo[i], *zu = bt->hi[i];
             double *lw = bt->lw[i + 1], *lb = bt->lb[i + 1], *uw = bt->uw[i + 1],
                    *ub = bt->ub[i + 1];
-            bnd_relu_rule.relax(0.0, B * n, zl, zu, lw, lb, uw, ub);
+            l->act->relax(l->param, B * n, zl, zu, lw, lb, uw, ub);
             double g = bnd_gamma(3.0);
             for (int64_t j = 0; j < n; j++)
                 for (int64_t b = 0; b < B; b++) {
@@ -466,9 +482,9 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
         /* the new layer's interval and magnitudes */
         concretize_fn(bt, n, GL, 0, bt->lo[i + 1], bt->mL[i + 1]);
         concretize_fn(bt, n, GU, 1, bt->hi[i + 1], bt->mU[i + 1]);
-        if (!l->relu) /* IBP may be tighter than the functions' extremes */
+        if (!l->act) /* IBP may be tighter than the functions' extremes */
             bnd_batch_ibp_meet(bt, i, M, Ew);
-        if (!l->relu && i + 1 < m->n_layers && m->L[i + 1].relu) {
+        if (!l->act && i + 1 < m->n_layers && m->L[i + 1].act) {
             if (bt->pre_in)
                 pre_exchange(bt, i, 0);
             if (bt->fn_in)
@@ -477,15 +493,15 @@ static int batch_forward(batch *bt, double *M, double *Ew, err *e)
             if (bt->pre_out)
                 pre_exchange(bt, i, 1);
         }
-        if (l->relu) /* the interval rule may be tighter */
+        if (l->act) { /* the interval rule may be tighter (M, Ew: scratch) */
+            l->act->interval(l->param, B * n, bt->lo[i], bt->hi[i], M, Ew);
             for (int64_t s = 0; s < B * n; s++) {
-                double a = bt->lo[i][s] > 0 ? bt->lo[i][s] : 0;
-                double c = bt->hi[i][s] > 0 ? bt->hi[i][s] : 0;
-                if (a > bt->lo[i + 1][s])
-                    bt->lo[i + 1][s] = a;
-                if (c < bt->hi[i + 1][s])
-                    bt->hi[i + 1][s] = c;
+                if (M[s] > bt->lo[i + 1][s])
+                    bt->lo[i + 1][s] = M[s];
+                if (Ew[s] < bt->hi[i + 1][s])
+                    bt->hi[i + 1][s] = Ew[s];
             }
+        }
     }
     return 0;
 }
@@ -584,7 +600,7 @@ void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, doub
     for (int i = top; i >= 0; i--) {
         const mlp_layer *l = &m->L[i];
         int64_t n = l->n, ni = l->n_in;
-        if (!l->relu) {
+        if (!l->act) {
             layer_mz(bt, i, ni, mz);
             /* w (B x n) = g·(mz·|W|^T + |b|) + bias_err */
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)n, (int)ni, 1.0, mz,
@@ -612,7 +628,7 @@ void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, doub
              * unstable neuron's slope (alpha) is at most 1 */
             for (int64_t t = 0; t < B * n; t++) {
                 double sw = fmax(fabs(lw[t]), fabs(uw[t]));
-                if (alpha && lw[t] != uw[t] && sw < 1)
+                if (alpha && alpha[i] && lw[t] != uw[t] && sw < 1)
                     sw = 1;
                 w[t] = sw * mz[t] + fmax(fabs(lb[t]), fabs(ub[t]));
             }
@@ -676,9 +692,10 @@ static void refine_preact(batch *bt, int i)
     int64_t *rbox = bt->rbox, *rneu = bt->rneu;
     int64_t n = bt->m->L[i].n, R = 0;
     double *lo = bt->lo[i + 1], *hi = bt->hi[i + 1];
+    const bnd_act_rule *act = bt->m->L[i + 1].act;
     for (int64_t b = 0; b < bt->B; b++)
         for (int64_t j = 0; j < n; j++)
-            if (lo[b * n + j] < 0 && hi[b * n + j] > 0) {
+            if (act->unstable(lo[b * n + j], hi[b * n + j])) {
                 rbox[R] = b, rneu[R] = j;
                 rbox[R + 1] = b, rneu[R + 1] = j;
                 R += 2;
@@ -765,7 +782,7 @@ static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *
     }
     for (int i = 0; i < nl; i++) {
         int64_t n = m->L[i].n;
-        if (!m->L[i].relu)
+        if (!m->L[i].act)
             continue;
         alpha[i] = malloc((size_t)(R * n) * sizeof(double));
         saveA[i] = malloc((size_t)(R * n) * sizeof(double));
@@ -804,7 +821,7 @@ static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *
         for (int i = 0; i < nl; i++) {
             const mlp_layer *l = &m->L[i];
             int64_t n = l->n;
-            if (!l->relu) {
+            if (!l->act) {
                 bnd_batch_affine_rows(l, R, G, G2);
                 double *t = G;
                 G = G2, G2 = t;
@@ -874,7 +891,7 @@ int bnd_mlp_bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double
     for (int i = 0; i < nl; i++) {
         int64_t sz = i == 0 ? n0 : m->L[i - 1].n;
         total += (size_t)(2 * B * sz) + (size_t)(2 * sz * P) + (size_t)(2 * B * sz);
-        if (i > 0 && m->L[i - 1].relu)
+        if (i > 0 && m->L[i - 1].act)
             total += (size_t)(4 * B * sz);
     }
     double *buf = malloc(total * sizeof(double));
@@ -901,7 +918,7 @@ int bnd_mlp_bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double
         bt.lo[i] = TAKE(B * sz), bt.hi[i] = TAKE(B * sz);
         bt.FL[i] = TAKE(sz * P), bt.FU[i] = TAKE(sz * P);
         bt.mL[i] = TAKE(B * sz), bt.mU[i] = TAKE(B * sz);
-        if (i > 0 && m->L[i - 1].relu) {
+        if (i > 0 && m->L[i - 1].act) {
             bt.lw[i] = TAKE(B * sz), bt.lb[i] = TAKE(B * sz);
             bt.uw[i] = TAKE(B * sz), bt.ub[i] = TAKE(B * sz);
         }
@@ -933,7 +950,7 @@ int bnd_mlp_bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double
         memset(bt.er, 0, (size_t)R * sizeof(double));
         bnd_batch_backward(&bt, m->n_layers - 1, R, bt.rbox, bt.A, bt.A2, bt.cb, bt.er, bt.mz, bt.w,
                        lb, A_in, NULL, NULL, NULL);
-        if (alpha_iters > 0)
+        if (alpha_iters > 0 && bnd_mlp_all_relu(m))
             rc = optimise_alpha(&bt, C, k, alpha_iters, lb, A_in, e);
     }
 out:

@@ -6,7 +6,8 @@
 #include "internal.h"
 
 typedef struct {
-    int relu;                 /* 1: ReLU, 0: linear */
+    const bnd_act_rule *act;  /* an activation layer's rule (ReLU, sigmoid, ...); NULL: linear */
+    double param;             /* the rule's parameter (act_param) */
     int64_t n, n_in;          /* output and input sizes */
     double *W, *Wp, *Wn, *Wabs; /* n x n_in (linear) */
     double *bias, *bias_err;  /* n each (bias_err may be NULL) */

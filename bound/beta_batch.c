@@ -32,7 +32,7 @@ static int layer_of(const bnd_mlp *m, const int64_t *roff, int64_t j)
 {
     int best = -1;
     for (int i = 0; i < m->n_layers; i++)
-        if (m->L[i].relu && roff[i] <= j)
+        if (m->L[i].act && roff[i] <= j)
             best = i;
     return best;
 }
@@ -82,7 +82,7 @@ static void fill_bounds(batch *bt, const bb_work *k, const bnd_bbeta_dom *doms, 
         const mlp_layer *l = &m->L[i];
         int64_t n = l->n, ni = l->n_in;
         double *zl = bt->lo[i + 1], *zu = bt->hi[i + 1];
-        if (l->relu) {
+        if (l->act) {
             const double *pl = bt->lo[i], *pu = bt->hi[i];
             bnd_relu_rule.relax(0.0, B * n, pl, pu, bt->lw[i + 1], bt->lb[i + 1], bt->uw[i + 1],
                                 bt->ub[i + 1]);
@@ -90,7 +90,7 @@ static void fill_bounds(batch *bt, const bb_work *k, const bnd_bbeta_dom *doms, 
                 zl[t] = pl[t] > 0 ? pl[t] : 0, zu[t] = pu[t] > 0 ? pu[t] : 0;
             continue;
         }
-        if (i + 1 < m->n_layers && m->L[i + 1].relu) {
+        if (i + 1 < m->n_layers && m->L[i + 1].act) {
             int64_t off = k->roff[i + 1];
             for (int64_t b = 0; b < B; b++)
                 for (int64_t j = 0; j < n; j++) {
@@ -156,7 +156,7 @@ static int bb_alloc(bb_work *k, const bnd_mlp *m, int64_t R, int maxns, err *e)
     int64_t nr = 0;
     for (int i = 0; i < nl; i++) {
         k->roff[i] = -1;
-        if (!m->L[i].relu)
+        if (!m->L[i].act)
             continue;
         k->roff[i] = nr;
         int64_t n = m->L[i].n;
@@ -184,7 +184,7 @@ int64_t bnd_mlp_relu_count(const bnd_mlp *m)
 {
     int64_t nr = 0;
     for (int i = 0; i < m->n_layers; i++)
-        if (m->L[i].relu)
+        if (m->L[i].act)
             nr += m->L[i].n;
     return nr;
 }
@@ -214,7 +214,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
     for (int i = 0; i <= nl; i++) {
         int64_t sz = i == 0 ? n0 : m->L[i - 1].n;
         total += 2 * (size_t)(B * sz);
-        if (i > 0 && m->L[i - 1].relu)
+        if (i > 0 && m->L[i - 1].act)
             total += 4 * (size_t)(B * sz);
     }
     buf = malloc(total * sizeof(double));
@@ -238,7 +238,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
     for (int i = 0; i <= nl; i++) {
         int64_t sz = i == 0 ? n0 : m->L[i - 1].n;
         bt.lo[i] = TAKE(B * sz), bt.hi[i] = TAKE(B * sz);
-        if (i > 0 && m->L[i - 1].relu) {
+        if (i > 0 && m->L[i - 1].act) {
             bt.lw[i] = TAKE(B * sz), bt.lb[i] = TAKE(B * sz);
             bt.uw[i] = TAKE(B * sz), bt.ub[i] = TAKE(B * sz);
         }
@@ -258,7 +258,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
     }
     /* per-row slopes: the warm start where given (>= 0), else CROWN's */
     for (int i = 0; i < nl; i++) {
-        if (!m->L[i].relu)
+        if (!m->L[i].act)
             continue;
         int64_t n = m->L[i].n;
         for (int64_t r = 0; r < R; r++) {
@@ -274,7 +274,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
     for (int it = 1; it <= iters; it++, lr_b *= 0.98, lr_a *= 0.98) {
         /* the Lagrange terms at the split neurons */
         for (int i = 0; i < nl; i++)
-            if (m->L[i].relu)
+            if (m->L[i].act)
                 memset(k.badd[i], 0, (size_t)(R * m->L[i].n) * sizeof(double));
         for (int64_t r = 0; r < R; r++) {
             const bnd_bbeta_dom *d = &doms[bt.rbox[r]];
@@ -298,7 +298,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
                 k.best[r] = v;
                 if (rows->A_relu)
                     for (int i = 0; i < nl; i++)
-                        if (m->L[i].relu)
+                        if (m->L[i].act)
                             memcpy(rows->A_relu + r * k.nr + k.roff[i], k.saveA[i] + r * m->L[i].n,
                                    (size_t)m->L[i].n * sizeof(double));
                 if (rows->x_star) {
@@ -309,7 +309,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
                 }
                 if (rows->alpha)
                     for (int i = 0; i < nl; i++)
-                        if (m->L[i].relu)
+                        if (m->L[i].act)
                             memcpy(rows->alpha[r] + k.roff[i], k.alpha[i] + r * m->L[i].n,
                                    (size_t)m->L[i].n * sizeof(double));
             }
@@ -329,7 +329,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
         for (int i = 0; i < nl; i++) {
             const mlp_layer *l = &m->L[i];
             int64_t n = l->n;
-            if (!l->relu) {
+            if (!l->act) {
                 bnd_batch_affine_rows(l, R, G, G2);
                 double *t = G;
                 G = G2, G2 = t;

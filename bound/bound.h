@@ -63,13 +63,16 @@ void bnd_set_deadline(bnd_net *n, double deadline);
 int bnd_alpha_crown(bnd_net *n, const double *lo, const double *hi, const double *C, int k,
                     int iters, double *lb, err *e);
 
-/* Batched bounds for chain networks (dense linear layers and ReLUs only,
- * e.g. Gemm/ReLU MLPs): forward linear relaxation for the intermediate
+/* Batched bounds for chain networks (dense linear layers and elementwise
+ * activations, e.g. Gemm/ReLU or Gemm/Sigmoid MLPs): forward linear relaxation for the intermediate
  * bounds, CROWN backward for the objectives (batch.c). A bnd_mlp is
  * read-only after creation: several threads may bound with it at once. */
 typedef struct bnd_mlp bnd_mlp;
-/* ERR_UNSUP when the net is not such a chain. */
+/* ERR_UNSUP when the net is not such a chain. Activation layers may be any
+ * elementwise rule (ReLU, sigmoid, tanh, ...); bnd_mlp_all_relu says whether
+ * they are all ReLU (needed by alpha steps and by beta_batch.c). */
 int bnd_mlp_new(const bnd_net *n, bnd_mlp **out, err *e);
+int bnd_mlp_all_relu(const bnd_mlp *m);
 void bnd_mlp_free(bnd_mlp *m);
 int64_t bnd_mlp_n_in(const bnd_mlp *m);
 /* Lower bounds lb (B x k) of the k objectives C·y (C: k x n_out, shared) over

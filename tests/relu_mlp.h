@@ -31,7 +31,9 @@ static inline int mlp_tens(nn_graph *g, const char *name, int64_t n)
     return t;
 }
 
-static inline mlp mlp_random(rng *r, int64_t n_in, int n_hidden, int64_t width, int64_t n_out)
+/* act: the ONNX op of every hidden activation ("Relu", "Sigmoid", ...). */
+static inline mlp mlp_random_act(rng *r, int64_t n_in, int n_hidden, int64_t width,
+                                 int64_t n_out, const char *act)
 {
     mlp m = {0};
     err e = {0};
@@ -70,7 +72,7 @@ static inline mlp mlp_random(rng *r, int64_t n_in, int n_hidden, int64_t width, 
             snprintf(name, sizeof name, "h%d", l);
             h = mlp_tens(m.g, name, n);
             snprintf(name, sizeof name, "relu%d", l);
-            cr_assert(nn_graph_add_node(m.g, "Relu", name, 1, &z, 1, &h, &e) >= 0, "%s", e.msg);
+            cr_assert(nn_graph_add_node(m.g, act, name, 1, &z, 1, &h, &e) >= 0, "%s", e.msg);
         } else {
             h = z;
         }
@@ -80,6 +82,11 @@ static inline mlp mlp_random(rng *r, int64_t n_in, int n_hidden, int64_t width, 
     cr_assert_eq(nn_graph_add_output(m.g, h, &e), 0);
     cr_assert_eq(nn_graph_finalize(m.g, &e), 0, "%s", e.msg);
     return m;
+}
+
+static inline mlp mlp_random(rng *r, int64_t n_in, int n_hidden, int64_t width, int64_t n_out)
+{
+    return mlp_random_act(r, n_in, n_hidden, width, n_out, "Relu");
 }
 
 /* Outputs y and the pre-activations of every ReLU (in bnd_relu order) at x. */

@@ -260,3 +260,55 @@ Test(input_split, acasxu_prop8_on_2_9_is_sat)
     cr_assert_eq(acas("2_9", "prop_8", &res), BAB_SAT);
     bab_result_free(&res);
 }
+
+/* Many inputs, few moving (dist_shift's shape): bab_verify folds the fixed
+ * ones into the first layer and splits the moving ones (sigmoid, tanh and
+ * ReLU chains). Thresholds on either side of the sampled minimum, 0.2 away:
+ * a violated one must come back sat with a valid counterexample, a clear
+ * one unsat. */
+Test(input_split, folded_fixed_inputs_agree_with_sampling)
+{
+    const char *acts[3] = {"Sigmoid", "Tanh", "Relu"};
+    rng r;
+    rng_seed(&r, 77);
+    int folded = 0;
+    for (int c = 0; c < 18; c++) {
+        enum { N = 6 };
+        mlp m = mlp_random_act(&r, N, 2, 10, 2, acts[c % 3]);
+        double lo[N], hi[N], x[N], y[2], best = INFINITY;
+        for (int i = 0; i < N; i++) {
+            double mid = 0.5 * rng_normal(&r), w = i % 2 ? 0.3 + rng_uniform(&r) : 0;
+            lo[i] = mid - w, hi[i] = mid + w; /* inputs 0, 2, 4 fixed */
+        }
+        err e = {0};
+        for (int s = 0; s < 20000; s++) {
+            for (int i = 0; i < N; i++)
+                x[i] = fmin(hi[i], lo[i] + rng_uniform(&r) * (hi[i] - lo[i]));
+            cr_assert_eq(nn_eval(m.g, x, y, &e), 0);
+            best = fmin(best, y[0] - y[1]);
+        }
+        int want_sat = c % 2;
+        double t = want_sat ? best + 0.2 : best - 0.2;
+        spec_property *p = make_spec(lo, hi, N, t, c % 4 == 1);
+        bab_opts o;
+        bab_opts_default(&o);
+        o.max_split_inputs = 4; /* 6 inputs: not plain input split; 3 move */
+        o.timeout = 20;
+        bab_result res;
+        cr_assert_eq(bab_verify(m.g, p, &o, &res, &e), 0, "%s", e.msg);
+        folded += strcmp(res.strategy, "input-split") == 0;
+        if (want_sat) {
+            cr_assert_eq(res.answer, BAB_SAT, "case %d (%s): %s, but sampling reaches %.17g < %.17g",
+                         c, acts[c % 3], bab_answer_name(res.answer), best, t);
+            cr_assert_eq(bab_check_counterexample(m.g, p, res.region, res.x, NULL, &e), 1);
+        } else {
+            cr_assert_eq(res.answer, BAB_UNSAT, "case %d (%s): %s with the sampled minimum %.17g > %.17g",
+                         c, acts[c % 3], bab_answer_name(res.answer), best, t);
+        }
+        bab_result_free(&res);
+        spec_free(p);
+        nn_graph_free(m.g);
+    }
+    /* sat cases may end in the first attack; the unsat ones go through the search */
+    cr_assert(folded >= 9, "the folded input split ran on %d of 18 cases", folded);
+}
