@@ -27,6 +27,7 @@
  * and bias errors (bias_err) from lowering; both are included. */
 #include "internal.h"
 #include "batch_internal.h"
+#include "nonlin.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -194,9 +195,8 @@ int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e
 {
     size_t cap = (size_t)(B * m->widest);
     double *a = malloc(cap * sizeof(double)), *b = malloc(cap * sizeof(double));
-    double *c = malloc(cap * sizeof(double));
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
+    if (!a || !b) {
+        free(a), free(b);
         return err_set(e, ERR_NOMEM, "batch eval: out of memory");
     }
     memcpy(a, x, (size_t)(B * m->n_in) * sizeof(double));
@@ -207,10 +207,9 @@ int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e
                 a[t] = a[t] > 0 ? a[t] : 0;
             continue;
         }
-        if (l->act) { /* the middle of the point's enclosure: candidates only, checked later */
-            l->act->interval(l->param, B * l->n, a, a, b, c);
+        if (l->act) { /* libm's value: candidates only, checked later */
             for (int64_t t = 0; t < B * l->n; t++)
-                a[t] = 0.5 * b[t] + 0.5 * c[t];
+                a[t] = bnd_nl_value((bnd_nl_kind)l->act->kind, l->param, a[t]);
             continue;
         }
         for (int64_t r = 0; r < B; r++)
@@ -221,7 +220,7 @@ int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e
         a = b, b = t;
     }
     memcpy(y, a, (size_t)(B * m->n_out) * sizeof(double));
-    free(a), free(b), free(c);
+    free(a), free(b);
     return 0;
 }
 

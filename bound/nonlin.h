@@ -37,6 +37,10 @@ typedef enum {
 
 #define BND_NL_POW_MAX 64
 
+/* f(x) by libm, not rounded outward: for candidate points and attacks,
+ * never for bounds. */
+double bnd_nl_value(bnd_nl_kind k, double param, double x);
+
 /* Name for messages ("Sigmoid"). */
 const char *bnd_nl_name(bnd_nl_kind k);
 

@@ -610,3 +610,8 @@ int nl_crit(bnd_nl_kind k, double param, double l, double u, nl_iv *val)
     }
     return n;
 }
+
+double bnd_nl_value(bnd_nl_kind k, double param, double x)
+{
+    return nl_fa(k, param, x);
+}
