@@ -4,6 +4,9 @@
  * 2. A strategy chosen from the property's shape (or --strategy):
  *    - few inputs (n_x <= max_split_inputs): input-split branch and bound
  *      (input_split.c), complete up to the timeout;
+ *    - many inputs but few moving (one region, at most max_split_inputs
+ *      with lo < hi): the same over the moving inputs, the fixed ones folded
+ *      into the first layer, when the folded network is a chain;
  *    - otherwise refutation: CROWN bounds of every clause row over every
  *      region's box; a clause is refuted when some row's lower bound exceeds
  *      its threshold (the row can never hold, so the conjunction cannot).
