@@ -82,6 +82,7 @@ typedef struct {
     double t_start, next_global; /* long runs: attacks on the whole box */
     uint64_t global_seed;
     double t_bound, t_attack;
+    double box_time;          /* running mean of bounding seconds per box */
 } split_run;
 
 static int push(split_run *s, const double *lo, const double *hi, const double *pre)
@@ -490,6 +491,13 @@ static void *worker(void *arg)
         int64_t take = (s->n + s->n_threads - 1) / s->n_threads;
         if (take > s->batch)
             take = s->batch;
+        /* the deadline is checked between batches: keep one batch near
+         * 0.25 s (dist_shift's boxes cost ~10 ms, ACAS Xu's 0.1 ms) */
+        if (s->box_time > 0 && (double)take * s->box_time > 0.25) {
+            take = (int64_t)(0.25 / s->box_time);
+            if (take < 1)
+                take = 1;
+        }
         /* the memory budget: a box taken comes back as at most two, so the
          * stack can grow to n + 2·reserved once the busy workers push, and
          * taking t more boxes makes that n + 2·reserved + t; smaller batches
@@ -548,6 +556,10 @@ static void *worker(void *arg)
         s->n_batches++;
         s->n_evals += n_evals;
         s->t_bound += t_bound;
+        if (take > 0) { /* seconds of bounding per box, a running mean */
+            double bt = t_bound / (double)take;
+            s->box_time = s->box_time > 0 ? 0.8 * s->box_time + 0.2 * bt : bt;
+        }
         s->t_attack += t_attack;
         s->n_attacks += attack;
         s->n_stuck += w.n_stuck;
