@@ -111,7 +111,8 @@ int main(int argc, char **argv)
         int sat = 0;
         double *x = malloc(sizeof(double) * (size_t)p->n_x);
         for (int r = 0; r < p->n_regions && !sat; r++) {
-            bab_attack_opts ao = {clock_now() + 5, 3, 20, 200, 7};
+            bab_attack_opts ao = {.deadline = clock_now() + 5, .restarts = 3, .steps = 20,
+                                  .samples = 200, .seed = 7};
             sat = bab_attack(g, p, r, &ao, x, NULL, &e) == 1;
         }
         free(x);
