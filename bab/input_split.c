@@ -48,6 +48,7 @@ typedef struct {
     int n_cls;
     spec_clause bc;           /* rows bounded: each clause's rows and their sums */
     int *row_cl;              /* clause of each row of bc */
+    int *cl_first;            /* per clause: its first row in bc (n_cls + 1 entries) */
     const bnd_mlp *mlp;       /* NULL: generic path through nets[] */
     bnd_net **nets;           /* one per worker (generic path) */
     const bab_opts *o;
@@ -320,11 +321,7 @@ static int shrink_box(const split_run *s, work *w, int64_t b, const int *rows)
     for (int c = 0; c < s->n_cls; c++) {
         if (rows[b * s->n_cls + c] < 0)
             continue; /* refuted already */
-        int64_t first = 0, cnt = 0;
-        while (first < k && s->row_cl[first] != c)
-            first++;
-        while (first + cnt < k && s->row_cl[first + cnt] == c)
-            cnt++;
+        int64_t first = s->cl_first[c], cnt = s->cl_first[c + 1] - first;
         if (!bab_shrink_box(n0, lo, hi, (int)cnt, w->A + (b * k + first) * n0,
                             w->lb + b * k + first, s->bc.d + first, clo, chi))
             continue;
@@ -616,11 +613,12 @@ static int augment_clause(split_run *s, int64_t ny, err *e)
         int k = s->cls[c].n_rows;
         total += k > 8 ? k : k + (k >= 2 ? k * (k - 1) / 2 : 0) + (k >= 3 ? 1 : 0);
     }
-    free(s->bc.C), free(s->bc.d), free(s->row_cl);
+    free(s->bc.C), free(s->bc.d), free(s->row_cl), free(s->cl_first);
     s->bc.C = calloc((size_t)(total * ny), sizeof(double));
     s->bc.d = calloc((size_t)total, sizeof(double));
     s->row_cl = calloc((size_t)total, sizeof(int));
-    if (!s->bc.C || !s->bc.d || !s->row_cl)
+    s->cl_first = calloc((size_t)(s->n_cls + 1), sizeof(int));
+    if (!s->bc.C || !s->bc.d || !s->row_cl || !s->cl_first)
         return err_set(e, ERR_NOMEM, "input split: out of memory");
     s->bc.n_rows = total;
     int at = 0;
@@ -654,7 +652,9 @@ static int augment_clause(split_run *s, int64_t ny, err *e)
         }
         for (int i = first; i < at; i++)
             s->row_cl[i] = c;
+        s->cl_first[c] = first;
     }
+    s->cl_first[s->n_cls] = at;
     s->bc.n_rows = at;
     return 0;
 }
@@ -943,7 +943,7 @@ out:
     bnd_mlp_free(mlp);
     bnd_net_free(net0);
     free(s.lo), free(s.hi), free(s.pre), free(s.root_pre);
-    free(s.bc.C), free(s.bc.d), free(s.row_cl);
+    free(s.bc.C), free(s.bc.d), free(s.row_cl), free(s.cl_first);
     free(idx), free(flo), free(fhi);
     return rc;
 }

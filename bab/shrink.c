@@ -14,26 +14,20 @@
  * Rows are applied in turn, a few passes, so cuts by one row tighten the
  * others: a conjunction can be refuted with no single row refuting it.
  *
- * Every step rounds towards keeping points: md_u rounded down, the sum
- * rounded down (gamma), d - lb and the division rounded up, the new ends
- * rounded outward. */
+ * Every step rounds towards keeping points: the sum of the least distances
+ * rounded down (bnd_line_rise), d - lb and the division rounded up, the new
+ * ends rounded outward. */
 #include "shrink.h"
 
 #include <math.h>
 
-#define PASSES 3
+#include "../bound/bound.h"
 
-/* gamma_n for the nonnegative sum of n rounded products */
-static double gamma_n(int64_t n)
-{
-    double nu = (double)n * 0x1p-53;
-    return nextafter(nu / (1.0 - nu) * (1.0 + 0x1p-50), INFINITY);
-}
+#define PASSES 3
 
 int bab_shrink_box(int64_t n0, const double *lo, const double *hi, int k, const double *A,
                    const double *lb, const double *d, double *nlo, double *nhi)
 {
-    double g = gamma_n(n0 + 1);
     for (int64_t t = 0; t < n0; t++)
         nlo[t] = lo[t], nhi[t] = hi[t];
     for (int pass = 0; pass < PASSES; pass++) {
@@ -42,18 +36,14 @@ int bab_shrink_box(int64_t n0, const double *lo, const double *hi, int k, const 
             if (!(lb[i] > -INFINITY) || isnan(lb[i]))
                 continue; /* no information */
             const double *a = A + (int64_t)i * n0;
-            double s = nextafter(d[i] - lb[i], INFINITY), S = 0;
+            double s = nextafter(d[i] - lb[i], INFINITY);
             if (isnan(s))
                 continue;
-            for (int64_t t = 0; t < n0; t++) {
+            for (int64_t t = 0; t < n0; t++)
                 if (!isfinite(a[t]))
                     goto next_row; /* a useless row (overflow) */
-                double md = a[t] > 0 ? nlo[t] - lo[t] : a[t] < 0 ? hi[t] - nhi[t] : 0;
-                md = nextafter(md, -INFINITY);
-                if (md > 0)
-                    S += fabs(a[t]) * md;
-            }
-            S = nextafter(S * (1.0 - g), -INFINITY);
+            /* the least sum over the cut box so far, rounded down */
+            double S = bnd_line_rise(n0, a, lo, hi, nlo, nhi);
             double R = nextafter(s - S, INFINITY);
             if (R < 0)
                 return 0; /* the clause cannot hold anywhere in the box */

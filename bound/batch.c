@@ -270,25 +270,23 @@ static void refine_preact(batch *bt, int i);
  * s >= v + sum_t |a_t| md_t, md_t the least dist_t over the box, and the
  * record re-expressed for [lo, hi] is (that value, a). v = -inf: none. */
 static double fn_at(int64_t n0, const double *rec, const double *rlo, const double *rhi,
-                    const double *lo, const double *hi, double shrink)
+                    const double *lo, const double *hi)
 {
     double v = rec[0];
-    const double *a = rec + 1;
     if (!(v > -INFINITY))
         return -INFINITY;
-    /* md and the sum rounded down by factors, not nextafter (the hot path
-     * of a child's bounds: 600 records a box on ACAS Xu): fl(lo - rlo) is
-     * at most (1 + u) too large, each product and the sum of n0 of them
-     * gamma_{n0+1}; shrink = 1 - 2^-50 - 2 gamma covers all of them */
-    double S = 0;
-    for (int64_t t = 0; t < n0; t++) {
-        double md = a[t] > 0 ? lo[t] - rlo[t] : a[t] < 0 ? rhi[t] - hi[t] : 0;
-        if (md > 0)
-            S += fabs(a[t]) * md;
-    }
-    double r = v + S * shrink;
-    r -= fabs(r) * 0x1p-50 + 0x1p-1070; /* the two roundings of the sum, and one more */
+    double r = v + bnd_line_rise(n0, rec + 1, rlo, rhi, lo, hi);
+    r -= fabs(r) * 0x1p-51 + 0x1p-1070; /* the addition's rounding */
     return isnan(r) ? -INFINITY : r;
+}
+
+/* Box b's record of pre-activation neuron j of mlp layer i, side s (0: z,
+ * 1: -z), in the lines array at base (fn_in or fn_out). */
+static double *fn_rec(const batch *bt, const double *base, int64_t b, int i, int64_t j, int s)
+{
+    int64_t n0 = bt->m->n_in, rec = n0 + 1;
+    int64_t off = 2 * n0 + bt->m->pre_off[i] / 2 * 2 * rec; /* pre_off counts 2 per neuron */
+    return (double *)base + b * bt->fn_ld + off + (2 * j + s) * rec;
 }
 
 /* Layer i's pre-activations of every box: meet the intervals with the
@@ -297,26 +295,23 @@ static double fn_at(int64_t n0, const double *rec, const double *rlo, const doub
 static void fn_exchange(batch *bt, int i, int store, const unsigned char *refined)
 {
     const bnd_mlp *m = bt->m;
-    int64_t n = m->L[i].n, n0 = m->n_in, rec = n0 + 1, nf = bt->fn_ld;
-    int64_t off = 2 * n0 + m->pre_off[i] / 2 * 2 * rec;
+    int64_t n = m->L[i].n, n0 = m->n_in;
     double *lo = bt->lo[i + 1], *hi = bt->hi[i + 1];
-    double shrink = 1.0 - 0x1p-50 - 2 * bnd_gamma((double)(n0 + 2));
     for (int64_t b = 0; b < bt->B; b++) {
         const double *blo = bt->lo[0] + b * n0, *bhi = bt->hi[0] + b * n0;
-        const double *in = bt->fn_in ? bt->fn_in + b * nf : NULL;
+        const double *in = bt->fn_in ? bt->fn_in + b * bt->fn_ld : NULL;
         int have = in && in[0] <= in[n0]; /* NaN ref box: none (the root) */
-        double *out = store ? bt->fn_out + b * nf : NULL;
         for (int64_t j = 0; j < n; j++)
             for (int s = 0; s < 2; s++) {
                 if (!m->L[i + 1].act->unstable(lo[b * n + j], hi[b * n + j])) {
                     /* stable: its line is not needed here, nor in the
                      * children (the inherited interval keeps it stable) */
                     if (store)
-                        (out + off + (2 * j + s) * rec)[0] = -INFINITY;
+                        fn_rec(bt, bt->fn_out, b, i, j, s)[0] = -INFINITY;
                     continue;
                 }
-                const double *r = have ? in + off + (2 * j + s) * rec : NULL;
-                double v = r ? fn_at(n0, r, in, in + n0, blo, bhi, shrink) : -INFINITY;
+                const double *r = have ? fn_rec(bt, bt->fn_in, b, i, j, s) : NULL;
+                double v = r ? fn_at(n0, r, in, in + n0, blo, bhi) : -INFINITY;
                 if (!store) {
                     if (s == 0 && v > lo[b * n + j])
                         lo[b * n + j] = v;
@@ -324,7 +319,7 @@ static void fn_exchange(batch *bt, int i, int store, const unsigned char *refine
                         hi[b * n + j] = -v;
                     continue;
                 }
-                double *o = out + off + (2 * j + s) * rec;
+                double *o = fn_rec(bt, bt->fn_out, b, i, j, s);
                 /* the refinement's row for (b, j, s), if any, is in o already */
                 if (refined && refined[(b * n + j) * 2 + s] && o[0] >= v)
                     continue;
@@ -740,12 +735,10 @@ static void refine_preact(batch *bt, int i)
             hi[t] = -lbv[r + 1];
     }
     if (refined) {
-        const bnd_mlp *m = bt->m;
-        int64_t n0 = m->n_in, rec = n0 + 1, nf = bt->fn_ld;
-        int64_t off = 2 * n0 + m->pre_off[i] / 2 * 2 * rec;
+        int64_t n0 = bt->m->n_in;
         for (int64_t r = 0; r < R; r++) {
             int s = (int)(r & 1);
-            double *o = bt->fn_out + rbox[r] * nf + off + (2 * rneu[r] + s) * rec;
+            double *o = fn_rec(bt, bt->fn_out, rbox[r], i, rneu[r], s);
             o[0] = lbv[r];
             memcpy(o + 1, bt->Ain + r * n0, (size_t)n0 * sizeof(double));
             refined[(rbox[r] * n + rneu[r]) * 2 + s] = 1;

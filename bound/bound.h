@@ -105,6 +105,13 @@ int bnd_mlp_bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double
                      const double *C, int alpha_iters, const double *pre_in, double *pre_out,
                      const double *fn_in, double *fn_out, int64_t ld, double *lb, double *A_in,
                      err *e);
+/* How much a linear function's minimum over [rlo, rhi] at least rises on a
+ * box [lo, hi] inside it: a lower bound of sum_t |a_t| md_t, md_t the least
+ * distance over [lo, hi] from the end of [rlo, rhi] where a_t x_t is least
+ * (lo_t - rlo_t if a_t > 0, rhi_t - hi_t if a_t < 0), rounded down; >= 0.
+ * Used for inherited lines (batch.c) and for cutting boxes (bab/shrink.c). */
+double bnd_line_rise(int64_t n, const double *a, const double *rlo, const double *rhi,
+                     const double *lo, const double *hi);
 /* Plain double forward pass of B points x (B x n_in) -> y (B x n_out). */
 int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e);
 /* ---- ReLU splits and beta-CROWN (beta.c) ----

@@ -46,3 +46,21 @@ void bnd_center_radius(int64_t n, const double *l, const double *u, double *c, d
             r[i] = 0;
     }
 }
+
+double bnd_line_rise(int64_t n, const double *a, const double *rlo, const double *rhi,
+                     const double *lo, const double *hi)
+{
+    /* S = sum |a_t| md_t in floating point: fl(lo - rlo) is at most (1 + u)
+     * times the exact difference, the products and the sum of n nonnegative
+     * terms carry gamma_{n+1} <= (n + 1) 2u; the factor 1 - (n + 4) 2^-50
+     * covers all of them and its own multiplication, and 2^-1070 any
+     * underflow. md_t <= 0 (no rise, or rounding noise) adds nothing. */
+    double S = 0;
+    for (int64_t t = 0; t < n; t++) {
+        double md = a[t] > 0 ? lo[t] - rlo[t] : a[t] < 0 ? rhi[t] - hi[t] : 0;
+        if (md > 0)
+            S += fabs(a[t]) * md;
+    }
+    double r = S * (1.0 - (double)(n + 4) * 0x1p-50) - 0x1p-1070;
+    return r > 0 ? r : 0; /* NaN (infinite coefficients) gives 0 too */
+}
