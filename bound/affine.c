@@ -1,4 +1,5 @@
-/* affine.c: Gemm and MatMul with one constant operand.
+/* affine.c: Gemm and MatMul with one constant operand (two computed operands
+ * go to product.c).
  * Computed left operand (the usual layer): x (M x K) · W (K x N) is a MATMUL
  * linop, so CROWN's backward A·J is one dgemm. Constant left operand
  * (W (M x K) · x (K x N)) becomes an explicit CSR map. alpha != 1 makes the
@@ -90,9 +91,12 @@ static int matmul_like(bnd_lower_ctx *cx, int k, int a_t, int b_t, int transA, i
     const nn_graph *g = cx->g;
     const nn_tensor *A = &g->tensors[a_t], *B = &g->tensors[b_t];
     int al = cx->tmap[a_t], bl = cx->tmap[b_t];
-    if ((al >= 0) == (bl >= 0)) {
+    if (al >= 0 && bl >= 0) /* both computed: sums of products (product.c), alpha exact there */
+        return bnd_lower_matmul_computed(cx, k, a_t, b_t, transA, transB, alpha, bias,
+                                         coef_err - (alpha != 1.0), e);
+    if (al < 0 && bl < 0) {
         free(bias);
-        return bnd_node_err(cx, k, e, ERR_UNSUP, "needs exactly one constant operand");
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "needs a computed operand");
     }
     if (al >= 0) {
         /* x (M x K) computed, B constant (K x N, or N x K if transB) */

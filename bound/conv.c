@@ -1,4 +1,5 @@
 /* conv.c: Conv (1-D/2-D, pads, strides, dilations, groups, auto_pad),
+ * ConvTranspose (an explicit CSR map, see bnd_lower_convtranspose),
  * AveragePool and GlobalAveragePool. Conv is a CONV linop (im2col + dgemm,
  * backward = transposed convolution), a dense MATMUL when the kernel covers
  * the whole input, or an explicit CSR map for one-tap kernels; pools are CSR
@@ -255,4 +256,107 @@ int bnd_lower_globalavgpool(bnd_lower_ctx *cx, int k, err *e)
     J->rowptr[C] = X->size;
     bnd_lin_csr_finish(J);
     return bnd_add_linear1(cx, k, cx->tmap[nd->in[0]], J, NULL, 1, e);
+}
+
+/* ConvTranspose (1-D to 3-D, strides, dilations, pads, output_padding,
+ * output_shape, auto_pad, groups; batch 1), the adjoint of a convolution:
+ * y[m, o] = b_m + sum_{c in m's group} sum_t W[c, m mod M/g, t]·x[c, i] over
+ * the taps t and inputs i with o = i·stride − pad0 + t·dil (per spatial axis;
+ * at most one tap per (o, i) pair). An explicit CSR map whose coefficients
+ * are the stored weights, as for Conv: exact, no coef_err. The begin pads
+ * follow models/ops_linear.c (conv_plan); the extents come from the shapes. */
+int bnd_lower_convtranspose(bnd_lower_ctx *cx, int k, err *e)
+{
+    const nn_graph *g = cx->g;
+    const nn_node *nd = &g->nodes[k];
+    if (nd->n_in < 2 || cx->tmap[nd->in[0]] < 0 || cx->tmap[nd->in[1]] >= 0 ||
+        (nd->n_in > 2 && nd->in[2] >= 0 && cx->tmap[nd->in[2]] >= 0))
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "needs computed input, constant weights");
+    const nn_tensor *X = &g->tensors[nd->in[0]], *Wt = &g->tensors[nd->in[1]];
+    const nn_tensor *Y = &g->tensors[nd->out[0]];
+    const nn_tensor *Bt = nd->n_in > 2 && nd->in[2] >= 0 ? &g->tensors[nd->in[2]] : NULL;
+    int nsp = X->rank - 2;
+    if (nsp < 1 || nsp > 3 || X->dims[0] != 1 || Y->rank != X->rank || Wt->rank != X->rank)
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "only batch 1, 1-D to 3-D");
+    int64_t C = X->dims[1], group = nn_attr_int(nd, "group", 1);
+    if (!Wt->data || group < 1 || C % group || Wt->dims[0] != C)
+        return bnd_node_err(cx, k, e, ERR_SHAPE, "weight/group shapes");
+    int64_t cg = C / group, mg = Wt->dims[1], M = mg * group;
+    if (Y->dims[1] != M || (Bt && (!Bt->data || Bt->size != M)))
+        return bnd_node_err(cx, k, e, ERR_SHAPE, "output channels/bias");
+    const nn_attr *st = nn_node_attr(nd, "strides"), *di = nn_node_attr(nd, "dilations");
+    const nn_attr *pa = nn_node_attr(nd, "pads"), *op = nn_node_attr(nd, "output_padding");
+    const nn_attr *os = nn_node_attr(nd, "output_shape"), *ap = nn_node_attr(nd, "auto_pad");
+    const char *auto_pad = ap && ap->kind == NN_ATTR_STRING && ap->s ? ap->s : "NOTSET";
+    int same_upper = !strcmp(auto_pad, "SAME_UPPER"), same_lower = !strcmp(auto_pad, "SAME_LOWER");
+    /* 3 right-aligned spatial slots */
+    int64_t in[3], out[3], kern[3], s[3], d[3], p0[3];
+    for (int a = 0; a < 3; a++) {
+        int i = a - (3 - nsp);
+        in[a] = i >= 0 ? X->dims[2 + i] : 1;
+        out[a] = i >= 0 ? Y->dims[2 + i] : 1;
+        kern[a] = i >= 0 ? Wt->dims[2 + i] : 1;
+        s[a] = i >= 0 ? ints_at(st, i, 1) : 1;
+        d[a] = i >= 0 ? ints_at(di, i, 1) : 1;
+        p0[a] = i >= 0 ? ints_at(pa, i, 0) : 0;
+        if (s[a] < 1 || d[a] < 1 || p0[a] < 0 || kern[a] < 1 || s[a] > NN_MAX_ELEMS ||
+            d[a] > NN_MAX_ELEMS || p0[a] > NN_MAX_ELEMS)
+            return bnd_node_err(cx, k, e, ERR_VALUE, "bad window attributes");
+        if (i < 0)
+            continue;
+        int64_t full = s[a] * (in[a] - 1) + ints_at(op, i, 0) + (kern[a] - 1) * d[a] + 1;
+        if (os && os->kind == NN_ATTR_INTS) {
+            int64_t tot = full - ints_at(os, i, 0);
+            p0[a] = same_upper ? tot / 2 : tot - tot / 2;
+        } else if (!strcmp(auto_pad, "VALID")) {
+            p0[a] = 0;
+        } else if (same_upper || same_lower) {
+            int64_t tot = full - in[a] * s[a];
+            tot = tot < 0 ? 0 : tot;
+            p0[a] = same_upper ? tot / 2 : tot - tot / 2;
+        }
+    }
+    int64_t taps = kern[0] * kern[1] * kern[2], nin = in[0] * in[1] * in[2];
+    int64_t nout = out[0] * out[1] * out[2], n_out = M * nout;
+    if (n_out != Y->size || C * nin != X->size || Wt->size != C * mg * taps)
+        return bnd_node_err(cx, k, e, ERR_SHAPE, "output shape");
+    if (cg * taps > BND_MAX_NNZ / n_out)
+        return bnd_node_err(cx, k, e, ERR_UNSUP, "explicit map too large");
+    bnd_linop *J = bnd_lin_csr_new(n_out, X->size, n_out * cg * taps);
+    double *bias = Bt ? malloc((size_t)n_out * sizeof(double)) : NULL;
+    if (!J || (Bt && !bias)) {
+        bnd_lin_free(J);
+        free(bias);
+        return oom(cx, e);
+    }
+    int64_t q = 0;
+    for (int64_t m = 0; m < M; m++) {
+        int64_t c0 = (m / mg) * cg, ml = m % mg;
+        for (int64_t o = 0; o < nout; o++) {
+            int64_t r = m * nout + o, oc[3] = {o / (out[1] * out[2]), o / out[2] % out[1],
+                                                o % out[2]};
+            J->rowptr[r] = q;
+            if (bias)
+                bias[r] = Bt->data[m];
+            for (int64_t c = c0; c < c0 + cg; c++)
+                for (int64_t t = 0; t < taps; t++) {
+                    int64_t tc[3] = {t / (kern[1] * kern[2]), t / kern[2] % kern[1],
+                                     t % kern[2]};
+                    int64_t idx = 0, inside = 1;
+                    for (int a = 0; a < 3 && inside; a++) { /* o = i·s − p0 + t·d */
+                        int64_t num = oc[a] + p0[a] - tc[a] * d[a];
+                        inside = num >= 0 && num % s[a] == 0 && num / s[a] < in[a];
+                        idx = idx * in[a] + (inside ? num / s[a] : 0);
+                    }
+                    double v = Wt->data[(c * mg + ml) * taps + t];
+                    if (!inside || v == 0)
+                        continue;
+                    J->col[q] = c * nin + idx;
+                    J->val[q++] = v;
+                }
+        }
+    }
+    J->rowptr[n_out] = q;
+    bnd_lin_csr_finish(J);
+    return bnd_add_linear1(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
 }

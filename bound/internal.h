@@ -52,6 +52,10 @@ bnd_linop *bnd_lin_matmul_new(int64_t M, int64_t K, int64_t N, const double *W);
 /* Empty CSR with room for nnz entries; fill rowptr/col/val, then _finish. */
 bnd_linop *bnd_lin_csr_new(int64_t n_out, int64_t n_in, int64_t nnz);
 void bnd_lin_csr_finish(bnd_linop *L);
+/* CSR map with per_row slots per row: slot t of row o is val[t]·x[col[o·per_row + t]]
+ * (val NULL: all 1), left out where that col is < 0. Finished; NULL when out of memory. */
+bnd_linop *bnd_lin_csr_rows(int64_t n_out, int64_t n_in, int64_t per_row, const int64_t *col,
+                            const double *val);
 bnd_linop *bnd_lin_conv_new(const bnd_conv_geom *g, const double *W);
 void bnd_lin_free(bnd_linop *L);
 /* Y (k x out) = X (k x in) · J^T, with |J| if use_abs. */
@@ -164,6 +168,18 @@ int bnd_lower_reduce(bnd_lower_ctx *cx, int k, err *e);
 int bnd_lower_nonlin(bnd_lower_ctx *cx, int k, err *e);
 /* product.c: Mul / Div with two computed operands (or a computed divisor) */
 int bnd_lower_product(bnd_lower_ctx *cx, int k, err *e);
+/* product.c: alpha·op(A)·op(B) (+ bias, broadcast to the output; owned, freed
+ * on failure) for MatMul / Gemm whose operands A (tensor a_t) and B (b_t) are
+ * both computed; transA/transB only for Gemm (2-D operands). */
+int bnd_lower_matmul_computed(bnd_lower_ctx *cx, int k, int a_t, int b_t, int transA, int transB,
+                              double alpha, double *bias, int coef_err, err *e);
+/* lower_max.c: MaxPool (pairwise max trees of ReLUs) and Clip (ReLUs) */
+int bnd_lower_maxpool(bnd_lower_ctx *cx, int k, err *e);
+int bnd_lower_clip(bnd_lower_ctx *cx, int k, err *e);
+/* lower_softmax.c: Softmax as 1 / sum_j exp(x_j - x_i) */
+int bnd_lower_softmax(bnd_lower_ctx *cx, int k, err *e);
+/* conv.c: ConvTranspose as an explicit sparse map */
+int bnd_lower_convtranspose(bnd_lower_ctx *cx, int k, err *e);
 
 /* helpers for lowerings (net.c) */
 /* A LINEAR layer y = J x + bias reading layer in_layer, as the output of node
@@ -171,6 +187,11 @@ int bnd_lower_product(bnd_lower_ctx *cx, int k, err *e);
  * coefficients carry their own rounding (see docs/soundness.md). */
 int bnd_add_linear1(bnd_lower_ctx *cx, int k, int in_layer, bnd_linop *J, double *bias,
                     int coef_err, err *e);
+/* A LINEAR layer of `size` outputs, y = sum_j J[j] x_{in[j]} + bias (J[j] NULL:
+ * identity), created for node k; takes ownership of J[0..n_in) and bias (freed
+ * on failure). Maps no tensor. Returns the layer index or < 0. */
+int bnd_add_linear(bnd_lower_ctx *cx, int k, int64_t size, int n_in, const int *in,
+                   bnd_linop **J, double *bias, int coef_err, err *e);
 /* An ACT layer applying `rule` (with act_param) to layer in_layer; marks the
  * input as its pre-activation. Returns the layer index or < 0. Does not map
  * any tensor. */

@@ -54,6 +54,31 @@ bnd_linop *bnd_lin_csr_new(int64_t n_out, int64_t n_in, int64_t nnz)
     return L;
 }
 
+bnd_linop *bnd_lin_csr_rows(int64_t n_out, int64_t n_in, int64_t per_row, const int64_t *col,
+                            const double *val)
+{
+    int64_t nnz = 0;
+    for (int64_t p = 0; p < n_out * per_row; p++)
+        nnz += col[p] >= 0;
+    bnd_linop *L = bnd_lin_csr_new(n_out, n_in, nnz);
+    if (!L)
+        return NULL;
+    int64_t q = 0;
+    for (int64_t o = 0; o < n_out; o++) {
+        L->rowptr[o] = q;
+        for (int64_t t = 0; t < per_row; t++) {
+            int64_t c = col[o * per_row + t];
+            if (c < 0)
+                continue;
+            L->col[q] = c;
+            L->val[q++] = val ? val[t] : 1.0;
+        }
+    }
+    L->rowptr[n_out] = q;
+    bnd_lin_csr_finish(L);
+    return L;
+}
+
 void bnd_lin_csr_finish(bnd_linop *L)
 {
     int64_t *cnt = calloc((size_t)L->n_in + 1, sizeof(int64_t));

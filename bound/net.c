@@ -14,7 +14,10 @@ static int lower_alias(bnd_lower_ctx *cx, int k, err *e);
 
 /* Nonlinearities all go through bnd_lower_nonlin (act_nonlin.c), which picks
  * the rule (ReLU: relax.c; the others: act_nonlin.c over nonlin.h) and its
- * parameter; products of computed tensors through bnd_lower_product. */
+ * parameter; products of computed tensors through bnd_lower_product (MatMul /
+ * Gemm of two computed tensors: affine.c hands them to product.c). Ops built
+ * from these exactly: MaxPool and Clip from ReLUs (lower_max.c), Softmax from
+ * Exp and Reciprocal (lower_softmax.c). */
 static const struct {
     nn_op op;
     bnd_lower_fn fn;
@@ -24,6 +27,9 @@ static const struct {
     {NN_OP_MUL, bnd_lower_product},        {NN_OP_DIV, bnd_lower_product},
     {NN_OP_NEG, bnd_lower_neg},            {NN_OP_BATCHNORM, bnd_lower_batchnorm},
     {NN_OP_CONV, bnd_lower_conv},          {NN_OP_AVGPOOL, bnd_lower_avgpool},
+    {NN_OP_CONVTRANSPOSE, bnd_lower_convtranspose},
+    {NN_OP_MAXPOOL, bnd_lower_maxpool},    {NN_OP_CLIP, bnd_lower_clip},
+    {NN_OP_SOFTMAX, bnd_lower_softmax},
     {NN_OP_GLOBALAVGPOOL, bnd_lower_globalavgpool},
     {NN_OP_TRANSPOSE, bnd_lower_transpose}, {NN_OP_CONCAT, bnd_lower_concat},
     {NN_OP_SLICE, bnd_lower_slice},        {NN_OP_REDUCESUM, bnd_lower_reduce},
@@ -93,6 +99,26 @@ int bnd_add_linear1(bnd_lower_ctx *cx, int k, int in_layer, bnd_linop *J, double
     L->coef_err = coef_err;
     cx->tmap[cx->g->nodes[k].out[0]] = li;
     return 0;
+}
+
+int bnd_add_linear(bnd_lower_ctx *cx, int k, int64_t size, int n_in, const int *in,
+                   bnd_linop **J, double *bias, int coef_err, err *e)
+{
+    int li = bnd_add_layer(cx->net, BND_L_LINEAR, k, size, n_in, e);
+    if (li < 0) {
+        for (int j = 0; j < n_in; j++)
+            bnd_lin_free(J[j]);
+        free(bias);
+        return li;
+    }
+    bnd_layer *L = &cx->net->layers[li];
+    for (int j = 0; j < n_in; j++) {
+        L->in[j] = in[j];
+        L->lin[j] = J[j];
+    }
+    L->bias = bias;
+    L->coef_err = coef_err;
+    return li;
 }
 
 int64_t bnd_bcast_index(const nn_tensor *out, const nn_tensor *in, int64_t o)
