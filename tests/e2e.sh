@@ -85,6 +85,18 @@ $V --bounds crown "$tmp/a.json" examples/acasxu_prop_3.vnnlib > "$tmp/bj.json" 2
 $V "$tmp/a.json" examples/acasxu_prop_3.vnnlib > "$tmp/aj" 2>&1; $V examples/acasxu_1_1.onnx examples/acasxu_prop_3.vnnlib > "$tmp/ao" 2>&1
 cmp -s "$tmp/aj" "$tmp/ao" && ok "json model gives the identical answer" || bad "json/onnx answers differ"
 
+# verify through the ops lowered from others (MaxPool, Clip: ReLUs; Softmax: Exp
+# and Reciprocal): a box of radius 0.02 around the conformance input; "unsat"
+# asks Y_0 <= its value - 0.3, "sat" Y_0 >= its value (met at the centre)
+for m in maxpool_k2s2 softmax_axis_last clip_attrs; do
+    for a in unsat sat; do
+        if [ -f $S/conformance/$m/model.onnx ]; then
+            got=$($V $S/conformance/$m/model.onnx tests/data/vnnlib/conf_${m}_$a.vnnlib --timeout 20 2>&1 | head -1)
+            [ "$got" = "$a" ] && ok "$m: $a" || bad "$m: expected $a, got $got"
+        fi
+    done
+done
+
 # ONNX conformance: every case whose ops we support passes; the rest fail with a clear error
 if [ -x $S/conformance/check.sh ]; then
     CONF_TIMEOUT=20 $S/conformance/check.sh $V > "$tmp/conf" 2>&1
