@@ -18,11 +18,6 @@ typedef struct {
     int64_t ph_end, pw_end; /* end pads (ONNX pads may be asymmetric) */
 } win2d;
 
-static int oom(bnd_lower_ctx *cx, err *e)
-{
-    return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
-}
-
 static int64_t ints_at(const nn_attr *a, int i, int64_t dflt)
 {
     return (a && a->kind == NN_ATTR_INTS && i < a->n) ? a->ints[i] : dflt;
@@ -84,16 +79,31 @@ static int conv_explicit(const win2d *w, int64_t per)
     return per < 2;
 }
 
-int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
+/* Conv and ConvTranspose: a computed input X, constant weights W and bias B
+ * (B NULL when absent), output Y. */
+static int conv_operands(bnd_lower_ctx *cx, int k, const nn_tensor **X, const nn_tensor **Wt,
+                         const nn_tensor **Bt, const nn_tensor **Y, err *e)
 {
     const nn_graph *g = cx->g;
     const nn_node *nd = &g->nodes[k];
     if (nd->n_in < 2 || cx->tmap[nd->in[0]] < 0 || cx->tmap[nd->in[1]] >= 0 ||
         (nd->n_in > 2 && nd->in[2] >= 0 && cx->tmap[nd->in[2]] >= 0))
         return bnd_node_err(cx, k, e, ERR_UNSUP, "needs computed input, constant weights");
-    const nn_tensor *X = &g->tensors[nd->in[0]], *Wt = &g->tensors[nd->in[1]];
-    const nn_tensor *Y = &g->tensors[nd->out[0]];
-    const nn_tensor *Bt = nd->n_in > 2 && nd->in[2] >= 0 ? &g->tensors[nd->in[2]] : NULL;
+    *X = &g->tensors[nd->in[0]];
+    *Wt = &g->tensors[nd->in[1]];
+    *Y = &g->tensors[nd->out[0]];
+    *Bt = nd->n_in > 2 && nd->in[2] >= 0 ? &g->tensors[nd->in[2]] : NULL;
+    return 0;
+}
+
+int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
+{
+    const nn_graph *g = cx->g;
+    const nn_node *nd = &g->nodes[k];
+    const nn_tensor *X, *Wt, *Bt, *Y;
+    int rc0 = conv_operands(cx, k, &X, &Wt, &Bt, &Y, e);
+    if (rc0)
+        return rc0;
     if (!Wt->data || Wt->rank != X->rank)
         return bnd_node_err(cx, k, e, ERR_SHAPE, "weight rank");
     int64_t KH = X->rank == 4 ? Wt->dims[2] : 1, KW = Wt->dims[Wt->rank - 1];
@@ -112,7 +122,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
     int64_t per = cg * KH * KW;
     double *bias = Bt ? malloc((size_t)n_out * sizeof(double)) : NULL;
     if (Bt && !bias)
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     for (int64_t o = 0; bias && o < n_out; o++)
         bias[o] = Bt->data[o / (w.OH * w.OW)];
     if (group == 1 && w.OH == 1 && w.OW == 1 && KH == w.H && KW == w.W && w.ph == 0 &&
@@ -121,7 +131,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
         double *Wt_ = malloc((size_t)(per * w.M) * sizeof(double));
         if (!Wt_) {
             free(bias);
-            return oom(cx, e);
+            return bnd_lower_oom(cx, e);
         }
         for (int64_t m = 0; m < w.M; m++)
             for (int64_t i = 0; i < per; i++)
@@ -130,7 +140,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
         free(Wt_);
         if (!J) {
             free(bias);
-            return oom(cx, e);
+            return bnd_lower_oom(cx, e);
         }
         return bnd_add_linear1(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
     }
@@ -144,7 +154,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
         bnd_linop *J = bnd_lin_conv_new(&cg_, Wt->data);
         if (!J) {
             free(bias);
-            return oom(cx, e);
+            return bnd_lower_oom(cx, e);
         }
         return bnd_add_linear1(cx, k, cx->tmap[nd->in[0]], J, bias, 0, e);
     }
@@ -156,7 +166,7 @@ int bnd_lower_conv(bnd_lower_ctx *cx, int k, err *e)
     if (!J) {
         bnd_lin_free(J);
         free(bias);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     int64_t p = 0;
     for (int64_t m = 0; m < w.M; m++) {
@@ -209,7 +219,7 @@ int bnd_lower_avgpool(bnd_lower_ctx *cx, int k, err *e)
         return bnd_node_err(cx, k, e, ERR_NOMEM, "pooling map too large");
     bnd_linop *J = bnd_lin_csr_new(n_out, X->size, n_out * KH * KW);
     if (!J)
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     int64_t p = 0;
     for (int64_t c = 0; c < w.C; c++)
         for (int64_t oh = 0; oh < w.OH; oh++)
@@ -245,7 +255,7 @@ int bnd_lower_globalavgpool(bnd_lower_ctx *cx, int k, err *e)
     int64_t C = X->dims[1], inner = X->size / C;
     bnd_linop *J = bnd_lin_csr_new(C, X->size, X->size);
     if (!J)
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     for (int64_t c = 0; c < C; c++) {
         J->rowptr[c] = c * inner;
         for (int64_t i = 0; i < inner; i++) {
@@ -269,12 +279,10 @@ int bnd_lower_convtranspose(bnd_lower_ctx *cx, int k, err *e)
 {
     const nn_graph *g = cx->g;
     const nn_node *nd = &g->nodes[k];
-    if (nd->n_in < 2 || cx->tmap[nd->in[0]] < 0 || cx->tmap[nd->in[1]] >= 0 ||
-        (nd->n_in > 2 && nd->in[2] >= 0 && cx->tmap[nd->in[2]] >= 0))
-        return bnd_node_err(cx, k, e, ERR_UNSUP, "needs computed input, constant weights");
-    const nn_tensor *X = &g->tensors[nd->in[0]], *Wt = &g->tensors[nd->in[1]];
-    const nn_tensor *Y = &g->tensors[nd->out[0]];
-    const nn_tensor *Bt = nd->n_in > 2 && nd->in[2] >= 0 ? &g->tensors[nd->in[2]] : NULL;
+    const nn_tensor *X, *Wt, *Bt, *Y;
+    int rc0 = conv_operands(cx, k, &X, &Wt, &Bt, &Y, e);
+    if (rc0)
+        return rc0;
     int nsp = X->rank - 2;
     if (nsp < 1 || nsp > 3 || X->dims[0] != 1 || Y->rank != X->rank || Wt->rank != X->rank)
         return bnd_node_err(cx, k, e, ERR_UNSUP, "only batch 1, 1-D to 3-D");
@@ -327,7 +335,7 @@ int bnd_lower_convtranspose(bnd_lower_ctx *cx, int k, err *e)
     if (!J || (Bt && !bias)) {
         bnd_lin_free(J);
         free(bias);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     int64_t q = 0;
     for (int64_t m = 0; m < M; m++) {

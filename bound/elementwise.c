@@ -9,11 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-static int oom(bnd_lower_ctx *cx, err *e)
-{
-    return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
-}
-
 /* y = x + c (x not broadcast) whose x is a LINEAR layer's own output used
  * nowhere else: add c to that layer's bias instead of adding a layer. The
  * sum b + c is rounded once (relative error u of the stored bias: coef_err). */
@@ -53,7 +48,7 @@ static int with_constant(bnd_lower_ctx *cx, int k, int x_t, int c_t, int mode, e
     double *bias = malloc((size_t)n * sizeof(double));
     int rc = 0, coef_err = 0;
     if (!src || !scale || !bias) {
-        rc = oom(cx, e);
+        rc = bnd_lower_oom(cx, e);
         goto done;
     }
     for (int64_t o = 0; o < n; o++) {
@@ -103,7 +98,7 @@ static int two_computed(bnd_lower_ctx *cx, int k, int sub, err *e)
             continue; /* identity */
         bnd_linop *J = bnd_lin_csr_new(Y->size, X->size, Y->size);
         if (!J)
-            return oom(cx, e);
+            return bnd_lower_oom(cx, e);
         L->lin[j] = J;
         for (int64_t o = 0; o < Y->size; o++) {
             J->rowptr[o] = o;
@@ -160,7 +155,7 @@ int bnd_lower_neg(bnd_lower_ctx *cx, int k, err *e)
     double *scale = malloc((size_t)n * sizeof(double));
     int rc;
     if (!src || !scale) {
-        rc = oom(cx, e);
+        rc = bnd_lower_oom(cx, e);
     } else {
         for (int64_t o = 0; o < n; o++)
             src[o] = o, scale[o] = -1.0;
@@ -204,7 +199,7 @@ int bnd_lower_batchnorm(bnd_lower_ctx *cx, int k, err *e)
     double *berr = malloc((size_t)n * sizeof(double));
     int rc = 0;
     if (!src || !scale || !bias || !berr) {
-        rc = oom(cx, e);
+        rc = bnd_lower_oom(cx, e);
         goto done;
     }
     double g6 = bnd_gamma(6);

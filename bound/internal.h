@@ -198,6 +198,7 @@ int bnd_add_linear(bnd_lower_ctx *cx, int k, int64_t size, int n_in, const int *
 int bnd_add_act_layer(bnd_lower_ctx *cx, int k, int in_layer, const bnd_act_rule *rule,
                       double param, err *e);
 int bnd_node_err(bnd_lower_ctx *cx, int k, err *e, int code, const char *what);
+int bnd_lower_oom(bnd_lower_ctx *cx, err *e); /* ERR_NOMEM naming the model */
 /* Flat index into tensor `in` (broadcast right-aligned to `out`) of output element o. */
 int64_t bnd_bcast_index(const nn_tensor *out, const nn_tensor *in, int64_t o);
 /* y = s_o·x[src_o] + b_o for each output o (src_o = -1: constant b_o); one

@@ -21,11 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int oom(bnd_lower_ctx *cx, err *e)
-{
-    return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
-}
-
 /* ---- pairwise max trees ---- */
 
 /* One level: pairs (a, b) = (item[2t], item[2t+1]) of each output's list
@@ -44,7 +39,7 @@ static int max_level(bnd_lower_ctx *cx, int k, int *cur, int64_t n_out, int64_t 
     int64_t *dcol = malloc((size_t)(2 * npairs) * sizeof(int64_t));
     int64_t *mcol = malloc((size_t)(2 * nrows) * sizeof(int64_t)); /* from cur ; from relu */
     int64_t *next = malloc((size_t)nrows * sizeof(int64_t));
-    int rc = dcol && mcol && next ? 0 : oom(cx, e);
+    int rc = dcol && mcol && next ? 0 : bnd_lower_oom(cx, e);
     int64_t p = 0, r = 0;
     for (int64_t o = 0; rc == 0 && o < n_out; o++) {
         const int64_t *it = *item + off[o];
@@ -66,7 +61,7 @@ static int max_level(bnd_lower_ctx *cx, int k, int *cur, int64_t n_out, int64_t 
         static const double diff[2] = {1.0, -1.0};
         int64_t ncur = cx->net->layers[*cur].size;
         bnd_linop *D = bnd_lin_csr_rows(npairs, ncur, 2, dcol, diff);
-        int d = D ? bnd_add_linear(cx, k, npairs, 1, cur, &D, NULL, 0, e) : oom(cx, e);
+        int d = D ? bnd_add_linear(cx, k, npairs, 1, cur, &D, NULL, 0, e) : bnd_lower_oom(cx, e);
         int relu = d < 0 ? d : bnd_add_act_layer(cx, k, d, &bnd_relu_rule, 0.0, e);
         rc = relu < 0 ? relu : 0;
         if (rc == 0) {
@@ -77,7 +72,7 @@ static int max_level(bnd_lower_ctx *cx, int k, int *cur, int64_t n_out, int64_t 
                 m = bnd_add_linear(cx, k, nrows, 2, in, J, NULL, 0, e);
             } else {
                 bnd_lin_free(J[0]), bnd_lin_free(J[1]);
-                m = oom(cx, e);
+                m = bnd_lower_oom(cx, e);
             }
             rc = m < 0 ? m : 0;
             *cur = m;
@@ -115,13 +110,13 @@ static int max_tree(bnd_lower_ctx *cx, int k, int src, int64_t n_out, int64_t *o
     /* windows of at most one tap: a gather (empty rows are 0) */
     int64_t *col = malloc((size_t)n_out * sizeof(int64_t));
     if (!col)
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     for (int64_t o = 0; o < n_out; o++)
         col[o] = off[o + 1] > off[o] ? (*item)[off[o]] : -1;
     bnd_linop *J = bnd_lin_csr_rows(n_out, cx->net->layers[src].size, 1, col, NULL);
     free(col);
     if (!J)
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     return bnd_add_linear(cx, k, n_out, 1, &src, &J, NULL, 0, e);
 }
 
@@ -201,7 +196,7 @@ int bnd_lower_maxpool(bnd_lower_ctx *cx, int k, err *e)
     int64_t *item = malloc((size_t)(n_out * taps) * sizeof(int64_t));
     if (!off || !item) {
         free(off), free(item);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     int64_t q = 0, o = 0;
     for (int64_t c = 0; c < p.outer; c++)
@@ -243,7 +238,7 @@ static int scaled(bnd_lower_ctx *cx, int k, int x, double s, double b, err *e)
     double *bias = b != 0 ? malloc((size_t)n * sizeof(double)) : NULL;
     if (!col || (b != 0 && !bias)) {
         free(col), free(bias);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     for (int64_t o = 0; o < n; o++) {
         col[o] = s != 0 ? o : -1;
@@ -254,7 +249,7 @@ static int scaled(bnd_lower_ctx *cx, int k, int x, double s, double b, err *e)
     free(col);
     if (!J) {
         free(bias);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     return bnd_add_linear(cx, k, n, 1, &x, &J, bias, 0, e);
 }

@@ -21,11 +21,6 @@
 
 #include "nonlin.h"
 
-static int oom(bnd_lower_ctx *cx, err *e)
-{
-    return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
-}
-
 /* The input as outer x len x inner, softmax along len. */
 static int softmax_layout(bnd_lower_ctx *cx, int k, int64_t *outer, int64_t *len,
                           int64_t *inner, err *e)
@@ -80,7 +75,7 @@ int bnd_lower_softmax(bnd_lower_ctx *cx, int k, err *e)
         free(col);
         if (!J) {
             free(one);
-            return oom(cx, e);
+            return bnd_lower_oom(cx, e);
         }
         int li = bnd_add_linear(cx, k, n, 1, &x, &J, one, 0, e);
         if (li < 0)
@@ -96,7 +91,7 @@ int bnd_lower_softmax(bnd_lower_ctx *cx, int k, err *e)
     double *one = malloc((size_t)n * sizeof(double));
     if (!dcol || !scol || !one) {
         free(dcol), free(scol), free(one);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     for (int64_t a = 0; a < outer; a++)
         for (int64_t i = 0; i < len; i++)
@@ -119,7 +114,7 @@ int bnd_lower_softmax(bnd_lower_ctx *cx, int k, err *e)
     free(dcol), free(scol);
     if (!D || !S) {
         bnd_lin_free(D), bnd_lin_free(S), free(one);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     int li = bnd_add_linear(cx, k, n * m, 1, &x, &D, NULL, 0, e);
     if (li >= 0)

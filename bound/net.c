@@ -47,6 +47,11 @@ static const struct {
     {NN_OP_ABS, bnd_lower_nonlin},
 };
 
+int bnd_lower_oom(bnd_lower_ctx *cx, err *e)
+{
+    return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
+}
+
 int bnd_node_err(bnd_lower_ctx *cx, int k, err *e, int code, const char *what)
 {
     const nn_node *nd = &cx->g->nodes[k];

@@ -21,11 +21,6 @@
 
 #include "nonlin.h"
 
-static int oom(bnd_lower_ctx *cx, err *e)
-{
-    return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
-}
-
 /* Layer of out[o] = q·sum_{t < group} x[ix[o·group + t]]·y[iy[o·group + t]]
  * (x in layer lx, y in layer ly; n_out·group products): s = x + y and
  * d = x − y gathered, squared by Pow-2 ACT layers, and the LINEAR layer
@@ -51,7 +46,7 @@ static int product_sum(bnd_lower_ctx *cx, int k, int64_t n_out, int64_t group, i
         if (!J[0] || !J[1]) {
             bnd_lin_free(J[0]), bnd_lin_free(J[1]);
             free(bias);
-            return oom(cx, e);
+            return bnd_lower_oom(cx, e);
         }
         int li = bnd_add_linear(cx, k, n, 2, in, J, NULL, 0, e);
         if (li >= 0)
@@ -77,7 +72,7 @@ static int product_sum(bnd_lower_ctx *cx, int k, int64_t n_out, int64_t group, i
     if (!J[0] || !J[1]) {
         bnd_lin_free(J[0]), bnd_lin_free(J[1]);
         free(bias);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     return bnd_add_linear(cx, k, n_out, 2, half, J, bias, coef_err, e);
 }
@@ -89,7 +84,7 @@ static int product(bnd_lower_ctx *cx, int k, const nn_tensor *Y, int lx, const n
     int64_t n = Y->size;
     int64_t *ix = malloc((size_t)(2 * n) * sizeof(int64_t));
     if (!ix)
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     int64_t *iy = ix + n;
     for (int64_t o = 0; o < n; o++) {
         ix[o] = bnd_bcast_index(Y, tx, o);
@@ -127,7 +122,7 @@ int bnd_lower_product(bnd_lower_ctx *cx, int k, err *e)
         int64_t n = Y->size;
         int64_t *src = malloc((size_t)n * sizeof(int64_t));
         double *scale = malloc((size_t)n * sizeof(double));
-        int rc = src && scale ? 0 : oom(cx, e);
+        int rc = src && scale ? 0 : bnd_lower_oom(cx, e);
         for (int64_t o = 0; rc == 0 && o < n; o++) {
             src[o] = bnd_bcast_index(Y, T1, o);
             scale[o] = T0->data[bnd_bcast_index(Y, T0, o)];
@@ -203,7 +198,7 @@ int bnd_lower_matmul_computed(bnd_lower_ctx *cx, int k, int a_t, int b_t, int tr
     int64_t *ix = malloc((size_t)(2 * n) * sizeof(int64_t));
     if (!ix) {
         free(bias);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     int64_t *iy = ix + n;
     for (int64_t b = 0; b < batch; b++) {

@@ -7,11 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int oom(bnd_lower_ctx *cx, err *e)
-{
-    return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
-}
-
 static void unravel(const nn_tensor *t, int64_t o, int64_t *coord)
 {
     for (int a = t->rank - 1; a >= 0; a--) {
@@ -53,7 +48,7 @@ int bnd_lower_transpose(bnd_lower_ctx *cx, int k, err *e)
     }
     int64_t *src = malloc((size_t)Y->size * sizeof(int64_t));
     if (!src)
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     int64_t yc[NN_MAX_RANK], xc[NN_MAX_RANK];
     for (int64_t o = 0; o < Y->size; o++) {
         unravel(Y, o, yc);
@@ -123,7 +118,7 @@ int bnd_lower_slice(bnd_lower_ctx *cx, int k, err *e)
     }
     int64_t *src = malloc((size_t)Y->size * sizeof(int64_t));
     if (!src)
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     int64_t yc[NN_MAX_RANK];
     for (int64_t o = 0; o < Y->size; o++) {
         unravel(Y, o, yc);
@@ -165,7 +160,7 @@ int bnd_lower_concat(bnd_lower_ctx *cx, int k, err *e)
     L->bias = calloc((size_t)Y->size, sizeof(double));
     int rc = 0;
     if (!which || !srci || !L->bias) {
-        rc = oom(cx, e);
+        rc = bnd_lower_oom(cx, e);
         goto done;
     }
     int64_t yc[NN_MAX_RANK];
@@ -190,7 +185,7 @@ int bnd_lower_concat(bnd_lower_ctx *cx, int k, err *e)
         const nn_tensor *X = &g->tensors[nd->in[j]];
         bnd_linop *J = bnd_lin_csr_new(Y->size, X->size, X->size);
         if (!J) {
-            rc = oom(cx, e);
+            rc = bnd_lower_oom(cx, e);
             goto done;
         }
         L->in[c] = cx->tmap[nd->in[j]];
@@ -251,13 +246,13 @@ int bnd_lower_reduce(bnd_lower_ctx *cx, int k, err *e)
         return bnd_node_err(cx, k, e, ERR_SHAPE, "output shape");
     bnd_linop *J = bnd_lin_csr_new(n_out, X->size, X->size);
     if (!J)
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     /* rows are output elements: count per row, then place each input */
     int64_t xc[NN_MAX_RANK];
     int64_t *row = malloc((size_t)(X->size ? X->size : 1) * sizeof(int64_t));
     if (!row) {
         bnd_lin_free(J);
-        return oom(cx, e);
+        return bnd_lower_oom(cx, e);
     }
     for (int64_t i = 0; i < X->size; i++) {
         unravel(X, i, xc);
