@@ -586,7 +586,8 @@ static int op_conv(gen *G)
     return 1;
 }
 
-static int op_avgpool(gen *G)
+/* AveragePool, or MaxPool (is_max: no count_include_pad) */
+static int op_pool(gen *G, int is_max)
 {
     val x0 = cur(G);
     int sp = (x0.rank == 3 || x0.rank == 4) ? x0.rank - 2 : 1 + urand(G->r, 2);
@@ -595,7 +596,7 @@ static int op_avgpool(gen *G)
     val x = cur(G);
     /* asymmetric pads with count_include_pad, and dilations, were bugs of
      * bound/conv.c found here (test_stress.c, regression_avgpool_*) */
-    int incl = urand(G->r, 2), ceil_mode = urand(G->r, 4) == 0;
+    int incl = !is_max && urand(G->r, 2), ceil_mode = urand(G->r, 4) == 0;
     int autopad = urand(G->r, 6) == 0 ? 1 + urand(G->r, 3) : 0;
     int dil = urand(G->r, 6) == 0;
     int64_t ks[2], st[2], dl[2], pads[4], od[4] = {1, x.d[1], 1, 1};
@@ -612,7 +613,7 @@ static int op_avgpool(gen *G)
             return 0;
     }
     int k;
-    if (!node(G, "AveragePool", 1, &x.t, sp + 2, od, &k))
+    if (!node(G, is_max ? "MaxPool" : "AveragePool", 1, &x.t, sp + 2, od, &k))
         return 0;
     attr_ints(G, k, "kernel_shape", ks, sp);
     attr_ints(G, k, "strides", st, sp);
@@ -641,6 +642,22 @@ static int op_gap(gen *G)
     for (int i = 0; i < x.rank; i++)
         od[i] = i < 2 ? x.d[i] : 1;
     return node(G, "GlobalAveragePool", 1, &x.t, x.rank, od, NULL) != NULL;
+}
+
+static int cscalar(gen *G, double v);
+
+/* Clip with constant scalar bounds (opset 13 inputs): both, or the lower only */
+static int op_clip(gen *G)
+{
+    val x = cur(G);
+    int dy = G->num == SG_NUM_DYADIC;
+    double lo = dy ? (double)(urand(G->r, 9) - 4) / 4 : uni(G->r, -1.5, 1.0);
+    int in[3] = {x.t, cscalar(G, lo), -1}, n_in = 2;
+    if (urand(G->r, 3)) { /* and an upper bound above it */
+        in[2] = cscalar(G, lo + (dy ? 0.5 : uni(G->r, 0.01, 2.0)));
+        n_in = 3;
+    }
+    return node(G, "Clip", n_in, in, x.rank, x.d, NULL) != NULL;
 }
 
 static int op_batchnorm(gen *G)
@@ -957,7 +974,17 @@ static int op_pow(gen *G)
 static int op_smooth(gen *G)
 {
     int k;
-    switch (urand(G->r, 14)) {
+    switch (urand(G->r, 15)) {
+    case 14: { /* Softmax along a random axis (opset 13) */
+        if (!squash(G))
+            return 0;
+        val x = cur(G);
+        if (!node(G, "Softmax", 1, &x.t, x.rank, x.d, &k))
+            return 0;
+        if (x.rank > 0 && urand(G->r, 2))
+            attr_int(G, k, "axis", (int64_t)urand(G->r, (uint64_t)(2 * x.rank)) - x.rank);
+        return 1;
+    }
     case 0: return op_unary(G, "Sigmoid");
     case 1: return op_unary(G, "Tanh");
     case 2: return op_unary(G, urand(G->r, 2) ? "Sin" : "Cos");
@@ -1014,7 +1041,10 @@ static int one_op(gen *G)
     case 19: return urand(G->r, 2) ? op_squeeze(G) : op_unsqueeze(G);
     case 20: return op_concat(G);
     case 21: return op_slice(G);
-    case 22: return urand(G->r, 2) ? op_avgpool(G) : op_gap(G);
+    case 22: {
+        int r = urand(G->r, 4);
+        return r == 3 ? op_gap(G) : r == 2 ? op_clip(G) : op_pool(G, r);
+    }
     default: return op_reduce(G);
     }
 }

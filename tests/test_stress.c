@@ -29,7 +29,8 @@ Test(stress, bounds_contain_samples_on_random_networks, .timeout = 60)
 
 /* The same with smooth nonlinearities and products of computed tensors
  * mixed in (one op in 3: Sigmoid, Tanh, Sin, Cos, Erf, Softplus, Gelu,
- * LeakyRelu, Abs, Exp, Log, Sqrt, Reciprocal, Pow, Mul/Div of two tensors). */
+ * LeakyRelu, Abs, Exp, Log, Sqrt, Reciprocal, Pow, Mul/Div of two tensors,
+ * Softmax); MaxPool and Clip join the plain networks' ops. */
 Test(stress, bounds_contain_samples_on_random_smooth_networks, .timeout = 60)
 {
     sg_opts o = {.max_ops = 8, .max_elems = 48, .max_in = 12, .max_out = 6, .numerics = -1,
