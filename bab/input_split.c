@@ -21,6 +21,7 @@
  * are threads sharing the stack (one lock; bounding runs outside it);
  * OpenBLAS runs single-threaded meanwhile. A candidate is reported only
  * after bab_check_counterexample accepts it against the original region. */
+#include "../core/fpstep.h"
 #include "internal.h"
 
 #include <cblas.h>
@@ -635,7 +636,7 @@ static int augment_clause(split_run *s, int64_t ny, err *e)
                 for (int64_t t = 0; t < ny; t++)
                     exact &= exact_sum(cl->C[i * ny + t], cl->C[j * ny + t], &C[at * ny + t]);
                 /* the threshold rounded up: refuting needs lb > d_i + d_j */
-                d[at] = nextafter(cl->d[i] + cl->d[j], INFINITY);
+                d[at] = fp_up(cl->d[i] + cl->d[j]);
                 at += exact;
             }
         if (k >= 3 && k <= 8) {
@@ -645,7 +646,7 @@ static int augment_clause(split_run *s, int64_t ny, err *e)
             for (int i = 0; i < k; i++) {
                 for (int64_t t = 0; t < ny; t++)
                     exact &= exact_sum(C[at * ny + t], cl->C[i * ny + t], &C[at * ny + t]);
-                dd = nextafter(dd + cl->d[i], INFINITY);
+                dd = fp_up(dd + cl->d[i]);
             }
             d[at] = dd;
             at += exact;

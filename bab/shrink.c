@@ -17,6 +17,7 @@
  * Every step rounds towards keeping points: the sum of the least distances
  * rounded down (bnd_line_rise), d - lb and the division rounded up, the new
  * ends rounded outward. */
+#include "../core/fpstep.h"
 #include "shrink.h"
 
 #include <math.h>
@@ -36,7 +37,7 @@ int bab_shrink_box(int64_t n0, const double *lo, const double *hi, int k, const 
             if (!(lb[i] > -INFINITY) || isnan(lb[i]))
                 continue; /* no information */
             const double *a = A + (int64_t)i * n0;
-            double s = nextafter(d[i] - lb[i], INFINITY);
+            double s = fp_up(d[i] - lb[i]);
             if (isnan(s))
                 continue;
             for (int64_t t = 0; t < n0; t++)
@@ -44,19 +45,19 @@ int bab_shrink_box(int64_t n0, const double *lo, const double *hi, int k, const 
                     goto next_row; /* a useless row (overflow) */
             /* the least sum over the cut box so far, rounded down */
             double S = bnd_line_rise(n0, a, lo, hi, nlo, nhi);
-            double R = nextafter(s - S, INFINITY);
+            double R = fp_up(s - S);
             if (R < 0)
                 return 0; /* the clause cannot hold anywhere in the box */
             for (int64_t t = 0; t < n0; t++) {
                 if (a[t] == 0)
                     continue;
-                double delta = nextafter(R / fabs(a[t]), INFINITY);
+                double delta = fp_up(R / fabs(a[t]));
                 if (a[t] > 0) {
-                    double h = nextafter(nlo[t] + delta, INFINITY);
+                    double h = fp_up(nlo[t] + delta);
                     if (h < nhi[t])
                         nhi[t] = h, moved = 1;
                 } else {
-                    double l = nextafter(nhi[t] - delta, -INFINITY);
+                    double l = fp_down(nhi[t] - delta);
                     if (l > nlo[t])
                         nlo[t] = l, moved = 1;
                 }

@@ -15,6 +15,7 @@
 #ifndef BOUND_INTERNAL_H
 #define BOUND_INTERNAL_H
 
+#include "../core/fpstep.h"
 #include <stdint.h>
 
 #include "bound.h"
@@ -211,8 +212,8 @@ int bnd_add_gather_layer(bnd_lower_ctx *cx, int k, int in_layer, int64_t n_out,
 #define BND_U 0x1p-53
 double bnd_gamma(double n);            /* gamma_n = n u / (1 - n u), rounded up */
 double bnd_safe(double x);             /* x inflated to cover rounding of error terms */
-double bnd_down(double x);             /* next double below */
-double bnd_up(double x);
+static inline double bnd_down(double x) { return fp_down(x); } /* next double below */
+static inline double bnd_up(double x) { return fp_up(x); }
 /* Centre and radius with [c - r, c + r] ⊇ [l, u]. */
 void bnd_center_radius(int64_t n, const double *l, const double *u, double *c, double *r);
 

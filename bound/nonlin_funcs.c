@@ -7,7 +7,8 @@
  * documented bound of a few ulp, far below 2^-46) plus underflow. Arguments
  * that are not exact (x/sqrt(2), x*x) are carried as intervals and pushed
  * through monotone functions at both ends, and sums/products round outward
- * with nextafter, so no cancellation or argument error is ever ignored. */
+ * one step outward (core/fpstep.h), so no cancellation or argument error is ever ignored. */
+#include "../core/fpstep.h"
 #include "nonlin_ops.h"
 
 #include <float.h>
@@ -34,12 +35,12 @@
 
 double nl_dn(double x)
 {
-    return nextafter(x, -INFINITY);
+    return fp_down(x);
 }
 
 double nl_up(double x)
 {
-    return nextafter(x, INFINITY);
+    return fp_up(x);
 }
 
 /* A finite value inside an enclosure. */

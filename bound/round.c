@@ -16,22 +16,12 @@ double bnd_gamma(double n)
 {
     double nu = n * BND_U;
     /* nu < 2^-20 in practice; the division is inflated by one ulp-step. */
-    return nextafter(nu / (1.0 - nu) * (1.0 + 0x1p-50), INFINITY);
+    return fp_up(nu / (1.0 - nu) * (1.0 + 0x1p-50));
 }
 
 double bnd_safe(double x)
 {
     return x * (1.0 + 0x1p-20) + 0x1p-1000;
-}
-
-double bnd_down(double x)
-{
-    return nextafter(x, -INFINITY);
-}
-
-double bnd_up(double x)
-{
-    return nextafter(x, INFINITY);
 }
 
 void bnd_center_radius(int64_t n, const double *l, const double *u, double *c, double *r)

@@ -2,6 +2,7 @@
  * error paths of the bound API, and the rounding-error accounting against
  * exact (long double, integer-valued) evaluation on adversarial cases. */
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,4 +287,29 @@ Test(bound, alpha_slopes_in_unit_interval_stay_sound)
     }
     bnd_net_free(n);
     nn_graph_free(g);
+}
+
+/* core/fpstep.h steps the bit pattern; it must agree with nextafter on every
+ * double: signed zeros, subnormals, DBL_MAX, infinities, NaN, random bits. */
+Test(bound, fp_step_matches_nextafter)
+{
+    const double edge[] = {0.0, -0.0, 0x1p-1074, -0x1p-1074, 0x1p-1022, -0x1p-1022, 1.0, -1.0,
+                           DBL_MAX, -DBL_MAX, INFINITY, -INFINITY, 0.1, -3e300, 5e-324};
+    uint64_t r = 0x243f6a8885a308d3ull;
+    for (int i = 0; i < 100000 + (int)(sizeof edge / sizeof edge[0]); i++) {
+        double x;
+        if (i < (int)(sizeof edge / sizeof edge[0])) {
+            x = edge[i];
+        } else {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            memcpy(&x, &r, sizeof x);
+        }
+        double u = fp_up(x), d = fp_down(x), nu = nextafter(x, INFINITY), nd = nextafter(x, -INFINITY);
+        if (isnan(x)) {
+            cr_assert(isnan(u) && isnan(d));
+            continue;
+        }
+        cr_assert(memcmp(&u, &nu, sizeof u) == 0, "up(%a) = %a, nextafter %a", x, u, nu);
+        cr_assert(memcmp(&d, &nd, sizeof d) == 0, "down(%a) = %a, nextafter %a", x, d, nd);
+    }
 }
