@@ -9,7 +9,8 @@
  *   midpoint  the same BaB splitting smooth neurons at the midpoint
  *   width     the same BaB with the widest-interval rule
  * Prints one CSV line per instance (result and seconds per method) and a
- * summary. Built by benchmarks/run_compare.sh against build/libnnv.a. */
+ * summary. Built by benchmarks/run_compare.sh against build/libnnv.a.
+ * NNV_THREADS=n gives the BaB methods n workers (default one). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,8 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
                 bab_genbab_opts o;
                 bab_genbab_opts_default(&o);
                 o.deadline = deadline;
+                if (getenv("NNV_THREADS")) /* workers; the default is one */
+                    o.threads = atoi(getenv("NNV_THREADS"));
                 o.midpoint = m == 3;
                 o.rule = m == 4 ? BAB_BRANCH_WIDTH : BAB_BRANCH_GENBAB;
                 bab_genbab_stats st;
