@@ -22,7 +22,7 @@ static int gemm_bias(bnd_lower_ctx *cx, int k, int c_t, double beta, double **ou
         return bnd_node_err(cx, k, e, ERR_UNSUP, "computed bias");
     double *b = malloc((size_t)Y->size * sizeof(double));
     if (!b)
-        return err_set(e, ERR_NOMEM, "%s: out of memory", g->source);
+        return bnd_lower_oom(cx, e);
     for (int64_t o = 0; o < Y->size; o++)
         b[o] = beta * C->data[bnd_bcast_index(Y, C, o)];
     *out = b;
@@ -40,7 +40,7 @@ static int const_left(bnd_lower_ctx *cx, int k, int xl, const double *W, int64_t
     bnd_linop *J = bnd_lin_csr_new(M * N, K * N, M * N * K);
     if (!J) {
         free(bias);
-        return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
+        return bnd_lower_oom(cx, e);
     }
     int64_t p = 0;
     for (int64_t m = 0; m < M; m++)
@@ -69,7 +69,7 @@ static int transposed_left(bnd_lower_ctx *cx, int k, int xl, const double *B, in
     bnd_linop *J = bnd_lin_csr_new(M * N, K * M, M * N * K);
     if (!J) {
         free(bias);
-        return err_set(e, ERR_NOMEM, "%s: out of memory", cx->g->source);
+        return bnd_lower_oom(cx, e);
     }
     int64_t p = 0;
     for (int64_t m = 0; m < M; m++)
@@ -119,7 +119,7 @@ static int matmul_like(bnd_lower_ctx *cx, int k, int a_t, int b_t, int transA, i
         double *W = malloc((size_t)(K * N) * sizeof(double));
         if (!W) {
             free(bias);
-            return err_set(e, ERR_NOMEM, "%s: out of memory", g->source);
+            return bnd_lower_oom(cx, e);
         }
         for (int64_t i = 0; i < K; i++)
             for (int64_t j = 0; j < N; j++)
@@ -128,7 +128,7 @@ static int matmul_like(bnd_lower_ctx *cx, int k, int a_t, int b_t, int transA, i
         free(W);
         if (!J) {
             free(bias);
-            return err_set(e, ERR_NOMEM, "%s: out of memory", g->source);
+            return bnd_lower_oom(cx, e);
         }
         if (bias && (int64_t)J->n_out != g->tensors[g->nodes[k].out[0]].size) {
             bnd_lin_free(J);

@@ -16,6 +16,17 @@ static void sample_box(rng *r, const double *lo, const double *hi, double *x)
 }
 
 /* Every sampled pre-activation inside its interval, every objective above lb. */
+/* a child box: a random half along a random dimension */
+static void halve_box(rng *r, double *lo, double *hi)
+{
+    int d = (int)(rng_uniform(r) * N_IN) % N_IN;
+    double mid = 0.5 * lo[d] + 0.5 * hi[d];
+    if (rng_uniform(r) < 0.5)
+        hi[d] = mid;
+    else
+        lo[d] = mid;
+}
+
 static void check_sound(const mlp *m, rng *r, const double *lo, const double *hi,
                         const double *pre, const double *C, const double *lb, int64_t np)
 {
@@ -148,13 +159,7 @@ Test(batch_pre, inherited_lines_over_generations_are_sound)
                 tighter += out[o + j] > plain[o + j] || out[o + WIDTH + j] < plain[o + WIDTH + j];
             }
             memcpy(rec, out, (size_t)ld * sizeof(double));
-            /* a random half along a random dimension */
-            int d = (int)(rng_uniform(&r) * N_IN) % N_IN;
-            double mid = 0.5 * lo[d] + 0.5 * hi[d];
-            if (rng_uniform(&r) < 0.5)
-                hi[d] = mid;
-            else
-                lo[d] = mid;
+            halve_box(&r, lo, hi);
         }
         free(rec), free(out), free(plain);
         bnd_mlp_free(b);
@@ -204,12 +209,7 @@ Test(batch_pre, smooth_activation_chains_are_sound)
                               "%s: batched %g far below generic CROWN %g", acts[c % 4], lb[q],
                               lbg[q]);
             memcpy(rec, out, (size_t)ld * sizeof(double));
-            int d = (int)(rng_uniform(&r) * N_IN) % N_IN;
-            double mid = 0.5 * lo[d] + 0.5 * hi[d];
-            if (rng_uniform(&r) < 0.5)
-                hi[d] = mid;
-            else
-                lo[d] = mid;
+            halve_box(&r, lo, hi);
         }
         free(rec), free(out);
         bnd_mlp_free(b);
