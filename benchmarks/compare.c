@@ -3,14 +3,16 @@
  * validated counterexample makes it `sat` for every method), then each
  * method on every clause of every region with the instance's timeout:
  *   crown     CROWN bounds alone
- *   tangent   CROWN with the tangent points moved to the relaxed minimiser
- *             (2 rounds; our stand-in for alpha-CROWN)
+ *   alpha     alpha-CROWN: the tangent points of the smooth neurons
+ *             optimised per row (20 rounds; NNV_ALPHA_ITERS=n changes it)
  *   genbab    GenBaB: GenBaB score, lookup-table split points, top-k 3
  *   midpoint  the same BaB splitting smooth neurons at the midpoint
  *   width     the same BaB with the widest-interval rule
  * Prints one CSV line per instance (result and seconds per method) and a
  * summary. Built by benchmarks/run_compare.sh against build/libnnv.a.
- * NNV_THREADS=n gives the BaB methods n workers (default one). */
+ * NNV_THREADS=n gives the BaB methods n workers (default one);
+ * NNV_MARGINS=1 prints every clause's root margin (max over rows of lb - d)
+ * of crown / alpha to stderr. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,7 @@
 #include "../core/clock.h"
 
 #define N_METHODS 5
-static const char *names[N_METHODS] = {"crown", "tangent", "genbab", "midpoint", "width"};
+static const char *names[N_METHODS] = {"crown", "alpha", "genbab", "midpoint", "width"};
 
 /* 1 when method m proves every clause of every region within the timeout. */
 static int run_method(int m, const nn_graph *g, const spec_property *p, double timeout,
@@ -32,10 +34,12 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
     bnd_net *n = NULL;
     if (bnd_net_new(g, &n, &e))
         return -1;
-    int ok = 1;
-    for (int r = 0; r < p->n_regions && ok; r++) {
+    if (m == 1) /* alpha: the intermediate bounds too (NNV_ALPHA_INTERM=0: final layer only) */
+        bnd_set_tau_interm(n, getenv("NNV_ALPHA_INTERM") ? atoi(getenv("NNV_ALPHA_INTERM")) : 20);
+    int ok = 1, all = m <= 1 && getenv("NNV_MARGINS"); /* all: every clause's margin */
+    for (int r = 0; r < p->n_regions && (ok || all); r++) {
         const spec_region *reg = &p->regions[r];
-        for (int k = 0; k < reg->n_clauses && ok; k++) {
+        for (int k = 0; k < reg->n_clauses && (ok || all); k++) {
             const spec_clause *cl = &reg->clauses[k];
             if (clock_expired(deadline)) {
                 ok = 0;
@@ -47,12 +51,18 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
                 break;
             }
             if (m <= 1) {
+                int iters = getenv("NNV_ALPHA_ITERS") ? atoi(getenv("NNV_ALPHA_ITERS")) : 20;
                 int rc = bnd_split_bound(n, reg->lo, reg->hi, NULL, NULL, NULL, 0, cl->C, cl->n_rows,
-                                         m == 1 ? 2 : 0, lb, NULL, NULL, NULL, NULL, NULL, &e);
+                                         m == 1 ? iters : 0, lb, NULL, NULL, NULL, NULL, NULL, &e);
                 int proven = rc == 1;
-                for (int i = 0; rc == 0 && i < cl->n_rows; i++)
+                double margin = rc == 1 ? INFINITY : -INFINITY;
+                for (int i = 0; rc == 0 && i < cl->n_rows; i++) {
                     proven |= lb[i] > cl->d[i];
-                ok = proven;
+                    margin = fmax(margin, lb[i] - cl->d[i]);
+                }
+                if (getenv("NNV_MARGINS"))
+                    fprintf(stderr, "%s region %d clause %d margin %.6g\n", names[m], r, k, margin);
+                ok &= proven;
             } else {
                 bab_genbab_opts o;
                 bab_genbab_opts_default(&o);

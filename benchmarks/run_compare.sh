@@ -2,7 +2,7 @@
 # run_compare.sh [BENCH_DIR] [TIMEOUT] [METHODS]: build benchmarks/compare.c against the
 # library and run the GenBaB comparison (see compare.c) on BENCH_DIR
 # (default benchmarks/mnist_nonlin, each instance's own timeout; TIMEOUT 0 keeps
-# them; METHODS e.g. crown,tangent,genbab picks some of the five).
+# them; METHODS e.g. crown,alpha,genbab picks some of the five).
 set -e
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"

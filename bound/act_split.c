@@ -63,117 +63,27 @@ static int clip_preact(bnd_net *net, int i, const int64_t *start, const double *
     return 0;
 }
 
-/* Values of every layer of the linearised network (row r's lines: the
- * lower one where sel is 1) at the input point x; val[i] has size_i. */
-static void linear_forward(bnd_net *net, uint8_t *const *sel, int64_t r, const double *x,
-                           double **val, double *tmp)
-{
-    memcpy(val[0], x, (size_t)net->layers[0].size * sizeof(double));
-    for (int i = 1; i < net->n_layers; i++) {
-        const bnd_layer *L = &net->layers[i];
-        int64_t n = L->size;
-        double *y = val[i];
-        if (L->kind == BND_L_LINEAR) {
-            for (int64_t o = 0; o < n; o++)
-                y[o] = L->bias ? L->bias[o] : 0.0;
-            for (int j = 0; j < L->n_in; j++) {
-                const double *xj = val[L->in[j]];
-                if (L->lin[j])
-                    bnd_lin_forward(L->lin[j], 0, 1, xj, tmp);
-                for (int64_t o = 0; o < n; o++)
-                    y[o] += L->lin[j] ? tmp[o] : xj[o];
-            }
-        } else if (L->kind == BND_L_ACT) {
-            const double *z = val[L->in[0]];
-            const uint8_t *s = sel[i] ? sel[i] + r * n : NULL;
-            for (int64_t t = 0; t < n; t++)
-                y[t] = !s || s[t] ? L->lw[t] * z[t] + L->lb[t] : L->uw[t] * z[t] + L->ub[t];
-        }
-    }
-}
-
-/* The final backward pass, then `iters` rounds of moving every smooth
- * neuron's tangent points to its pre-activation value at the minimiser of
- * the relaxed problem (the row with the largest bound), where the lines the
- * bound depends on should touch f. Every round's bound is sound (any tangent
- * point gives valid lines), so each row keeps its best; A_out gets the
- * coefficients of that round. */
+/* The final backward pass with per-row tangent points (tau_opt.c); A_out,
+ * z_out and Ain_out are flat over the ACT neurons / inputs. */
 static int final_pass(bnd_net *net, const int64_t *start, int64_t n_act, const double *C, int k,
                       int iters, double *lb, double **A_act, double *A_out, double *z_out,
                       double *Ain_out, err *e)
 {
-    int nl = net->n_layers, rc = 0, need = iters > 0 || z_out;
-    int64_t n_in = net->layers[0].size, widest = 1;
-    for (int i = 0; i < nl; i++)
-        widest = net->layers[i].size > widest ? net->layers[i].size : widest;
-    uint8_t **sel = need ? calloc((size_t)nl, sizeof(uint8_t *)) : NULL;
-    double **val = need ? calloc((size_t)nl, sizeof(double *)) : NULL;
-    double *xs = need ? malloc((size_t)k * (size_t)n_in * sizeof(double)) : NULL;
-    double *ain = Ain_out ? malloc((size_t)k * (size_t)n_in * sizeof(double)) : NULL;
-    double *lbv = malloc((size_t)(k ? k : 1) * sizeof(double));
-    double *tmp = malloc((size_t)(2 * widest) * sizeof(double)), *tau = tmp + widest;
-    int ok = lbv && tmp && (!need || (sel && val && xs)) && (!Ain_out || ain);
-    for (int i = 0; ok && need && i < nl; i++) {
-        size_t n = (size_t)net->layers[i].size;
-        ok = (val[i] = malloc(n * sizeof(double))) != NULL;
-        if (ok && net->layers[i].kind == BND_L_ACT)
-            ok = (sel[i] = malloc((size_t)k * n)) != NULL;
-    }
-    if (!ok) {
-        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
-        goto done;
-    }
-    for (int it = 0; it <= iters && rc == 0; it++) {
-        bnd_bwd_ext ext = {.sel = sel, .A_act = A_out ? A_act : NULL, .x_star = xs, .A_in = ain};
-        rc = bnd_backward_ext(net, net->out, k, C, 0, NULL, &ext, lbv, e);
-        if (rc)
-            break;
-        int r = 0;
-        for (int q = 0; q < k; q++) {
-            if (lbv[q] > lbv[r])
-                r = q;
-            if (it > 0 && !(lbv[q] > lb[q]))
-                continue;
-            lb[q] = lbv[q];
-            if (ain)
-                memcpy(Ain_out + (size_t)q * (size_t)n_in, ain + (size_t)q * (size_t)n_in,
-                       (size_t)n_in * sizeof(double));
-            for (int i = 0; A_out && i < nl; i++)
-                if (A_act[i])
-                    memcpy(A_out + (size_t)q * (size_t)n_act + start[i],
-                           A_act[i] + (size_t)q * (size_t)net->layers[i].size,
-                           (size_t)net->layers[i].size * sizeof(double));
-        }
-        if (it == iters && !z_out)
-            break;
-        linear_forward(net, sel, r, xs + (size_t)r * (size_t)n_in, val, tmp);
-        if (it == iters) { /* the pre-activations at the minimiser, for branching */
-            for (int i = 0; i < nl; i++)
-                if (net->layers[i].kind == BND_L_ACT)
-                    memcpy(z_out + start[i], val[net->layers[i].in[0]],
-                           (size_t)net->layers[i].size * sizeof(double));
-            break;
-        }
-        for (int i = 0; i < nl; i++) {
-            const bnd_layer *L = &net->layers[i];
-            if (L->kind != BND_L_ACT)
-                continue;
-            const bnd_layer *P = &net->layers[L->in[0]];
-            for (int64_t t = 0; t < L->size; t++) {
-                double w = P->hi[t] - P->lo[t], f = (val[L->in[0]][t] - P->lo[t]) / w;
-                tau[t] = w > 0 && f >= 0 ? (f <= 1 ? f : 1.0) : w > 0 ? 0.0 : 0.5;
-            }
-            bnd_act_relax_tau(net, i, tau, tau);
-        }
-    }
-done:
-    for (int i = 0; i < nl; i++) {
-        if (sel)
-            free(sel[i]);
-        if (val)
-            free(val[i]);
-    }
-    free(sel), free(val), free(xs), free(lbv), free(tmp), free(ain);
+    int nl = net->n_layers;
+    double **zl = z_out ? calloc((size_t)nl, sizeof(double *)) : NULL;
+    if (z_out && !zl)
+        return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    for (int i = 0; zl && i < nl; i++)
+        if (net->layers[i].kind == BND_L_ACT)
+            zl[i] = z_out + start[i];
+    int rc = bnd_tau_backward(net, net->out, k, C, iters, lb, A_out ? A_act : NULL, Ain_out, zl, e);
+    for (int q = 0; rc == 0 && A_out && q < k; q++)
+        for (int i = 0; i < nl; i++)
+            if (A_act[i])
+                memcpy(A_out + (size_t)q * (size_t)n_act + start[i],
+                       A_act[i] + (size_t)q * (size_t)net->layers[i].size,
+                       (size_t)net->layers[i].size * sizeof(double));
+    free(zl);
     return rc;
 }
 
@@ -212,13 +122,14 @@ static int refine_some(bnd_net *net, int i, const int64_t *start, const unsigned
     bnd_layer *L = &net->layers[i];
     int64_t n = L->size, ku = 0;
     const unsigned char *mark = NULL;
-    for (int j = i + 1; j < net->n_layers && !mark; j++)
+    for (int j = i + 1; refine && j < net->n_layers && !mark; j++)
         if (net->layers[j].kind == BND_L_ACT && net->layers[j].in[0] == i)
             mark = refine + start[j];
-    if (!mark)
+    int tau = net->tau_interm > 0 && bnd_has_smooth_before(net, i);
+    if (!mark && !tau)
         return bnd_crown_refine(net, i, e);
     for (int64_t t = 0; t < n; t++)
-        ku += mark[t] && L->preact_rule->unstable(L->lo[t], L->hi[t]);
+        ku += (!mark || mark[t]) && L->preact_rule->unstable(L->lo[t], L->hi[t]);
     if (ku == 0)
         return 0;
     if (ku > net->crown_max_rows || 2 * ku * n > BND_MAX_A_ENTRIES)
@@ -231,8 +142,12 @@ static int refine_some(bnd_net *net, int i, const int64_t *start, const unsigned
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
     } else {
         for (int64_t t = 0, q = 0; t < n; t++)
-            if (mark[t] && L->preact_rule->unstable(L->lo[t], L->hi[t]))
+            if ((!mark || mark[t]) && L->preact_rule->unstable(L->lo[t], L->hi[t]))
                 idx[q++] = t;
+        if (tau) {
+            rc = bnd_tau_refine(net, i, idx, ku, net->tau_interm, e);
+            goto done;
+        }
         for (int64_t q = 0; q < ku; q++) {
             A0[q * n + idx[q]] = 1.0;
             A0[(ku + q) * n + idx[q]] = -1.0;
@@ -245,6 +160,7 @@ static int refine_some(bnd_net *net, int i, const int64_t *start, const unsigned
         }
         L->mz_ok = 0;
     }
+done:
     free(idx), free(A0), free(lbv);
     return rc;
 }
@@ -288,7 +204,8 @@ int bnd_split_bound(bnd_net *net, const double *lo, const double *hi, const doub
         bnd_layer *L = &net->layers[i];
         rc = bnd_ibp_layer(net, i, e);
         if (rc == 0 && L->is_preact && !L->ibp_exact && i >= first)
-            rc = refine ? refine_some(net, i, start, refine, e) : bnd_crown_refine(net, i, e);
+            rc = refine || net->tau_interm > 0 ? refine_some(net, i, start, refine, e)
+                                               : bnd_crown_refine(net, i, e);
         if (rc == 0 && L->is_preact && plo)
             empty = clip_preact(net, i, start, plo, phi);
         if (rc == 0 && !empty && L->kind == BND_L_ACT) {

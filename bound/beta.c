@@ -424,7 +424,7 @@ static int opt_bound(bnd_net *net, const relu_map *mp, const int8_t *side, const
             beta[q] = out->beta[q] > 0 ? out->beta[q] : 0;
     for (int q = 0; q < k; q++)
         out->lb[q] = -INFINITY;
-    bnd_bwd_ext ext = {(const double *const *)badd, sel, out->A_relu || use_alpha ? A_act : NULL, xs, NULL};
+    bnd_bwd_ext ext = {(const double *const *)badd, sel, out->A_relu || use_alpha ? A_act : NULL, xs, NULL, NULL};
     double lr = o && o->lr > 0 ? o->lr : 0.05;
     int iters = o ? o->iters : 0;
     for (int it = 0; it <= iters; it++) {

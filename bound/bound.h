@@ -51,6 +51,12 @@ void bnd_set_interm(bnd_net *n, bnd_interm mode);
  * layers keep their IBP bounds. */
 void bnd_set_crown_max_rows(bnd_net *n, int64_t rows);
 
+/* Rounds of alpha-CROWN for smooth activations (per-row tangent points,
+ * tau_opt.c) in the intermediate bounds of bnd_split_bound: each CROWN
+ * row of a pre-activation layer after a smooth layer optimises its own
+ * tangent points (default 0: the default lines). */
+void bnd_set_tau_interm(bnd_net *n, int iters);
+
 /* A clock_now() deadline (0: none, the default): once it has passed, every
  * bound computation on n (CROWN and beta passes, one check per layer; LPs
  * through GLPK's time limit) stops and returns ERR_TIMEOUT, so --timeout
@@ -241,9 +247,10 @@ void bnd_act_kinds(const bnd_net *n, int *kind, double *param);
  * final coefficient a of that input (what halving its interval would gain
  * with the relaxation fixed); 0 for fixed inputs or beyond 64 moving ones.
  * changed < 0: every layer gets CROWN intermediate bounds (an input split).
- * tau_iters: rounds of moving the smooth neurons' tangent points to their
- * values at the relaxed problem's minimiser (0: the default lines); each
- * row keeps its best bound.
+ * tau_iters: rounds of optimising the smooth neurons' tangent points per
+ * row in the final pass (alpha-CROWN for smooth activations, tau_opt.c: the
+ * first round moves them to the relaxed minimiser, later ones are gradient
+ * steps; 0: the default lines); each row keeps its best bound.
  * Returns 0, 1 when the domain is empty (lb = +inf), < 0 on error. */
 int bnd_split_bound(bnd_net *n, const double *lo, const double *hi, const double *plo,
                     const double *phi, const unsigned char *refine, int64_t changed,

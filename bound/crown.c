@@ -220,8 +220,9 @@ static int back_act(bwd *b, int i, err *e)
     const bnd_bwd_ext *x = b->ext;
     const double *bt = x && x->beta_add ? x->beta_add[i] : NULL;
     uint8_t *sel = x && x->sel ? x->sel[i] : NULL;
-    const double *mzz = bt ? get_mz(b, z) : NULL;
-    if (bt && !mzz) {
+    const bnd_row_lines *rl = x && x->rows && x->rows[i].lw ? &x->rows[i] : NULL;
+    const double *mzz = bt || rl ? get_mz(b, z) : NULL;
+    if ((bt || rl) && !mzz) {
         free(d);
         if (fresh)
             b->A[z] = NULL;
@@ -235,7 +236,23 @@ static int back_act(bwd *b, int i, err *e)
         if (sel)
             for (int64_t j = 0; j < n; j++)
                 sel[r * n + j] = a[j] >= 0;
-        if (!alr && !bt) {
+        if (rl) {
+            /* this row's own lines; the error weight as act_errw's, per row */
+            const double *rlw = rl->lw + r * n, *rlb = rl->lb + r * n;
+            const double *ruw = rl->uw + r * n, *rub = rl->ub + r * n;
+            for (int64_t j = 0; j < n; j++) {
+                double aj = a[j];
+                int pos = aj >= 0;
+                dr[j] = aj * (pos ? rlw[j] : ruw[j]);
+                s += aj * (pos ? rlb[j] : rub[j]);
+                double vj = fmax(fabs(rlw[j]), fabs(ruw[j])) * mzz[j] + fmax(fabs(rlb[j]), fabs(rub[j]));
+                ea += fabs(aj) * vj;
+                if (bt && bt[r * n + j] != 0) {
+                    dr[j] += bt[r * n + j];
+                    ea += fabs(dr[j]) * mzz[j];
+                }
+            }
+        } else if (!alr && !bt) {
             for (int64_t j = 0; j < n; j++) {
                 double aj = a[j];
                 if (aj >= 0) {

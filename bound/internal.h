@@ -133,6 +133,7 @@ struct bnd_net {
     int out;               /* layer of the graph output */
     int64_t crown_max_rows;
     bnd_interm interm;
+    int tau_interm;        /* bnd_set_tau_interm */
     double deadline;       /* clock_now() value (0: none); see bnd_set_deadline */
 };
 
@@ -239,12 +240,18 @@ int bnd_backward(bnd_net *n, int start, int64_t k, const double *A0, int stop_at
  *  A_act:    per ACT layer, k x size out: the coefficients at the ACT output;
  *  x_star:   k x n_in out: per row, the input-box corner minimising the last
  *            linear function (with sel, the minimiser of the relaxed problem). */
+/* Per-row relaxation lines of one ACT layer (k x size each), replacing the
+ * layer's own lines row by row; lw NULL: the layer's lines for every row. */
+typedef struct bnd_row_lines {
+    double *lw, *lb, *uw, *ub;
+} bnd_row_lines;
 typedef struct bnd_bwd_ext {
     const double *const *beta_add;
     uint8_t **sel;
     double **A_act;
     double *x_star;
     double *A_in;     /* k x n_in out: the coefficients reaching the input */
+    const bnd_row_lines *rows; /* per layer (n_layers), or NULL: each row's own lines */
 } bnd_bwd_ext;
 int bnd_backward_ext(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
                      const double *const *alpha, const bnd_bwd_ext *ext, double *lbv, err *e);
@@ -253,5 +260,24 @@ int bnd_backward_ext(bnd_net *n, int start, int64_t k, const double *A0, int sto
 int bnd_backward_rows(bnd_net *n, int start, int64_t k, const double *A0, int stop_at_act,
                       double *lbv, err *e);
 int bnd_crown_refine(bnd_net *n, int i, err *e);
+
+/* ---- alpha-CROWN for smooth activations (tau_opt.c) ----
+ * Lower bounds lb (k) of the rows of C (k x size(start)) on layer `start`,
+ * like bnd_backward, with the tangent points of every smooth ACT neuron
+ * before `start` chosen per row: `iters` rounds of projected Adam ascent on
+ * the bound (the first from the tangent at the relaxed minimiser), each
+ * iterate sound, each row keeping its best. Outputs (each may be NULL):
+ * A_act (per layer, k x size for ACT layers): the best iterate's
+ * coefficients at the ACT outputs; A_in (k x n_in): its input coefficients;
+ * z (per ACT layer, size values): the pre-activations of the linearised
+ * network at the minimiser of the row with the best bound, last round. */
+int bnd_tau_backward(bnd_net *n, int start, int64_t k, const double *C, int iters, double *lb,
+                     double **A_act, double *A_in, double *const *z, err *e);
+/* bnd_crown_refine's bounds for the listed neurons idx[0..m) of
+ * pre-activation layer i through bnd_tau_backward (rows +e_t, -e_t), met
+ * with the current ones. */
+int bnd_tau_refine(bnd_net *n, int i, const int64_t *idx, int64_t m, int iters, err *e);
+/* 1 if some ACT layer before `start` has a smooth (tangent-point) rule. */
+int bnd_has_smooth_before(const bnd_net *n, int start);
 
 #endif

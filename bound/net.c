@@ -385,6 +385,11 @@ void bnd_set_crown_max_rows(bnd_net *n, int64_t rows)
     n->crown_max_rows = rows;
 }
 
+void bnd_set_tau_interm(bnd_net *n, int iters)
+{
+    n->tau_interm = iters;
+}
+
 void bnd_set_deadline(bnd_net *n, double deadline)
 {
     n->deadline = deadline;

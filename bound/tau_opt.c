@@ -1,0 +1,281 @@
+/* tau_opt.c: alpha-CROWN for smooth activations (Sigmoid, Tanh, Sin, GeLU...).
+ *
+ * Each smooth neuron's lower and upper lines touch the convex / concave
+ * envelope of f over its input interval at a free point p = l + tau (u - l)
+ * (nonlin.h); every tau in [0, 1] gives valid lines, so every choice gives a
+ * sound bound, and each objective row may use its own. For fixed lines the
+ * row's bound is the value of the linearised network at the relaxed
+ * minimiser x* (a box corner), so its derivative by a neuron's tau is
+ * A_j (dw z_j + db), with A_j the row's coefficient at the neuron's output,
+ * z_j its pre-activation in the linearised network at x*, and (dw, db) the
+ * derivative of the line used (lower where A_j >= 0). The first round moves
+ * every tangent point to z_j (where the line's value at x* is largest for a
+ * convex piece); later rounds are projected Adam steps. Each row keeps its
+ * best bound over the rounds, so the result is never looser than the
+ * default lines', whatever the steps do. ReLU-like layers keep their lines
+ * (their alpha is beta.c's). */
+#include "internal.h"
+
+#include "nonlin.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_smooth(const bnd_layer *L)
+{
+    if (L->kind != BND_L_ACT || L->act == &bnd_relu_rule)
+        return 0;
+    int kind = L->act->kind;
+    return kind != BND_NL_RELU && kind != BND_NL_LEAKYRELU && kind != BND_NL_ABS;
+}
+
+int bnd_has_smooth_before(const bnd_net *n, int start)
+{
+    for (int i = 0; i < start; i++)
+        if (is_smooth(&n->layers[i]))
+            return 1;
+    return 0;
+}
+
+/* Values of layers 0..last of the linearised network with row r's lines
+ * (per-row ones where given; the lower line where sel is 1) at x. */
+static int linear_forward(bnd_net *net, int last, uint8_t *const *sel, const bnd_row_lines *rows,
+                          int64_t r, const double *x, double **val, double *tmp)
+{
+    memcpy(val[0], x, (size_t)net->layers[0].size * sizeof(double));
+    for (int i = 1; i <= last; i++) {
+        const bnd_layer *L = &net->layers[i];
+        int64_t n = L->size;
+        double *y = val[i];
+        if (L->kind == BND_L_LINEAR) {
+            for (int64_t o = 0; o < n; o++)
+                y[o] = L->bias ? L->bias[o] : 0.0;
+            for (int j = 0; j < L->n_in; j++) {
+                const double *xj = val[L->in[j]];
+                if (L->lin[j])
+                    bnd_lin_forward(L->lin[j], 0, 1, xj, tmp);
+                for (int64_t o = 0; o < n; o++)
+                    y[o] += L->lin[j] ? tmp[o] : xj[o];
+            }
+        } else if (L->kind == BND_L_ACT) {
+            const double *z = val[L->in[0]];
+            const uint8_t *s = sel[i] ? sel[i] + r * n : NULL;
+            const bnd_row_lines *rl = rows && rows[i].lw ? &rows[i] : NULL;
+            const double *lw = rl ? rl->lw + r * n : L->lw, *lb = rl ? rl->lb + r * n : L->lb;
+            const double *uw = rl ? rl->uw + r * n : L->uw, *ub = rl ? rl->ub + r * n : L->ub;
+            for (int64_t t = 0; t < n; t++)
+                y[t] = !s || s[t] ? lw[t] * z[t] + lb[t] : uw[t] * z[t] + ub[t];
+        }
+    }
+    return 0;
+}
+
+/* Per smooth layer state (k x size each). */
+typedef struct {
+    double *tl, *tu;              /* tangent parameters */
+    double *ml, *vl, *mu, *vu;    /* Adam moments */
+} tau_layer;
+
+/* Row q's lines of smooth layer i at its current taus; the layer's interval
+ * where a line is missing (as bnd_act_relax_tau). */
+static void row_relax(const bnd_layer *L, const bnd_layer *X, const tau_layer *T,
+                      const bnd_row_lines *rl, int64_t q, int64_t t)
+{
+    int64_t at = q * L->size + t;
+    bnd_lines ln;
+    if (bnd_nl_relax((bnd_nl_kind)L->act->kind, L->act_param, X->lo[t], X->hi[t], T->tl[at],
+                     T->tu[at], &ln)) {
+        ln = (bnd_lines){L->lw[t], L->lb[t], L->uw[t], L->ub[t]};
+    }
+    if (!isfinite(ln.lo_slope) || !isfinite(ln.lo_icpt))
+        ln.lo_slope = 0, ln.lo_icpt = L->lo[t];
+    if (!isfinite(ln.up_slope) || !isfinite(ln.up_icpt))
+        ln.up_slope = 0, ln.up_icpt = L->hi[t];
+    rl->lw[at] = ln.lo_slope, rl->lb[at] = ln.lo_icpt;
+    rl->uw[at] = ln.up_slope, rl->ub[at] = ln.up_icpt;
+}
+
+static double clamp01(double v)
+{
+    return v < 0 ? 0 : (v > 1 ? 1 : (v >= 0 ? v : 0.5));
+}
+
+/* One round for row q: move the taus of every smooth neuron the row uses. */
+static void step_row(bnd_net *net, int start, int64_t q, int round, int t_adam, double lr,
+                     tau_layer *T, bnd_row_lines *rows, uint8_t **sel, double **A, double **val)
+{
+    const double b1 = 0.9, b2 = 0.999;
+    double c1 = 1 - pow(b1, t_adam), c2 = 1 - pow(b2, t_adam);
+    for (int i = 0; i < start; i++) {
+        const bnd_layer *L = &net->layers[i];
+        if (!rows[i].lw)
+            continue;
+        const bnd_layer *X = &net->layers[L->in[0]];
+        const double *z = val[L->in[0]];
+        tau_layer *S = &T[i];
+        int64_t n = L->size;
+        for (int64_t t = 0; t < n; t++) {
+            int64_t at = q * n + t;
+            double a = A[i][at], l = X->lo[t], u = X->hi[t];
+            if (a == 0 || !(l < u))
+                continue;
+            int low = sel[i][at];
+            if (round == 0) {
+                /* tangent at the minimiser's pre-activation */
+                double f = clamp01((z[t] - l) / (u - l));
+                if (low)
+                    S->tl[at] = f;
+                else
+                    S->tu[at] = f;
+            } else {
+                bnd_lines d;
+                if (bnd_nl_relax_dtau((bnd_nl_kind)L->act->kind, L->act_param, l, u, S->tl[at],
+                                      S->tu[at], &d))
+                    continue;
+                double g = low ? a * (d.lo_slope * z[t] + d.lo_icpt)
+                               : a * (d.up_slope * z[t] + d.up_icpt);
+                if (!isfinite(g))
+                    continue;
+                double *tau = low ? S->tl : S->tu, *m = low ? S->ml : S->mu, *v = low ? S->vl : S->vu;
+                m[at] = b1 * m[at] + (1 - b1) * g;
+                v[at] = b2 * v[at] + (1 - b2) * g * g;
+                tau[at] = clamp01(tau[at] + lr * (m[at] / c1) / (sqrt(v[at] / c2) + 1e-12));
+            }
+            row_relax(L, X, S, &rows[i], q, t);
+        }
+    }
+}
+
+int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int iters, double *lb,
+                     double **A_act_out, double *A_in_out, double *const *z_out, err *e)
+{
+    int nl = net->n_layers, rc = 0;
+    int64_t n_in = net->layers[0].size, widest = 1;
+    if (k <= 0)
+        return 0;
+    if (!bnd_has_smooth_before(net, start))
+        iters = 0;
+    int need = iters > 0 || z_out;
+    for (int i = 0; i <= start; i++)
+        widest = net->layers[i].size > widest ? net->layers[i].size : widest;
+    /* one arena of per-layer pointers: sel, A, val, rows, taus */
+    uint8_t **sel = calloc((size_t)nl, sizeof(uint8_t *));
+    double **A = calloc((size_t)nl, sizeof(double *));
+    double **val = calloc((size_t)nl, sizeof(double *));
+    bnd_row_lines *rows = calloc((size_t)nl, sizeof(bnd_row_lines));
+    tau_layer *T = calloc((size_t)nl, sizeof(tau_layer));
+    double *xs = malloc((size_t)(k * n_in) * sizeof(double));
+    double *ain = malloc((size_t)(k * n_in) * sizeof(double));
+    double *lbv = malloc((size_t)(k ? k : 1) * sizeof(double));
+    double *tmp = malloc((size_t)widest * sizeof(double));
+    int ok = sel && A && val && rows && T && xs && ain && lbv && tmp;
+    for (int i = 0; ok && i < start; i++) {
+        const bnd_layer *L = &net->layers[i];
+        size_t kn = (size_t)k * (size_t)L->size;
+        if (need)
+            ok = (val[i] = malloc((size_t)L->size * sizeof(double))) != NULL;
+        if (ok && L->kind == BND_L_ACT)
+            ok = (sel[i] = malloc(kn)) && (A[i] = malloc(kn * sizeof(double)));
+        if (ok && iters > 0 && is_smooth(L)) {
+            double *blk = malloc(10 * kn * sizeof(double));
+            if (!(ok = blk != NULL))
+                break;
+            rows[i] = (bnd_row_lines){blk, blk + kn, blk + 2 * kn, blk + 3 * kn};
+            T[i] = (tau_layer){blk + 4 * kn, blk + 5 * kn, blk + 6 * kn, blk + 7 * kn, blk + 8 * kn,
+                               blk + 9 * kn};
+            for (size_t q = 0; q < kn; q++) {
+                size_t t = q % (size_t)L->size;
+                rows[i].lw[q] = L->lw[t], rows[i].lb[q] = L->lb[t];
+                rows[i].uw[q] = L->uw[t], rows[i].ub[q] = L->ub[t];
+                T[i].tl[q] = T[i].tu[q] = 0.5;
+                T[i].ml[q] = T[i].vl[q] = T[i].mu[q] = T[i].vu[q] = 0;
+            }
+        }
+    }
+    if (ok && need)
+        ok = (val[start] = malloc((size_t)net->layers[start].size * sizeof(double))) != NULL;
+    if (!ok) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+        goto done;
+    }
+    double lr = 0.2;
+    for (int it = 0; it <= iters && rc == 0; it++) {
+        bnd_bwd_ext ext = {.sel = sel, .A_act = A, .x_star = xs, .A_in = ain,
+                           .rows = it > 0 ? rows : NULL};
+        rc = bnd_backward_ext(net, start, k, C, 0, NULL, &ext, lbv, e);
+        if (rc)
+            break;
+        int best = 0;
+        for (int64_t q = 0; q < k; q++) {
+            if (lbv[q] > lbv[best])
+                best = (int)q;
+            if (it > 0 && !(lbv[q] > lb[q]))
+                continue;
+            lb[q] = lbv[q];
+            if (A_in_out)
+                memcpy(A_in_out + q * n_in, ain + q * n_in, (size_t)n_in * sizeof(double));
+            for (int i = 0; A_act_out && i < start; i++)
+                if (A_act_out[i] && A[i])
+                    memcpy(A_act_out[i] + q * net->layers[i].size, A[i] + q * net->layers[i].size,
+                           (size_t)net->layers[i].size * sizeof(double));
+        }
+        if (it == iters) {
+            if (z_out) {
+                linear_forward(net, start, sel, it > 0 ? rows : NULL, best, xs + best * n_in, val,
+                               tmp);
+                for (int i = 0; i < start; i++)
+                    if (z_out[i] && net->layers[i].kind == BND_L_ACT)
+                        memcpy(z_out[i], val[net->layers[i].in[0]],
+                               (size_t)net->layers[i].size * sizeof(double));
+            }
+            break;
+        }
+        for (int64_t q = 0; q < k; q++) {
+            linear_forward(net, start, sel, it > 0 ? rows : NULL, q, xs + q * n_in, val, tmp);
+            step_row(net, start, q, it, it, lr, T, rows, sel, A, val);
+        }
+        lr *= 0.95;
+    }
+done:
+    for (int i = 0; i < nl; i++) {
+        if (sel)
+            free(sel[i]);
+        if (A)
+            free(A[i]);
+        if (val)
+            free(val[i]);
+        if (rows)
+            free(rows[i].lw);
+    }
+    free(sel), free(A), free(val), free(rows), free(T), free(xs), free(ain), free(lbv), free(tmp);
+    return rc;
+}
+
+int bnd_tau_refine(bnd_net *net, int i, const int64_t *idx, int64_t m, int iters, err *e)
+{
+    bnd_layer *L = &net->layers[i];
+    int64_t n = L->size;
+    if (m == 0)
+        return 0;
+    double *A0 = calloc((size_t)(2 * m * n), sizeof(double));
+    double *lbv = malloc((size_t)(2 * m) * sizeof(double));
+    int rc = 0;
+    if (!A0 || !lbv) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    } else {
+        for (int64_t q = 0; q < m; q++) {
+            A0[q * n + idx[q]] = 1.0;
+            A0[(m + q) * n + idx[q]] = -1.0;
+        }
+        rc = bnd_tau_backward(net, i, 2 * m, A0, iters, lbv, NULL, NULL, NULL, e);
+        for (int64_t q = 0; rc == 0 && q < m; q++) {
+            int64_t t = idx[q];
+            L->lo[t] = fmax(L->lo[t], lbv[q]);
+            L->hi[t] = fmin(L->hi[t], -lbv[m + q]);
+        }
+        L->mz_ok = 0;
+    }
+    free(A0), free(lbv);
+    return rc;
+}
