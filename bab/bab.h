@@ -93,6 +93,8 @@ typedef struct bab_genbab_opts {
     int midpoint;        /* split smooth neurons at the midpoint, not the table point */
     int no_fold;         /* keep fixed inputs in the network (see bnd_fold_fixed_inputs) */
     int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
+    int root_alpha;      /* alpha-CROWN rounds (final and intermediate bounds) at the
+                            root; the children start from its intervals */
     int input_splits;    /* also branch on input intervals (at most 64 moving) */
     int64_t crown_max_rows; /* > 0: bnd_set_crown_max_rows for the domains' bounds */
     double refine_frac;  /* in (0, 1): children refine only this top fraction of a

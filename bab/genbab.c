@@ -41,6 +41,7 @@ void bab_genbab_opts_default(bab_genbab_opts *o)
     o->topk = 3;
     o->max_domains = 200000;
     o->tau_iters = 2;
+    o->root_alpha = getenv("NNV_ROOT_ALPHA") ? atoi(getenv("NNV_ROOT_ALPHA")) : 20;
     o->input_splits = 1;
     o->refine_frac = 0.25;
 }
@@ -97,10 +98,16 @@ static int bound(ctx *c, const double *lo, const double *hi, const double *plo, 
         return err_set(e, ERR_NOMEM, "genbab: out of memory");
     memcpy(d->lo, lo, (size_t)c->n_in * sizeof(double));
     memcpy(d->hi, hi, (size_t)c->n_in * sizeof(double));
+    /* the root's alpha-CROWN intervals are every descendant's starting point */
+    int root = !plo && c->o->root_alpha > 0;
+    if (root)
+        bnd_set_tau_interm(c->net, c->o->root_alpha);
     int rc = bnd_split_bound(c->net, lo, hi, plo, phi, plo ? c->refine : NULL, j, cl->C,
-                             cl->n_rows, c->o->tau_iters,
+                             cl->n_rows, root ? c->o->root_alpha : c->o->tau_iters,
                              c->lb, d->plo, d->phi, c->A, d->z,
                              c->input_splits ? d->gin : NULL, e);
+    if (root)
+        bnd_set_tau_interm(c->net, 0);
     c->st->bound_calls++;
     if (rc < 0)
         return rc;
