@@ -93,8 +93,11 @@ typedef struct bab_genbab_opts {
     int midpoint;        /* split smooth neurons at the midpoint, not the table point */
     int no_fold;         /* keep fixed inputs in the network (see bnd_fold_fixed_inputs) */
     int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
-    int root_alpha;      /* alpha-CROWN rounds (final and intermediate bounds) at the
-                            root; the children start from its intervals */
+    int root_alpha;      /* alpha-CROWN rounds of the root's final pass */
+    int root_interm;     /* and of its intermediate bounds (the children start
+                            from the root's intervals) */
+    struct bab_genbab_root *root; /* optional: the root's intervals, shared by the
+                            clauses of one region (bab_genbab_root_new) */
     int input_splits;    /* also branch on input intervals (at most 64 moving) */
     int64_t crown_max_rows; /* > 0: bnd_set_crown_max_rows for the domains' bounds */
     double refine_frac;  /* in (0, 1): children refine only this top fraction of a
@@ -119,6 +122,14 @@ void bab_genbab_opts_default(bab_genbab_opts *o);
  * split), < 0 on error. */
 int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec_clause *cl,
                const bab_genbab_opts *o, bab_genbab_stats *st, err *e);
+/* The root intervals of one input box: filled by the first bab_genbab call
+ * that has it in its opts, reused by later calls over the same box (the
+ * other clauses of a region), so the root's alpha-CROWN intermediate bounds
+ * are computed once per region. NULL on out of memory. */
+typedef struct bab_genbab_root bab_genbab_root;
+bab_genbab_root *bab_genbab_root_new(void);
+void bab_genbab_root_free(bab_genbab_root *r);
+
 /* ---- ReLU-split branch and bound (relu_split.c) ---- */
 typedef enum { BAB_BRANCH_BABSR, BAB_BRANCH_FSB } bab_branching;
 

@@ -41,7 +41,8 @@ void bab_genbab_opts_default(bab_genbab_opts *o)
     o->topk = 3;
     o->max_domains = 200000;
     o->tau_iters = 2;
-    o->root_alpha = getenv("NNV_ROOT_ALPHA") ? atoi(getenv("NNV_ROOT_ALPHA")) : 20;
+    o->root_alpha = 20;
+    o->root_interm = 3;
     o->input_splits = 1;
     o->refine_frac = 0.25;
 }
@@ -87,26 +88,72 @@ static int dom_alloc(ctx *c, domain *d)
     return d->plo ? 0 : -1;
 }
 
+struct bab_genbab_root {
+    int64_t n_in, n_act;
+    double *lo, *hi;     /* the input box (n_in each) */
+    double *plo, *phi;   /* its root intervals (n_act each); NULL until filled */
+};
+
+bab_genbab_root *bab_genbab_root_new(void)
+{
+    return calloc(1, sizeof(bab_genbab_root));
+}
+
+void bab_genbab_root_free(bab_genbab_root *r)
+{
+    if (r)
+        free(r->lo), free(r->plo), free(r);
+}
+
+/* The cached intervals if r holds the same box and network size, else NULL. */
+static const double *root_lookup(const bab_genbab_root *r, int64_t n_in, int64_t n_act,
+                                 const double *lo, const double *hi)
+{
+    if (!r || !r->plo || r->n_in != n_in || r->n_act != n_act ||
+        memcmp(r->lo, lo, (size_t)n_in * sizeof(double)) ||
+        memcmp(r->hi, hi, (size_t)n_in * sizeof(double)))
+        return NULL;
+    return r->plo;
+}
+
+static void root_store(bab_genbab_root *r, int64_t n_in, int64_t n_act, const double *lo,
+                       const double *hi, const domain *d)
+{
+    double *box = malloc((size_t)(2 * n_in + 2 * n_act + 1) * sizeof(double));
+    if (!box)
+        return; /* only a cache */
+    free(r->lo), free(r->plo);
+    r->n_in = n_in, r->n_act = n_act;
+    r->lo = box, r->hi = box + n_in;
+    memcpy(r->lo, lo, (size_t)n_in * sizeof(double));
+    memcpy(r->hi, hi, (size_t)n_in * sizeof(double));
+    r->plo = box + 2 * n_in, r->phi = r->plo + n_act;
+    memcpy(r->plo, d->plo, (size_t)n_act * sizeof(double));
+    memcpy(r->phi, d->phi, (size_t)n_act * sizeof(double));
+}
+
 /* Bound the domain of box [lo, hi] and intervals (plo, phi) changed at
- * neuron j (j < 0: an input split; plo NULL: the root): fills d; returns 1
- * when proven, 0 if not, < 0. */
+ * neuron j (j < 0: an input split; j >= n_act: nothing changed, keep every
+ * interval), or the root (root = 1; plo: cached root intervals or NULL):
+ * fills d; returns 1 when proven, 0 if not, < 0. */
 static int bound(ctx *c, const double *lo, const double *hi, const double *plo, const double *phi,
-                 int64_t j, domain *d, err *e)
+                 int64_t j, int root, domain *d, err *e)
 {
     const spec_clause *cl = c->cl;
     if (dom_alloc(c, d))
         return err_set(e, ERR_NOMEM, "genbab: out of memory");
     memcpy(d->lo, lo, (size_t)c->n_in * sizeof(double));
     memcpy(d->hi, hi, (size_t)c->n_in * sizeof(double));
-    /* the root's alpha-CROWN intervals are every descendant's starting point */
-    int root = !plo && c->o->root_alpha > 0;
-    if (root)
-        bnd_set_tau_interm(c->net, c->o->root_alpha);
+    /* the root's alpha-CROWN intervals are every descendant's starting point;
+     * the intermediate rounds only when they are not cached */
+    int alpha = root && c->o->root_alpha > 0;
+    if (root && !plo)
+        bnd_set_tau_interm(c->net, c->o->root_interm);
     int rc = bnd_split_bound(c->net, lo, hi, plo, phi, plo ? c->refine : NULL, j, cl->C,
-                             cl->n_rows, root ? c->o->root_alpha : c->o->tau_iters,
+                             cl->n_rows, alpha ? c->o->root_alpha : c->o->tau_iters,
                              c->lb, d->plo, d->phi, c->A, d->z,
                              c->input_splits ? d->gin : NULL, e);
-    if (root)
+    if (root && !plo)
         bnd_set_tau_interm(c->net, 0);
     c->st->bound_calls++;
     if (rc < 0)
@@ -216,7 +263,7 @@ static int children(ctx *c, const domain *d, int64_t j, double p, domain ch[2], 
             h[t] = p;
         else
             l[t] = p;
-        rc = bound(c, lo, hi, plo, phi, j >= c->n_act ? -1 : j, &ch[side], e);
+        rc = bound(c, lo, hi, plo, phi, j >= c->n_act ? -1 : j, 0, &ch[side], e);
         /* the parent's bound holds on the child too (a subset); the child's
          * own can be lower: relaxations over a narrower interval are not
          * tighter everywhere */
@@ -519,7 +566,10 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
         for (int t = 0; t < nth; t++)
             w[t].c.input_splits = o->input_splits && moving <= 64;
         sh.dom_bytes = (size_t)(4 * c->n_act + 3 * c->n_in) * sizeof(double) + sizeof(domain);
-        rc = bound(c, rlo, rhi, NULL, NULL, 0, &d, e);
+        const double *cplo = root_lookup(o->root, n_full, c->n_act, lo, hi);
+        rc = bound(c, rlo, rhi, cplo, cplo ? o->root->phi : NULL, c->n_act, 1, &d, e);
+        if (rc >= 0 && o->root && !cplo && d.margin < INFINITY)
+            root_store(o->root, n_full, c->n_act, lo, hi, &d);
         st->root_margin = d.margin;
         st->domains = 1;
     }

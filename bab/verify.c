@@ -150,6 +150,7 @@ static int genbab_strategy(const nn_graph *g, const spec_property *p, const bab_
     go.verbose = o->verbose;
     go.mem_budget = o->memory;
     go.threads = o->threads > 0 ? o->threads : 2;
+    go.root = bab_genbab_root_new(); /* one region's root intervals; NULL: none kept */
     for (int r = 0; r < p->n_regions; r++) {
         const spec_region *reg = &p->regions[r];
         for (int k = 0; k < reg->n_clauses; k++) {
@@ -161,12 +162,13 @@ static int genbab_strategy(const nn_graph *g, const spec_property *p, const bab_
                 fprintf(stderr, "genbab: region %d clause %d: %s after %lld domains "
                         "(root margin %.4g)\n", r, k, rc == 1 ? "proven" : "open",
                         (long long)st.domains, st.root_margin);
-            if (rc < 0)
+            if (rc <= 0) {
+                bab_genbab_root_free(go.root);
                 return rc;
-            if (rc == 0)
-                return 0;
+            }
         }
     }
+    bab_genbab_root_free(go.root);
     res->answer = BAB_UNSAT;
     return 0;
 }

@@ -4,7 +4,9 @@
  * method on every clause of every region with the instance's timeout:
  *   crown     CROWN bounds alone
  *   alpha     alpha-CROWN: the tangent points of the smooth neurons
- *             optimised per row (20 rounds; NNV_ALPHA_ITERS=n changes it)
+ *             optimised per row, in the final pass (20 rounds;
+ *             NNV_ALPHA_ITERS=n) and the intermediate bounds (3 rounds, once
+ *             per region; NNV_ALPHA_INTERM=n), as GenBaB's root
  *   genbab    GenBaB: GenBaB score, lookup-table split points, top-k 3
  *   midpoint  the same BaB splitting smooth neurons at the midpoint
  *   width     the same BaB with the widest-interval rule
@@ -34,9 +36,13 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
     bnd_net *n = NULL;
     if (bnd_net_new(g, &n, &e))
         return -1;
-    if (m == 1) /* alpha: the intermediate bounds too (NNV_ALPHA_INTERM=0: final layer only) */
-        bnd_set_tau_interm(n, getenv("NNV_ALPHA_INTERM") ? atoi(getenv("NNV_ALPHA_INTERM")) : 20);
+    /* alpha: intermediate rounds as GenBaB's root (NNV_ALPHA_INTERM=0: final pass only),
+     * once per region: later clauses reuse the first one's intervals */
+    int interm = getenv("NNV_ALPHA_INTERM") ? atoi(getenv("NNV_ALPHA_INTERM")) : 3;
+    int64_t n_act = bnd_act_count(n);
+    double *plo = malloc(sizeof(double) * (size_t)(2 * n_act + 1)), *phi = plo + n_act;
     int ok = 1, all = m <= 1 && getenv("NNV_MARGINS"); /* all: every clause's margin */
+    bab_genbab_root *root = bab_genbab_root_new(); /* shared by a region's clauses */
     for (int r = 0; r < p->n_regions && (ok || all); r++) {
         const spec_region *reg = &p->regions[r];
         for (int k = 0; k < reg->n_clauses && (ok || all); k++) {
@@ -52,8 +58,12 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
             }
             if (m <= 1) {
                 int iters = getenv("NNV_ALPHA_ITERS") ? atoi(getenv("NNV_ALPHA_ITERS")) : 20;
-                int rc = bnd_split_bound(n, reg->lo, reg->hi, NULL, NULL, NULL, 0, cl->C, cl->n_rows,
-                                         m == 1 ? iters : 0, lb, NULL, NULL, NULL, NULL, NULL, &e);
+                int reuse = m == 1 && k > 0 && plo;
+                bnd_set_tau_interm(n, m == 1 && !reuse ? interm : 0);
+                int rc = bnd_split_bound(n, reg->lo, reg->hi, reuse ? plo : NULL, reuse ? phi : NULL,
+                                         NULL, n_act, cl->C, cl->n_rows, m == 1 ? iters : 0, lb,
+                                         m == 1 && !reuse ? plo : NULL, m == 1 && !reuse ? phi : NULL,
+                                         NULL, NULL, NULL, &e);
                 int proven = rc == 1;
                 double margin = rc == 1 ? INFINITY : -INFINITY;
                 for (int i = 0; rc == 0 && i < cl->n_rows; i++) {
@@ -70,6 +80,7 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
                 if (getenv("NNV_THREADS")) /* workers; the default is one */
                     o.threads = atoi(getenv("NNV_THREADS"));
                 o.midpoint = m == 3;
+                o.root = root;
                 o.rule = m == 4 ? BAB_BRANCH_WIDTH : BAB_BRANCH_GENBAB;
                 bab_genbab_stats st;
                 ok = bab_genbab(g, reg->lo, reg->hi, cl, &o, &st, &e) == 1;
@@ -77,6 +88,8 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
             }
         }
     }
+    bab_genbab_root_free(root);
+    free(plo);
     bnd_net_free(n);
     return ok;
 }
