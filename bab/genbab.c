@@ -102,7 +102,7 @@ bab_genbab_root *bab_genbab_root_new(void)
 void bab_genbab_root_free(bab_genbab_root *r)
 {
     if (r)
-        free(r->lo), free(r->plo), free(r);
+        free(r->lo), free(r); /* one block: box, then intervals */
 }
 
 /* The cached intervals if r holds the same box and network size, else NULL. */
@@ -122,7 +122,7 @@ static void root_store(bab_genbab_root *r, int64_t n_in, int64_t n_act, const do
     double *box = malloc((size_t)(2 * n_in + 2 * n_act + 1) * sizeof(double));
     if (!box)
         return; /* only a cache */
-    free(r->lo), free(r->plo);
+    free(r->lo);
     r->n_in = n_in, r->n_act = n_act;
     r->lo = box, r->hi = box + n_in;
     memcpy(r->lo, lo, (size_t)n_in * sizeof(double));

@@ -231,6 +231,26 @@ static void prove_case(const char *a1, const char *a2, tally *t)
             cr_assert(rc >= 0, "%s", e.msg);
             cr_assert_eq(st.domains, 1, "%lld domains within a 1-byte budget", (long long)st.domains);
         }
+        /* a root cache shared by two clauses of the box (as verify does for
+         * a region): the false one fills it and stays unproven; the true
+         * one reuses it and gets the answer it gets without the cache */
+        bab_genbab_root *cache = bab_genbab_root_new();
+        cr_assert(cache);
+        bab_genbab_opts oc;
+        bab_genbab_opts_default(&oc);
+        oc.topk = 1;
+        oc.max_domains = 300;
+        cl.d = &d_false;
+        oc.root = cache;
+        cr_expect_eq(bab_genbab(g, lo, hi, &cl, &oc, &st, &e), 0, "%s/%s: false property proven "
+                     "(filling the root cache)", a1, a2);
+        cl.d = &d_true;
+        int with = bab_genbab(g, lo, hi, &cl, &oc, &st, &e);
+        oc.root = NULL;
+        int without = bab_genbab(g, lo, hi, &cl, &oc, &st, &e);
+        cr_expect_eq(with, without, "%s/%s: %d with the root cache, %d without", a1, a2, with,
+                     without);
+        bab_genbab_root_free(cache);
         cl.d = &d_false;
         o.rule = BAB_BRANCH_GENBAB;
         o.max_domains = 150;
