@@ -7,7 +7,10 @@
  * 12-point scan refined by golden section; symmetric kinds compute half), stored as the fraction
  * (p - l)/(u - l), built lazily on first use under a mutex, and read by
  * bilinear interpolation of the fraction between the four surrounding grid
- * pairs. Outside the grid, or for kinds without a table, the midpoint. */
+ * pairs. Outside the grid the same search runs for the one interval (it
+ * used to be the midpoint: tanh on [1, 9] split at 5 leaves 0.457 of
+ * looseness in the children, its optimum near 2.36 leaves 0.141); kinds without a table
+ * split at the midpoint. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -115,8 +118,14 @@ double bnd_nl_branch_point(bnd_nl_kind k, double param, double l, double u)
         return m;
     const lut_spec *s = &specs[k];
     double hi = s->lo + (LUT_N - 1) * s->step;
-    if (!(l >= s->lo && u <= hi))
-        return m;
+    if (!(l >= s->lo && u <= hi)) {
+        /* off the grid: the same search, for this interval only (~50
+         * looseness evaluations, small next to the bounds of two children) */
+        if (!isfinite(l) || !isfinite(u))
+            return m;
+        double p = l + best_fraction(k, l, u) * (u - l);
+        return p > l && p < u ? p : m;
+    }
     ensure_built(k);
     double gl = (l - s->lo) / s->step, gu = (u - s->lo) / s->step;
     int il = (int)gl, iu = (int)gu;

@@ -207,7 +207,7 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
         goto done;
     }
-    double lr = 0.05; /* of the unit interval; 0.2 gave 8 % less gain (docs/genbab.md) */
+    double lr = 0.2; /* of the unit interval, x0.7 per round (docs/genbab.md) */
     for (int it = 0; it <= iters && rc == 0; it++) {
         bnd_bwd_ext ext = {.sel = sel, .A_act = A, .x_star = xs, .A_in = ain,
                            .rows = it > 0 ? rows : NULL};
@@ -243,7 +243,7 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
             linear_forward(net, start, sel, it > 0 ? rows : NULL, q, xs + q * n_in, val, tmp);
             step_row(net, start, q, it, it, lr, T, rows, sel, A, val);
         }
-        lr *= 0.95;
+        lr *= 0.7;
     }
 done:
     for (int i = 0; i < nl; i++) {

@@ -402,8 +402,26 @@ Test(nonlin, branch_points_beat_midpoint)
                 bnd_nl_name(k), lut, midp, better, n, t_build);
         cr_assert_lt(lut, midp);
     }
-    /* outside the grid: the midpoint */
-    cr_assert_eq(bnd_nl_branch_point(BND_NL_SIGMOID, 0, -100, 50), -25.0);
+    /* outside the grid: the same search for the one interval, so never
+     * worse than the midpoint, and strictly better on asymmetric ones */
+    const double off[][2] = {{1, 9}, {-8, 2}, {-2, 10}, {-100, 50}, {3, 40}};
+    for (int j = 0; j < 2; j++) {
+        bnd_nl_kind k = j ? BND_NL_SIGMOID : BND_NL_TANH;
+        for (int i = 0; i < 5; i++) {
+            double l = off[i][0], u = off[i][1], m = 0.5 * (l + u);
+            if (k == BND_NL_SIGMOID)
+                l *= 3, u *= 3, m *= 3; /* off the sigmoid's wider grid too */
+            double p = bnd_nl_branch_point(k, 0, l, u);
+            double a = bnd_nl_looseness(k, 0, l, p) + bnd_nl_looseness(k, 0, p, u);
+            double b = bnd_nl_looseness(k, 0, l, m) + bnd_nl_looseness(k, 0, m, u);
+            cr_assert(p > l && p < u);
+            cr_assert_leq(a, b * (1 + 1e-12), "%s [%g, %g]", bnd_nl_name(k), l, u);
+            if (i < 3)
+                cr_assert_lt(a, 0.8 * b, "%s [%g, %g]: %g vs midpoint %g", bnd_nl_name(k), l, u,
+                             a, b);
+        }
+    }
+    /* kinds without a table: the midpoint */
     cr_assert_eq(bnd_nl_branch_point(BND_NL_LOG, 0, 1, 3), 2.0);
 }
 
