@@ -40,8 +40,8 @@ int bnd_has_smooth_before(const bnd_net *n, int start)
 
 /* Values of layers 0..last of the linearised network with row r's lines
  * (per-row ones where given; the lower line where sel is 1) at x. */
-static int linear_forward(bnd_net *net, int last, uint8_t *const *sel, const bnd_row_lines *rows,
-                          int64_t r, const double *x, double **val, double *tmp)
+static void linear_forward(bnd_net *net, int last, uint8_t *const *sel, const bnd_row_lines *rows,
+                           int64_t r, const double *x, double **val, double *tmp)
 {
     memcpy(val[0], x, (size_t)net->layers[0].size * sizeof(double));
     for (int i = 1; i <= last; i++) {
@@ -68,7 +68,6 @@ static int linear_forward(bnd_net *net, int last, uint8_t *const *sel, const bnd
                 y[t] = !s || s[t] ? lw[t] * z[t] + lb[t] : uw[t] * z[t] + ub[t];
         }
     }
-    return 0;
 }
 
 /* Per smooth layer state (k x size each). */
@@ -167,7 +166,7 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
     int need = iters > 0 || z_out;
     for (int i = 0; i <= start; i++)
         widest = net->layers[i].size > widest ? net->layers[i].size : widest;
-    /* one arena of per-layer pointers: sel, A, val, rows, taus */
+    /* per layer: the lines chosen, ACT coefficients, values, row lines, taus */
     uint8_t **sel = calloc((size_t)nl, sizeof(uint8_t *));
     double **A = calloc((size_t)nl, sizeof(double *));
     double **val = calloc((size_t)nl, sizeof(double *));
@@ -263,27 +262,35 @@ done:
 int bnd_tau_refine(bnd_net *net, int i, const int64_t *idx, int64_t m, int iters, err *e)
 {
     bnd_layer *L = &net->layers[i];
-    int64_t n = L->size;
+    int64_t n = L->size, per_row = n;
     if (m == 0)
         return 0;
-    double *A0 = calloc((size_t)(2 * m * n), sizeof(double));
-    double *lbv = malloc((size_t)(2 * m) * sizeof(double));
+    /* rows go in blocks: the optimiser keeps ~12 values per row and earlier
+     * ACT neuron, the backward pass a row per layer */
+    for (int j = 0; j < i; j++)
+        per_row += (net->layers[j].kind == BND_L_ACT ? 12 : 1) * net->layers[j].size;
+    int64_t block = BND_MAX_A_ENTRIES / (2 * per_row);
+    block = block < 1 ? 1 : (block > m ? m : block);
+    double *A0 = malloc((size_t)(2 * block * n) * sizeof(double));
+    double *lbv = malloc((size_t)(2 * block) * sizeof(double));
     int rc = 0;
-    if (!A0 || !lbv) {
+    if (!A0 || !lbv)
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
-    } else {
-        for (int64_t q = 0; q < m; q++) {
-            A0[q * n + idx[q]] = 1.0;
-            A0[(m + q) * n + idx[q]] = -1.0;
+    for (int64_t q0 = 0; rc == 0 && q0 < m; q0 += block) {
+        int64_t b = m - q0 < block ? m - q0 : block;
+        memset(A0, 0, (size_t)(2 * b * n) * sizeof(double));
+        for (int64_t q = 0; q < b; q++) {
+            A0[q * n + idx[q0 + q]] = 1.0;
+            A0[(b + q) * n + idx[q0 + q]] = -1.0;
         }
-        rc = bnd_tau_backward(net, i, 2 * m, A0, iters, lbv, NULL, NULL, NULL, e);
-        for (int64_t q = 0; rc == 0 && q < m; q++) {
-            int64_t t = idx[q];
+        rc = bnd_tau_backward(net, i, 2 * b, A0, iters, lbv, NULL, NULL, NULL, e);
+        for (int64_t q = 0; rc == 0 && q < b; q++) {
+            int64_t t = idx[q0 + q];
             L->lo[t] = fmax(L->lo[t], lbv[q]);
-            L->hi[t] = fmin(L->hi[t], -lbv[m + q]);
+            L->hi[t] = fmin(L->hi[t], -lbv[b + q]);
         }
-        L->mz_ok = 0;
     }
+    L->mz_ok = 0;
     free(A0), free(lbv);
     return rc;
 }
