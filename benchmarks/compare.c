@@ -12,7 +12,8 @@
  *   width     the same BaB with the widest-interval rule
  * Prints one CSV line per instance (result and seconds per method) and a
  * summary. Built by benchmarks/run_compare.sh against build/libnnv.a.
- * NNV_THREADS=n gives the BaB methods n workers (default one);
+ * NNV_THREADS=n gives the BaB methods n workers (default one), NNV_TAU_ITERS=n
+ * their tangent-point rounds per domain;
  * NNV_MARGINS=1 prints every clause's root margin (max over rows of lb - d)
  * of crown / alpha to stderr. */
 #include <math.h>
@@ -79,6 +80,8 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
                 o.deadline = deadline;
                 if (getenv("NNV_THREADS")) /* workers; the default is one */
                     o.threads = atoi(getenv("NNV_THREADS"));
+                if (getenv("NNV_TAU_ITERS")) /* tangent rounds per domain (default 2) */
+                    o.tau_iters = atoi(getenv("NNV_TAU_ITERS"));
                 o.midpoint = m == 3;
                 o.root = root;
                 o.rule = m == 4 ? BAB_BRANCH_WIDTH : BAB_BRANCH_GENBAB;
