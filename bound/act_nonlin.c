@@ -60,27 +60,6 @@ static void nl_relax(int kind, double param, int64_t n, const double *l, const d
     }
 }
 
-void bnd_act_relax_tau(bnd_net *net, int i, const double *tau_lo, const double *tau_up)
-{
-    bnd_layer *L = &net->layers[i];
-    const bnd_layer *X = &net->layers[L->in[0]];
-    int kind = L->act->kind;
-    if (L->act == &bnd_relu_rule || kind == BND_NL_LEAKYRELU || kind == BND_NL_ABS)
-        return; /* kinks: tau is a slope there, not a tangent point */
-    int64_t n = L->size;
-    bnd_nl_relax_n((bnd_nl_kind)kind, L->act_param, n, X->lo, X->hi, tau_lo, tau_up, L->lw, L->lb,
-                   L->uw, L->ub);
-    for (int64_t t = 0; t < n; t++) {
-        int bad_lo = !isfinite(L->lw[t]) || !isfinite(L->lb[t]);
-        int bad_up = !isfinite(L->uw[t]) || !isfinite(L->ub[t]);
-        if (bad_lo)
-            L->lw[t] = 0, L->lb[t] = L->lo[t];
-        if (bad_up)
-            L->uw[t] = 0, L->ub[t] = L->hi[t];
-    }
-    L->errw_ok = 0; /* the error weights depend on the lines */
-}
-
 static int smooth_unstable(double l, double u)
 {
     return l < u;

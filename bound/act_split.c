@@ -112,10 +112,11 @@ static void input_gains(const bnd_net *net, int k, const double *lb, const doubl
     }
 }
 
-/* CROWN bounds (rows +e_t, -e_t) for the neurons of pre-activation layer i
- * whose ACT neuron is marked in `refine` and that its rule calls unstable,
- * intersected with the current bounds; the others keep them (IBP, clipped
- * by the domain later). */
+/* CROWN bounds (rows +e_t, -e_t; alpha-CROWN rounds for smooth layers before
+ * it when the net asks for them) for the neurons of pre-activation layer i
+ * whose ACT neuron is marked in `refine` (all when NULL) and that its rule
+ * calls unstable, intersected with the current bounds; the others keep them
+ * (IBP, clipped by the domain later). */
 static int refine_some(bnd_net *net, int i, const int64_t *start, const unsigned char *refine,
                        err *e)
 {
@@ -135,33 +136,14 @@ static int refine_some(bnd_net *net, int i, const int64_t *start, const unsigned
     if (ku > net->crown_max_rows || 2 * ku * n > BND_MAX_A_ENTRIES)
         return bnd_crown_refine(net, i, e);
     int64_t *idx = malloc((size_t)ku * sizeof(int64_t));
-    double *A0 = calloc((size_t)(2 * ku * n), sizeof(double));
-    double *lbv = malloc((size_t)(2 * ku) * sizeof(double));
-    int rc = 0;
-    if (!idx || !A0 || !lbv) {
-        rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
-    } else {
-        for (int64_t t = 0, q = 0; t < n; t++)
-            if ((!mark || mark[t]) && L->preact_rule->unstable(L->lo[t], L->hi[t]))
-                idx[q++] = t;
-        if (tau) {
-            rc = bnd_tau_refine(net, i, idx, ku, net->tau_interm, e);
-            goto done;
-        }
-        for (int64_t q = 0; q < ku; q++) {
-            A0[q * n + idx[q]] = 1.0;
-            A0[(ku + q) * n + idx[q]] = -1.0;
-        }
-        rc = bnd_backward(net, i, 2 * ku, A0, 0, NULL, lbv, e);
-        for (int64_t q = 0; rc == 0 && q < ku; q++) {
-            int64_t t = idx[q];
-            L->lo[t] = fmax(L->lo[t], lbv[q]);
-            L->hi[t] = fmin(L->hi[t], -lbv[ku + q]);
-        }
-        L->mz_ok = 0;
-    }
-done:
-    free(idx), free(A0), free(lbv);
+    if (!idx)
+        return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
+    for (int64_t t = 0, q = 0; t < n; t++)
+        if ((!mark || mark[t]) && L->preact_rule->unstable(L->lo[t], L->hi[t]))
+            idx[q++] = t;
+    /* 0 rounds: plain CROWN rows */
+    int rc = bnd_tau_refine(net, i, idx, ku, tau ? net->tau_interm : 0, e);
+    free(idx);
     return rc;
 }
 

@@ -91,10 +91,6 @@ extern const bnd_act_rule bnd_relu_rule;
 /* act_nonlin.c: the rule of every other scalar nonlinearity, by bnd_nl_kind;
  * NULL for kinds without one. */
 const bnd_act_rule *bnd_nl_rule(int kind);
-/* Re-relax ACT layer i (a smooth kind; others are left alone) with tangent
- * points tau_lo / tau_up (arrays of its size, see nonlin.h); the fallback to
- * the layer's interval where a line is missing. */
-void bnd_act_relax_tau(bnd_net *n, int i, const double *tau_lo, const double *tau_up);
 
 /* ---- layers ---- */
 typedef enum { BND_L_INPUT, BND_L_LINEAR, BND_L_ACT } bnd_layer_kind;

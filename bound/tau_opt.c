@@ -77,7 +77,7 @@ typedef struct {
 } tau_layer;
 
 /* Row q's lines of smooth layer i at its current taus; the layer's interval
- * where a line is missing (as bnd_act_relax_tau). */
+ * where a line is missing. */
 static void row_relax(const bnd_layer *L, const bnd_layer *X, const tau_layer *T,
                       const bnd_row_lines *rl, int64_t q, int64_t t)
 {
@@ -163,6 +163,8 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
         return 0;
     if (!bnd_has_smooth_before(net, start))
         iters = 0;
+    if (iters == 0 && !A_act_out && !A_in_out && !z_out) /* plain CROWN */
+        return bnd_backward(net, start, k, C, 0, NULL, lb, e);
     int need = iters > 0 || z_out;
     for (int i = 0; i <= start; i++)
         widest = net->layers[i].size > widest ? net->layers[i].size : widest;
