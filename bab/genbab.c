@@ -350,6 +350,7 @@ static int ctx_init(ctx *c, const nn_graph *g, const double *lo, const double *h
     if (o->crown_max_rows > 0)
         bnd_set_crown_max_rows(c->net, o->crown_max_rows);
     bnd_set_deadline(c->net, o->deadline);
+    bnd_set_tau_stop(c->net, cl->d); /* a refuted domain needs no more tangent rounds */
     /* the moving inputs only (dist_shift: 8 of 792): backward passes then
      * skip the fixed columns of the first layer */
     int64_t n0 = bnd_n_in(c->net), nm = 0;

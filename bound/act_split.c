@@ -76,7 +76,8 @@ static int final_pass(bnd_net *net, const int64_t *start, int64_t n_act, const d
     for (int i = 0; zl && i < nl; i++)
         if (net->layers[i].kind == BND_L_ACT)
             zl[i] = z_out + start[i];
-    int rc = bnd_tau_backward(net, net->out, k, C, iters, lb, A_out ? A_act : NULL, Ain_out, zl, e);
+    int rc = bnd_tau_backward(net, net->out, k, C, iters, lb, net->tau_stop, A_out ? A_act : NULL,
+                              Ain_out, zl, e);
     for (int q = 0; rc == 0 && A_out && q < k; q++)
         for (int i = 0; i < nl; i++)
             if (A_act[i])

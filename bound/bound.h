@@ -56,6 +56,10 @@ void bnd_set_crown_max_rows(bnd_net *n, int64_t rows);
  * row of a pre-activation layer after a smooth layer optimises its own
  * tangent points (default 0: the default lines). */
 void bnd_set_tau_interm(bnd_net *n, int iters);
+/* Thresholds d of the objective rows of the following bnd_split_bound
+ * calls (the caller keeps them alive; NULL: none): the final pass stops
+ * its tangent rounds once some row's bound exceeds its threshold. */
+void bnd_set_tau_stop(bnd_net *n, const double *d);
 
 /* A clock_now() deadline (0: none, the default): once it has passed, every
  * bound computation on n (CROWN and beta passes, one check per layer; LPs

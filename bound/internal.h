@@ -130,6 +130,7 @@ struct bnd_net {
     int64_t crown_max_rows;
     bnd_interm interm;
     int tau_interm;        /* bnd_set_tau_interm */
+    const double *tau_stop; /* bnd_set_tau_stop */
     double deadline;       /* clock_now() value (0: none); see bnd_set_deadline */
 };
 
@@ -262,13 +263,15 @@ int bnd_crown_refine(bnd_net *n, int i, err *e);
  * like bnd_backward, with the tangent points of every smooth ACT neuron
  * before `start` chosen per row: `iters` rounds of projected Adam ascent on
  * the bound (the first from the tangent at the relaxed minimiser), each
- * iterate sound, each row keeping its best. Outputs (each may be NULL):
+ * iterate sound, each row keeping its best; stop (k thresholds, or NULL):
+ * no more rounds once some row's bound exceeds its threshold (a refuted
+ * clause). Outputs (each may be NULL):
  * A_act (per layer, k x size for ACT layers): the best iterate's
  * coefficients at the ACT outputs; A_in (k x n_in): its input coefficients;
  * z (per ACT layer, size values): the pre-activations of the linearised
  * network at the minimiser of the row with the best bound, last round. */
 int bnd_tau_backward(bnd_net *n, int start, int64_t k, const double *C, int iters, double *lb,
-                     double **A_act, double *A_in, double *const *z, err *e);
+                     const double *stop, double **A_act, double *A_in, double *const *z, err *e);
 /* bnd_crown_refine's bounds for the listed neurons idx[0..m) of
  * pre-activation layer i through bnd_tau_backward (rows +e_t, -e_t), met
  * with the current ones. */

@@ -390,6 +390,11 @@ void bnd_set_tau_interm(bnd_net *n, int iters)
     n->tau_interm = iters;
 }
 
+void bnd_set_tau_stop(bnd_net *n, const double *d)
+{
+    n->tau_stop = d;
+}
+
 void bnd_set_deadline(bnd_net *n, double deadline)
 {
     n->deadline = deadline;

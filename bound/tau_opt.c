@@ -155,7 +155,8 @@ static void step_row(bnd_net *net, int start, int64_t q, int round, int t_adam, 
 }
 
 int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int iters, double *lb,
-                     double **A_act_out, double *A_in_out, double *const *z_out, err *e)
+                     const double *stop, double **A_act_out, double *A_in_out,
+                     double *const *z_out, err *e)
 {
     int nl = net->n_layers, rc = 0;
     int64_t n_in = net->layers[0].size, widest = 1;
@@ -215,10 +216,12 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
         rc = bnd_backward_ext(net, start, k, C, 0, NULL, &ext, lbv, e);
         if (rc)
             break;
-        int best = 0;
+        int best = 0, done = it == iters;
         for (int64_t q = 0; q < k; q++) {
             if (lbv[q] > lbv[best])
                 best = (int)q;
+            if (stop && lbv[q] > stop[q])
+                done = 1; /* a row refutes: more rounds cannot matter */
             if (it > 0 && !(lbv[q] > lb[q]))
                 continue;
             lb[q] = lbv[q];
@@ -229,7 +232,7 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
                     memcpy(A_act_out[i] + q * net->layers[i].size, A[i] + q * net->layers[i].size,
                            (size_t)net->layers[i].size * sizeof(double));
         }
-        if (it == iters) {
+        if (done) {
             if (z_out) {
                 linear_forward(net, start, sel, it > 0 ? rows : NULL, best, xs + best * n_in, val,
                                tmp);
@@ -285,7 +288,7 @@ int bnd_tau_refine(bnd_net *net, int i, const int64_t *idx, int64_t m, int iters
             A0[q * n + idx[q0 + q]] = 1.0;
             A0[(b + q) * n + idx[q0 + q]] = -1.0;
         }
-        rc = bnd_tau_backward(net, i, 2 * b, A0, iters, lbv, NULL, NULL, NULL, e);
+        rc = bnd_tau_backward(net, i, 2 * b, A0, iters, lbv, NULL, NULL, NULL, NULL, e);
         for (int64_t q = 0; rc == 0 && q < b; q++) {
             int64_t t = idx[q0 + q];
             L->lo[t] = fmax(L->lo[t], lbv[q]);

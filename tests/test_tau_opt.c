@@ -47,6 +47,15 @@ static void check_case(const nn_graph *g, const char *a1, const char *a2, tau_ta
                                  NULL, NULL, &e), 0, "%s", e.msg);
     cr_assert_eq(bnd_split_bound(n, lo, hi, NULL, NULL, NULL, 0, C, 3, 10, lb1, NULL, NULL, NULL,
                                  NULL, NULL, &e), 0, "%s", e.msg);
+    /* thresholds every row already exceeds: no rounds, the default lines' bound */
+    double lbs[3], low[3] = {-INFINITY, -INFINITY, -INFINITY};
+    bnd_set_tau_stop(n, low);
+    cr_assert_eq(bnd_split_bound(n, lo, hi, NULL, NULL, NULL, 0, C, 3, 10, lbs, NULL, NULL, NULL,
+                                 NULL, NULL, &e), 0, "%s", e.msg);
+    bnd_set_tau_stop(n, NULL);
+    for (int q = 0; q < 3; q++)
+        cr_assert_eq(lbs[q], lb0[q], "row %d: %.17g with the stop, %.17g without rounds", q,
+                     lbs[q], lb0[q]);
     bnd_set_tau_interm(n, 10);
     cr_assert_eq(bnd_split_bound(n, lo, hi, NULL, NULL, NULL, 0, C, 3, 10, lb2, NULL, NULL, NULL,
                                  NULL, NULL, &e), 0, "%s", e.msg);
