@@ -176,10 +176,10 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
     bnd_row_lines *rows = calloc((size_t)nl, sizeof(bnd_row_lines));
     tau_layer *T = calloc((size_t)nl, sizeof(tau_layer));
     double *xs = malloc((size_t)(k * n_in) * sizeof(double));
-    double *ain = malloc((size_t)(k * n_in) * sizeof(double));
+    double *ain = A_in_out ? malloc((size_t)(k * n_in) * sizeof(double)) : NULL;
     double *lbv = malloc((size_t)(k ? k : 1) * sizeof(double));
     double *tmp = malloc((size_t)widest * sizeof(double));
-    int ok = sel && A && val && rows && T && xs && ain && lbv && tmp;
+    int ok = sel && A && val && rows && T && xs && (ain || !A_in_out) && lbv && tmp;
     for (int i = 0; ok && i < start; i++) {
         const bnd_layer *L = &net->layers[i];
         size_t kn = (size_t)k * (size_t)L->size;
