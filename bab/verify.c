@@ -193,6 +193,8 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
     ro.deadline = deadline;
     ro.verbose = o->verbose;
     ro.mem_budget = o->memory; /* bab_verify filled in the default */
+    if (o->threads > 0)
+        ro.threads = o->threads;
     if (o->branching == 2)
         ro.branching = BAB_BRANCH_FSB;
     /* experiment overrides (documented in docs/relu_bab.md) */
