@@ -57,6 +57,11 @@ int bnd_nl_interval(bnd_nl_kind k, double param, double l, double u,
 int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u,
                  double tau_lo, double tau_up, bnd_lines *out);
 
+/* One of the two lines (upper != 0: the upper one) for its tau: the same
+ * line bnd_nl_relax gives, at about half the cost. Returns as bnd_nl_relax. */
+int bnd_nl_relax_line(bnd_nl_kind k, double param, double l, double u, double tau, int upper,
+                      double *slope, double *icpt);
+
 /* Derivatives of the lines with respect to the free parameters at (tau_lo,
  * tau_up) (NAN taken as 0.5): d->lo_* by tau_lo, d->up_* by tau_up. Central
  * differences (one-sided at 0 and 1); zero where a line does not move. For

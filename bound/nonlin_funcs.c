@@ -93,9 +93,9 @@ nl_iv nl_iv_mul(nl_iv a, nl_iv b)
     double p[4] = {prod0(a.lo, b.lo), prod0(a.lo, b.hi), prod0(a.hi, b.lo),
                    prod0(a.hi, b.hi)};
     double lo = p[0], hi = p[0];
-    for (int i = 1; i < 4; i++) {
-        lo = fmin(lo, p[i]);
-        hi = fmax(hi, p[i]);
+    for (int i = 1; i < 4; i++) { /* no NaN here: plain compares, not libm's fmin */
+        lo = p[i] < lo ? p[i] : lo;
+        hi = p[i] > hi ? p[i] : hi;
     }
     return (nl_iv){nl_dn(lo), nl_up(hi)};
 }
@@ -410,6 +410,40 @@ double nl_d2f(bnd_nl_kind k, double param, double x)
     }
     default:
         return 0.0;
+    }
+}
+
+void nl_fa3(bnd_nl_kind k, double param, double x, double *f, double *d1, double *d2)
+{
+    switch (k) {
+    case BND_NL_SIN:
+    case BND_NL_COS: {
+        double sn, cs;
+        sincos(x, &sn, &cs);
+        if (k == BND_NL_SIN)
+            *f = sn, *d1 = cs, *d2 = -sn;
+        else
+            *f = cs, *d1 = -sn, *d2 = -cs;
+        return;
+    }
+    case BND_NL_SIGMOID: {
+        double e = exp(-fabs(x)), r = 1.0 / (1.0 + e);
+        *f = x >= 0 ? r : e * r;
+        *d1 = e * r * r;
+        *d2 = *d1 * (1 - 2 * *f);
+        return;
+    }
+    case BND_NL_TANH: {
+        double m = expm1(-2 * fabs(x)), e = m + 1, t = -m / (2 + m); /* tanh |x| */
+        *f = x >= 0 ? t : -t;
+        *d1 = 4 * e / ((1 + e) * (1 + e));
+        *d2 = -2 * *f * *d1;
+        return;
+    }
+    default:
+        *f = nl_fa(k, param, x);
+        *d1 = nl_dfa(k, param, x);
+        *d2 = nl_d2f(k, param, x);
     }
 }
 

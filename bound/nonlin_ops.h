@@ -42,6 +42,9 @@ double nl_fa(bnd_nl_kind k, double param, double x);
 double nl_dfa(bnd_nl_kind k, double param, double x);
 /* Approximate f''(x) (only guides Newton steps, never used for soundness). */
 double nl_d2f(bnd_nl_kind k, double param, double x);
+/* nl_fa, nl_dfa and nl_d2f at one x, sharing the costly part (one sincos or
+ * one exp for the common kinds): the Newton searches' inner loop. */
+void nl_fa3(bnd_nl_kind k, double param, double x, double *f, double *d1, double *d2);
 /* Pieces of [l, u] (l < u, f defined there). Returns 0 or ERR_VALUE when
  * [l, u] is too wide to cut (the caller then uses the interval). */
 int nl_pieces_of(bnd_nl_kind k, double param, double l, double u, nl_pieces *pc);

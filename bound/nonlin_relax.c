@@ -67,14 +67,16 @@ static double dinv(bnd_nl_kind k, double param, double s, double a, double b, in
         return b;
     double lo = a, hi = b, x = 0.5 * (a + b);
     for (int it = 0; it < 60; it++) {
-        double g = dmid(k, param, x) - s;
+        double f0, d1, d2;
+        nl_fa3(k, param, x, &f0, &d1, &d2);
+        double g = d1 - s;
         if (g == 0)
             return x;
         if (g * curv < 0)
             lo = x;
         else
             hi = x;
-        double xn = x - g / nl_d2f(k, param, x);
+        double xn = x - g / d2;
         if (!(xn > lo && xn < hi))
             xn = 0.5 * (lo + hi);
         if (xn == x || hi - lo <= 0x1p-50 * (fabs(lo) + fabs(hi)))
@@ -189,18 +191,22 @@ static double envelope_slope(bnd_nl_kind k, double param, const nl_pieces *pc, d
  * right, the envelope is the chord from (l, F(l)) to the point d where the
  * tangent passes through (l, F(l)), then F itself on [d, u]; g(t) = F(t) +
  * F'(t)(e - t) - F(e), e the far end, is monotone on the concave piece and
- * vanishes at d. Mirrored when the concave piece is on the left. */
+ * vanishes at d. Mirrored when the concave piece is on the left. *touch is
+ * where the tangent touches f (NAN when the chord is returned). */
 static double two_piece_slope(bnd_nl_kind k, double param, const nl_pieces *pc, double p,
-                              double sgn)
+                              double sgn, double *touch)
 {
+    *touch = NAN;
     double l = pc->x[0], c = pc->x[1], u = pc->x[2];
     int right = sgn * pc->curv[1] < 0; /* concave piece of F on the right */
     double e = right ? l : u, fe = sgn * mid(pc->fx[right ? 0 : 2]);
     double chord = sgn * (mid(pc->fx[2]) - mid(pc->fx[0])) / (u - l);
 #define G(t) (sgn * nl_fa(k, param, t) + sgn * nl_dfa(k, param, t) * (e - (t)) - fe)
     if (right ? p >= c : p <= c) {
-        if (G(p) >= 0)
+        if (G(p) >= 0) {
+            *touch = p;
             return sgn * nl_dfa(k, param, p);
+        }
     }
     /* g < 0 towards the inflection, > 0 towards the far end of the piece */
     double a = right ? fmax(c, p) : fmin(c, p), b = right ? u : l;
@@ -208,14 +214,16 @@ static double two_piece_slope(bnd_nl_kind k, double param, const nl_pieces *pc, 
         return chord;
     double t = 0.5 * (a + b);
     for (int it = 0; it < 60; it++) {
-        double g = G(t);
+        double f0, d1, d2;
+        nl_fa3(k, param, t, &f0, &d1, &d2);
+        double g = sgn * f0 + sgn * d1 * (e - t) - fe;
         if (g == 0)
             break;
         if (g < 0)
             a = t;
         else
             b = t;
-        double dg = sgn * nl_d2f(k, param, t) * (e - t);
+        double dg = sgn * d2 * (e - t);
         double tn = t - g / dg;
         if (!(tn > fmin(a, b) && tn < fmax(a, b)))
             tn = 0.5 * (a + b);
@@ -224,6 +232,7 @@ static double two_piece_slope(bnd_nl_kind k, double param, const nl_pieces *pc, 
         t = tn;
     }
 #undef G
+    *touch = t;
     return sgn * nl_dfa(k, param, t);
 }
 
@@ -234,18 +243,51 @@ static double frac(double tau, double dflt)
     return tau < 0 ? 0.0 : tau > 1 ? 1.0 : tau;
 }
 
-int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
-                 double tau_up, bnd_lines *out)
+/* The interval of f over [l, u] from the pieces' end values (nl_pieces_of
+ * already enclosed f(l) and f(u)) and the interior extrema: bnd_nl_interval
+ * without evaluating f twice. */
+static void interval_of(bnd_nl_kind k, double param, const nl_pieces *pc, double *fl,
+                        double *fu)
 {
-    double fl, fu;
-    int rc = bnd_nl_interval(k, param, l, u, &fl, &fu);
+    nl_iv c[4];
+    double lo = fmin(pc->fx[0].lo, pc->fx[pc->n].lo), hi = fmax(pc->fx[0].hi, pc->fx[pc->n].hi);
+    int n = nl_crit(k, param, pc->x[0], pc->x[pc->n], c);
+    for (int i = 0; i < n; i++) {
+        lo = fmin(lo, c[i].lo);
+        hi = fmax(hi, c[i].hi);
+    }
+    *fl = isnan(lo) ? -INFINITY : lo;
+    *fu = isnan(hi) ? INFINITY : hi;
+}
+
+enum { SIDE_LO = 1, SIDE_UP = 2 };
+
+/* bnd_nl_relax for the sides asked (SIDE_LO | SIDE_UP); the other side's
+ * fields are left as they are. */
+static int relax_sides(bnd_nl_kind k, double param, double l, double u, double tau_lo,
+                       double tau_up, int sides, bnd_lines *out)
+{
+    int rc = nl_check(k, param, l, u);
     if (rc)
         return rc;
-    /* The interval is always a valid (flat) pair of lines: the fallback. */
-    *out = (bnd_lines){0.0, fl, 0.0, fu};
     nl_pieces pc;
-    if (l == u || nl_pieces_of(k, param, l, u, &pc) != 0)
+    double fl, fu;
+    if (l == u || nl_pieces_of(k, param, l, u, &pc) != 0) {
+        /* the interval is always a valid (flat) pair of lines */
+        rc = bnd_nl_interval(k, param, l, u, &fl, &fu);
+        if (rc)
+            return rc;
+        if (sides & SIDE_LO)
+            out->lo_slope = 0.0, out->lo_icpt = fl;
+        if (sides & SIDE_UP)
+            out->up_slope = 0.0, out->up_icpt = fu;
         return 0;
+    }
+    interval_of(k, param, &pc, &fl, &fu);
+    if (sides & SIDE_LO)
+        out->lo_slope = 0.0, out->lo_icpt = fl;
+    if (sides & SIDE_UP)
+        out->up_slope = 0.0, out->up_icpt = fu;
     double w = u - l;
     double chord = (mid(pc.fx[pc.n]) - mid(pc.fx[0])) / w;
     double s_lo = NAN, s_up = NAN, h_lo = NAN, h_up = NAN;
@@ -279,20 +321,26 @@ int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
             s_lo = s_up = chord;
         }
     } else if (pc.n == 2) {
-        s_lo = -two_piece_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, -1.0);
-        s_up = two_piece_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1.0);
+        /* the touching points are where f' equals the slopes: the hints
+         * that spare icpt_bound its own search */
+        if (sides & SIDE_LO)
+            s_lo = -two_piece_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, -1.0, &h_lo);
+        if (sides & SIDE_UP)
+            s_up = two_piece_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1.0, &h_up);
     } else {
-        s_lo = envelope_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, 0);
-        s_up = envelope_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1);
+        if (sides & SIDE_LO)
+            s_lo = envelope_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, 0);
+        if (sides & SIDE_UP)
+            s_up = envelope_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1);
     }
-    if (isfinite(s_lo)) {
+    if ((sides & SIDE_LO) && isfinite(s_lo)) {
         double b = icpt_bound(k, param, &pc, s_lo, h_lo, 0);
         if (isfinite(b)) {
             out->lo_slope = s_lo;
             out->lo_icpt = b;
         }
     }
-    if (isfinite(s_up)) {
+    if ((sides & SIDE_UP) && isfinite(s_up)) {
         double b = icpt_bound(k, param, &pc, s_up, h_up, 1);
         if (isfinite(b)) {
             out->up_slope = s_up;
@@ -300,6 +348,25 @@ int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
         }
     }
     return 0;
+}
+
+int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
+                 double tau_up, bnd_lines *out)
+{
+    return relax_sides(k, param, l, u, tau_lo, tau_up, SIDE_LO | SIDE_UP, out);
+}
+
+int bnd_nl_relax_line(bnd_nl_kind k, double param, double l, double u, double tau, int upper,
+                      double *slope, double *icpt)
+{
+    bnd_lines r;
+    int rc = relax_sides(k, param, l, u, upper ? NAN : tau, upper ? tau : NAN,
+                         upper ? SIDE_UP : SIDE_LO, &r);
+    if (rc == 0) {
+        *slope = upper ? r.up_slope : r.lo_slope;
+        *icpt = upper ? r.up_icpt : r.lo_icpt;
+    }
+    return rc;
 }
 
 double bnd_nl_looseness(bnd_nl_kind k, double param, double l, double u)

@@ -76,23 +76,26 @@ typedef struct {
     double *ml, *vl, *mu, *vu;    /* Adam moments */
 } tau_layer;
 
-/* Row q's lines of smooth layer i at its current taus; the layer's interval
- * where a line is missing. */
+/* Row q's line of smooth layer i on the side it uses (low: the lower one) at
+ * its current tau; the layer's line where that fails, the interval where a
+ * line is missing. The other side keeps its line, which stays valid: the
+ * input interval is fixed during the rounds. */
 static void row_relax(const bnd_layer *L, const bnd_layer *X, const tau_layer *T,
-                      const bnd_row_lines *rl, int64_t q, int64_t t)
+                      const bnd_row_lines *rl, int64_t q, int64_t t, int low)
 {
     int64_t at = q * L->size + t;
-    bnd_lines ln;
-    if (bnd_nl_relax((bnd_nl_kind)L->act->kind, L->act_param, X->lo[t], X->hi[t], T->tl[at],
-                     T->tu[at], &ln)) {
-        ln = (bnd_lines){L->lw[t], L->lb[t], L->uw[t], L->ub[t]};
+    double w, b;
+    if (bnd_nl_relax_line((bnd_nl_kind)L->act->kind, L->act_param, X->lo[t], X->hi[t],
+                          low ? T->tl[at] : T->tu[at], !low, &w, &b)) {
+        w = low ? L->lw[t] : L->uw[t];
+        b = low ? L->lb[t] : L->ub[t];
     }
-    if (!isfinite(ln.lo_slope) || !isfinite(ln.lo_icpt))
-        ln.lo_slope = 0, ln.lo_icpt = L->lo[t];
-    if (!isfinite(ln.up_slope) || !isfinite(ln.up_icpt))
-        ln.up_slope = 0, ln.up_icpt = L->hi[t];
-    rl->lw[at] = ln.lo_slope, rl->lb[at] = ln.lo_icpt;
-    rl->uw[at] = ln.up_slope, rl->ub[at] = ln.up_icpt;
+    if (!isfinite(w) || !isfinite(b))
+        w = 0, b = low ? L->lo[t] : L->hi[t];
+    if (low)
+        rl->lw[at] = w, rl->lb[at] = b;
+    else
+        rl->uw[at] = w, rl->ub[at] = b;
 }
 
 static double clamp01(double v)
@@ -133,14 +136,13 @@ static void step_row(bnd_net *net, int start, int64_t q, int round, int t_adam, 
                 const double h = 1e-4;
                 double *tau0 = low ? &S->tl[at] : &S->tu[at];
                 double dh = *tau0 + h <= 1 ? h : -h;
-                bnd_lines ln;
-                if (bnd_nl_relax((bnd_nl_kind)L->act->kind, L->act_param, l, u,
-                                 low ? S->tl[at] + dh : S->tl[at], low ? S->tu[at] : S->tu[at] + dh,
-                                 &ln))
+                double w, b;
+                if (bnd_nl_relax_line((bnd_nl_kind)L->act->kind, L->act_param, l, u, *tau0 + dh,
+                                      !low, &w, &b))
                     continue;
                 const bnd_row_lines *R = &rows[i];
-                double g = low ? a * ((ln.lo_slope - R->lw[at]) * z[t] + ln.lo_icpt - R->lb[at])
-                               : a * ((ln.up_slope - R->uw[at]) * z[t] + ln.up_icpt - R->ub[at]);
+                double g = low ? a * ((w - R->lw[at]) * z[t] + b - R->lb[at])
+                               : a * ((w - R->uw[at]) * z[t] + b - R->ub[at]);
                 g /= dh;
                 if (!isfinite(g))
                     continue;
@@ -149,7 +151,7 @@ static void step_row(bnd_net *net, int start, int64_t q, int round, int t_adam, 
                 v[at] = b2 * v[at] + (1 - b2) * g * g;
                 tau[at] = clamp01(tau[at] + lr * (m[at] / c1) / (sqrt(v[at] / c2) + 1e-12));
             }
-            row_relax(L, X, S, &rows[i], q, t);
+            row_relax(L, X, S, &rows[i], q, t, low);
         }
     }
 }

@@ -495,6 +495,33 @@ Test(nonlin, vector_form_matches_scalar)
     cr_assert(isfinite(lb[0]) && lb[1] == -INFINITY && ub[1] == INFINITY);
 }
 
+/* bnd_nl_relax_line (alpha-CROWN's rounds compute only the side a row uses)
+ * gives exactly the line bnd_nl_relax gives on that side. */
+Test(nonlin, one_line_matches_both_lines)
+{
+    static const bnd_nl_kind kinds[] = {BND_NL_SIGMOID, BND_NL_TANH, BND_NL_SIN, BND_NL_COS,
+                                        BND_NL_GELU, BND_NL_GELU_TANH, BND_NL_EXP, BND_NL_LOG,
+                                        BND_NL_ERF, BND_NL_SOFTPLUS, BND_NL_RELU, BND_NL_ABS};
+    rng g;
+    rng_seed(&g, 99);
+    int differ = 0;
+    for (size_t kk = 0; kk < sizeof kinds / sizeof *kinds; kk++) {
+        for (int i = 0; i < 300; i++) {
+            double l, u, tau = i % 4 == 0 ? NAN : rng_uniform(&g);
+            random_interval(&g, kinds[kk], 0, &l, &u);
+            bnd_lines r;
+            double wl, bl, wu, bu;
+            int rc = bnd_nl_relax(kinds[kk], 0, l, u, tau, tau, &r);
+            cr_assert_eq(bnd_nl_relax_line(kinds[kk], 0, l, u, tau, 0, &wl, &bl), rc);
+            cr_assert_eq(bnd_nl_relax_line(kinds[kk], 0, l, u, tau, 1, &wu, &bu), rc);
+            if (rc == 0 && (memcmp(&wl, &r.lo_slope, sizeof wl) || memcmp(&bl, &r.lo_icpt, sizeof bl) ||
+                            memcmp(&wu, &r.up_slope, sizeof wu) || memcmp(&bu, &r.up_icpt, sizeof bu)))
+                differ++;
+        }
+    }
+    cr_assert_eq(differ, 0, "%d intervals with a different line", differ);
+}
+
 Test(nonlin, tau_derivatives_match_the_tangent)
 {
     /* exp on [0, 2], lower line = tangent at p = 2 tau: slope e^p, intercept
