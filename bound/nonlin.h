@@ -58,9 +58,13 @@ int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u,
                  double tau_lo, double tau_up, bnd_lines *out);
 
 /* One of the two lines (upper != 0: the upper one) for its tau: the same
- * line bnd_nl_relax gives, at about half the cost. Returns as bnd_nl_relax. */
+ * line bnd_nl_relax gives, at about half the cost. With dslope (and dicpt)
+ * not NULL, also the line's derivative by tau where it has a closed form
+ * (the tangent point moves with tau, or the line does not move), NAN where
+ * not (wide sin/cos intervals): for alpha-CROWN's steps only, not a bound.
+ * Returns as bnd_nl_relax. */
 int bnd_nl_relax_line(bnd_nl_kind k, double param, double l, double u, double tau, int upper,
-                      double *slope, double *icpt);
+                      double *slope, double *icpt, double *dslope, double *dicpt);
 
 /* Derivatives of the lines with respect to the free parameters at (tau_lo,
  * tau_up) (NAN taken as 0.5): d->lo_* by tau_lo, d->up_* by tau_up. Central

@@ -132,25 +132,30 @@ static double exp_neg(double x)
     return exp(-x);
 }
 
+/* sigmoid(x) = 1/(1+e), e = exp(-x), for x >= 0; e/(1+e), e = exp(x),
+ * below. Both are monotone in e, so the enclosure of e is pushed through at
+ * its ends, each operation rounded outward (the hot path of GenBaB on sigmoid
+ * nets: no general interval products). */
 static nl_iv sigmoid_iv(double x)
 {
-    nl_iv one = pt(1.0), r;
-    if (x >= 0) {
-        r = recip(nl_iv_add(one, widen(exp(-x))));
-    } else {
-        nl_iv e = widen(exp(x));
-        r = nl_iv_mul(e, recip(nl_iv_add(one, e)));
-    }
+    nl_iv e = widen(exp(-fabs(x)));
+    nl_iv r;
+    if (x >= 0)
+        r = (nl_iv){nl_dn(1.0 / nl_up(1.0 + e.hi)), nl_up(1.0 / nl_dn(1.0 + e.lo))};
+    else
+        r = (nl_iv){nl_dn(e.lo / nl_up(1.0 + e.lo)), nl_up(e.hi / nl_dn(1.0 + e.hi))};
     return clamp(r, 0.0, 1.0);
 }
 
-/* e/(1+e)^2 with e = exp(-c|x|) enclosing, times 'scale': the derivative of
- * sigmoid (c = 1, scale 1) and of tanh (c = 2, scale 4) without cancellation. */
+/* scale * e/(1+e)^2 with e = exp(-c|x|) enclosed, e <= 1 where the function
+ * increases in e: the derivative of sigmoid (c = 1, scale 1) and of tanh
+ * (c = 2, scale 4) without cancellation. */
 static nl_iv bell(double x, double c, double scale)
 {
-    nl_iv e = widen(exp(-c * fabs(x)));
-    nl_iv d = nl_iv_add(pt(1.0), e);
-    return nl_iv_mul(nl_iv_mul(pt(scale), e), recip(nl_iv_mul(d, d)));
+    nl_iv e = clamp(widen(exp(-c * fabs(x))), 0.0, 1.0);
+    double dl = nl_up(1.0 + e.lo), dh = nl_dn(1.0 + e.hi);
+    return (nl_iv){nl_dn(nl_dn(scale * e.lo) / nl_up(dl * dl)),
+                   nl_up(nl_up(scale * e.hi) / nl_dn(dh * dh))};
 }
 
 static nl_iv const_iv(double c)

@@ -11,6 +11,7 @@
  * f'(t) enclosed rigorously and every operation rounded outward. The line is
  * therefore valid over the reals whatever the slope's rounding error. */
 #include <math.h>
+#include <stddef.h>
 
 #include "../core/err.h"
 #include "nonlin_ops.h"
@@ -262,11 +263,32 @@ static void interval_of(bnd_nl_kind k, double param, const nl_pieces *pc, double
 
 enum { SIDE_LO = 1, SIDE_UP = 2 };
 
-/* bnd_nl_relax for the sides asked (SIDE_LO | SIDE_UP); the other side's
- * fields are left as they are. */
-static int relax_sides(bnd_nl_kind k, double param, double l, double u, double tau_lo,
-                       double tau_up, int sides, bnd_lines *out)
+/* Derivative by tau of a line that touches f at t, when the tangent point is
+ * p = l + tau w itself: slope f'(p), intercept f(p) - f'(p) p. A line that
+ * touches elsewhere (a chord, or the tangent from the far end) does not move
+ * with tau. */
+static void line_dtau(bnd_nl_kind k, double param, double t, double p, double w, double *ds,
+                      double *db)
 {
+    if (t == p) {
+        double f0, d1, d2;
+        nl_fa3(k, param, p, &f0, &d1, &d2);
+        *ds = d2 * w;
+        *db = -d2 * p * w;
+    } else {
+        *ds = *db = 0.0;
+    }
+}
+
+/* bnd_nl_relax for the sides asked (SIDE_LO | SIDE_UP); the other side's
+ * fields are left as they are. With d, also the asked sides' derivatives by
+ * their tau where known in closed form (NAN where not: wide sin/cos
+ * intervals, whose envelope is searched). */
+static int relax_sides(bnd_nl_kind k, double param, double l, double u, double tau_lo,
+                       double tau_up, int sides, bnd_lines *out, bnd_lines *d)
+{
+    if (d)
+        *d = (bnd_lines){0.0, 0.0, 0.0, 0.0};
     int rc = nl_check(k, param, l, u);
     if (rc)
         return rc;
@@ -296,7 +318,11 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
         same &= pc.curv[i] == pc.curv[0];
     if (nl_is_kinked(k) && pc.n == 2) {
         /* the free line pivots at the kink (0, 0) between the two pieces'
-         * slopes; CROWN's adaptive default follows the longer side */
+         * slopes; CROWN's adaptive default follows the longer side (no
+         * closed-form derivative is given: beta.c optimises these) */
+        if (d)
+            *d = (bnd_lines){NAN, NAN, NAN, NAN};
+        d = NULL;
         double sl = dmid(k, param, l), sr = dmid(k, param, u);
         double dflt = l + u > 0 ? 1.0 : 0.0;
         if (sl <= sr) { /* convex kink (ReLU, Abs, LeakyReLU slope <= 1) */
@@ -332,12 +358,18 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
             s_lo = envelope_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, 0);
         if (sides & SIDE_UP)
             s_up = envelope_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1);
+        if (d)
+            *d = (bnd_lines){NAN, NAN, NAN, NAN};
+        d = NULL;
     }
     if ((sides & SIDE_LO) && isfinite(s_lo)) {
         double b = icpt_bound(k, param, &pc, s_lo, h_lo, 0);
         if (isfinite(b)) {
             out->lo_slope = s_lo;
             out->lo_icpt = b;
+            if (d)
+                line_dtau(k, param, h_lo, l + frac(tau_lo, 0.5) * w, w, &d->lo_slope,
+                          &d->lo_icpt);
         }
     }
     if ((sides & SIDE_UP) && isfinite(s_up)) {
@@ -345,6 +377,9 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
         if (isfinite(b)) {
             out->up_slope = s_up;
             out->up_icpt = b;
+            if (d)
+                line_dtau(k, param, h_up, l + frac(tau_up, 0.5) * w, w, &d->up_slope,
+                          &d->up_icpt);
         }
     }
     return 0;
@@ -353,18 +388,22 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
 int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
                  double tau_up, bnd_lines *out)
 {
-    return relax_sides(k, param, l, u, tau_lo, tau_up, SIDE_LO | SIDE_UP, out);
+    return relax_sides(k, param, l, u, tau_lo, tau_up, SIDE_LO | SIDE_UP, out, NULL);
 }
 
 int bnd_nl_relax_line(bnd_nl_kind k, double param, double l, double u, double tau, int upper,
-                      double *slope, double *icpt)
+                      double *slope, double *icpt, double *dslope, double *dicpt)
 {
-    bnd_lines r;
+    bnd_lines r, d;
     int rc = relax_sides(k, param, l, u, upper ? NAN : tau, upper ? tau : NAN,
-                         upper ? SIDE_UP : SIDE_LO, &r);
+                         upper ? SIDE_UP : SIDE_LO, &r, dslope ? &d : NULL);
     if (rc == 0) {
         *slope = upper ? r.up_slope : r.lo_slope;
         *icpt = upper ? r.up_icpt : r.lo_icpt;
+        if (dslope) {
+            *dslope = upper ? d.up_slope : d.lo_slope;
+            *dicpt = upper ? d.up_icpt : d.lo_icpt;
+        }
     }
     return rc;
 }

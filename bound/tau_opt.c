@@ -74,6 +74,8 @@ static void linear_forward(bnd_net *net, int last, uint8_t *const *sel, const bn
 typedef struct {
     double *tl, *tu;              /* tangent parameters */
     double *ml, *vl, *mu, *vu;    /* Adam moments */
+    double *dw, *db;              /* derivative by tau of the line last computed */
+    uint8_t *dside;               /* its side: 1 lower, 2 upper, 0 none known */
 } tau_layer;
 
 /* Row q's line of smooth layer i on the side it uses (low: the lower one) at
@@ -85,10 +87,13 @@ static void row_relax(const bnd_layer *L, const bnd_layer *X, const tau_layer *T
 {
     int64_t at = q * L->size + t;
     double w, b;
+    T->dside[at] = 0;
     if (bnd_nl_relax_line((bnd_nl_kind)L->act->kind, L->act_param, X->lo[t], X->hi[t],
-                          low ? T->tl[at] : T->tu[at], !low, &w, &b)) {
+                          low ? T->tl[at] : T->tu[at], !low, &w, &b, &T->dw[at], &T->db[at])) {
         w = low ? L->lw[t] : L->uw[t];
         b = low ? L->lb[t] : L->ub[t];
+    } else if (isfinite(T->dw[at]) && isfinite(T->db[at])) {
+        T->dside[at] = low ? 1 : 2;
     }
     if (!isfinite(w) || !isfinite(b))
         w = 0, b = low ? L->lo[t] : L->hi[t];
@@ -131,19 +136,25 @@ static void step_row(bnd_net *net, int start, int64_t q, int round, int t_adam, 
                 else
                     S->tu[at] = f;
             } else {
-                /* one-sided difference of the line used, against its
-                 * current coefficients (one relaxation, not two) */
-                const double h = 1e-4;
-                double *tau0 = low ? &S->tl[at] : &S->tu[at];
-                double dh = *tau0 + h <= 1 ? h : -h;
-                double w, b;
-                if (bnd_nl_relax_line((bnd_nl_kind)L->act->kind, L->act_param, l, u, *tau0 + dh,
-                                      !low, &w, &b))
-                    continue;
-                const bnd_row_lines *R = &rows[i];
-                double g = low ? a * ((w - R->lw[at]) * z[t] + b - R->lb[at])
-                               : a * ((w - R->uw[at]) * z[t] + b - R->ub[at]);
-                g /= dh;
+                /* the line's derivative, kept from its last computation
+                 * where known in closed form; else a one-sided difference
+                 * against its current coefficients */
+                double g;
+                if (S->dside[at] == (low ? 1 : 2)) {
+                    g = a * (S->dw[at] * z[t] + S->db[at]);
+                } else {
+                    const double h = 1e-4;
+                    double tau0 = low ? S->tl[at] : S->tu[at];
+                    double dh = tau0 + h <= 1 ? h : -h;
+                    double w, b;
+                    if (bnd_nl_relax_line((bnd_nl_kind)L->act->kind, L->act_param, l, u,
+                                          tau0 + dh, !low, &w, &b, NULL, NULL))
+                        continue;
+                    const bnd_row_lines *R = &rows[i];
+                    g = low ? a * ((w - R->lw[at]) * z[t] + b - R->lb[at])
+                            : a * ((w - R->uw[at]) * z[t] + b - R->ub[at]);
+                    g /= dh;
+                }
                 if (!isfinite(g))
                     continue;
                 double *tau = low ? S->tl : S->tu, *m = low ? S->ml : S->mu, *v = low ? S->vl : S->vu;
@@ -190,12 +201,14 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
         if (ok && L->kind == BND_L_ACT)
             ok = (sel[i] = malloc(kn)) && (A[i] = malloc(kn * sizeof(double)));
         if (ok && iters > 0 && is_smooth(L)) {
-            double *blk = malloc(10 * kn * sizeof(double));
+            double *blk = malloc(12 * kn * sizeof(double) + kn);
             if (!(ok = blk != NULL))
                 break;
             rows[i] = (bnd_row_lines){blk, blk + kn, blk + 2 * kn, blk + 3 * kn};
-            T[i] = (tau_layer){blk + 4 * kn, blk + 5 * kn, blk + 6 * kn, blk + 7 * kn, blk + 8 * kn,
-                               blk + 9 * kn};
+            T[i] = (tau_layer){blk + 4 * kn,  blk + 5 * kn,  blk + 6 * kn,
+                               blk + 7 * kn,  blk + 8 * kn,  blk + 9 * kn,
+                               blk + 10 * kn, blk + 11 * kn, (uint8_t *)(blk + 12 * kn)};
+            memset(T[i].dside, 0, kn);
             for (size_t q = 0; q < kn; q++) {
                 size_t t = q % (size_t)L->size;
                 rows[i].lw[q] = L->lw[t], rows[i].lb[q] = L->lb[t];

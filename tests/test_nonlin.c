@@ -512,14 +512,55 @@ Test(nonlin, one_line_matches_both_lines)
             bnd_lines r;
             double wl, bl, wu, bu;
             int rc = bnd_nl_relax(kinds[kk], 0, l, u, tau, tau, &r);
-            cr_assert_eq(bnd_nl_relax_line(kinds[kk], 0, l, u, tau, 0, &wl, &bl), rc);
-            cr_assert_eq(bnd_nl_relax_line(kinds[kk], 0, l, u, tau, 1, &wu, &bu), rc);
+            cr_assert_eq(bnd_nl_relax_line(kinds[kk], 0, l, u, tau, 0, &wl, &bl, NULL, NULL), rc);
+            cr_assert_eq(bnd_nl_relax_line(kinds[kk], 0, l, u, tau, 1, &wu, &bu, NULL, NULL), rc);
             if (rc == 0 && (memcmp(&wl, &r.lo_slope, sizeof wl) || memcmp(&bl, &r.lo_icpt, sizeof bl) ||
                             memcmp(&wu, &r.up_slope, sizeof wu) || memcmp(&bu, &r.up_icpt, sizeof bu)))
                 differ++;
         }
     }
     cr_assert_eq(differ, 0, "%d intervals with a different line", differ);
+}
+
+/* The closed-form derivative by tau that bnd_nl_relax_line gives matches
+ * differences of the lines (where the line is smooth in tau: both one-sided
+ * differences agree). */
+Test(nonlin, closed_form_tau_derivative_matches_differences)
+{
+    static const bnd_nl_kind kinds[] = {BND_NL_SIGMOID, BND_NL_TANH, BND_NL_SIN, BND_NL_GELU,
+                                        BND_NL_EXP, BND_NL_LOG, BND_NL_SOFTPLUS};
+    rng g;
+    rng_seed(&g, 7);
+    int compared = 0, bad = 0, moving = 0;
+    for (size_t kk = 0; kk < sizeof kinds / sizeof *kinds; kk++) {
+        for (int i = 0; i < 400; i++) {
+            double l, u, tau = 0.05 + 0.9 * rng_uniform(&g), h = 1e-5;
+            random_interval(&g, kinds[kk], 0, &l, &u);
+            if (!(u - l > 1e-3) || u - l > 20)
+                continue;
+            for (int up = 0; up < 2; up++) {
+                double w, b, dw, db, w0, b0, w1, b1;
+                if (bnd_nl_relax_line(kinds[kk], 0, l, u, tau, up, &w, &b, &dw, &db) ||
+                    bnd_nl_relax_line(kinds[kk], 0, l, u, tau - h, up, &w0, &b0, NULL, NULL) ||
+                    bnd_nl_relax_line(kinds[kk], 0, l, u, tau + h, up, &w1, &b1, NULL, NULL) ||
+                    isnan(dw))
+                    continue;
+                double z = l + rng_uniform(&g) * (u - l);
+                double fl = ((w - w0) * z + b - b0) / h, fr = ((w1 - w) * z + b1 - b) / h;
+                double d = dw * z + db, scale = 1e-3 * (1 + fabs(fl) + fabs(fr)) + 1e-6 * (u - l);
+                if (fabs(fl - fr) > scale)
+                    continue; /* a switch between regimes inside [tau - h, tau + h] */
+                compared++;
+                moving += d != 0;
+                if (fabs(d - 0.5 * (fl + fr)) > scale && bad++ < 3)
+                    fprintf(stderr, "%s [%g, %g] tau %g up %d: closed form %g, difference %g\n",
+                            bnd_nl_name(kinds[kk]), l, u, tau, up, d, 0.5 * (fl + fr));
+            }
+        }
+    }
+    cr_assert_eq(bad, 0, "%d of %d derivatives differ", bad, compared);
+    cr_assert_gt(compared, 1000);
+    cr_assert_gt(moving, 300, "only %d moving lines compared", moving);
 }
 
 Test(nonlin, tau_derivatives_match_the_tangent)
