@@ -337,11 +337,11 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
         double p_lo = l + frac(tau_lo, 0.5) * w, p_up = l + frac(tau_up, 0.5) * w;
         if (c > 0) {
             s_up = chord;
-            s_lo = dmid(k, param, p_lo);
+            s_lo = sides & SIDE_LO ? dmid(k, param, p_lo) : NAN;
             h_lo = p_lo;
         } else if (c < 0) {
             s_lo = chord;
-            s_up = dmid(k, param, p_up);
+            s_up = sides & SIDE_UP ? dmid(k, param, p_up) : NAN;
             h_up = p_up;
         } else {
             s_lo = s_up = chord;
