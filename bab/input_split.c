@@ -25,6 +25,7 @@
 #include "internal.h"
 
 #include <cblas.h>
+#include <glpk.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 
 #include "../bound/bound.h"
 #include "../core/clock.h"
+#include "exact_box.h"
 #include "shrink.h"
 
 void openblas_set_num_threads(int num_threads);
@@ -57,6 +59,8 @@ typedef struct {
     int64_t n0, ny;
     int batch, alpha_iters;
     int shrink;               /* cut boxes by the rows' linear bounds (shrink.c) */
+    int exact_k;              /* refute open boxes with <= this many unstable
+                                 ReLUs pattern by pattern (exact_box.c); -1: off */
     double reshrink;          /* a cut leaving less than this volume: bound again unsplit */
     const double *root_lo, *root_hi; /* the search's box (moving inputs when folded) */
     /* folded fixed inputs: the search runs over n0 = the moving inputs
@@ -85,6 +89,7 @@ typedef struct {
     uint64_t global_seed;
     double t_bound, t_attack;
     double box_time;          /* running mean of bounding seconds per box */
+    int64_t ex_tried, ex_refuted, ex_patterns, ex_lps; /* exact_box.c's counts */
 } split_run;
 
 static int push(split_run *s, const double *lo, const double *hi, const double *pre)
@@ -129,11 +134,13 @@ typedef struct {
     int64_t n_child, n_stuck;
     double *cand;             /* a candidate that passed the check */
     int has_cand;
+    bab_exact *ex;            /* NULL: no exact refutation */
     err e;
 } work;
 
 static void work_free(work *w)
 {
+    bab_exact_free(w->ex);
     free(w->lo), free(w->hi), free(w->lb), free(w->A), free(w->X), free(w->Y);
     free(w->score), free(w->clo), free(w->chi), free(w->cand);
     free(w->pre), free(w->pre_out), free(w->cpar);
@@ -159,8 +166,12 @@ static int work_init(work *w, const split_run *s)
     w->pre = malloc((size_t)(B * np) * sizeof(double));
     w->pre_out = malloc((size_t)(B * np) * sizeof(double));
     w->cpar = malloc((size_t)(2 * B) * sizeof(int64_t));
+    int ex_ok = 1;
+    if (s->exact_k >= 0)
+        ex_ok = (w->ex = bab_exact_new(s->mlp, &s->bc, s->row_cl, s->cl_first, s->n_cls,
+                                       s->exact_k)) != NULL;
     if (!w->pre || !w->pre_out || !w->cpar || !w->lo || !w->hi || !w->lb || !w->A || !w->X ||
-        !w->Y || !w->score || !w->clo || !w->chi || !w->cand) {
+        !w->Y || !w->score || !w->clo || !w->chi || !w->cand || !ex_ok) {
         work_free(w);
         return -1;
     }
@@ -386,6 +397,13 @@ static int process(split_run *s, int tid, work *w, int64_t B, int attack_worst,
             open[b] = k2 > 0;
             again[b] = k2 == 2;
         }
+        if (open[b] && !again[b] && w->ex) {
+            int xr = bab_exact_refute(w->ex, w->lo + b * n0, w->hi + b * n0,
+                                      w->pre_out + b * s->np, &w->e);
+            if (xr < 0)
+                return xr;
+            open[b] = !xr;
+        }
         if (open[b] && best < worst_gap)
             worst_gap = best, worst = b;
     }
@@ -585,11 +603,19 @@ static void *worker(void *arg)
         }
         pthread_cond_broadcast(&s->cv);
     }
+    if (w.ex) {
+        int64_t a, b, c, d;
+        bab_exact_stats(w.ex, &a, &b, &c, &d);
+        s->ex_tried += a, s->ex_refuted += b, s->ex_patterns += c, s->ex_lps += d;
+    }
     s->done = 1;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    if (!init)
+    if (!init) {
         work_free(&w);
+        if (s->exact_k >= 0)
+            glp_free_env(); /* GLPK's per-thread environment */
+    }
     return NULL;
 }
 
@@ -863,6 +889,13 @@ budget:
     }
     if (s.max_boxes < 2)
         s.max_boxes = 2;
+    /* exact refutation of boxes with few unstable ReLUs needs the boxes'
+     * lines (nfn) and ReLU-only chains */
+    s.exact_k = -1;
+    if (s.mlp && s.nfn && bnd_mlp_all_relu(s.mlp))
+        s.exact_k = getenv("NNV_EXACT") ? atoi(getenv("NNV_EXACT")) : -1;
+    if (s.exact_k > 10)
+        s.exact_k = 10;
     if (o->verbose)
         fprintf(stderr, "input split: batch %d, at most %lld boxes pending (%.0f MB)\n", s.batch,
                 (long long)s.max_boxes, (double)memory / 1e6);
@@ -910,6 +943,10 @@ budget:
             if (o->verbose)
                 fprintf(stderr, "input split: region %d clause %d: %s (%lld boxes so far)\n", r,
                         c, bab_answer_name(a), (long long)res->n_domains);
+            if (o->verbose && s.exact_k >= 0)
+                fprintf(stderr, "input split: exact patterns: %lld boxes tried, %lld refuted, "
+                        "%lld patterns, %lld LPs\n", (long long)s.ex_tried,
+                        (long long)s.ex_refuted, (long long)s.ex_patterns, (long long)s.ex_lps);
             if (a == BAB_SAT) {
                 overall = BAB_SAT;
                 res->region = r;

@@ -72,6 +72,47 @@ int64_t bnd_mlp_n_in(const bnd_mlp *m)
     return m->n_in;
 }
 
+int64_t bnd_mlp_unstable(const bnd_mlp *m, const double *pre, int64_t max, int64_t *pos,
+                         int64_t *width, int64_t *neuron)
+{
+    int64_t cnt = 0;
+    for (int i = 0; i + 1 < m->n_layers; i++) {
+        if (m->L[i].act || !m->L[i + 1].act)
+            continue;
+        int64_t n = m->L[i].n, off = m->pre_off[i];
+        for (int64_t j = 0; j < n; j++) {
+            if (!m->L[i + 1].act->unstable(pre[off + j], pre[off + n + j]))
+                continue;
+            if (cnt < max) {
+                pos[cnt] = off + j;
+                width[cnt] = n;
+                neuron[cnt] = off / 2 + j;
+            }
+            cnt++;
+        }
+    }
+    return cnt;
+}
+
+int bnd_mlp_pre_empty(const bnd_mlp *m, const double *pre)
+{
+    for (int i = 0; i + 1 < m->n_layers; i++) {
+        if (m->L[i].act || !m->L[i + 1].act)
+            continue;
+        int64_t n = m->L[i].n, off = m->pre_off[i];
+        for (int64_t j = 0; j < n; j++)
+            if (pre[off + j] > pre[off + n + j])
+                return 1;
+    }
+    return 0;
+}
+
+const double *bnd_mlp_fn_line(const bnd_mlp *m, const double *fn, int64_t neuron, int side)
+{
+    int64_t n0 = m->n_in;
+    return fn + 2 * n0 + (2 * neuron + side) * (n0 + 1);
+}
+
 static int mlp_linear(const bnd_net *net, const bnd_layer *S, mlp_layer *l, err *e)
 {
     int64_t n = S->size, ni = net->layers[S->in[0]].size;
@@ -260,6 +301,13 @@ static void pre_exchange(batch *bt, int i, int store)
 
 static void refine_preact(batch *bt, int i);
 
+/* A pre-activation neuron that gets a refinement row and keeps its lines:
+ * unstable, or (pattern passes) held at one side of 0 by its interval. */
+static int wants_line(const batch *bt, const bnd_act_rule *act, double l, double u)
+{
+    return act->unstable(l, u) || (bt->lines_at_zero && (l == 0 || u == 0) && l <= u);
+}
+
 /* ---- inherited linear bounds of the pre-activations ----
  * Per box (bnd_mlp_n_fn doubles): the box [rlo, rhi] they refer to (2·n0),
  * then per pre-activation neuron two records of n0 + 1 doubles, (v, a), for
@@ -303,7 +351,7 @@ static void fn_exchange(batch *bt, int i, int store, const unsigned char *refine
         int have = in && in[0] <= in[n0]; /* NaN ref box: none (the root) */
         for (int64_t j = 0; j < n; j++)
             for (int s = 0; s < 2; s++) {
-                if (!m->L[i + 1].act->unstable(lo[b * n + j], hi[b * n + j])) {
+                if (!wants_line(bt, m->L[i + 1].act, lo[b * n + j], hi[b * n + j])) {
                     /* stable: its line is not needed here, nor in the
                      * children (the inherited interval keeps it stable) */
                     if (store)
@@ -689,7 +737,7 @@ static void refine_preact(batch *bt, int i)
     const bnd_act_rule *act = bt->m->L[i + 1].act;
     for (int64_t b = 0; b < bt->B; b++)
         for (int64_t j = 0; j < n; j++)
-            if (act->unstable(lo[b * n + j], hi[b * n + j])) {
+            if (wants_line(bt, act, lo[b * n + j], hi[b * n + j])) {
                 rbox[R] = b, rneu[R] = j;
                 rbox[R + 1] = b, rneu[R + 1] = j;
                 R += 2;
@@ -862,10 +910,33 @@ int bnd_mlp_bound_pre(const bnd_mlp *m, int64_t B, const double *lo, const doubl
                             A_in, e);
 }
 
+static int bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
+                    const double *C, int alpha_iters, const double *pre_in, double *pre_out,
+                    const double *fn_in, double *fn_out, int64_t ld, double *lb, double *A_in,
+                    int lines_at_zero, err *e);
+
 int bnd_mlp_bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
                      const double *C, int alpha_iters, const double *pre_in, double *pre_out,
                      const double *fn_in, double *fn_out, int64_t ld, double *lb, double *A_in,
                      err *e)
+{
+    return bound_fn(m, B, lo, hi, k, C, alpha_iters, pre_in, pre_out, fn_in, fn_out, ld, lb, A_in,
+                    0, e);
+}
+
+int bnd_mlp_bound_patterns(const bnd_mlp *m, int64_t B, const double *lo, const double *hi,
+                           int k, const double *C, const double *rec_in, double *rec_out,
+                           double *lb, double *A_in, err *e)
+{
+    int64_t npi = bnd_mlp_n_pre(m), ld = npi + bnd_mlp_n_fn(m);
+    return bound_fn(m, B, lo, hi, k, C, 0, rec_in, rec_out, rec_in + npi, rec_out + npi, ld, lb,
+                    A_in, 1, e);
+}
+
+static int bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double *hi, int k,
+                    const double *C, int alpha_iters, const double *pre_in, double *pre_out,
+                    const double *fn_in, double *fn_out, int64_t ld, double *lb, double *A_in,
+                    int lines_at_zero, err *e)
 {
     if (B <= 0 || k <= 0)
         return 0;
@@ -876,6 +947,7 @@ int bnd_mlp_bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double
     bt.m = m, bt.B = B, bt.q = q;
     bt.pre_in = pre_in, bt.pre_out = pre_out;
     bt.fn_in = fn_in, bt.fn_out = fn_out;
+    bt.lines_at_zero = lines_at_zero;
     bt.pre_ld = ld > 0 ? ld : bnd_mlp_n_pre(m);
     bt.fn_ld = ld > 0 ? ld : bnd_mlp_n_fn(m);
     size_t total = 2 * (size_t)(B * n0) + 4 * (size_t)(B * W) +

@@ -42,6 +42,8 @@ typedef struct {
     const double *fn_in;
     double *fn_out, *Ain;
     int64_t pre_ld, fn_ld;    /* doubles from one box's record to the next */
+    int lines_at_zero;        /* also refine, and keep lines of, neurons whose
+                                 interval ends at 0 (bnd_mlp_bound_patterns) */
 } batch;
 
 /* Points through a linear layer (plain floating point: for gradients, not

@@ -83,6 +83,30 @@ typedef struct bnd_mlp bnd_mlp;
  * they are all ReLU (needed by alpha steps and by beta_batch.c). */
 int bnd_mlp_new(const bnd_net *n, bnd_mlp **out, err *e);
 int bnd_mlp_all_relu(const bnd_mlp *m);
+/* bnd_mlp_bound_fn for activation patterns (bab/exact_box.c): records
+ * rec_in / rec_out (bnd_mlp_n_pre + bnd_mlp_n_fn doubles per box) whose
+ * intervals hold some neurons at one side of 0 (a lower or upper end of 0);
+ * those neurons also get refined lines in rec_out, so a pattern's
+ * constraints on x can be read off as the lines of z (z <= 0) and -z. */
+int bnd_mlp_bound_patterns(const bnd_mlp *m, int64_t B, const double *lo, const double *hi,
+                           int k, const double *C, const double *rec_in, double *rec_out,
+                           double *lb, double *A_in, err *e);
+/* The neurons a box's pre-activation intervals (pre: bnd_mlp_n_pre doubles,
+ * as bnd_mlp_bound_pre stores them) leave unstable: for the first max of
+ * them, the position of the lower bound in pre (the upper one is width
+ * further), and the neuron's index among all pre-activations (the order of
+ * the line records, bnd_mlp_fn_line). Returns how many there are. */
+int64_t bnd_mlp_unstable(const bnd_mlp *m, const double *pre, int64_t max, int64_t *pos,
+                         int64_t *width, int64_t *neuron);
+/* 1 if some interval of pre (bnd_mlp_n_pre doubles) is empty (lower >
+ * upper): the set the intervals describe holds no point. */
+int bnd_mlp_pre_empty(const bnd_mlp *m, const double *pre);
+/* A pre-activation neuron's line in a box's record of lines (fn:
+ * bnd_mlp_n_fn doubles as bnd_mlp_bound_fn stores them; its first 2·n_in
+ * values are the box [rlo, rhi] they refer to): side 0 for z, 1 for -z,
+ * (v, a[n_in]) with s >= v + sum_t |a_t| dist_t(x) on [rlo, rhi], dist_t(x)
+ * = x_t - rlo_t (a_t > 0) or rhi_t - x_t (a_t < 0); v = -inf: none. */
+const double *bnd_mlp_fn_line(const bnd_mlp *m, const double *fn, int64_t neuron, int side);
 void bnd_mlp_free(bnd_mlp *m);
 int64_t bnd_mlp_n_in(const bnd_mlp *m);
 /* Lower bounds lb (B x k) of the k objectives C·y (C: k x n_out, shared) over

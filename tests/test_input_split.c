@@ -59,6 +59,8 @@ static double sampled_min(const mlp *m, const double *lo, const double *hi, int 
     return best;
 }
 
+static double gap_scale = 1; /* of the thresholds' distance to the minimum */
+
 static void agree(int cases, bab_split split, uint64_t seed, int *domains)
 {
     rng r;
@@ -76,7 +78,7 @@ static void agree(int cases, bab_split split, uint64_t seed, int *domains)
         double v = milp_min(&m, lo, hi), vs = sampled_min(&m, lo, hi, n_in, &r);
         cr_assert(vs >= v - 1e-6 * (1 + fabs(v)), "sampling %.17g below the MILP %.17g", vs, v);
         int want_sat = c % 2;
-        double gap = 0.02 + 0.1 * rng_uniform(&r);
+        double gap = (0.02 + 0.1 * rng_uniform(&r)) * gap_scale;
         double t = want_sat ? v + gap : v - gap;
         spec_property *p = make_spec(lo, hi, n_in, t, c % 4 == 1);
         bab_opts o;
@@ -114,6 +116,22 @@ Test(input_split, agrees_with_milp_and_sampling_mix)
     int d;
     agree(40, BAB_SPLIT_MIX, 21, &d);
     cr_log_info("input split (mix): %d domains", d);
+}
+
+/* The same with boxes of few unstable ReLUs refuted by their activation
+ * patterns (bab/exact_box.c, NNV_EXACT): the same answers. */
+Test(input_split, agrees_with_milp_with_exact_boxes)
+{
+    int d0, d1;
+    gap_scale = 0.01; /* thresholds within 2e-4..1.2e-3 of the minimum: deep searches */
+    setenv("NNV_EXACT", "-1", 1);
+    agree(24, BAB_SPLIT_MIX, 33, &d0);
+    setenv("NNV_EXACT", "8", 1);
+    agree(24, BAB_SPLIT_MIX, 33, &d1);
+    unsetenv("NNV_EXACT");
+    gap_scale = 1;
+    cr_log_info("input split: %d domains, %d with exact boxes", d0, d1);
+    cr_assert_lt(d1, d0);
 }
 
 /* Every heuristic is complete on the same cases; the numbers (domains) are
