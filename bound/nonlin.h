@@ -66,13 +66,6 @@ int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u,
 int bnd_nl_relax_line(bnd_nl_kind k, double param, double l, double u, double tau, int upper,
                       double *slope, double *icpt, double *dslope, double *dicpt);
 
-/* Derivatives of the lines with respect to the free parameters at (tau_lo,
- * tau_up) (NAN taken as 0.5): d->lo_* by tau_lo, d->up_* by tau_up. Central
- * differences (one-sided at 0 and 1); zero where a line does not move. For
- * alpha-CROWN's gradient steps only: not a bound. Returns as bnd_nl_relax. */
-int bnd_nl_relax_dtau(bnd_nl_kind k, double param, double l, double u, double tau_lo,
-                      double tau_up, bnd_lines *d);
-
 /* The same for n neurons (arrays of n; tau_lo / tau_up may be NULL for the
  * defaults); lines go to lw·x + lb <= f(x) <= uw·x + ub. Returns 0 or the
  * first error (the remaining neurons still get lines, the interval ones

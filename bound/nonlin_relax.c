@@ -435,26 +435,3 @@ int bnd_nl_relax_n(bnd_nl_kind k, double param, int64_t n, const double *l, cons
     return first;
 }
 
-static double fd(double hi, double lo, double h)
-{
-    double d = (hi - lo) / h;
-    return isfinite(d) ? d : 0.0;
-}
-
-int bnd_nl_relax_dtau(bnd_nl_kind k, double param, double l, double u, double tau_lo,
-                      double tau_up, bnd_lines *d)
-{
-    const double h = 1e-4;
-    double tl = frac(tau_lo, 0.5), tu = frac(tau_up, 0.5);
-    double tl0 = fmax(0.0, tl - h), tl1 = fmin(1.0, tl + h);
-    double tu0 = fmax(0.0, tu - h), tu1 = fmin(1.0, tu + h);
-    bnd_lines a, b;
-    int rc = bnd_nl_relax(k, param, l, u, tl0, tu0, &a);
-    if (rc == 0)
-        rc = bnd_nl_relax(k, param, l, u, tl1, tu1, &b);
-    if (rc)
-        return rc;
-    *d = (bnd_lines){fd(b.lo_slope, a.lo_slope, tl1 - tl0), fd(b.lo_icpt, a.lo_icpt, tl1 - tl0),
-                     fd(b.up_slope, a.up_slope, tu1 - tu0), fd(b.up_icpt, a.up_icpt, tu1 - tu0)};
-    return 0;
-}
