@@ -13,7 +13,8 @@
  * Prints one CSV line per instance (result and seconds per method) and a
  * summary. Built by benchmarks/run_compare.sh against build/libnnv.a.
  * NNV_THREADS=n gives the BaB methods n workers (default one), NNV_TAU_ITERS=n
- * their tangent-point rounds per domain;
+ * their tangent-point rounds per domain, NNV_REFINE_FRAC=f the share of a
+ * child's smooth neurons that get CROWN bounds (bab_genbab_opts.refine_frac);
  * NNV_MARGINS=1 prints every clause's root margin (max over rows of lb - d)
  * of crown / alpha to stderr. */
 #include <math.h>
@@ -82,6 +83,8 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
                     o.threads = atoi(getenv("NNV_THREADS"));
                 if (getenv("NNV_TAU_ITERS")) /* tangent rounds per domain (default 2) */
                     o.tau_iters = atoi(getenv("NNV_TAU_ITERS"));
+                if (getenv("NNV_REFINE_FRAC")) /* children's refined share (default 0.25) */
+                    o.refine_frac = atof(getenv("NNV_REFINE_FRAC"));
                 o.midpoint = m == 3;
                 o.root = root;
                 o.rule = m == 4 ? BAB_BRANCH_WIDTH : BAB_BRANCH_GENBAB;
