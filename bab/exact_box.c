@@ -178,6 +178,8 @@ static int lp_refutes(bab_exact *x, int nr, const double *lo, const double *hi, 
         for (int64_t t = 0; t < n0; t++) {
             if (a[t] == 0)
                 continue;
+            if (!isfinite(a[t]))
+                return 0; /* never hand GLPK a non-finite coefficient */
             rhs += a[t] * (a[t] > 0 ? lo[t] : hi[t]);
             x->ind[++len] = (int)t + 1;
             x->val[len] = a[t];
