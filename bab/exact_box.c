@@ -40,12 +40,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 24
+#define MAX_DEPTH BAB_EXACT_MAX
 
 struct bab_exact {
     const bnd_mlp *m;
     const spec_clause *bc;
-    const int *row_cl, *cl_first;
+    const int *cl_first;
     int n_cls, kmax, k, budget;
     int64_t n0, npi, np;
     /* a level of nodes (up to cap): the box, the records in and out, the
@@ -65,8 +65,8 @@ struct bab_exact {
     int64_t tried, refuted, patterns, lps;
 };
 
-bab_exact *bab_exact_new(const bnd_mlp *m, const spec_clause *bc, const int *row_cl,
-                         const int *cl_first, int n_cls, int kmax)
+bab_exact *bab_exact_new(const bnd_mlp *m, const spec_clause *bc, const int *cl_first,
+                         int n_cls, int kmax)
 {
     if (kmax < 0 || kmax > MAX_DEPTH)
         return NULL;
@@ -74,7 +74,7 @@ bab_exact *bab_exact_new(const bnd_mlp *m, const spec_clause *bc, const int *row
     if (!x)
         return NULL;
     int64_t n0 = bnd_mlp_n_in(m), k = bc->n_rows;
-    x->m = m, x->bc = bc, x->row_cl = row_cl, x->cl_first = cl_first;
+    x->m = m, x->bc = bc, x->cl_first = cl_first;
     x->n_cls = n_cls, x->kmax = kmax, x->k = bc->n_rows;
     x->budget = 4 * kmax + 4; /* nodes per box */
     x->cap = 2 * (int64_t)x->budget + 2;

@@ -11,12 +11,15 @@
 
 typedef struct bab_exact bab_exact;
 
+/* The most unstable neurons a box may have to be tried. */
+#define BAB_EXACT_MAX 24
+
 /* State for one worker: the chain MLP m (all ReLU), the rows bounded (bc:
- * every clause's rows; row_cl[i] its clause, cl_first[c] a clause's first
- * row, n_cls clauses), boxes with at most kmax unstable neurons. NULL when out
- * of memory. */
-bab_exact *bab_exact_new(const bnd_mlp *m, const spec_clause *bc, const int *row_cl,
-                         const int *cl_first, int n_cls, int kmax);
+ * every clause's rows, clause c's from row cl_first[c] to cl_first[c + 1],
+ * n_cls clauses), boxes with at most kmax (<= BAB_EXACT_MAX) unstable
+ * neurons. NULL when out of memory or kmax is out of range. */
+bab_exact *bab_exact_new(const bnd_mlp *m, const spec_clause *bc, const int *cl_first,
+                         int n_cls, int kmax);
 void bab_exact_free(bab_exact *x);
 
 /* Box [lo, hi] with its record rec (bnd_mlp_n_pre intervals then

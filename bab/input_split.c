@@ -168,8 +168,8 @@ static int work_init(work *w, const split_run *s)
     w->cpar = malloc((size_t)(2 * B) * sizeof(int64_t));
     int ex_ok = 1;
     if (s->exact_k >= 0)
-        ex_ok = (w->ex = bab_exact_new(s->mlp, &s->bc, s->row_cl, s->cl_first, s->n_cls,
-                                       s->exact_k)) != NULL;
+        ex_ok = (w->ex = bab_exact_new(s->mlp, &s->bc, s->cl_first, s->n_cls, s->exact_k)) !=
+                NULL;
     if (!w->pre || !w->pre_out || !w->cpar || !w->lo || !w->hi || !w->lb || !w->A || !w->X ||
         !w->Y || !w->score || !w->clo || !w->chi || !w->cand || !ex_ok) {
         work_free(w);
@@ -894,8 +894,8 @@ budget:
     s.exact_k = -1;
     if (s.mlp && s.nfn && bnd_mlp_all_relu(s.mlp))
         s.exact_k = getenv("NNV_EXACT") ? atoi(getenv("NNV_EXACT")) : -1;
-    if (s.exact_k > 10)
-        s.exact_k = 10;
+    if (s.exact_k > BAB_EXACT_MAX)
+        s.exact_k = BAB_EXACT_MAX;
     if (o->verbose)
         fprintf(stderr, "input split: batch %d, at most %lld boxes pending (%.0f MB)\n", s.batch,
                 (long long)s.max_boxes, (double)memory / 1e6);

@@ -294,22 +294,18 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
         return rc;
     nl_pieces pc;
     double fl, fu;
-    if (l == u || nl_pieces_of(k, param, l, u, &pc) != 0) {
-        /* the interval is always a valid (flat) pair of lines */
-        rc = bnd_nl_interval(k, param, l, u, &fl, &fu);
-        if (rc)
-            return rc;
-        if (sides & SIDE_LO)
-            out->lo_slope = 0.0, out->lo_icpt = fl;
-        if (sides & SIDE_UP)
-            out->up_slope = 0.0, out->up_icpt = fu;
-        return 0;
-    }
-    interval_of(k, param, &pc, &fl, &fu);
+    int cut = l != u && nl_pieces_of(k, param, l, u, &pc) == 0;
+    if (cut)
+        interval_of(k, param, &pc, &fl, &fu);
+    else if ((rc = bnd_nl_interval(k, param, l, u, &fl, &fu)) != 0)
+        return rc;
+    /* the interval is always a valid (flat) pair of lines: the fallback */
     if (sides & SIDE_LO)
         out->lo_slope = 0.0, out->lo_icpt = fl;
     if (sides & SIDE_UP)
         out->up_slope = 0.0, out->up_icpt = fu;
+    if (!cut)
+        return 0;
     double w = u - l;
     double chord = (mid(pc.fx[pc.n]) - mid(pc.fx[0])) / w;
     double s_lo = NAN, s_up = NAN, h_lo = NAN, h_up = NAN;

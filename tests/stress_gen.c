@@ -1596,7 +1596,6 @@ static int meet_tau_bounds(bnd_net *net, ctx *c, int interm, err *e)
     return rc < 0 ? rc : 0;
 }
 
-
 int sg_check_case(uint64_t seed, const sg_opts *o, int samples, sg_stats *st, FILE *log)
 {
     rng r;

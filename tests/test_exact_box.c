@@ -48,8 +48,8 @@ static void one_case(rng *r, int c, tally *t)
     for (int q = 0; q < 4; q++) {
         double C[2] = {1, -1}, d = ds[q];
         spec_clause bc = {1, C, &d};
-        int row_cl = 0, cl_first[2] = {0, 1};
-        bab_exact *x = bab_exact_new(b, &bc, &row_cl, cl_first, 1, 6);
+        int cl_first[2] = {0, 1};
+        bab_exact *x = bab_exact_new(b, &bc, cl_first, 1, 6);
         cr_assert(x);
         int got = bab_exact_refute(x, lo, hi, rec, &e);
         cr_assert(got >= 0, "%s", e.msg);
