@@ -19,6 +19,7 @@
 #ifndef BOUND_NONLIN_H
 #define BOUND_NONLIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct bnd_lines {
@@ -65,6 +66,17 @@ int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u,
  * Returns as bnd_nl_relax. */
 int bnd_nl_relax_line(bnd_nl_kind k, double param, double l, double u, double tau, int upper,
                       double *slope, double *icpt, double *dslope, double *dicpt);
+
+/* The part of the lines that depends on the interval alone (its convexity
+ * pieces, f's enclosures at their ends, f's range): made once per neuron and
+ * shared by the many lines alpha-CROWN's rounds ask of it. Opaque; an array
+ * of them is bnd_nl_prep_size() bytes apart. _make returns as bnd_nl_relax
+ * would; bnd_nl_relax_line_prep gives exactly bnd_nl_relax_line's line. */
+typedef struct bnd_nl_prep bnd_nl_prep;
+size_t bnd_nl_prep_size(void);
+int bnd_nl_prep_make(bnd_nl_kind k, double param, double l, double u, bnd_nl_prep *p);
+int bnd_nl_relax_line_prep(const bnd_nl_prep *p, double tau, int upper, double *slope,
+                           double *icpt, double *dslope, double *dicpt);
 
 /* The same for n neurons (arrays of n; tau_lo / tau_up may be NULL for the
  * defaults); lines go to lw·x + lb <= f(x) <= uw·x + ub. Returns 0 or the

@@ -33,16 +33,6 @@
 #define GT_FMIN_LO (-0.1700407505712541)
 #define GT_FMIN_HI (-0.1700407505712540)
 
-double nl_dn(double x)
-{
-    return fp_down(x);
-}
-
-double nl_up(double x)
-{
-    return fp_up(x);
-}
-
 /* A finite value inside an enclosure. */
 static double mid_of(nl_iv a)
 {

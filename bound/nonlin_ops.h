@@ -4,6 +4,7 @@
 #ifndef BOUND_NONLIN_OPS_H
 #define BOUND_NONLIN_OPS_H
 
+#include "../core/fpstep.h"
 #include "nonlin.h"
 
 /* A closed real interval [lo, hi] that contains the exact value. */
@@ -26,8 +27,9 @@ typedef struct nl_pieces {
     double slack;
 } nl_pieces;
 
-double nl_dn(double x);
-double nl_up(double x);
+/* one step down / up: inline, they sit in every enclosure */
+static inline double nl_dn(double x) { return fp_down(x); }
+static inline double nl_up(double x) { return fp_up(x); }
 nl_iv nl_iv_add(nl_iv a, nl_iv b);
 nl_iv nl_iv_mul(nl_iv a, nl_iv b);
 

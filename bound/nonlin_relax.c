@@ -284,21 +284,44 @@ static void line_dtau(bnd_nl_kind k, double param, double t, double p, double w,
  * fields are left as they are. With d, also the asked sides' derivatives by
  * their tau where known in closed form (NAN where not: wide sin/cos
  * intervals, whose envelope is searched). */
-static int relax_sides(bnd_nl_kind k, double param, double l, double u, double tau_lo,
-                       double tau_up, int sides, bnd_lines *out, bnd_lines *d)
+struct bnd_nl_prep {
+    bnd_nl_kind k;
+    double param, l, u;
+    int rc, cut;       /* rc: nl_check's or the interval's error; cut: pc is valid */
+    double fl, fu;     /* f's interval over [l, u] */
+    nl_pieces pc;
+};
+
+size_t bnd_nl_prep_size(void)
+{
+    return sizeof(bnd_nl_prep);
+}
+
+int bnd_nl_prep_make(bnd_nl_kind k, double param, double l, double u, bnd_nl_prep *p)
+{
+    p->k = k, p->param = param, p->l = l, p->u = u, p->cut = 0;
+    p->rc = nl_check(k, param, l, u);
+    if (p->rc)
+        return p->rc;
+    p->cut = l != u && nl_pieces_of(k, param, l, u, &p->pc) == 0;
+    if (p->cut)
+        interval_of(k, param, &p->pc, &p->fl, &p->fu);
+    else
+        p->rc = bnd_nl_interval(k, param, l, u, &p->fl, &p->fu);
+    return p->rc;
+}
+
+static int relax_prep(const bnd_nl_prep *pp, double tau_lo, double tau_up, int sides,
+                      bnd_lines *out, bnd_lines *d)
 {
     if (d)
         *d = (bnd_lines){0.0, 0.0, 0.0, 0.0};
-    int rc = nl_check(k, param, l, u);
-    if (rc)
-        return rc;
-    nl_pieces pc;
-    double fl, fu;
-    int cut = l != u && nl_pieces_of(k, param, l, u, &pc) == 0;
-    if (cut)
-        interval_of(k, param, &pc, &fl, &fu);
-    else if ((rc = bnd_nl_interval(k, param, l, u, &fl, &fu)) != 0)
-        return rc;
+    if (pp->rc)
+        return pp->rc;
+    bnd_nl_kind k = pp->k;
+    double param = pp->param, l = pp->l, u = pp->u, fl = pp->fl, fu = pp->fu;
+    int cut = pp->cut;
+    const nl_pieces *pcp = &pp->pc;
     /* the interval is always a valid (flat) pair of lines: the fallback */
     if (sides & SIDE_LO)
         out->lo_slope = 0.0, out->lo_icpt = fl;
@@ -307,12 +330,12 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
     if (!cut)
         return 0;
     double w = u - l;
-    double chord = (mid(pc.fx[pc.n]) - mid(pc.fx[0])) / w;
+    double chord = (mid(pcp->fx[pcp->n]) - mid(pcp->fx[0])) / w;
     double s_lo = NAN, s_up = NAN, h_lo = NAN, h_up = NAN;
     int same = 1;
-    for (int i = 1; i < pc.n; i++)
-        same &= pc.curv[i] == pc.curv[0];
-    if (nl_is_kinked(k) && pc.n == 2) {
+    for (int i = 1; i < pcp->n; i++)
+        same &= pcp->curv[i] == pcp->curv[0];
+    if (nl_is_kinked(k) && pcp->n == 2) {
         /* the free line pivots at the kink (0, 0) between the two pieces'
          * slopes; CROWN's adaptive default follows the longer side (no
          * closed-form derivative is given: beta.c optimises these) */
@@ -329,7 +352,7 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
             s_up = sl + frac(tau_up, dflt) * (sr - sl);
         }
     } else if (same) {
-        int c = pc.curv[0];
+        int c = pcp->curv[0];
         double p_lo = l + frac(tau_lo, 0.5) * w, p_up = l + frac(tau_up, 0.5) * w;
         if (c > 0) {
             s_up = chord;
@@ -342,24 +365,24 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
         } else {
             s_lo = s_up = chord;
         }
-    } else if (pc.n == 2) {
+    } else if (pcp->n == 2) {
         /* the touching points are where f' equals the slopes: the hints
          * that spare icpt_bound its own search */
         if (sides & SIDE_LO)
-            s_lo = -two_piece_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, -1.0, &h_lo);
+            s_lo = -two_piece_slope(k, param, pcp, l + frac(tau_lo, 0.5) * w, -1.0, &h_lo);
         if (sides & SIDE_UP)
-            s_up = two_piece_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1.0, &h_up);
+            s_up = two_piece_slope(k, param, pcp, l + frac(tau_up, 0.5) * w, 1.0, &h_up);
     } else {
         if (sides & SIDE_LO)
-            s_lo = envelope_slope(k, param, &pc, l + frac(tau_lo, 0.5) * w, 0);
+            s_lo = envelope_slope(k, param, pcp, l + frac(tau_lo, 0.5) * w, 0);
         if (sides & SIDE_UP)
-            s_up = envelope_slope(k, param, &pc, l + frac(tau_up, 0.5) * w, 1);
+            s_up = envelope_slope(k, param, pcp, l + frac(tau_up, 0.5) * w, 1);
         if (d)
             *d = (bnd_lines){NAN, NAN, NAN, NAN};
         d = NULL;
     }
     if ((sides & SIDE_LO) && isfinite(s_lo)) {
-        double b = icpt_bound(k, param, &pc, s_lo, h_lo, 0);
+        double b = icpt_bound(k, param, pcp, s_lo, h_lo, 0);
         if (isfinite(b)) {
             out->lo_slope = s_lo;
             out->lo_icpt = b;
@@ -369,7 +392,7 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
         }
     }
     if ((sides & SIDE_UP) && isfinite(s_up)) {
-        double b = icpt_bound(k, param, &pc, s_up, h_up, 1);
+        double b = icpt_bound(k, param, pcp, s_up, h_up, 1);
         if (isfinite(b)) {
             out->up_slope = s_up;
             out->up_icpt = b;
@@ -381,6 +404,14 @@ static int relax_sides(bnd_nl_kind k, double param, double l, double u, double t
     return 0;
 }
 
+static int relax_sides(bnd_nl_kind k, double param, double l, double u, double tau_lo,
+                       double tau_up, int sides, bnd_lines *out, bnd_lines *d)
+{
+    bnd_nl_prep p;
+    bnd_nl_prep_make(k, param, l, u, &p);
+    return relax_prep(&p, tau_lo, tau_up, sides, out, d);
+}
+
 int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
                  double tau_up, bnd_lines *out)
 {
@@ -390,9 +421,17 @@ int bnd_nl_relax(bnd_nl_kind k, double param, double l, double u, double tau_lo,
 int bnd_nl_relax_line(bnd_nl_kind k, double param, double l, double u, double tau, int upper,
                       double *slope, double *icpt, double *dslope, double *dicpt)
 {
+    bnd_nl_prep p;
+    bnd_nl_prep_make(k, param, l, u, &p);
+    return bnd_nl_relax_line_prep(&p, tau, upper, slope, icpt, dslope, dicpt);
+}
+
+int bnd_nl_relax_line_prep(const bnd_nl_prep *p, double tau, int upper, double *slope,
+                           double *icpt, double *dslope, double *dicpt)
+{
     bnd_lines r, d;
-    int rc = relax_sides(k, param, l, u, upper ? NAN : tau, upper ? tau : NAN,
-                         upper ? SIDE_UP : SIDE_LO, &r, dslope ? &d : NULL);
+    int rc = relax_prep(p, upper ? NAN : tau, upper ? tau : NAN, upper ? SIDE_UP : SIDE_LO, &r,
+                        dslope ? &d : NULL);
     if (rc == 0) {
         *slope = upper ? r.up_slope : r.lo_slope;
         *icpt = upper ? r.up_icpt : r.lo_icpt;

@@ -76,20 +76,27 @@ typedef struct {
     double *ml, *vl, *mu, *vu;    /* Adam moments */
     double *dw, *db;              /* derivative by tau of the line last computed */
     uint8_t *dside;               /* its side: 1 lower, 2 upper, 0 none known */
+    char *prep;                   /* per neuron: bnd_nl_prep, the interval's part */
+    size_t psz;                   /* bytes per bnd_nl_prep */
 } tau_layer;
+
+static const bnd_nl_prep *prep_of(const tau_layer *T, int64_t t)
+{
+    return (const bnd_nl_prep *)(const void *)(T->prep + (size_t)t * T->psz);
+}
 
 /* Row q's line of smooth layer i on the side it uses (low: the lower one) at
  * its current tau; the layer's line where that fails, the interval where a
  * line is missing. The other side keeps its line, which stays valid: the
  * input interval is fixed during the rounds. */
-static void row_relax(const bnd_layer *L, const bnd_layer *X, const tau_layer *T,
+static void row_relax(const bnd_layer *L, const tau_layer *T,
                       const bnd_row_lines *rl, int64_t q, int64_t t, int low)
 {
     int64_t at = q * L->size + t;
     double w, b;
     T->dside[at] = 0;
-    if (bnd_nl_relax_line((bnd_nl_kind)L->act->kind, L->act_param, X->lo[t], X->hi[t],
-                          low ? T->tl[at] : T->tu[at], !low, &w, &b, &T->dw[at], &T->db[at])) {
+    if (bnd_nl_relax_line_prep(prep_of(T, t), low ? T->tl[at] : T->tu[at], !low, &w, &b,
+                               &T->dw[at], &T->db[at])) {
         w = low ? L->lw[t] : L->uw[t];
         b = low ? L->lb[t] : L->ub[t];
     } else if (isfinite(T->dw[at]) && isfinite(T->db[at])) {
@@ -147,8 +154,8 @@ static void step_row(bnd_net *net, int start, int64_t q, int round, int t_adam, 
                     double tau0 = low ? S->tl[at] : S->tu[at];
                     double dh = tau0 + h <= 1 ? h : -h;
                     double w, b;
-                    if (bnd_nl_relax_line((bnd_nl_kind)L->act->kind, L->act_param, l, u,
-                                          tau0 + dh, !low, &w, &b, NULL, NULL))
+                    if (bnd_nl_relax_line_prep(prep_of(S, t), tau0 + dh, !low, &w, &b, NULL,
+                                               NULL))
                         continue;
                     const bnd_row_lines *R = &rows[i];
                     g = low ? a * ((w - R->lw[at]) * z[t] + b - R->lb[at])
@@ -162,7 +169,7 @@ static void step_row(bnd_net *net, int start, int64_t q, int round, int t_adam, 
                 v[at] = b2 * v[at] + (1 - b2) * g * g;
                 tau[at] = clamp01(tau[at] + lr * (m[at] / c1) / (sqrt(v[at] / c2) + 1e-12));
             }
-            row_relax(L, X, S, &rows[i], q, t, low);
+            row_relax(L, S, &rows[i], q, t, low);
         }
     }
 }
@@ -207,8 +214,18 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
             rows[i] = (bnd_row_lines){blk, blk + kn, blk + 2 * kn, blk + 3 * kn};
             T[i] = (tau_layer){blk + 4 * kn,  blk + 5 * kn,  blk + 6 * kn,
                                blk + 7 * kn,  blk + 8 * kn,  blk + 9 * kn,
-                               blk + 10 * kn, blk + 11 * kn, (uint8_t *)(blk + 12 * kn)};
+                               blk + 10 * kn, blk + 11 * kn, (uint8_t *)(blk + 12 * kn), NULL, 0};
             memset(T[i].dside, 0, kn);
+            /* the interval's part of every neuron's lines, once: the
+             * intervals stay fixed during the rounds */
+            T[i].psz = bnd_nl_prep_size();
+            if (!(ok = (T[i].prep = malloc((size_t)L->size * T[i].psz)) != NULL))
+                break;
+            const bnd_layer *X = &net->layers[L->in[0]];
+            for (int64_t t = 0; t < L->size; t++)
+                if (X->lo[t] < X->hi[t])
+                    bnd_nl_prep_make((bnd_nl_kind)L->act->kind, L->act_param, X->lo[t], X->hi[t],
+                                     (bnd_nl_prep *)(void *)(T[i].prep + (size_t)t * T[i].psz));
             for (size_t q = 0; q < kn; q++) {
                 size_t t = q % (size_t)L->size;
                 rows[i].lw[q] = L->lw[t], rows[i].lb[q] = L->lb[t];
@@ -274,6 +291,8 @@ done:
             free(val[i]);
         if (rows)
             free(rows[i].lw);
+        if (T)
+            free(T[i].prep);
     }
     free(sel), free(A), free(val), free(rows), free(T), free(xs), free(ain), free(lbv), free(tmp);
     return rc;
