@@ -3,9 +3,11 @@
  * The objective for a region is its smallest clause violation
  *     F(x) = min over clauses c of  max over rows i of (C_i f(x) - d_i),
  * which is <= 0 exactly when x is a counterexample. We sample the box, then
- * run signed-gradient PGD from the best samples, with gradients by forward
- * differences (one forward pass per input dimension), and optionally a
- * local random search from the best point. Any candidate with
+ * run signed-gradient PGD from the best samples, and optionally a local
+ * random search from the best point. PGD's gradient is the active row's:
+ * exact (bnd_point_grad, about two passes) on ReLU-like networks with many
+ * inputs, else by forward differences (one forward pass per input
+ * dimension: 15,700 passes, 2.5 s, for a quick attack on a 784-input CNN). Any candidate with
  * F <= 0 is re-checked by bab_check_counterexample before it is reported. */
 #include "bab.h"
 
@@ -14,8 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../bound/bound.h"
+#include "../bound/nonlin.h"
 #include "../core/clock.h"
 #include "../core/rng.h"
+
+/* Exact gradients pay once forward differences cost more passes than this. */
+#define GRAD_MIN_INPUTS 32
 
 typedef struct {
     const nn_graph *g;
@@ -25,10 +32,13 @@ typedef struct {
     double *y;
     int64_t *n_evals;
     err *e;
+    bnd_net *net;      /* exact gradients when not NULL */
 } attack_ctx;
 
-/* The smallest violation over the region's clauses at x; *clause gets its index. */
-static int objective(attack_ctx *c, const double *x, double *value, int *clause)
+/* The smallest violation over the region's clauses at x; *clause gets its
+ * index and *row (if not NULL) the row of C where that violation is. */
+static int objective_row(attack_ctx *c, const double *x, double *value, int *clause,
+                         const double **row)
 {
     int rc = nn_eval(c->g, x, c->y, c->e);
     if (rc)
@@ -37,19 +47,22 @@ static int objective(attack_ctx *c, const double *x, double *value, int *clause)
         (*c->n_evals)++;
     double best = INFINITY;
     int best_c = 0;
+    const double *best_r = NULL;
     for (int k = 0; k < c->reg->n_clauses; k++) {
         const spec_clause *cl = &c->reg->clauses[k];
         double worst = -INFINITY;
+        const double *wr = NULL;
         for (int i = 0; i < cl->n_rows; i++) {
             double s = -cl->d[i];
             for (int64_t j = 0; j < c->n_y; j++)
                 s += cl->C[(int64_t)i * c->n_y + j] * c->y[j];
             if (s > worst)
-                worst = s;
+                worst = s, wr = cl->C + (int64_t)i * c->n_y;
         }
         if (worst < best) {
             best = worst;
             best_c = k;
+            best_r = wr;
         }
     }
     if (isnan(best))
@@ -57,7 +70,45 @@ static int objective(attack_ctx *c, const double *x, double *value, int *clause)
     *value = best;
     if (clause)
         *clause = best_c;
+    if (row)
+        *row = best_r;
     return 0;
+}
+
+static int objective(attack_ctx *c, const double *x, double *value, int *clause)
+{
+    return objective_row(c, x, value, clause, NULL);
+}
+
+/* A bound network for exact gradients when the network has many moving
+ * inputs and only ReLU-like nonlinearities (at a point box their lines are
+ * the local linearisation; smooth ones get flat lines there). NULL when not
+ * worth it or not possible (the attack then uses differences). */
+static bnd_net *grad_net(const nn_graph *g, const spec_region *reg, int64_t n)
+{
+    int64_t moving = 0;
+    for (int64_t j = 0; j < n; j++)
+        moving += reg->hi[j] > reg->lo[j];
+    if (moving <= GRAD_MIN_INPUTS)
+        return NULL;
+    bnd_net *net = NULL;
+    err e2 = {0};
+    if (bnd_net_new(g, &net, &e2))
+        return NULL;
+    int64_t na = bnd_act_count(net);
+    int *kind = malloc((size_t)(na ? na : 1) * sizeof(int));
+    int ok = kind != NULL;
+    if (ok) {
+        bnd_act_kinds(net, kind, NULL);
+        for (int64_t j = 0; j < na && ok; j++)
+            ok = kind[j] == BND_NL_RELU || kind[j] == BND_NL_LEAKYRELU || kind[j] == BND_NL_ABS;
+    }
+    free(kind);
+    if (!ok) {
+        bnd_net_free(net);
+        return NULL;
+    }
+    return net;
 }
 
 static void clip(const spec_region *reg, int64_t n, double *x)
@@ -72,14 +123,21 @@ static int pgd(attack_ctx *c, const bab_attack_opts *o, double *x, double *best,
 {
     int64_t n = c->n_x;
     double f;
-    int rc = objective(c, x, &f, NULL);
+    const double *row;
+    int rc = objective_row(c, x, &f, NULL, &row);
     if (rc)
         return rc;
     for (int step = 0; step < o->steps && f > 0; step++) {
         if (clock_expired(o->deadline))
             break;
-        /* Forward differences; the step shrinks with the box width. */
-        for (int64_t j = 0; j < n; j++) {
+        if (c->net && row) { /* the active row's gradient, exactly */
+            if ((rc = bnd_point_grad(c->net, x, row, 1, grad, c->e)))
+                return rc;
+            if (c->n_evals)
+                *c->n_evals += 2;
+        }
+        /* else forward differences; the step shrinks with the box width */
+        for (int64_t j = 0; !(c->net && row) && j < n; j++) {
             double w = c->reg->hi[j] - c->reg->lo[j];
             if (!(w > 0)) { /* a fixed input: no direction to move */
                 grad[j] = 0;
@@ -104,7 +162,7 @@ static int pgd(attack_ctx *c, const bab_attack_opts *o, double *x, double *best,
                 x[j] += frac * w;
         }
         clip(c->reg, n, x);
-        if ((rc = objective(c, x, &f, NULL)))
+        if ((rc = objective_row(c, x, &f, NULL, &row)))
             return rc;
         if (f < *best_val) {
             *best_val = f;
@@ -156,7 +214,7 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
 {
     if (r < 0 || r >= p->n_regions)
         return err_set(e, ERR_ARG, "attack: bad region %d", r);
-    attack_ctx c = { g, p, &p->regions[r], p->n_x, p->n_y, NULL, n_evals, e };
+    attack_ctx c = { g, p, &p->regions[r], p->n_x, p->n_y, NULL, n_evals, e, NULL };
     int64_t n = p->n_x;
     if (c.reg->n_clauses == 0)
         return 0;
@@ -205,6 +263,8 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
             for (int64_t j = 0; j < n; j++)
                 x[j] = c.reg->lo[j] + rng_uniform(&rg) * (c.reg->hi[j] - c.reg->lo[j]);
         }
+        if (!c.net && k == 0)
+            c.net = grad_net(g, c.reg, n);
         if ((rc = pgd(&c, o, x, best, &best_val, grad, xh)))
             goto out;
     }
@@ -223,6 +283,7 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
         rc = 0;
     }
 out:
+    bnd_net_free(c.net);
     free(buf);
     return rc < 0 ? rc : found;
 }
