@@ -128,6 +128,28 @@ bnd_linop *bnd_lin_conv_new(const bnd_conv_geom *g, const double *W)
     return L;
 }
 
+/* floor(a / b) and ceil(a / b) for b > 0 and any sign of a */
+static int64_t div_floor(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+static int64_t div_ceil(int64_t a, int64_t b)
+{
+    return a >= 0 ? (a + b - 1) / b : -(-a / b);
+}
+
+/* The output columns [*o0, *o1) whose input column ow·sw - pw + kw·dw lies
+ * inside 0..W-1: a contiguous range, so the loops below need no test per
+ * element (im2col/col2im were as costly as the products they feed). */
+static void valid_cols(const bnd_conv_geom *g, int64_t kw, int64_t *o0, int64_t *o1)
+{
+    int64_t off = kw * g->dw - g->pw; /* iw = ow·sw + off */
+    int64_t lo = div_ceil(-off, g->sw), hi = div_floor(g->W - 1 - off, g->sw) + 1;
+    *o0 = lo < 0 ? 0 : (lo > g->OW ? g->OW : lo);
+    *o1 = hi > g->OW ? g->OW : (hi < *o0 ? *o0 : hi);
+}
+
 /* cols (ck x OH·OW) of group gi from x (C x H x W); zero outside the input. */
 static void im2col(const bnd_conv_geom *g, int64_t gi, const double *x, double *cols)
 {
@@ -137,14 +159,25 @@ static void im2col(const bnd_conv_geom *g, int64_t gi, const double *x, double *
             for (int64_t kw = 0; kw < g->KW; kw++) {
                 double *row = cols + ((c * g->KH + kh) * g->KW + kw) * P;
                 const double *xc = x + (gi * cg + c) * g->H * g->W;
+                int64_t o0, o1, off = kw * g->dw - g->pw;
+                valid_cols(g, kw, &o0, &o1);
                 for (int64_t oh = 0; oh < g->OH; oh++) {
                     int64_t ih = oh * g->sh - g->ph + kh * g->dh;
-                    for (int64_t ow = 0; ow < g->OW; ow++) {
-                        int64_t iw = ow * g->sw - g->pw + kw * g->dw;
-                        row[oh * g->OW + ow] = (ih >= 0 && ih < g->H && iw >= 0 && iw < g->W)
-                                                   ? xc[ih * g->W + iw]
-                                                   : 0.0;
+                    double *r = row + oh * g->OW;
+                    if (ih < 0 || ih >= g->H) {
+                        memset(r, 0, (size_t)g->OW * sizeof(double));
+                        continue;
                     }
+                    int64_t base = ih * g->W + off; /* input index of ow = 0 */
+                    for (int64_t ow = 0; ow < o0; ow++)
+                        r[ow] = 0.0;
+                    if (g->sw == 1 && o1 > o0)
+                        memcpy(r + o0, xc + base + o0, (size_t)(o1 - o0) * sizeof(double));
+                    else
+                        for (int64_t ow = o0; ow < o1; ow++)
+                            r[ow] = xc[base + ow * g->sw];
+                    for (int64_t ow = o1; ow < g->OW; ow++)
+                        r[ow] = 0.0;
                 }
             }
 }
@@ -158,15 +191,16 @@ static void col2im(const bnd_conv_geom *g, int64_t gi, const double *cols, doubl
             for (int64_t kw = 0; kw < g->KW; kw++) {
                 const double *row = cols + ((c * g->KH + kh) * g->KW + kw) * P;
                 double *xc = x + (gi * cg + c) * g->H * g->W;
+                int64_t o0, o1, off = kw * g->dw - g->pw;
+                valid_cols(g, kw, &o0, &o1);
                 for (int64_t oh = 0; oh < g->OH; oh++) {
                     int64_t ih = oh * g->sh - g->ph + kh * g->dh;
                     if (ih < 0 || ih >= g->H)
                         continue;
-                    for (int64_t ow = 0; ow < g->OW; ow++) {
-                        int64_t iw = ow * g->sw - g->pw + kw * g->dw;
-                        if (iw >= 0 && iw < g->W)
-                            xc[ih * g->W + iw] += row[oh * g->OW + ow];
-                    }
+                    const double *r = row + oh * g->OW;
+                    int64_t base = ih * g->W + off;
+                    for (int64_t ow = o0; ow < o1; ow++)
+                        xc[base + ow * g->sw] += r[ow];
                 }
             }
 }
