@@ -25,7 +25,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 
 .PHONY: all deps test sanitize bench clean fuzz stress
 
-all: deps $(TOP_PROGS) $(PROGS:%=$(B)/bin/%)
+all: deps $(TOP_PROGS) $(PROGS:%=$(B)/bin/%) $(B)/bin/idx_specs
 
 deps:
 	@./scripts/deps.sh
@@ -77,6 +77,11 @@ $(B)/bin/stress: $(B)/scripts/stress.o $(B)/tests/stress_gen.o $(B)/libnnv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+# robustness specs for IDX test images (scripts/idx_specs.c; needs only zlib)
+$(B)/bin/idx_specs: $(B)/scripts/idx_specs.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lz
+
 stress: deps $(B)/bin/stress
 	$(B)/bin/stress $(N) $(SAMPLES) $(JOBS)
 
@@ -86,4 +91,5 @@ bench: all
 clean:
 	rm -rf build build-san $(TOP_PROGS)
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_SRC:%.c=$(B)/%.d) $(B)/scripts/stress.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_SRC:%.c=$(B)/%.d) $(B)/scripts/stress.d \
+         $(B)/scripts/idx_specs.d

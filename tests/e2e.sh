@@ -97,6 +97,26 @@ for m in maxpool_k2s2 softmax_axis_last clip_attrs; do
     done
 done
 
+# robustness specs for IDX test images (scripts/idx_specs.c) through verify:
+# two uniformly gray 28x28 images, which the F-MNIST CNN-7 scores as class 8;
+# labelled 8 the property holds at eps 0 (unsat), labelled 5 it does not (sat)
+IS=build/bin/idx_specs
+if [ -x $IS ]; then
+    mkdir -p "$tmp/idx"
+    printf '\000\000\010\003\000\000\000\002\000\000\000\034\000\000\000\034' > "$tmp/idx/img"
+    head -c 1568 /dev/zero | tr '\0' '\200' >> "$tmp/idx/img"
+    printf '\000\000\010\001\000\000\000\002\010\005' > "$tmp/idx/lab"
+    $IS "$tmp/idx/img" "$tmp/idx/lab" 0 2 0 models/fmnist_cnn7w4_eps0.1.json 10 "$tmp/idx" &&
+        [ "$(wc -l < "$tmp/idx/instances.csv")" -eq 2 ] && ok "idx_specs writes the specs" || bad "idx_specs"
+    for k in 0 1; do
+        want=$([ $k = 0 ] && echo unsat || echo sat)
+        got=$($V models/fmnist_cnn7w4_eps0.1.json "$tmp/idx/img$k.vnnlib" --timeout 20 2>&1 | head -1)
+        [ "$got" = "$want" ] && ok "idx spec $k: $want" || bad "idx spec $k: expected $want, got $got"
+    done
+    printf '\000\000\010\001\000\000\000\002\010\014' > "$tmp/idx/lab12"
+    expect_error "idx label beyond 9" "lab12" $IS "$tmp/idx/img" "$tmp/idx/lab12" 0 2 0 m.onnx 10 "$tmp/idx"
+fi
+
 # ONNX conformance: every case whose ops we support passes; the rest fail with a clear error
 if [ -x $S/conformance/check.sh ]; then
     CONF_TIMEOUT=20 $S/conformance/check.sh $V > "$tmp/conf" 2>&1
