@@ -7,8 +7,10 @@
  * Writes OUTDIR/imgK.vnnlib for each: the L-inf ball of radius EPS around
  * the image (pixels scaled to [0, 1], the ball clipped to [0, 1]) with the
  * unsafe region "some other class scores at least the label's", and
- * OUTDIR/instances.csv lines MODEL,imgK.vnnlib,TIMEOUT (MODEL as given, so
- * give a path that holds from OUTDIR, e.g. an absolute one).
+ * OUTDIR/instances.csv lines MODEL,imgK.vnnlib,TIMEOUT for
+ * vnncomp/run_benchmark.sh OUTDIR, which reads both paths relative to
+ * OUTDIR (so give MODEL relative to it, e.g. a link placed there). Labels
+ * must be classes 0-9.
  *
  * build: cc -O2 -std=c11 scripts/idx_specs.c -o idx_specs -lz */
 #include <stdint.h>
