@@ -77,10 +77,10 @@ $(B)/bin/stress: $(B)/scripts/stress.o $(B)/tests/stress_gen.o $(B)/libnnv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-# robustness specs for IDX test images (scripts/idx_specs.c; needs only zlib)
-$(B)/bin/idx_specs: $(B)/scripts/idx_specs.o
+# robustness specs for IDX test images (scripts/idx_specs.c)
+$(B)/bin/idx_specs: $(B)/scripts/idx_specs.o $(B)/libnnv.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lz
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 stress: deps $(B)/bin/stress
 	$(B)/bin/stress $(N) $(SAMPLES) $(JOBS)
