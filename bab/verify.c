@@ -376,7 +376,7 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o_in,
             res->strategy = "refute";
             rc = strategy_refute(g, p, o, deadline, res, e);
         }
-    } else if (o->strategy == BAB_STRATEGY_AUTO && p->n_regions == 1 &&
+    } else if (o->strategy == BAB_STRATEGY_AUTO && p->n_regions == 1 && moving_inputs(p) > 0 &&
                moving_inputs(p) <= max_split && !getenv("NNV_NOFOLDSPLIT")) {
         /* many inputs but few moving (dist_shift: 8 of 792): input split
          * over the moving ones when the folded network is a chain */
