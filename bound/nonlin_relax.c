@@ -280,10 +280,8 @@ static void line_dtau(bnd_nl_kind k, double param, double t, double p, double w,
     }
 }
 
-/* bnd_nl_relax for the sides asked (SIDE_LO | SIDE_UP); the other side's
- * fields are left as they are. With d, also the asked sides' derivatives by
- * their tau where known in closed form (NAN where not: wide sin/cos
- * intervals, whose envelope is searched). */
+/* What the lines of [l, u] share whatever their tau and side: the checks,
+ * the convexity pieces with f at their ends, and f's range (nonlin.h). */
 struct bnd_nl_prep {
     bnd_nl_kind k;
     double param, l, u;
@@ -311,6 +309,10 @@ int bnd_nl_prep_make(bnd_nl_kind k, double param, double l, double u, bnd_nl_pre
     return p->rc;
 }
 
+/* bnd_nl_relax for the sides asked (SIDE_LO | SIDE_UP); the other side's
+ * fields are left as they are. With d, also the asked sides' derivatives by
+ * their tau where known in closed form (NAN where not: wide sin/cos
+ * intervals, whose envelope is searched). */
 static int relax_prep(const bnd_nl_prep *pp, double tau_lo, double tau_up, int sides,
                       bnd_lines *out, bnd_lines *d)
 {
