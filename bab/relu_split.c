@@ -845,7 +845,10 @@ int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const 
         ev = getenv("NNV_GA_T");
         int gt = ev ? atoi(ev) : 30;
         double tg = clock_now();
+        int bt = openblas_get_num_threads(); /* one pass's products are small (attack.c) */
+        openblas_set_num_threads(1);
         rc = grad_attack(&ws[0], &s, gr, gt, e);
+        openblas_set_num_threads(bt);
         if (o->verbose)
             fprintf(stderr, "relu bab: gradient attack %d x %d: %d after %.2f s\n", gr, gt, rc, clock_now() - tg);
     }
