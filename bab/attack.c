@@ -89,11 +89,8 @@ static int objective(attack_ctx *c, const double *x, double *value, int *clause)
  * a few ulps wide, so every nonlinearity's lines are its local
  * linearisation up to rounding: smooth ones too (on the project's sigmoid,
  * tanh, GeLU and sin nets the gradient agrees with differences to 1e-5). */
-static bnd_net *grad_net(const nn_graph *g, const spec_region *reg, int64_t n)
+static bnd_net *grad_net(const nn_graph *g, int64_t moving)
 {
-    int64_t moving = 0;
-    for (int64_t j = 0; j < n; j++)
-        moving += reg->hi[j] > reg->lo[j];
     if (moving <= GRAD_MIN_INPUTS)
         return NULL;
     bnd_net *net = NULL;
@@ -272,7 +269,7 @@ int bab_attack(const nn_graph *g, const spec_property *p, int r, const bab_attac
                 x[j] = c.reg->lo[j] + rng_uniform(&rg) * (c.reg->hi[j] - c.reg->lo[j]);
         }
         if (!c.net && k == 0)
-            c.net = grad_net(g, c.reg, n);
+            c.net = grad_net(g, moving);
         if ((rc = pgd(&c, o, x, best, &best_val, grad, xh)))
             goto out;
     }

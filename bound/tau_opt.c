@@ -80,9 +80,9 @@ typedef struct {
     size_t psz;                   /* bytes per bnd_nl_prep */
 } tau_layer;
 
-static const bnd_nl_prep *prep_of(const tau_layer *T, int64_t t)
+static bnd_nl_prep *prep_of(const tau_layer *T, int64_t t)
 {
-    return (const bnd_nl_prep *)(const void *)(T->prep + (size_t)t * T->psz);
+    return (bnd_nl_prep *)(void *)(T->prep + (size_t)t * T->psz);
 }
 
 /* Row q's line of smooth layer i on the side it uses (low: the lower one) at
@@ -225,7 +225,7 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
             for (int64_t t = 0; t < L->size; t++)
                 if (X->lo[t] < X->hi[t])
                     bnd_nl_prep_make((bnd_nl_kind)L->act->kind, L->act_param, X->lo[t], X->hi[t],
-                                     (bnd_nl_prep *)(void *)(T[i].prep + (size_t)t * T[i].psz));
+                                     prep_of(&T[i], t));
             for (size_t q = 0; q < kn; q++) {
                 size_t t = q % (size_t)L->size;
                 rows[i].lw[q] = L->lw[t], rows[i].lb[q] = L->lb[t];
