@@ -15,6 +15,7 @@
 
 #define GB_SEED 0x9e3779b97f4a7c15ull
 #include "graph_build.h"
+#include "shared_data.h"
 
 /* ---- graph building ---- */
 /* The op under test applied to x; `tag` makes tensor names unique. */
@@ -228,6 +229,7 @@ Test(act, sigmoid_concave_piece_lines)
  * boxes of every lowered model are checked by soundness/conformance_*). */
 Test(act, conformance_nonlinear_models_lower)
 {
+    NEED_SHARED();
     const char *names[] = {"sigmoid", "tanh", "exp", "sin", "cos", "erf", "softplus",
                            "sqrt", "reciprocal", "pow_2", "pow_3", "mul_silu", "leakyrelu_alpha",
                            "leakyrelu_default", "abs", "gelu_erf_decomposed", "div_const_by_x",

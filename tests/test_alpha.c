@@ -5,6 +5,7 @@
 
 #include "../bound/bound.h"
 #include "../specs/spec.h"
+#include "shared_data.h"
 
 /* min over samples of each row of C·f(x), x uniform in the box */
 static void sampled_min(const nn_graph *g, const double *lo, const double *hi, int64_t n_in,
@@ -110,6 +111,7 @@ Test(alpha, batched_bounds_sound_and_alpha_not_looser)
 
 Test(alpha, acasxu_alpha_and_batched_sound_under_sampling)
 {
+    NEED_SHARED();
     nn_graph *g = NULL;
     spec_property *p = NULL;
     err e = {0};

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../models/nn.h"
+#include "shared_data.h"
 
 static nn_graph *G;
 static err E;
@@ -294,6 +295,7 @@ Test(finalize, huge_reshape_is_rejected_before_allocation)
 
 Test(finalize, every_benchmark_network_finalizes_and_evaluates_finite)
 {
+    NEED_SHARED();
     glob_t gl;
     cr_assert_eq(glob("../shared/benchmarks/*/onnx/*.onnx", 0, NULL, &gl), 0);
     cr_assert(gl.gl_pathc >= 10);

@@ -8,6 +8,7 @@
 #include "../bab/bab.h"
 #include "../bound/bound.h"
 #include "../specs/spec.h"
+#include "shared_data.h"
 
 /* "y0 - y1 <= t" unsafe (with a second, always-true row when two_rows) */
 static spec_property *make_spec(const double *lo, const double *hi, int n_in, double t,
@@ -173,6 +174,7 @@ static bab_answer acas(const char *net, const char *prop, bab_result *res)
 
 Test(input_split, acasxu_prop3_on_1_1_is_unsat)
 {
+    NEED_SHARED();
     bab_result res;
     cr_assert_eq(acas("1_1", "prop_3", &res), BAB_UNSAT);
     cr_assert(res.n_domains > 1, "decided without splitting?");
@@ -184,6 +186,7 @@ Test(input_split, acasxu_prop3_on_1_1_is_unsat)
  * dozen (bab_input_split); the search goes depth first and still decides. */
 Test(input_split, acasxu_prop3_on_1_1_is_unsat_under_a_tiny_memory_budget)
 {
+    NEED_SHARED();
     bab_result res, res_default;
     cr_assert_eq(acas("1_1", "prop_3", &res_default), BAB_UNSAT);
     acas_memory = 16 << 10;
@@ -198,6 +201,7 @@ Test(input_split, acasxu_prop3_on_1_1_is_unsat_under_a_tiny_memory_budget)
 
 Test(input_split, acasxu_prop2_on_2_1_is_sat)
 {
+    NEED_SHARED();
     bab_result res;
     cr_assert_eq(acas("2_1", "prop_2", &res), BAB_SAT);
     bab_result_free(&res);
@@ -274,6 +278,7 @@ Test(input_split, disjunctions_agree_with_milp)
  * find one. */
 Test(input_split, acasxu_prop8_on_2_9_is_sat)
 {
+    NEED_SHARED();
     bab_result res;
     cr_assert_eq(acas("2_9", "prop_8", &res), BAB_SAT);
     bab_result_free(&res);

@@ -435,6 +435,7 @@ Test(json, truncated_and_corrupted_text_never_crashes)
 /* ---- ONNX -> JSON -> graph on every benchmark network ---- */
 
 #include <glob.h>
+#include "shared_data.h"
 
 static void same_tensor(const nn_graph *g, int t, const nn_graph *h, const char *file)
 {
@@ -538,6 +539,7 @@ static void same_outputs(const nn_graph *g, const nn_graph *h, const char *file)
  * writing it again gives the same bytes. */
 Test(json, onnx_models_convert_exactly, .timeout = 60)
 {
+    NEED_SHARED();
     glob_t gl;
     cr_assert_eq(glob("../shared/benchmarks/*/onnx/*.onnx", 0, NULL, &gl), 0, "no benchmarks");
     cr_assert_gt(gl.gl_pathc, 3);

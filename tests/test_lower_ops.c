@@ -22,6 +22,7 @@
 #define GB_SEED 0x853c49e6748fea9bull
 #include "graph_build.h"
 #include "../specs/spec.h"
+#include "shared_data.h"
 
 static int64_t irand(int64_t a, int64_t b) /* uniform in [a, b] */
 {
@@ -589,6 +590,7 @@ Test(lower, clip_with_computed_bound_is_rejected_by_name)
  * boxes are checked by soundness/conformance_*). */
 Test(lower, conformance_models_of_these_ops_lower)
 {
+    NEED_SHARED();
     const char *names[] = {"maxpool_k2s2",
                            "maxpool_k3s1p1",
                            "softmax_2d_default",

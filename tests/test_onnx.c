@@ -13,6 +13,7 @@
 #include "../models/nn.h"
 #include "../models/onnx.h"
 #include "../models/pb.h"
+#include "shared_data.h"
 
 #define ACAS "../shared/benchmarks/acasxu/onnx/ACASXU_run2a_1_1_batch_2000.onnx"
 #define MNIST "../shared/benchmarks/mnist_fc/onnx/mnist-net_256x2.onnx"
@@ -60,16 +61,19 @@ static int decode_glob(const char *pattern, int roundtrip);
 
 Test(onnx, every_benchmark_model_decodes)
 {
+    NEED_SHARED();
     cr_assert_eq(decode_glob("../shared/benchmarks/*/onnx/*.onnx", 0), 45 + 3 + 3 + 1);
 }
 
 Test(onnx, every_conformance_model_decodes)
 {
+    NEED_SHARED();
     cr_assert_eq(decode_glob("../shared/conformance/*/model.onnx", 0), 86);
 }
 
 Test(onnx, acasxu_structure_and_weights)
 {
+    NEED_SHARED();
     nn_graph *g = decode_file(ACAS);
     cr_assert_eq(g->n_nodes, 22);
     const char *ops[] = {"Sub", "Flatten", "MatMul", "Add", "Relu"};
@@ -100,6 +104,7 @@ Test(onnx, acasxu_structure_and_weights)
 
 Test(onnx, mnist_fc_weights)
 {
+    NEED_SHARED();
     nn_graph *g = decode_file(MNIST);
     cr_assert_eq(g->n_nodes, 6);
     cr_assert_str_eq(g->nodes[1].op_type, "Gemm");
@@ -113,6 +118,7 @@ Test(onnx, mnist_fc_weights)
 
 Test(onnx, collins_symbolic_batch_dimension)
 {
+    NEED_SHARED();
     nn_graph *g = decode_file(COLLINS);
     cr_assert_eq(g->n_nodes, 13);
     cr_assert_str_eq(g->nodes[10].op_type, "Dropout");
@@ -128,6 +134,7 @@ Test(onnx, collins_symbolic_batch_dimension)
 
 Test(onnx, dist_shift_int64_shapes)
 {
+    NEED_SHARED();
     nn_graph *g = decode_file(CONCAT);
     cr_assert_eq(g->n_nodes, 11);
     const nn_tensor *s = tensor(g, "onnx::Reshape_13");
@@ -145,6 +152,7 @@ Test(onnx, dist_shift_int64_shapes)
 
 Test(onnx, constant_node_value_becomes_a_tensor_attribute)
 {
+    NEED_SHARED();
     nn_graph *g = decode_file(CONST_NORM);
     cr_assert_str_eq(g->nodes[0].op_type, "Constant");
     const nn_attr *a = nn_node_attr(&g->nodes[0], "value");
@@ -269,11 +277,13 @@ static int decode_glob(const char *pattern, int rt)
 
 Test(onnx, save_then_decode_gives_the_same_benchmark_graphs)
 {
+    NEED_SHARED();
     cr_assert_eq(decode_glob("../shared/benchmarks/*/onnx/*.onnx", 1), 52);
 }
 
 Test(onnx, save_then_decode_gives_the_same_conformance_graphs)
 {
+    NEED_SHARED();
     cr_assert_eq(decode_glob("../shared/conformance/*/model.onnx", 1), 86);
 }
 
@@ -339,6 +349,7 @@ Test(onnx, missing_file_is_an_io_error_naming_the_file)
 
 Test(onnx, gzip_file_loads_like_the_plain_one)
 {
+    NEED_SHARED();
     size_t len;
     uint8_t *buf = read_all(ACAS, &len);
     const char *path = "build/tests/test_onnx_acas.onnx.gz";
@@ -453,6 +464,7 @@ Test(onnx, tensor_data_must_match_dims_and_be_internal)
 
 Test(onnx, every_truncation_of_a_small_model_fails_cleanly)
 {
+    NEED_SHARED();
     size_t len;
     uint8_t *buf = read_all(CONST_NORM, &len);
     cr_assert_gt(len, 300);
@@ -475,6 +487,7 @@ Test(onnx, every_truncation_of_a_small_model_fails_cleanly)
 
 Test(onnx, random_mutations_of_acasxu_never_crash)
 {
+    NEED_SHARED();
     size_t len;
     uint8_t *orig = read_all(ACAS, &len);
     uint8_t *buf = malloc(len);
@@ -503,6 +516,7 @@ Test(onnx, random_mutations_of_acasxu_never_crash)
 
 Test(onnx, acasxu_decodes_in_well_under_a_millisecond)
 {
+    NEED_SHARED();
     size_t len;
     uint8_t *buf = read_all(ACAS, &len);
     struct timespec t0, t1;
@@ -541,12 +555,14 @@ static int load_glob(const char *pattern)
 
 Test(onnx, every_benchmark_and_conformance_model_loads_finalized)
 {
+    NEED_SHARED();
     cr_assert_eq(load_glob("../shared/benchmarks/*/onnx/*.onnx"), 52);
     cr_assert_eq(load_glob("../shared/conformance/*/model.onnx"), 86);
 }
 
 Test(onnx, saved_finalized_network_computes_the_same_function)
 {
+    NEED_SHARED();
     const char *files[] = {ACAS, COLLINS, CONCAT, CONST_NORM};
     for (int f = 0; f < 4; f++) {
         nn_graph *g = NULL, *h = NULL;

@@ -16,6 +16,7 @@
 
 #include "../bound/bound.h"
 #include "../models/nn.h"
+#include "shared_data.h"
 
 static char *slurp(const char *path)
 {
@@ -192,12 +193,14 @@ static void run_file(const char *path, const char *bench_dir, int max_instances)
 
 Test(reference, acasxu_ibp_and_crown_match_auto_lirpa)
 {
+    NEED_SHARED();
     run_file("../shared/reference/bounds/lirpa_acasxu_f64.json", "../shared/benchmarks/acasxu",
              1000);
 }
 
 Test(reference, mnist_fc_ibp_and_crown_match_auto_lirpa, .timeout = 60)
 {
+    NEED_SHARED();
     run_file("../shared/reference/bounds/lirpa_mnist_fc_f64.json",
              "../shared/benchmarks/mnist_fc", 1000);
 }

@@ -15,6 +15,7 @@
 #include "../bound/bound.h"
 #include "../models/nn.h"
 #include "../specs/spec.h"
+#include "shared_data.h"
 
 static uint64_t rng_state = 88172645463325252ull;
 static double unif(void)
@@ -170,6 +171,7 @@ static void report(const char *what, const tally *t)
 
 Test(soundness, acasxu_bounds_contain_samples)
 {
+    NEED_SHARED();
     const char *nets[3] = {"onnx/ACASXU_run2a_1_1_batch_2000.onnx",
                            "onnx/ACASXU_run2a_2_3_batch_2000.onnx",
                            "onnx/ACASXU_run2a_5_9_batch_2000.onnx"};
@@ -182,6 +184,7 @@ Test(soundness, acasxu_bounds_contain_samples)
 
 Test(soundness, mnist_fc_bounds_contain_samples, .timeout = 60)
 {
+    NEED_SHARED();
     const char *nets[3] = {"onnx/mnist-net_256x2.onnx", "onnx/mnist-net_256x4.onnx",
                            "onnx/mnist-net_256x6.onnx"};
     tally t = {0};
@@ -193,6 +196,7 @@ Test(soundness, mnist_fc_bounds_contain_samples, .timeout = 60)
 
 Test(soundness, collins_cnn_bounds_contain_samples, .timeout = 60)
 {
+    NEED_SHARED();
     const char *nets[3] = {"onnx/NN_rul_small_window_20.onnx", "onnx/NN_rul_full_window_20.onnx",
                            "onnx/NN_rul_full_window_40.onnx"};
     tally t = {0};
@@ -439,6 +443,7 @@ Test(soundness, random_dags_with_1d_conv_and_broadcasts_contain_samples)
  * ConvTranspose included: bound/lower_max.c, lower_softmax.c, conv.c). */
 Test(soundness, conformance_models_lower_exactly_or_are_rejected_by_name, .timeout = 60)
 {
+    NEED_SHARED();
     DIR *d = opendir("../shared/conformance");
     cr_assert_not_null(d);
     struct dirent *de;

@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "../specs/spec.h"
+#include "shared_data.h"
 
 #define BENCH "../shared/benchmarks"
 
@@ -54,6 +55,7 @@ static char *read_text(const char *path)
 
 Test(vnnlib, every_benchmark_file_parses_with_expected_sizes)
 {
+    NEED_SHARED();
     static const struct { const char *dir; int64_t n_y; int64_t n_x[2]; int min_files; } sets[] = {
         {"acasxu", 5, {5, 5}, 10},
         {"mnist_fc", 10, {784, 784}, 30},
@@ -96,6 +98,7 @@ Test(vnnlib, every_benchmark_file_parses_with_expected_sizes)
 
 Test(vnnlib, acasxu_prop_1_box_and_single_row)
 {
+    NEED_SHARED();
     spec_property *p = NULL;
     err e = {0};
     cr_assert_eq(spec_parse_vnnlib(BENCH "/acasxu/vnnlib/prop_1.vnnlib", &p, &e), 0, "%s", e.msg);
@@ -125,6 +128,7 @@ Test(vnnlib, acasxu_prop_1_box_and_single_row)
 
 Test(vnnlib, acasxu_or_gives_one_clause_per_disjunct)
 {
+    NEED_SHARED();
     spec_property *p = NULL;
     err e = {0};
     /* prop_2: four top-level asserts Y_i <= Y_0 -> one clause of four rows */
@@ -156,6 +160,7 @@ Test(vnnlib, acasxu_or_gives_one_clause_per_disjunct)
 
 Test(vnnlib, mnist_box_is_2eps_wide_and_nine_single_row_clauses)
 {
+    NEED_SHARED();
     spec_property *p = NULL;
     err e = {0};
     cr_assert_eq(spec_parse_vnnlib(BENCH "/mnist_fc/vnnlib/prop_8_0.03.vnnlib", &p, &e), 0, "%s", e.msg);
@@ -190,6 +195,7 @@ Test(vnnlib, mnist_box_is_2eps_wide_and_nine_single_row_clauses)
 
 Test(vnnlib, gz_file_equals_plain_file)
 {
+    NEED_SHARED();
     const char *plain = BENCH "/mnist_fc/vnnlib/prop_8_0.03.vnnlib";
     char *text = read_text(plain);
     char gzpath[] = "/tmp/vnnlib_test_XXXXXX";
@@ -481,6 +487,7 @@ Test(vnnlib, clause_holds_uses_tolerance)
 
 Test(vnnlib, every_truncation_prefix_fails_cleanly_or_parses)
 {
+    NEED_SHARED();
     char *text = read_text(BENCH "/acasxu/vnnlib/prop_7.vnnlib");
     size_t n = strlen(text);
     int ok = 0;
@@ -507,6 +514,7 @@ Test(vnnlib, every_truncation_prefix_fails_cleanly_or_parses)
 
 Test(vnnlib, corrupt_or_truncated_gz_is_an_error_not_a_crash)
 {
+    NEED_SHARED();
     char *text = read_text(BENCH "/mnist_fc/vnnlib/prop_8_0.03.vnnlib");
     uLongf cap = compressBound((uLong)strlen(text)) + 64;
     char path[] = "/tmp/vnnlib_gz_XXXXXX";
@@ -540,6 +548,7 @@ Test(vnnlib, corrupt_or_truncated_gz_is_an_error_not_a_crash)
 
 Test(vnnlib, random_byte_mutations_never_crash)
 {
+    NEED_SHARED();
     char *text = read_text(BENCH "/acasxu/vnnlib/prop_6.vnnlib");
     size_t n = strlen(text);
     static const char alphabet[] = "()();; \n X_Y_0159.e-+<=>andor";
@@ -572,6 +581,7 @@ Test(vnnlib, random_byte_mutations_never_crash)
 
 Test(vnnlib, committed_gz_file_parses_like_the_plain_one)
 {
+    NEED_SHARED();
     spec_property *a = NULL, *b = NULL;
     err e = {0};
     cr_assert_eq(spec_parse_vnnlib("tests/data/vnnlib/prop_6.vnnlib.gz", &a, &e), 0, "%s", e.msg);
