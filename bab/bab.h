@@ -40,7 +40,8 @@ typedef struct bab_opts {
 /* Half of the physical memory (sysconf), or 4 GB when unknown. */
 size_t bab_default_memory(void);
 
-enum { BAB_STRATEGY_AUTO = 0, BAB_STRATEGY_INPUT, BAB_STRATEGY_RELU, BAB_STRATEGY_NONE };
+enum { BAB_STRATEGY_AUTO = 0, BAB_STRATEGY_INPUT, BAB_STRATEGY_RELU, BAB_STRATEGY_NONE,
+       BAB_STRATEGY_STAR };
 
 void bab_opts_default(bab_opts *o);
 

@@ -19,6 +19,7 @@
  * Each strategy is one function (g, p, o, deadline, res, e) -> res->answer. */
 #include "bab.h"
 #include "internal.h"
+#include "star.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,7 +367,10 @@ int bab_verify(const nn_graph *g, const spec_property *p, const bab_opts *o_in,
     int max_split = o->max_split_inputs ? o->max_split_inputs : 20;
     int input_split = o->strategy == BAB_STRATEGY_INPUT ||
                       (o->strategy == BAB_STRATEGY_AUTO && p->n_x <= max_split);
-    if (input_split) {
+    if (o->strategy == BAB_STRATEGY_STAR) {
+        res->strategy = "star";
+        rc = bab_star(g, p, o, deadline, res, e);
+    } else if (input_split) {
         res->strategy = "input-split";
         rc = bab_input_split(g, p, o, deadline, res, e);
         if (rc == ERR_UNSUP) { /* no bounds for this graph: fall back */

@@ -72,6 +72,26 @@ int64_t bnd_mlp_n_in(const bnd_mlp *m)
     return m->n_in;
 }
 
+int bnd_mlp_n_layers(const bnd_mlp *m)
+{
+    return m->n_layers;
+}
+
+void bnd_mlp_layer(const bnd_mlp *m, int i, bnd_mlp_layer_info *info)
+{
+    const mlp_layer *l = &m->L[i];
+    memset(info, 0, sizeof *info);
+    info->kind = !l->act ? 0 : l->act == &bnd_relu_rule ? 1 : 2;
+    info->n = l->n, info->n_in = l->n_in;
+    info->pre_off = -1;
+    if (!l->act) {
+        info->W = l->W, info->bias = l->bias, info->bias_err = l->bias_err;
+        info->g = l->g_fwd;
+        if (i + 1 < m->n_layers && m->L[i + 1].act)
+            info->pre_off = m->pre_off[i];
+    }
+}
+
 int64_t bnd_mlp_unstable(const bnd_mlp *m, const double *pre, int64_t max, int64_t *pos,
                          int64_t *width, int64_t *neuron)
 {

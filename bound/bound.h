@@ -77,6 +77,11 @@ int bnd_alpha_crown(bnd_net *n, const double *lo, const double *hi, const double
  * activations, e.g. Gemm/ReLU or Gemm/Sigmoid MLPs): forward linear relaxation for the intermediate
  * bounds, CROWN backward for the objectives (batch.c). A bnd_mlp is
  * read-only after creation: several threads may bound with it at once. */
+/* Rounding accounting (round.c, docs/soundness.md): gamma_n = n u / (1 - n u)
+ * rounded up (a sum of n products is within gamma_n · sum |terms|), and an
+ * error term inflated to cover its own rounding. */
+double bnd_gamma(double n);
+double bnd_safe(double x);
 typedef struct bnd_mlp bnd_mlp;
 /* ERR_UNSUP when the net is not such a chain. Activation layers may be any
  * elementwise rule (ReLU, sigmoid, tanh, ...); bnd_mlp_all_relu says whether
@@ -108,6 +113,23 @@ int bnd_mlp_pre_empty(const bnd_mlp *m, const double *pre);
  * = x_t - rlo_t (a_t > 0) or rhi_t - x_t (a_t < 0); v = -inf: none. */
 const double *bnd_mlp_fn_line(const bnd_mlp *m, const double *fn, int64_t neuron, int side);
 void bnd_mlp_free(bnd_mlp *m);
+/* Layer i of a chain MLP (0 <= i < bnd_mlp_n_layers), for the exact region
+ * enumeration of bab/star.c. kind: 0 linear, 1 ReLU, 2 another activation.
+ * A linear layer has W (n x n_in, row-major), bias, bias_err (may be NULL)
+ * and g: its forward sum at inputs of magnitude m is within
+ * g·(|W|·m + |b|) + bias_err of the exact one (coefficient roundings from
+ * lowering included). pre_off: the layer's offset in a pre record
+ * (bnd_mlp_bound_pre: lower bounds there, upper ones n further), -1 when
+ * the layer does not feed a ReLU. */
+typedef struct {
+    int kind;
+    int64_t n, n_in;
+    const double *W, *bias, *bias_err;
+    double g;
+    int64_t pre_off;
+} bnd_mlp_layer_info;
+int bnd_mlp_n_layers(const bnd_mlp *m);
+void bnd_mlp_layer(const bnd_mlp *m, int i, bnd_mlp_layer_info *info);
 int64_t bnd_mlp_n_in(const bnd_mlp *m);
 /* Lower bounds lb (B x k) of the k objectives C·y (C: k x n_out, shared) over
  * each of the B boxes [lo, hi] (B x n_in each); A_in (B·k x n_in, may be NULL)

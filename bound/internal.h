@@ -208,8 +208,7 @@ int bnd_add_gather_layer(bnd_lower_ctx *cx, int k, int in_layer, int64_t n_out,
 
 /* ---- rounding (round.c) ---- */
 #define BND_U 0x1p-53
-double bnd_gamma(double n);            /* gamma_n = n u / (1 - n u), rounded up */
-double bnd_safe(double x);             /* x inflated to cover rounding of error terms */
+/* bnd_gamma, bnd_safe: bound.h */
 static inline double bnd_down(double x) { return fp_down(x); } /* next double below */
 static inline double bnd_up(double x) { return fp_up(x); }
 /* Centre and radius with [c - r, c + r] ⊇ [l, u]. */

@@ -51,7 +51,7 @@ static void catch_interrupts(const char *result_path)
 static const char usage[] =
     "usage: verify MODEL SPEC [--timeout S] [--result FILE] [--seed N] [--stats] [--verbose]\n"
     "       [--threads N] [--batch B] [--split smear|width|mix] [--memory MB]\n"
-    "              [--strategy auto|input|relu|none] [--branching fsb|babsr]\n"
+    "              [--strategy auto|input|star|relu|none] [--branching fsb|babsr]\n"
     "       verify --bounds ibp|crown MODEL SPEC\n"
     "       verify --eval MODEL          (input vectors on stdin, one per line)\n"
     "       verify --check RESULT MODEL SPEC   (re-check a sat result file's counterexample)\n"
@@ -330,8 +330,10 @@ int main(int argc, char **argv)
                 o.strategy = BAB_STRATEGY_RELU;
             else if (strcmp(v, "none") == 0)
                 o.strategy = BAB_STRATEGY_NONE;
+            else if (strcmp(v, "star") == 0)
+                o.strategy = BAB_STRATEGY_STAR;
             else
-                return fail("--strategy takes auto, input, relu or none");
+                return fail("--strategy takes auto, input, star, relu or none");
         } else if (strcmp(a, "--branching") == 0 && has_next) {
             const char *v = argv[++i];
             if (strcmp(v, "fsb") == 0)

@@ -1,0 +1,1031 @@
+/* star.c: decide a low-dimensional region by enumerating the network's
+ * activation regions (star sets, as nnenum does), for chain ReLU MLPs.
+ *
+ * Why: input splitting covers the region with boxes and bounds each by a
+ * relaxation. Where the property's margin is tiny along a whole surface
+ * (ACAS Xu 3_3 and 4_2 prop_2: about 1e-3 on a 2-3 dimensional set) the
+ * boxes must become so small that millions are needed. Here the region is
+ * cut by the network's own ReLU hyperplanes instead, so every piece the
+ * search ends with is a polytope on which the network is exactly affine.
+ *
+ * A node is a polytope P (the region's box and the split constraints on the
+ * path to it) and the exact affine map of the current layer on P. Layers are
+ * processed in order; a pre-activation z = Z·x + z0 that keeps one sign on P
+ * (interval over P's bounding box, the node's CROWN intervals, else an LP
+ * over P) maps through its ReLU exactly; one that changes sign splits P into
+ * z >= 0 and z <= 0. Depth first; one persistent GLPK problem per worker
+ * whose rows follow the path. At the start of every hidden layer the node is
+ * bounded by CROWN from that layer on (bnd_mlp_bound_pre over P's LP
+ * bounding box, the decided neurons' intervals clipped at their side), which
+ * prunes most nodes long before a leaf; its intervals then decide most of
+ * the layer's neurons without an LP. At a leaf (the output layer) the clause
+ * rows are affine on P, and one LP decides each clause exactly.
+ *
+ * Soundness (docs/soundness.md §12):
+ * - Every map carries an error bound E over the region's box: the exact
+ *   pre-activation is within E of Z·x + z0 (evaluated exactly); E covers the
+ *   roundings of composing the layers (each layer's g, bias_err) and the
+ *   error carried in.
+ * - A split adds a superset of its side: z >= 0 becomes Z·x + z0 >= -E, so
+ *   the two children cover P. On the active child the ReLU output is Z·x + z0
+ *   within 3E (z may be as low as -2E there), on the inactive one 0 within 2E;
+ *   CROWN sees the clip at -2E / +2E, not at 0.
+ * - LP values are never trusted: every bound comes from the LP's duals
+ *   lambda >= 0 as min over the box of (c + lambda·G)·x - lambda·h, computed
+ *   with outward rounding (any lambda >= 0 gives a valid bound), and an empty
+ *   polytope is only concluded from such a bound too (the slack column t).
+ * - A leaf's candidate point is a counterexample only if
+ *   bab_check_counterexample confirms it; otherwise the leaf is neither
+ *   refuted nor sat, and the region's answer becomes unknown. */
+#include "star.h"
+
+#include "../core/clock.h"
+#include "../core/fpstep.h"
+
+#include <glpk.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+#define T_RANGE 1e4   /* bounds of the slack column t when it is free */
+#define MAX_CLAUSES 64
+#define ROW_CHUNK 4096
+
+typedef struct {
+    int li, j;          /* current linear layer, its next undecided neuron */
+    int nc, has_g;      /* constraints on the path (own one included) */
+    int checked;        /* CROWN already ran on this layer of the node */
+    uint64_t open;      /* clauses not refuted yet */
+} node_hdr;
+
+typedef struct star_ctx star_ctx;
+
+typedef struct {
+    star_ctx *c;
+    glp_prob *lp;
+    glp_smcp prm;
+    double *cons;       /* rows x q: g[0..n0-1], h (g·x - t <= h) */
+    int nrows, cap_rows;
+    node_hdr *hdr;      /* the local depth-first stack */
+    double *dat;
+    int sp, cap;
+    node_hdr h;         /* the node being processed */
+    double *cur, *zn, *pre_out, *lb, *x, *y, *cobj, *rr, *er;
+    int *ind;
+    double *val;
+    int64_t stars, leaves, lps, checks, pruned;
+    int64_t chk_layer[32], prn_layer[32], lp_neuron, split_n;
+} worker;
+
+typedef struct {
+    node_hdr h;
+    double *dat, *cons;
+    int nrows;
+} pooled;
+
+struct star_ctx {
+    const nn_graph *g;
+    const spec_property *p;
+    int r;
+    const bnd_mlp *m;
+    int nl;
+    bnd_mlp_layer_info *L;
+    int64_t n0, q, wide, npre, n_out, nd;
+    int K, n_cls;
+    double *C, *d;      /* all clause rows: K x n_out, K */
+    int *cl_of;         /* row -> clause */
+    const double *lo, *hi;
+    double *xmax;
+    double deadline;
+    /* the shared pool */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pooled *pool;
+    int pn, pcap, idle, n_workers;
+    atomic_int hungry;  /* workers waiting for a node (read without the lock) */
+    atomic_int stop;    /* 1 done or sat, 2 timeout, 3 error, 4 memory budget */
+    size_t memory;      /* bytes for the workers' stacks of nodes */
+    int incomplete;
+    int found;
+    double *cex;
+    int rc;
+    err err_first;
+};
+
+/* Node data offsets (doubles). */
+#define OFF_G 0
+#define OFF_Z(c) ((c)->q)
+#define OFF_EZ(c) (OFF_Z(c) + (c)->wide * (c)->q)
+#define OFF_H(c) (OFF_EZ(c) + (c)->wide)
+#define OFF_EH(c) (OFF_H(c) + (c)->wide * (c)->q)
+#define OFF_IL(c) (OFF_EH(c) + (c)->wide)
+#define OFF_IU(c) (OFF_IL(c) + (c)->wide)
+#define OFF_BL(c) (OFF_IU(c) + (c)->wide)
+#define OFF_BU(c) (OFF_BL(c) + (c)->n0)
+#define OFF_PRE(c) (OFF_BU(c) + (c)->n0)
+#define NODE_SIZE(c) (OFF_PRE(c) + (c)->npre)
+
+static int expired(star_ctx *c)
+{
+    return c->deadline > 0 && clock_now() > c->deadline;
+}
+
+/* ---- the worker's LP: columns x (1..n0) and t (n0 + 1); rows g·x - t <= h ---- */
+
+static int rows_reserve(worker *w, int n)
+{
+    if (n <= w->cap_rows)
+        return 0;
+    int cap = w->cap_rows ? w->cap_rows : 64;
+    while (cap < n)
+        cap *= 2;
+    double *p = realloc(w->cons, (size_t)cap * (size_t)w->c->q * sizeof(double));
+    if (!p)
+        return -1;
+    w->cons = p, w->cap_rows = cap;
+    return 0;
+}
+
+static void rows_truncate(worker *w, int n)
+{
+    int have = glp_get_num_rows(w->lp);
+    while (have > n) { /* at most the index buffer's length at a time */
+        int k = have - n > ROW_CHUNK ? ROW_CHUNK : have - n;
+        for (int i = 0; i < k; i++)
+            w->ind[i + 1] = have - k + 1 + i;
+        glp_del_rows(w->lp, k, w->ind);
+        have -= k;
+    }
+    w->nrows = n;
+}
+
+/* Appends g·x - t <= h (g: n0 values then h). */
+static int rows_add(worker *w, const double *g)
+{
+    star_ctx *c = w->c;
+    int64_t n0 = c->n0;
+    for (int64_t t = 0; t <= n0; t++)
+        if (!isfinite(g[t]))
+            return -1;
+    if (rows_reserve(w, w->nrows + 1))
+        return -1;
+    memcpy(w->cons + (size_t)w->nrows * (size_t)c->q, g, (size_t)c->q * sizeof(double));
+    int r = glp_add_rows(w->lp, 1);
+    for (int64_t t = 0; t < n0; t++)
+        w->ind[t + 1] = (int)t + 1, w->val[t + 1] = g[t];
+    w->ind[n0 + 1] = (int)n0 + 1, w->val[n0 + 1] = -1;
+    glp_set_mat_row(w->lp, r, (int)n0 + 1, w->ind, w->val);
+    glp_set_row_bnds(w->lp, r, GLP_UP, 0, g[n0]);
+    w->nrows++;
+    return 0;
+}
+
+/* A lower bound of min c·(x, t) over the rows and column bounds from the
+ * LP's duals: c·z >= (c + lambda·G)·z - lambda·h for lambda >= 0 on the
+ * rows G z <= h, minimised over the columns' box, rounded outward. */
+static double safe_min(worker *w, const double *cobj, double tlo, double thi)
+{
+    star_ctx *c = w->c;
+    int64_t n0 = c->n0, q = c->q;
+    double *r = w->rr, *er = w->er;
+    for (int64_t j = 0; j <= n0; j++)
+        r[j] = cobj[j], er[j] = fabs(cobj[j]);
+    double total = 0, budget = 0, scale = 1;
+    if (thi > tlo) {
+        /* t free: dual feasibility wants sum lambda = c_t exactly, GLPK meets it
+         * only to its tolerance, and the rest times t's range would swamp the
+         * bound; any positive multiple of lambda is valid, so rescale. */
+        double sum = 0;
+        for (int k = 0; k < w->nrows; k++) {
+            double lam = -glp_get_row_dual(w->lp, k + 1);
+            if (lam > 0)
+                sum += lam;
+        }
+        if (sum > 0 && cobj[n0] > 0)
+            scale = cobj[n0] / sum;
+    }
+    for (int k = 0; k < w->nrows; k++) {
+        double lam = -glp_get_row_dual(w->lp, k + 1) * scale;
+        if (!(lam > 0))
+            continue;
+        const double *g = w->cons + (size_t)k * (size_t)q;
+        for (int64_t j = 0; j < n0; j++) {
+            double v = lam * g[j];
+            r[j] += v, er[j] += fabs(v);
+        }
+        r[n0] -= lam, er[n0] += lam;
+        double t = lam * g[n0];
+        total -= t, budget += fabs(t);
+    }
+    double gr = bnd_gamma(2.0 * w->nrows + 4);
+    for (int64_t j = 0; j <= n0; j++) {
+        double ej = bnd_safe(gr * er[j]);
+        double lo = j < n0 ? c->lo[j] : tlo, hi = j < n0 ? c->hi[j] : thi;
+        double a = r[j] - ej, b = r[j] + ej;
+        double mn = fmin(fmin(a * lo, a * hi), fmin(b * lo, b * hi));
+        total += mn, budget += fabs(mn);
+    }
+    double v = fp_down(total - bnd_safe(bnd_gamma(2.0 * (double)(w->nrows + n0) + 6) * budget));
+    return isnan(v) ? -INFINITY : v;
+}
+
+/* Solves min cobj·(x, t). Returns 0 optimal (a safe lower bound in *lb and
+ * GLPK's value in *val), 1 infeasible by GLPK, -1 failed. */
+static int lp_min(worker *w, const double *cobj, double tlo, double thi, double *lb, double *val)
+{
+    star_ctx *c = w->c;
+    for (int64_t j = 0; j <= c->n0; j++) {
+        if (!isfinite(cobj[j]))
+            return -1;
+        glp_set_obj_coef(w->lp, (int)j + 1, cobj[j]);
+    }
+    w->lps++;
+    int rc = glp_simplex(w->lp, &w->prm);
+    if (rc == GLP_EBADB || rc == GLP_ESING || rc == GLP_ECOND) {
+        glp_std_basis(w->lp);
+        rc = glp_simplex(w->lp, &w->prm);
+    }
+    if (rc)
+        return -1;
+    int st = glp_get_status(w->lp);
+    if (st == GLP_NOFEAS)
+        return 1;
+    if (st != GLP_OPT)
+        return -1;
+    *val = glp_get_obj_val(w->lp);
+    *lb = safe_min(w, cobj, tlo, thi);
+    return 0;
+}
+
+static void t_free(worker *w, int on)
+{
+    int col = (int)w->c->n0 + 1;
+    if (on)
+        glp_set_col_bnds(w->lp, col, GLP_DB, -T_RANGE, T_RANGE);
+    else
+        glp_set_col_bnds(w->lp, col, GLP_FX, 0, 0);
+}
+
+/* 1 if the node's polytope is proven empty: min t over g·x - t <= h is > 0. */
+static int proven_empty(worker *w)
+{
+    star_ctx *c = w->c;
+    memset(w->cobj, 0, (size_t)c->q * sizeof(double));
+    w->cobj[c->n0] = 1;
+    t_free(w, 1);
+    double lb = -INFINITY, val;
+    int rc = lp_min(w, w->cobj, -T_RANGE, T_RANGE, &lb, &val);
+    t_free(w, 0);
+    return rc == 0 && lb > 0;
+}
+
+/* ---- maps ---- */
+
+/* z = W·H + b for the n_in rows of H (q columns: n0 coefficients, constant)
+ * with errors EH; Z and EZ get layer l's n outputs. */
+static void compose(const star_ctx *c, const bnd_mlp_layer_info *l, const double *H,
+                    const double *EH, double *Z, double *EZ)
+{
+    int64_t n0 = c->n0, q = c->q;
+    for (int64_t o = 0; o < l->n; o++) {
+        const double *wr = l->W + o * l->n_in;
+        double *zr = Z + o * q;
+        for (int64_t t = 0; t < q; t++)
+            zr[t] = 0;
+        double mag = fabs(l->bias[o]), prop = 0;
+        for (int64_t i = 0; i < l->n_in; i++) {
+            double wi = wr[i];
+            if (wi == 0)
+                continue;
+            const double *hr = H + i * q;
+            double m = fabs(hr[n0]) + EH[i];
+            for (int64_t t = 0; t < n0; t++) {
+                zr[t] += wi * hr[t];
+                m += fabs(hr[t]) * c->xmax[t];
+            }
+            zr[n0] += wi * hr[n0];
+            mag += fabs(wi) * m;
+            prop += fabs(wi) * EH[i];
+        }
+        zr[n0] += l->bias[o];
+        double e = l->g * mag + prop;
+        if (l->bias_err)
+            e += l->bias_err[o];
+        EZ[o] = bnd_safe(e);
+    }
+}
+
+/* Interval of z = Z·x + z0 (exact) over the box [bl, bu]. */
+static void box_interval(const star_ctx *c, const double *z, const double *bl, const double *bu,
+                         double *lo, double *hi)
+{
+    int64_t n0 = c->n0;
+    double a = z[n0], b = z[n0], mag = fabs(z[n0]);
+    for (int64_t t = 0; t < n0; t++) {
+        double p = z[t] * bl[t], s = z[t] * bu[t];
+        a += fmin(p, s), b += fmax(p, s);
+        mag += fabs(z[t]) * fmax(fabs(bl[t]), fabs(bu[t]));
+    }
+    double rnd = bnd_safe(bnd_gamma((double)n0 + 3) * mag);
+    *lo = fp_down(a - rnd), *hi = fp_up(b + rnd);
+}
+
+/* ---- the local stack and the pool ---- */
+
+static int push(worker *w, const node_hdr *h, const double *dat)
+{
+    star_ctx *c = w->c;
+    if ((size_t)(w->sp + 1) * (size_t)c->nd * sizeof(double) * (size_t)c->n_workers > c->memory)
+        return -2;
+    if (w->sp == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 64;
+        node_hdr *nh = realloc(w->hdr, (size_t)cap * sizeof *nh);
+        if (!nh)
+            return -1;
+        w->hdr = nh;
+        double *nd = realloc(w->dat, (size_t)cap * (size_t)c->nd * sizeof(double));
+        if (!nd)
+            return -1;
+        w->dat = nd, w->cap = cap;
+    }
+    w->hdr[w->sp] = *h;
+    memcpy(w->dat + (size_t)w->sp * (size_t)c->nd, dat, (size_t)c->nd * sizeof(double));
+    w->sp++;
+    return 0;
+}
+
+/* Gives the bottom node of the local stack (the shallowest: the most work)
+ * to the pool, with its constraints, for an idle worker. */
+static void donate(worker *w)
+{
+    star_ctx *c = w->c;
+    node_hdr h = w->hdr[0];
+    int pre = h.nc - h.has_g;
+    pooled pd = {h, malloc((size_t)c->nd * sizeof(double)),
+                 malloc((size_t)(h.nc ? h.nc : 1) * (size_t)c->q * sizeof(double)), h.nc};
+    if (!pd.dat || !pd.cons) {
+        free(pd.dat), free(pd.cons);
+        return;
+    }
+    memcpy(pd.dat, w->dat, (size_t)c->nd * sizeof(double));
+    memcpy(pd.cons, w->cons, (size_t)pre * (size_t)c->q * sizeof(double));
+    if (h.has_g)
+        memcpy(pd.cons + (size_t)pre * (size_t)c->q, pd.dat + OFF_G, (size_t)c->q * sizeof(double));
+    pd.h.has_g = 0;
+    pthread_mutex_lock(&c->mu);
+    if (c->pn == c->pcap) {
+        int cap = c->pcap ? 2 * c->pcap : 16;
+        pooled *np = realloc(c->pool, (size_t)cap * sizeof *np);
+        if (!np) {
+            pthread_mutex_unlock(&c->mu);
+            free(pd.dat), free(pd.cons);
+            return;
+        }
+        c->pool = np, c->pcap = cap;
+    }
+    c->pool[c->pn++] = pd;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    w->sp--;
+    memmove(w->hdr, w->hdr + 1, (size_t)w->sp * sizeof *w->hdr);
+    memmove(w->dat, w->dat + c->nd, (size_t)w->sp * (size_t)c->nd * sizeof(double));
+}
+
+static void stop_all(star_ctx *c, int why)
+{
+    pthread_mutex_lock(&c->mu);
+    if (!atomic_load(&c->stop))
+        atomic_store(&c->stop, why);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Next node into w->h / w->cur with the LP rows set: 1, or 0 when the search is over. */
+static int next_node(worker *w)
+{
+    star_ctx *c = w->c;
+    if (w->sp > 0) {
+        w->sp--;
+        w->h = w->hdr[w->sp];
+        memcpy(w->cur, w->dat + (size_t)w->sp * (size_t)c->nd, (size_t)c->nd * sizeof(double));
+        rows_truncate(w, w->h.nc - w->h.has_g);
+        if (w->h.has_g && rows_add(w, w->cur + OFF_G))
+            return -1;
+        return 1;
+    }
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (c->stop) {
+            pthread_mutex_unlock(&c->mu);
+            return 0;
+        }
+        if (c->pn > 0)
+            break;
+        c->idle++;
+        if (c->idle == c->n_workers) { /* nothing left anywhere */
+            atomic_store(&c->stop, 1);
+            pthread_cond_broadcast(&c->cv);
+            pthread_mutex_unlock(&c->mu);
+            return 0;
+        }
+        atomic_fetch_add(&c->hungry, 1);
+        pthread_cond_wait(&c->cv, &c->mu);
+        atomic_fetch_sub(&c->hungry, 1);
+        c->idle--;
+    }
+    pooled pd = c->pool[--c->pn];
+    pthread_mutex_unlock(&c->mu);
+    w->h = pd.h;
+    memcpy(w->cur, pd.dat, (size_t)c->nd * sizeof(double));
+    rows_truncate(w, 0);
+    int rc = 0;
+    for (int k = 0; k < pd.nrows && !rc; k++)
+        rc = rows_add(w, pd.cons + (size_t)k * (size_t)c->q);
+    free(pd.dat), free(pd.cons);
+    glp_std_basis(w->lp);
+    return rc ? -1 : 1;
+}
+
+/* ---- one node ---- */
+
+/* CROWN from the current layer on over the box [bl, bu] (which holds the
+ * polytope): 1 when it refutes every open clause or shows the node empty;
+ * else the current layer's intervals go to il/iu. */
+static int crown(worker *w)
+{
+    star_ctx *c = w->c;
+    double *bl = w->cur + OFF_BL(c), *bu = w->cur + OFF_BU(c);
+    err e = {0};
+    if (bnd_mlp_bound_pre(c->m, 1, bl, bu, c->K, c->C, 0, w->cur + OFF_PRE(c), w->pre_out, w->lb,
+                          NULL, &e))
+        return 0;
+    if (bnd_mlp_pre_empty(c->m, w->pre_out))
+        return 1;
+    for (int k = 0; k < c->K; k++)
+        if (w->lb[k] > c->d[k])
+            w->h.open &= ~((uint64_t)1 << c->cl_of[k]);
+    if (!w->h.open)
+        return 1;
+    const bnd_mlp_layer_info *l = &c->L[w->h.li];
+    double *il = w->cur + OFF_IL(c), *iu = w->cur + OFF_IU(c);
+    for (int64_t j = 0; j < l->n; j++) {
+        il[j] = w->pre_out[l->pre_off + j];
+        iu[j] = w->pre_out[l->pre_off + l->n + j];
+    }
+    return 0;
+}
+
+/* The node's check at the start of a layer: CROWN over the polytope's
+ * bounding box by LP (CROWN over the inherited box first saved a sixth of
+ * the LPs and cost as much in CROWN calls).
+ * Returns 1 when the node is refuted (or empty), 0 otherwise. */
+static int check(worker *w)
+{
+    star_ctx *c = w->c;
+    int64_t n0 = c->n0;
+    double *bl = w->cur + OFF_BL(c), *bu = w->cur + OFF_BU(c);
+    w->checks++;
+    w->chk_layer[w->h.li & 31]++;
+    w->h.checked = 1;
+    for (int64_t t = 0; t < n0; t++) {
+        if (bl[t] >= bu[t])
+            continue;
+        double lb, val;
+        memset(w->cobj, 0, (size_t)c->q * sizeof(double));
+        w->cobj[t] = 1;
+        int rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
+        if (rc == 1)
+            return proven_empty(w);
+        if (rc == 0 && lb > bl[t])
+            bl[t] = lb;
+        w->cobj[t] = -1;
+        rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
+        if (rc == 0 && -lb < bu[t])
+            bu[t] = -lb;
+        if (bl[t] > bu[t]) /* two valid bounds cross: no point */
+            return 1;
+    }
+    return crown(w);
+}
+
+/* The output layer: each open clause's rows are affine on the polytope.
+ * Returns 1 refuted, 0 not (sat found or incomplete), -1 error. */
+static int leaf(worker *w)
+{
+    star_ctx *c = w->c;
+    int64_t n0 = c->n0, q = c->q;
+    const double *Z = w->cur + OFF_Z(c), *EZ = w->cur + OFF_EZ(c);
+    w->leaves++;
+    if (getenv("NNV_STAR_DEBUG") && w->leaves % 5000 == 1) {
+        double mx = 0;
+        for (int64_t o = 0; o < c->n_out; o++)
+            mx = fmax(mx, EZ[o]);
+        fprintf(stderr, "star: leaf %lld max EZ %g\n", (long long)w->leaves, mx);
+    }
+    int base = w->nrows, refuted_all = 1;
+    for (int cl = 0; cl < c->n_cls; cl++) {
+        if (!(w->h.open >> cl & 1))
+            continue;
+        rows_truncate(w, base);
+        for (int k = 0; k < c->K; k++) {
+            if (c->cl_of[k] != cl)
+                continue;
+            /* row k at y = Z·x + z0 within EZ: (C_k Z)·x - t <= d_k - C_k z0 + err */
+            double *g = w->zn;
+            for (int64_t t = 0; t < q; t++)
+                g[t] = 0;
+            double mag = 0, prop = 0;
+            for (int64_t o = 0; o < c->n_out; o++) {
+                double co = c->C[k * c->n_out + o];
+                if (co == 0)
+                    continue;
+                const double *zr = Z + o * q;
+                double m = fabs(zr[n0]);
+                for (int64_t t = 0; t < q; t++)
+                    g[t] += co * zr[t];
+                for (int64_t t = 0; t < n0; t++)
+                    m += fabs(zr[t]) * c->xmax[t];
+                mag += fabs(co) * m;
+                prop += fabs(co) * EZ[o];
+            }
+            double errk = bnd_safe(bnd_gamma((double)c->n_out + 3) * mag + prop);
+            g[n0] = fp_up(fp_up(c->d[k] - g[n0]) + errk);
+            if (rows_add(w, g))
+                return -1;
+        }
+        memset(w->cobj, 0, (size_t)q * sizeof(double));
+        w->cobj[n0] = 1;
+        t_free(w, 1);
+        double lb = -INFINITY, val = 0;
+        int rc = lp_min(w, w->cobj, -T_RANGE, T_RANGE, &lb, &val);
+        if (rc == 0 && val <= 0)
+            for (int64_t t = 0; t < n0; t++)
+                w->x[t] = glp_get_col_prim(w->lp, (int)t + 1);
+        t_free(w, 0);
+        if (rc == 0 && lb > 0)
+            continue;
+        refuted_all = 0;
+        if (rc == 0 && val <= 0) {
+            err e = {0};
+            int ok = bab_check_counterexample(c->g, c->p, c->r, w->x, w->y, &e);
+            if (ok == 1) {
+                pthread_mutex_lock(&c->mu);
+                if (!c->found) {
+                    c->found = 1;
+                    memcpy(c->cex, w->x, (size_t)n0 * sizeof(double));
+                }
+                atomic_store(&c->stop, 1);
+                pthread_cond_broadcast(&c->cv);
+                pthread_mutex_unlock(&c->mu);
+                break;
+            }
+        }
+        if (getenv("NNV_STAR_DEBUG"))
+            fprintf(stderr, "star: leaf open: rc %d lb %g val %g\n", rc, lb, val);
+        pthread_mutex_lock(&c->mu);
+        c->incomplete = 1;
+        pthread_mutex_unlock(&c->mu);
+    }
+    rows_truncate(w, base);
+    return refuted_all;
+}
+
+/* Processes w->h / w->cur until it is refuted, reaches a leaf, or the
+ * search stops; splits push the inactive side and go on with the active. */
+static int process(worker *w)
+{
+    star_ctx *c = w->c;
+    int64_t n0 = c->n0, q = c->q;
+    double *Z = w->cur + OFF_Z(c), *EZ = w->cur + OFF_EZ(c);
+    double *H = w->cur + OFF_H(c), *EH = w->cur + OFF_EH(c);
+    double *il = w->cur + OFF_IL(c), *iu = w->cur + OFF_IU(c);
+    double *bl = w->cur + OFF_BL(c), *bu = w->cur + OFF_BU(c), *pre = w->cur + OFF_PRE(c);
+    w->stars++;
+    for (;;) {
+        if (c->stop)
+            return 0;
+        const bnd_mlp_layer_info *l = &c->L[w->h.li];
+        if (l->pre_off < 0) /* the output layer */
+            return leaf(w) < 0 ? -1 : 0;
+        if (!w->h.checked && check(w)) {
+            w->prn_layer[w->h.li & 31]++;
+            w->pruned++;
+            return 0;
+        }
+        int64_t n = l->n;
+        for (; w->h.j < n; w->h.j++) {
+            int64_t j = w->h.j;
+            const double *z = Z + j * q;
+            double lo, hi;
+            box_interval(c, z, bl, bu, &lo, &hi);
+            lo = fp_down(lo - EZ[j]), hi = fp_up(hi + EZ[j]);
+            if (il[j] > lo)
+                lo = il[j];
+            if (iu[j] < hi)
+                hi = iu[j];
+            int side = lo >= 0 ? 1 : hi <= 0 ? 0 : -1;
+            int lpd = side < 0;
+            if (side < 0) {
+                /* the polytope's exact range of Z·x, then z's */
+                double lb, val;
+                memcpy(w->cobj, z, (size_t)n0 * sizeof(double));
+                w->cobj[n0] = 0;
+                int rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
+                if (rc == 1 && getenv("NNV_STAR_DEBUG"))
+                    fprintf(stderr, "star: nofeas, empty %d\n", proven_empty(w));
+                if (rc == 1 && proven_empty(w)) {
+                    w->pruned++;
+                    return 0;
+                }
+                if (rc == 0) {
+                    double v = fp_down(fp_down(lb + z[n0]) - EZ[j]);
+                    lo = fmax(lo, v);
+                    if (lo >= 0)
+                        side = 1;
+                }
+                if (side < 0) {
+                    for (int64_t t = 0; t < n0; t++)
+                        w->cobj[t] = -z[t];
+                    rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
+                    if (rc == 0) {
+                        double v = fp_up(fp_up(z[n0] - lb) + EZ[j]);
+                        hi = fmin(hi, v);
+                        if (hi <= 0)
+                            side = 0;
+                    }
+                }
+            }
+            if (lpd) {
+                w->lp_neuron++;
+                if (side < 0)
+                    w->split_n++;
+            }
+            double *hr = H + j * q;
+            if (side < 0) {
+                /* split: z <= 0 pushed (Z·x <= E - z0), z >= 0 continued (-Z·x <= z0 + E) */
+                double e = EZ[j];
+                node_hdr ch = w->h;
+                ch.j = (int)j + 1, ch.nc = w->nrows + 1, ch.has_g = 1;
+                double *g = w->cur + OFF_G;
+                for (int64_t t = 0; t < n0; t++)
+                    g[t] = z[t];
+                g[n0] = fp_up(e - z[n0]);
+                /* the inactive child: z <= 2E there, so the ReLU output is in
+                 * [0, 2E]: the constant E within E */
+                for (int64_t t = 0; t < n0; t++)
+                    hr[t] = 0;
+                hr[n0] = e;
+                EH[j] = e;
+                pre[l->pre_off + j] = lo;
+                pre[l->pre_off + n + j] = fp_up(2 * e);
+                int prc = push(w, &ch, w->cur);
+                if (prc)
+                    return prc;
+                if (atomic_load_explicit(&c->hungry, memory_order_relaxed) > 0 && w->sp >= 2)
+                    donate(w);
+                /* this node: active, output Z·x + z0 within 3E */
+                for (int64_t t = 0; t < n0; t++)
+                    g[t] = -z[t];
+                g[n0] = fp_up(z[n0] + e);
+                if (rows_add(w, g))
+                    return -1;
+                w->h.nc = w->nrows, w->h.has_g = 1;
+                /* max(0, z) is within E of Z·x + z0 where Z·x + z0 >= -E */
+                memcpy(hr, z, (size_t)q * sizeof(double));
+                EH[j] = e;
+                pre[l->pre_off + j] = fp_down(-2 * e);
+                pre[l->pre_off + n + j] = hi;
+                continue;
+            }
+            if (side == 1) {
+                memcpy(hr, z, (size_t)q * sizeof(double));
+                EH[j] = EZ[j];
+                pre[l->pre_off + j] = fmax(lo, 0);
+                pre[l->pre_off + n + j] = hi;
+            } else {
+                for (int64_t t = 0; t < q; t++)
+                    hr[t] = 0;
+                EH[j] = 0;
+                pre[l->pre_off + j] = lo;
+                pre[l->pre_off + n + j] = fmin(hi, 0);
+            }
+        }
+        /* the next linear layer after the ReLU, and any linear ones after it */
+        int li = w->h.li + 2;
+        compose(c, &c->L[li], H, EH, w->zn, EZ);
+        memcpy(Z, w->zn, (size_t)c->L[li].n * (size_t)q * sizeof(double));
+        while (li + 1 < c->nl && c->L[li + 1].kind == 0) {
+            memcpy(H, Z, (size_t)c->L[li].n * (size_t)q * sizeof(double));
+            memcpy(EH, EZ, (size_t)c->L[li].n * sizeof(double));
+            li++;
+            compose(c, &c->L[li], H, EH, w->zn, EZ);
+            memcpy(Z, w->zn, (size_t)c->L[li].n * (size_t)q * sizeof(double));
+        }
+        w->h.li = li, w->h.j = 0, w->h.checked = 0;
+        for (int64_t t = 0; t < c->wide; t++)
+            il[t] = -INFINITY, iu[t] = INFINITY;
+    }
+}
+
+/* GLPK's environment is per thread: the LP is made, used and freed in the
+ * worker's own thread. */
+static int lp_init(worker *w)
+{
+    star_ctx *c = w->c;
+    w->lp = glp_create_prob();
+    if (!w->lp)
+        return -1;
+    glp_init_smcp(&w->prm);
+    w->prm.msg_lev = GLP_MSG_OFF;
+    w->prm.presolve = GLP_OFF;
+    glp_set_obj_dir(w->lp, GLP_MIN);
+    glp_add_cols(w->lp, (int)c->n0 + 1);
+    for (int64_t t = 0; t < c->n0; t++)
+        glp_set_col_bnds(w->lp, (int)t + 1, c->lo[t] < c->hi[t] ? GLP_DB : GLP_FX, c->lo[t],
+                         c->hi[t]);
+    t_free(w, 0);
+    return 0;
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    star_ctx *c = w->c;
+    if (lp_init(w)) {
+        stop_all(c, 3);
+        return NULL;
+    }
+    for (;;) {
+        if (expired(c)) {
+            stop_all(c, 2);
+            break;
+        }
+        int rc = next_node(w);
+        if (rc < 0) {
+            stop_all(c, 3);
+            break;
+        }
+        if (rc == 0)
+            break;
+        int prc = process(w);
+        if (prc < 0) {
+            stop_all(c, prc == -2 ? 4 : 3);
+            break;
+        }
+    }
+    glp_delete_prob(w->lp);
+    w->lp = NULL;
+    glp_free_env();
+    return NULL;
+}
+
+static void worker_free(worker *w)
+{
+    free(w->cons), free(w->hdr), free(w->dat), free(w->cur), free(w->zn), free(w->pre_out);
+    free(w->lb), free(w->x), free(w->y), free(w->cobj), free(w->rr), free(w->er);
+    free(w->ind), free(w->val);
+}
+
+static int worker_init(worker *w, star_ctx *c)
+{
+    memset(w, 0, sizeof *w);
+    w->c = c;
+    w->cur = malloc((size_t)c->nd * sizeof(double));
+    w->zn = malloc((size_t)c->wide * (size_t)c->q * sizeof(double));
+    w->pre_out = malloc((size_t)(c->npre ? c->npre : 1) * sizeof(double));
+    w->lb = malloc((size_t)c->K * sizeof(double));
+    w->x = malloc((size_t)c->n0 * sizeof(double));
+    w->y = malloc((size_t)c->n_out * sizeof(double));
+    w->cobj = malloc((size_t)c->q * sizeof(double));
+    w->rr = malloc((size_t)c->q * sizeof(double));
+    w->er = malloc((size_t)c->q * sizeof(double));
+    w->ind = malloc(((size_t)c->q + 1 + ROW_CHUNK) * sizeof(int));
+    w->val = malloc(((size_t)c->q + 1) * sizeof(double));
+    if (!w->cur || !w->zn || !w->pre_out || !w->lb || !w->x || !w->y || !w->cobj ||
+        !w->rr || !w->er || !w->ind || !w->val)
+        return -1;
+    return 0;
+}
+
+static void ctx_free(star_ctx *c)
+{
+    free(c->C), free(c->d), free(c->cl_of), free(c->xmax);
+    for (int i = 0; i < c->pn; i++)
+        free(c->pool[i].dat), free(c->pool[i].cons);
+    free(c->pool);
+}
+
+/* One region: BAB_UNSAT, BAB_SAT (x), BAB_UNKNOWN or BAB_TIMEOUT in *ans. */
+static int star_region(star_ctx *c, int threads, bab_answer *ans, double *x, bab_result *res,
+                       err *e)
+{
+    const spec_region *rg = &c->p->regions[c->r];
+    int64_t n0 = c->n0, q = c->q;
+    c->lo = rg->lo, c->hi = rg->hi;
+    c->n_cls = rg->n_clauses;
+    c->K = 0;
+    for (int k = 0; k < rg->n_clauses; k++)
+        c->K += rg->clauses[k].n_rows;
+    if (c->n_cls > MAX_CLAUSES || c->K == 0)
+        return err_set(e, ERR_UNSUP, "star: %d clauses (at most %d)", c->n_cls, MAX_CLAUSES);
+    c->C = malloc((size_t)c->K * (size_t)c->n_out * sizeof(double));
+    c->d = malloc((size_t)c->K * sizeof(double));
+    c->cl_of = malloc((size_t)c->K * sizeof(int));
+    c->xmax = malloc((size_t)n0 * sizeof(double));
+    if (!c->C || !c->d || !c->cl_of || !c->xmax)
+        return err_set(e, ERR_NOMEM, "star: out of memory");
+    for (int k = 0, row = 0; k < rg->n_clauses; k++)
+        for (int i = 0; i < rg->clauses[k].n_rows; i++, row++) {
+            memcpy(c->C + (size_t)row * (size_t)c->n_out, rg->clauses[k].C + (size_t)i * (size_t)c->n_out,
+                   (size_t)c->n_out * sizeof(double));
+            c->d[row] = rg->clauses[k].d[i];
+            c->cl_of[row] = k;
+        }
+    for (int64_t t = 0; t < n0; t++)
+        c->xmax[t] = fmax(fabs(c->lo[t]), fabs(c->hi[t]));
+
+    worker ws[BAB_MAX_THREADS];
+    int nw = threads < 1 ? 1 : threads > BAB_MAX_THREADS ? BAB_MAX_THREADS : threads;
+    int rc = 0, started = 0;
+    for (int i = 0; i < nw; i++)
+        if (worker_init(&ws[i], c)) {
+            for (int k = 0; k <= i; k++)
+                worker_free(&ws[k]);
+            return err_set(e, ERR_NOMEM, "star: out of memory");
+        }
+    /* the root: the first linear layers composed from the identity */
+    double *cur = ws[0].cur;
+    double *Z = cur + OFF_Z(c), *EZ = cur + OFF_EZ(c), *H = cur + OFF_H(c), *EH = cur + OFF_EH(c);
+    for (int64_t i = 0; i < c->nd; i++)
+        cur[i] = NAN;
+    for (int64_t i = 0; i < n0; i++) {
+        for (int64_t t = 0; t < q; t++)
+            H[i * q + t] = t == i ? 1 : 0;
+        EH[i] = 0;
+    }
+    int li = 0;
+    compose(c, &c->L[0], H, EH, ws[0].zn, EZ);
+    memcpy(Z, ws[0].zn, (size_t)c->L[0].n * (size_t)q * sizeof(double));
+    while (li + 1 < c->nl && c->L[li + 1].kind == 0) {
+        memcpy(H, Z, (size_t)c->L[li].n * (size_t)q * sizeof(double));
+        memcpy(EH, EZ, (size_t)c->L[li].n * sizeof(double));
+        li++;
+        compose(c, &c->L[li], H, EH, ws[0].zn, EZ);
+        memcpy(Z, ws[0].zn, (size_t)c->L[li].n * (size_t)q * sizeof(double));
+    }
+    for (int64_t t = 0; t < c->wide; t++)
+        cur[OFF_IL(c) + t] = -INFINITY, cur[OFF_IU(c) + t] = INFINITY;
+    memcpy(cur + OFF_BL(c), c->lo, (size_t)n0 * sizeof(double));
+    memcpy(cur + OFF_BU(c), c->hi, (size_t)n0 * sizeof(double));
+    node_hdr root = {.li = li, .j = 0, .nc = 0, .has_g = 0, .checked = 0,
+                     .open = c->n_cls == 64 ? ~(uint64_t)0 : (((uint64_t)1 << c->n_cls) - 1)};
+    c->n_workers = nw;
+    if (push(&ws[0], &root, cur))
+        rc = err_set(e, ERR_NOMEM, "star: out of memory");
+
+    atomic_store(&c->stop, 0);
+    atomic_store(&c->hungry, 0);
+    c->incomplete = 0, c->found = 0, c->idle = 0, c->pn = 0;
+    c->n_workers = nw;
+    c->cex = x;
+    pthread_t th[BAB_MAX_THREADS];
+    if (!rc && pthread_mutex_init(&c->mu, NULL) == 0) {
+        if (pthread_cond_init(&c->cv, NULL) == 0) {
+            for (started = 0; started < nw; started++)
+                if (pthread_create(&th[started], NULL, work, &ws[started]))
+                    break;
+            if (started < nw) /* the ones that started carry the search */
+                c->n_workers = started ? started : 1;
+            if (started == 0)
+                work(&ws[0]);
+            for (int i = 0; i < started; i++)
+                pthread_join(th[i], NULL);
+            pthread_cond_destroy(&c->cv);
+        } else {
+            rc = err_set(e, ERR_NOMEM, "star: cannot create a condition variable");
+        }
+        pthread_mutex_destroy(&c->mu);
+    } else if (!rc) {
+        rc = err_set(e, ERR_NOMEM, "star: cannot create a mutex");
+    }
+    if (getenv("NNV_STAR_DEBUG")) {
+        int64_t a = 0, b = 0, cc = 0, d = 0, f = 0;
+        for (int i = 0; i < nw; i++)
+            a += ws[i].stars, b += ws[i].leaves, cc += ws[i].lps, d += ws[i].checks, f += ws[i].pruned;
+        fprintf(stderr, "star: nodes %lld leaves %lld lps %lld checks %lld pruned %lld\n",
+                (long long)a, (long long)b, (long long)cc, (long long)d, (long long)f);
+        int64_t ln = 0, sn = 0;
+        for (int i = 0; i < nw; i++)
+            ln += ws[i].lp_neuron, sn += ws[i].split_n;
+        fprintf(stderr, "star: neurons to LP %lld, split %lld\n", (long long)ln, (long long)sn);
+        for (int L = 0; L < 32; L++) {
+            int64_t x1 = 0, x2 = 0;
+            for (int i = 0; i < nw; i++)
+                x1 += ws[i].chk_layer[L], x2 += ws[i].prn_layer[L];
+            if (x1)
+                fprintf(stderr, "star: layer %d checks %lld pruned %lld\n", L, (long long)x1, (long long)x2);
+        }
+    }
+    for (int i = 0; i < nw; i++) {
+        res->n_domains += ws[i].stars;
+        res->n_bound_calls += ws[i].checks;
+        worker_free(&ws[i]);
+    }
+    if (rc)
+        return rc;
+    if (c->found)
+        *ans = BAB_SAT;
+    else if (atomic_load(&c->stop) == 2)
+        *ans = BAB_TIMEOUT;
+    else if (atomic_load(&c->stop) == 4)
+        *ans = BAB_UNKNOWN; /* the search outgrew its memory budget */
+    else if (atomic_load(&c->stop) == 3)
+        return err_set(e, ERR_NOMEM, "star: out of memory or a non-finite constraint");
+    else
+        *ans = c->incomplete ? BAB_UNKNOWN : BAB_UNSAT;
+    return 0;
+}
+
+int bab_star(const nn_graph *g, const spec_property *p, const bab_opts *o, double deadline,
+             bab_result *res, err *e)
+{
+    if (p->n_x > BAB_STAR_MAX_INPUTS)
+        return err_set(e, ERR_UNSUP, "star: %lld inputs (at most %d)", (long long)p->n_x,
+                       BAB_STAR_MAX_INPUTS);
+    bnd_net *net = NULL;
+    bnd_mlp *m = NULL;
+    int rc = bnd_net_new(g, &net, e);
+    if (!rc)
+        rc = bnd_mlp_new(net, &m, e);
+    if (!rc && !bnd_mlp_all_relu(m))
+        rc = err_set(e, ERR_UNSUP, "star: not a ReLU network");
+    star_ctx c;
+    memset(&c, 0, sizeof c);
+    if (!rc) {
+        c.g = g, c.p = p, c.m = m, c.deadline = deadline;
+        c.memory = o->memory ? o->memory : bab_default_memory();
+        c.nl = bnd_mlp_n_layers(m);
+        c.L = calloc((size_t)c.nl, sizeof *c.L);
+        if (!c.L)
+            rc = err_set(e, ERR_NOMEM, "star: out of memory");
+    }
+    if (!rc) {
+        c.n0 = p->n_x, c.q = c.n0 + 1, c.n_out = p->n_y;
+        for (int i = 0; i < c.nl; i++) {
+            bnd_mlp_layer(m, i, &c.L[i]);
+            if (c.L[i].kind == 0 && c.L[i].n > c.wide)
+                c.wide = c.L[i].n;
+            if (c.L[i].kind == 0 && i + 1 < c.nl && c.L[i + 1].kind == 1 && i + 2 < c.nl &&
+                c.L[i + 2].kind != 0)
+                rc = err_set(e, ERR_UNSUP, "star: two activations in a row");
+        }
+        if (!rc && (c.nl == 0 || c.L[0].kind != 0 || c.L[c.nl - 1].kind != 0))
+            rc = err_set(e, ERR_UNSUP, "star: the chain must start and end with a linear layer");
+        if (!rc && c.wide > BAB_STAR_MAX_WIDTH)
+            rc = err_set(e, ERR_UNSUP, "star: a layer of %lld neurons (at most %d)",
+                         (long long)c.wide, BAB_STAR_MAX_WIDTH);
+        c.npre = bnd_mlp_n_pre(m);
+        c.nd = NODE_SIZE(&c);
+    }
+    int threads = o->threads > 0 ? o->threads : 2;
+    int blas_threads = openblas_get_num_threads();
+    if (!rc)
+        openblas_set_num_threads(1);
+    bab_answer all = BAB_UNSAT;
+    for (int r = 0; !rc && r < p->n_regions; r++) {
+        c.r = r;
+        bab_answer a = BAB_UNKNOWN;
+        rc = star_region(&c, threads, &a, res->x, res, e);
+        ctx_free(&c);
+        c.C = c.d = c.xmax = NULL, c.cl_of = NULL, c.pool = NULL, c.pn = c.pcap = 0;
+        if (rc)
+            break;
+        if (a == BAB_SAT) {
+            all = BAB_SAT;
+            res->region = r;
+            err e2 = {0};
+            bab_check_counterexample(g, p, r, res->x, res->y, &e2);
+            break;
+        }
+        if (a == BAB_TIMEOUT) {
+            all = BAB_TIMEOUT;
+            break;
+        }
+        if (a == BAB_UNKNOWN)
+            all = BAB_UNKNOWN;
+    }
+    if (!rc)
+        openblas_set_num_threads(blas_threads);
+    if (!rc)
+        res->answer = all;
+    free(c.L);
+    bnd_mlp_free(m);
+    bnd_net_free(net);
+    return rc;
+}

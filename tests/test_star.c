@@ -1,0 +1,179 @@
+/* test_star.c: the activation-region enumeration (bab/star.c) against exact
+ * answers: random ReLU networks with 2-4 inputs whose minimum of y0 - y1 is
+ * known from GLPK's MILP, thresholds placed within 1e-7..1e-3 of it on either
+ * side (an exact method must decide both), properties of several clauses and
+ * several regions; ACAS Xu instances with known answers. */
+#include "relu_mlp.h"
+
+#include "../bab/bab.h"
+#include "../bound/bound.h"
+#include "../specs/spec.h"
+#include "shared_data.h"
+
+static double milp_min(const mlp *m, const double *lo, const double *hi)
+{
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(m->g, &n, &e), 0, "%s", e.msg);
+    double C[2] = {1, -1}, lb, v;
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(bnd_lp_min(n, NULL, 0, C, 1, &v, NULL, NULL, &e), 0, "%s", e.msg);
+    bnd_net_free(n);
+    return v;
+}
+
+/* Unsafe: y0 - y1 <= t over [lo, hi]; form 0 one row, 1 with an always-true
+ * second row, 2 as the second clause of two (the first never holds: y0 - y1 <=
+ * t - 1e3), 3 as two regions (the box halved along x0) */
+static spec_property *make_spec(const double *lo, const double *hi, int n_in, double t, int form)
+{
+    char text[4096];
+    int at = 0;
+    for (int i = 0; i < n_in; i++)
+        at += snprintf(text + at, sizeof text - (size_t)at, "(declare-const X_%d Real)\n", i);
+    at += snprintf(text + at, sizeof text - (size_t)at,
+                   "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n");
+    if (form == 3) {
+        double mid = 0.5 * (lo[0] + hi[0]);
+        at += snprintf(text + at, sizeof text - (size_t)at, "(assert (or");
+        for (int h = 0; h < 2; h++) {
+            at += snprintf(text + at, sizeof text - (size_t)at, " (and");
+            for (int i = 0; i < n_in; i++)
+                at += snprintf(text + at, sizeof text - (size_t)at,
+                               " (>= X_%d %.17g) (<= X_%d %.17g)", i,
+                               i == 0 && h == 1 ? mid : lo[i], i, i == 0 && h == 0 ? mid : hi[i]);
+            at += snprintf(text + at, sizeof text - (size_t)at, ")");
+        }
+        at += snprintf(text + at, sizeof text - (size_t)at, "))\n");
+    } else {
+        for (int i = 0; i < n_in; i++)
+            at += snprintf(text + at, sizeof text - (size_t)at,
+                           "(assert (>= X_%d %.17g))\n(assert (<= X_%d %.17g))\n", i, lo[i], i,
+                           hi[i]);
+    }
+    if (form == 1)
+        at += snprintf(text + at, sizeof text - (size_t)at,
+                       "(assert (and (<= (- Y_0 Y_1) %.17g) (<= Y_0 1e6)))\n", t);
+    else if (form == 2)
+        at += snprintf(text + at, sizeof text - (size_t)at,
+                       "(assert (or (and (<= (- Y_0 Y_1) %.17g)) (and (<= (- Y_0 Y_1) %.17g))))\n",
+                       t - 1e3, t);
+    else
+        at += snprintf(text + at, sizeof text - (size_t)at, "(assert (<= (- Y_0 Y_1) %.17g))\n", t);
+    spec_property *p = NULL;
+    err e = {0};
+    cr_assert_eq(spec_parse_vnnlib_string("test.vnnlib", text, &p, &e), 0, "%s\n%s", e.msg, text);
+    return p;
+}
+
+Test(star, agrees_with_milp_within_tiny_gaps)
+{
+    rng r;
+    rng_seed(&r, 77);
+    int n_unsat = 0, n_sat = 0;
+    int64_t nodes = 0;
+    for (int c = 0; c < 80; c++) {
+        int n_in = 2 + c % 3;
+        mlp m = mlp_random(&r, n_in, 1 + c % 3, 8 + c % 5, 2);
+        double lo[4], hi[4];
+        for (int i = 0; i < n_in; i++) {
+            double mid = 0.5 * rng_normal(&r), w = 0.1 + rng_uniform(&r);
+            lo[i] = mid - w, hi[i] = mid + w;
+        }
+        if (c % 7 == 3) /* a fixed input */
+            lo[n_in - 1] = hi[n_in - 1];
+        double v = milp_min(&m, lo, hi);
+        int want_sat = c % 2;
+        /* relative gaps 1e-7 .. 1e-3 */
+        double gap = pow(10, -7 + 4 * rng_uniform(&r)) * (1 + fabs(v));
+        double t = want_sat ? v + gap : v - gap;
+        spec_property *p = make_spec(lo, hi, n_in, t, (c / 2) % 4);
+        bab_opts o;
+        bab_opts_default(&o);
+        o.strategy = BAB_STRATEGY_STAR;
+        o.threads = 1 + c % 2;
+        o.timeout = 20;
+        bab_result res;
+        err e = {0};
+        cr_assert_eq(bab_verify(m.g, p, &o, &res, &e), 0, "%s", e.msg);
+        if (want_sat) {
+            cr_assert_eq(res.answer, BAB_SAT, "case %d: %s but the minimum %.17g < %.17g", c,
+                         bab_answer_name(res.answer), v, t);
+            cr_assert_eq(bab_check_counterexample(m.g, p, res.region, res.x, NULL, &e), 1);
+            n_sat++;
+        } else {
+            cr_assert_eq(res.answer, BAB_UNSAT, "case %d: %s but the minimum %.17g > %.17g", c,
+                         bab_answer_name(res.answer), v, t);
+            n_unsat++;
+        }
+        nodes += res.n_domains;
+        bab_result_free(&res);
+        spec_free(p);
+        nn_graph_free(m.g);
+    }
+    cr_log_info("star: %d unsat, %d sat, %lld nodes", n_unsat, n_sat, (long long)nodes);
+    cr_assert_eq(n_sat + n_unsat, 80);
+}
+
+/* Networks the enumeration does not take are refused, not guessed at. */
+Test(star, refuses_other_activations)
+{
+    rng r;
+    rng_seed(&r, 5);
+    mlp m = mlp_random_act(&r, 2, 2, 6, 2, "Sigmoid");
+    double lo[2] = {-1, -1}, hi[2] = {1, 1};
+    spec_property *p = make_spec(lo, hi, 2, -1e3, 0);
+    bab_opts o;
+    bab_opts_default(&o);
+    o.strategy = BAB_STRATEGY_STAR;
+    o.timeout = 5;
+    bab_result res;
+    err e = {0};
+    cr_assert_eq(bab_verify(m.g, p, &o, &res, &e), ERR_UNSUP);
+    cr_assert(strstr(e.msg, "star") != NULL, "%s", e.msg);
+    bab_result_free(&res);
+    spec_free(p);
+    nn_graph_free(m.g);
+}
+
+static bab_answer acas(const char *net, const char *prop, bab_result *res)
+{
+    char mp[256], sp[256];
+    snprintf(mp, sizeof mp, "../shared/benchmarks/acasxu/onnx/ACASXU_run2a_%s_batch_2000.onnx", net);
+    snprintf(sp, sizeof sp, "../shared/benchmarks/acasxu/vnnlib/%s.vnnlib", prop);
+    nn_graph *g = NULL;
+    spec_property *p = NULL;
+    err e = {0};
+    cr_assert_eq(nn_load(mp, &g, &e), 0, "%s", e.msg);
+    cr_assert_eq(spec_parse_vnnlib(sp, &p, &e), 0, "%s", e.msg);
+    bab_opts o;
+    bab_opts_default(&o);
+    o.timeout = 120;
+    o.strategy = BAB_STRATEGY_STAR;
+    cr_assert_eq(bab_verify(g, p, &o, res, &e), 0, "%s", e.msg);
+    bab_answer a = res->answer;
+    if (a == BAB_SAT)
+        cr_assert_eq(bab_check_counterexample(g, p, res->region, res->x, NULL, &e), 1);
+    spec_free(p);
+    nn_graph_free(g);
+    return a;
+}
+
+Test(star, acasxu_1_9_prop2_is_unsat, .timeout = 240)
+{
+    NEED_SHARED();
+    bab_result res;
+    cr_assert_eq(acas("1_9", "prop_2", &res), BAB_UNSAT);
+    cr_assert_str_eq(res.strategy, "star");
+    cr_assert(res.n_domains > 1000, "%lld nodes", (long long)res.n_domains);
+    bab_result_free(&res);
+}
+
+/* sat with a margin of 2.5e-5 at best: the counterexample comes from a leaf's LP */
+Test(star, acasxu_5_3_prop2_is_sat, .timeout = 240)
+{
+    NEED_SHARED();
+    bab_result res;
+    cr_assert_eq(acas("5_3", "prop_2", &res), BAB_SAT);
+    bab_result_free(&res);
+}
