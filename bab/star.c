@@ -13,7 +13,7 @@
  * processed in order; a pre-activation z = Z·x + z0 that keeps one sign on P
  * (interval over P's bounding box, the node's CROWN intervals, else an LP
  * over P) maps through its ReLU exactly; one that changes sign splits P into
- * z >= 0 and z <= 0. Depth first; one persistent GLPK problem per worker
+ * z >= 0 and z <= 0. Depth first; one LP (dense_lp.c) per worker
  * whose rows follow the path. At the start of every hidden layer the node is
  * bounded by CROWN from that layer on (bnd_mlp_bound_pre over P's LP
  * bounding box, the decided neurons' intervals clipped at their side), which
@@ -39,10 +39,11 @@
  *   refuted nor sat, and the region's answer becomes unknown. */
 #include "star.h"
 
+#include "dense_lp.h"
+
 #include "../core/clock.h"
 #include "../core/fpstep.h"
 
-#include <glpk.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -55,7 +56,6 @@ int openblas_get_num_threads(void);
 
 #define T_RANGE 1e4   /* bounds of the slack column t when it is free */
 #define MAX_CLAUSES 64
-#define ROW_CHUNK 4096
 
 typedef struct {
     int li, j;          /* current linear layer, its next undecided neuron */
@@ -68,8 +68,8 @@ typedef struct star_ctx star_ctx;
 
 typedef struct {
     star_ctx *c;
-    glp_prob *lp;
-    glp_smcp prm;
+    bab_dlp *lp;
+    double *lam, *xs;   /* the last LP's row multipliers and point */
     double *cons;       /* rows x q: g[0..n0-1], h (g·x - t <= h) */
     int nrows, cap_rows;
     node_hdr *hdr;      /* the local depth-first stack */
@@ -77,7 +77,6 @@ typedef struct {
     int sp, cap;
     node_hdr h;         /* the node being processed */
     double *cur, *zn, *pre_out, *lb, *x, *y, *cobj, *rr, *er;
-    int *ind;
     double *val;
     int64_t stars, leaves, lps, checks, pruned;
     int64_t chk_layer[32], prn_layer[32], lp_neuron, split_n;
@@ -148,20 +147,17 @@ static int rows_reserve(worker *w, int n)
     double *p = realloc(w->cons, (size_t)cap * (size_t)w->c->q * sizeof(double));
     if (!p)
         return -1;
-    w->cons = p, w->cap_rows = cap;
+    w->cons = p;
+    double *l = realloc(w->lam, (size_t)cap * sizeof(double));
+    if (!l)
+        return -1;
+    w->lam = l, w->cap_rows = cap;
     return 0;
 }
 
 static void rows_truncate(worker *w, int n)
 {
-    int have = glp_get_num_rows(w->lp);
-    while (have > n) { /* at most the index buffer's length at a time */
-        int k = have - n > ROW_CHUNK ? ROW_CHUNK : have - n;
-        for (int i = 0; i < k; i++)
-            w->ind[i + 1] = have - k + 1 + i;
-        glp_del_rows(w->lp, k, w->ind);
-        have -= k;
-    }
+    bab_dlp_truncate(w->lp, n);
     w->nrows = n;
 }
 
@@ -176,12 +172,10 @@ static int rows_add(worker *w, const double *g)
     if (rows_reserve(w, w->nrows + 1))
         return -1;
     memcpy(w->cons + (size_t)w->nrows * (size_t)c->q, g, (size_t)c->q * sizeof(double));
-    int r = glp_add_rows(w->lp, 1);
-    for (int64_t t = 0; t < n0; t++)
-        w->ind[t + 1] = (int)t + 1, w->val[t + 1] = g[t];
-    w->ind[n0 + 1] = (int)n0 + 1, w->val[n0 + 1] = -1;
-    glp_set_mat_row(w->lp, r, (int)n0 + 1, w->ind, w->val);
-    glp_set_row_bnds(w->lp, r, GLP_UP, 0, g[n0]);
+    memcpy(w->val, g, (size_t)n0 * sizeof(double));
+    w->val[n0] = -1;
+    if (bab_dlp_add_row(w->lp, w->val, g[n0]))
+        return -1;
     w->nrows++;
     return 0;
 }
@@ -198,20 +192,18 @@ static double safe_min(worker *w, const double *cobj, double tlo, double thi)
         r[j] = cobj[j], er[j] = fabs(cobj[j]);
     double total = 0, budget = 0, scale = 1;
     if (thi > tlo) {
-        /* t free: dual feasibility wants sum lambda = c_t exactly, GLPK meets it
+        /* t free: dual feasibility wants sum lambda = c_t exactly, the solver meets it
          * only to its tolerance, and the rest times t's range would swamp the
          * bound; any positive multiple of lambda is valid, so rescale. */
         double sum = 0;
-        for (int k = 0; k < w->nrows; k++) {
-            double lam = -glp_get_row_dual(w->lp, k + 1);
-            if (lam > 0)
-                sum += lam;
-        }
+        for (int k = 0; k < w->nrows; k++)
+            if (w->lam[k] > 0)
+                sum += w->lam[k];
         if (sum > 0 && cobj[n0] > 0)
             scale = cobj[n0] / sum;
     }
     for (int k = 0; k < w->nrows; k++) {
-        double lam = -glp_get_row_dual(w->lp, k + 1) * scale;
+        double lam = w->lam[k] * scale;
         if (!(lam > 0))
             continue;
         const double *g = w->cons + (size_t)k * (size_t)q;
@@ -235,41 +227,29 @@ static double safe_min(worker *w, const double *cobj, double tlo, double thi)
     return isnan(v) ? -INFINITY : v;
 }
 
-/* Solves min cobj·(x, t). Returns 0 optimal (a safe lower bound in *lb and
- * GLPK's value in *val), 1 infeasible by GLPK, -1 failed. */
+/* Solves min cobj·(x, t). Returns 0 optimal (a safe lower bound in *lb,
+ * the solver's value in *val, its point in w->xs), 1 infeasible by the
+ * solver, -1 failed. */
 static int lp_min(worker *w, const double *cobj, double tlo, double thi, double *lb, double *val)
 {
     star_ctx *c = w->c;
-    for (int64_t j = 0; j <= c->n0; j++) {
+    for (int64_t j = 0; j <= c->n0; j++)
         if (!isfinite(cobj[j]))
             return -1;
-        glp_set_obj_coef(w->lp, (int)j + 1, cobj[j]);
-    }
     w->lps++;
-    int rc = glp_simplex(w->lp, &w->prm);
-    if (rc == GLP_EBADB || rc == GLP_ESING || rc == GLP_ECOND) {
-        glp_std_basis(w->lp);
-        rc = glp_simplex(w->lp, &w->prm);
-    }
+    int rc = bab_dlp_min(w->lp, cobj, val, w->xs, w->lam);
     if (rc)
-        return -1;
-    int st = glp_get_status(w->lp);
-    if (st == GLP_NOFEAS)
-        return 1;
-    if (st != GLP_OPT)
-        return -1;
-    *val = glp_get_obj_val(w->lp);
+        return rc;
     *lb = safe_min(w, cobj, tlo, thi);
     return 0;
 }
 
 static void t_free(worker *w, int on)
 {
-    int col = (int)w->c->n0 + 1;
     if (on)
-        glp_set_col_bnds(w->lp, col, GLP_DB, -T_RANGE, T_RANGE);
+        bab_dlp_set_bounds(w->lp, (int)w->c->n0, -T_RANGE, T_RANGE);
     else
-        glp_set_col_bnds(w->lp, col, GLP_FX, 0, 0);
+        bab_dlp_set_bounds(w->lp, (int)w->c->n0, 0, 0);
 }
 
 /* 1 if the node's polytope is proven empty: min t over g·x - t <= h is > 0. */
@@ -448,7 +428,6 @@ static int next_node(worker *w)
     for (int k = 0; k < pd.nrows && !rc; k++)
         rc = rows_add(w, pd.cons + (size_t)k * (size_t)c->q);
     free(pd.dat), free(pd.cons);
-    glp_std_basis(w->lp);
     return rc ? -1 : 1;
 }
 
@@ -565,8 +544,7 @@ static int leaf(worker *w)
         double lb = -INFINITY, val = 0;
         int rc = lp_min(w, w->cobj, -T_RANGE, T_RANGE, &lb, &val);
         if (rc == 0 && val <= 0)
-            for (int64_t t = 0; t < n0; t++)
-                w->x[t] = glp_get_col_prim(w->lp, (int)t + 1);
+            memcpy(w->x, w->xs, (size_t)n0 * sizeof(double));
         t_free(w, 0);
         if (rc == 0 && lb > 0)
             continue;
@@ -733,22 +711,14 @@ static int process(worker *w)
     }
 }
 
-/* GLPK's environment is per thread: the LP is made, used and freed in the
- * worker's own thread. */
 static int lp_init(worker *w)
 {
     star_ctx *c = w->c;
-    w->lp = glp_create_prob();
+    w->lp = bab_dlp_new((int)c->n0 + 1);
     if (!w->lp)
         return -1;
-    glp_init_smcp(&w->prm);
-    w->prm.msg_lev = GLP_MSG_OFF;
-    w->prm.presolve = GLP_OFF;
-    glp_set_obj_dir(w->lp, GLP_MIN);
-    glp_add_cols(w->lp, (int)c->n0 + 1);
     for (int64_t t = 0; t < c->n0; t++)
-        glp_set_col_bnds(w->lp, (int)t + 1, c->lo[t] < c->hi[t] ? GLP_DB : GLP_FX, c->lo[t],
-                         c->hi[t]);
+        bab_dlp_set_bounds(w->lp, (int)t, c->lo[t], c->hi[t]);
     t_free(w, 0);
     return 0;
 }
@@ -779,17 +749,16 @@ static void *work(void *arg)
             break;
         }
     }
-    glp_delete_prob(w->lp);
-    w->lp = NULL;
-    glp_free_env();
     return NULL;
 }
 
 static void worker_free(worker *w)
 {
+    bab_dlp_free(w->lp);
+    free(w->lam), free(w->xs);
     free(w->cons), free(w->hdr), free(w->dat), free(w->cur), free(w->zn), free(w->pre_out);
     free(w->lb), free(w->x), free(w->y), free(w->cobj), free(w->rr), free(w->er);
-    free(w->ind), free(w->val);
+    free(w->val);
 }
 
 static int worker_init(worker *w, star_ctx *c)
@@ -805,10 +774,10 @@ static int worker_init(worker *w, star_ctx *c)
     w->cobj = malloc((size_t)c->q * sizeof(double));
     w->rr = malloc((size_t)c->q * sizeof(double));
     w->er = malloc((size_t)c->q * sizeof(double));
-    w->ind = malloc(((size_t)c->q + 1 + ROW_CHUNK) * sizeof(int));
+    w->xs = malloc((size_t)c->q * sizeof(double));
     w->val = malloc(((size_t)c->q + 1) * sizeof(double));
     if (!w->cur || !w->zn || !w->pre_out || !w->lb || !w->x || !w->y || !w->cobj ||
-        !w->rr || !w->er || !w->ind || !w->val)
+        !w->rr || !w->er || !w->val || !w->xs)
         return -1;
     return 0;
 }
