@@ -8,8 +8,9 @@
  * constraint r, writes a_r = A_B^T alpha, and swaps it for the active k with
  * alpha_k > 0 that minimises lambda_k / alpha_k (so lambda stays >= 0);
  * with no alpha_k > 0, a_r·x <= b_r contradicts the active constraints and
- * the LP is infeasible. With n <= 32 the inverse is simply recomputed at
- * every step (Gauss-Jordan with partial pivoting). */
+ * the LP is infeasible. The inverse of A_B gets a rank-one update per step
+ * and is recomputed (Gauss-Jordan with partial pivoting) every REFACTOR
+ * steps. */
 #include "dense_lp.h"
 
 #include <math.h>
@@ -18,6 +19,7 @@
 
 #define FEAS_TOL 1e-9     /* relative violation still counted as feasible */
 #define PIV_TOL 1e-11     /* smallest alpha_k taken as a pivot */
+#define REFACTOR 16       /* rank-one updates of the inverse between refactorings */
 
 struct bab_dlp {
     int n, m, cap;
@@ -164,16 +166,16 @@ static void primal_dual(bab_dlp *p, const double *c)
 int bab_dlp_min(bab_dlp *p, const double *c, double *value, double *x, double *lam)
 {
     int n = p->n, m = p->m;
-    /* the box corner minimising c·x */
+    /* the box corner minimising c·x: AB is diagonal ±1, its own inverse */
     memset(p->AB, 0, sizeof(double) * (size_t)(n * n));
     for (int j = 0; j < n; j++) {
         int up = c[j] < 0;
         p->B[j] = m + 2 * j + (up ? 0 : 1);
         p->AB[j * n + j] = up ? 1 : -1;
     }
-    if (invert(p))
-        return -1;
+    memcpy(p->inv, p->AB, sizeof(double) * (size_t)(n * n));
     primal_dual(p, c);
+    int updates = 0;
     int max_iter = 50 + 8 * (m + 2 * n);
     double a[BAB_DLP_MAX_VARS];
     for (int it = 0;; it++) {
@@ -223,8 +225,21 @@ int bab_dlp_min(bab_dlp *p, const double *c, double *value, double *x, double *l
             return 1;
         p->B[k] = r;
         memcpy(p->AB + k * n, a, (size_t)n * sizeof(double));
-        if (invert(p))
-            return -1;
+        if (++updates % REFACTOR == 0) {
+            if (invert(p))
+                return -1;
+        } else {
+            /* row k of AB replaced by a_r: inv -= inv[:,k] (alpha - e_k)^T / alpha_k
+             * (Sherman-Morrison; a_r^T inv = alpha^T, a_k^T inv = e_k^T) */
+            double ak = p->al[k];
+            for (int i = 0; i < n; i++) {
+                double f = p->inv[i * n + k] / ak;
+                for (int j = 0; j < n; j++)
+                    if (j != k)
+                        p->inv[i * n + j] -= f * p->al[j];
+                p->inv[i * n + k] = f;
+            }
+        }
         primal_dual(p, c);
     }
     double v = 0;

@@ -54,7 +54,8 @@
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 
-#define T_RANGE 1e4   /* bounds of the slack column t when it is free */
+#define T_RANGE 1e4
+#define N_WIT 8       /* witness points kept per worker */   /* bounds of the slack column t when it is free */
 #define MAX_CLAUSES 64
 
 typedef struct {
@@ -70,6 +71,8 @@ typedef struct {
     star_ctx *c;
     bab_dlp *lp;
     double *lam, *xs;   /* the last LP's row multipliers and point */
+    double *wit;        /* up to N_WIT points of the polytope (LP vertices) */
+    int n_wit, wit_next;
     double *cons;       /* rows x q: g[0..n0-1], h (g·x - t <= h) */
     int nrows, cap_rows;
     node_hdr *hdr;      /* the local depth-first stack */
@@ -241,7 +244,32 @@ static int lp_min(worker *w, const double *cobj, double tlo, double thi, double 
     if (rc)
         return rc;
     *lb = safe_min(w, cobj, tlo, thi);
+    if (thi == 0 && tlo == 0) { /* a vertex of the polytope: a witness */
+        memcpy(w->wit + (size_t)w->wit_next * (size_t)c->n0, w->xs, (size_t)c->n0 * sizeof(double));
+        w->wit_next = (w->wit_next + 1) % N_WIT;
+        if (w->n_wit < N_WIT)
+            w->n_wit++;
+    }
     return 0;
+}
+
+/* Keeps the witnesses that satisfy the row just added (g: n0 values, h). */
+static void wit_filter(worker *w, const double *g)
+{
+    int64_t n0 = w->c->n0;
+    int kept = 0;
+    for (int i = 0; i < w->n_wit; i++) {
+        const double *x = w->wit + (size_t)i * (size_t)n0;
+        double s = 0, mag = fabs(g[n0]);
+        for (int64_t t = 0; t < n0; t++)
+            s += g[t] * x[t], mag += fabs(g[t] * x[t]);
+        if (s <= g[n0] + 1e-9 * (1 + mag)) {
+            if (kept != i)
+                memcpy(w->wit + (size_t)kept * (size_t)n0, x, (size_t)n0 * sizeof(double));
+            kept++;
+        }
+    }
+    w->n_wit = kept, w->wit_next = kept % N_WIT;
 }
 
 static void t_free(worker *w, int on)
@@ -390,6 +418,7 @@ static void stop_all(star_ctx *c, int why)
 static int next_node(worker *w)
 {
     star_ctx *c = w->c;
+    w->n_wit = w->wit_next = 0;
     if (w->sp > 0) {
         w->sp--;
         w->h = w->hdr[w->sp];
@@ -609,25 +638,38 @@ static int process(worker *w)
                 hi = iu[j];
             int side = lo >= 0 ? 1 : hi <= 0 ? 0 : -1;
             int lpd = side < 0;
-            if (side < 0) {
+            /* witnesses of both signs: a split without LPs; of one sign: only
+             * the other side's LP can still show the neuron stable */
+            int pos = 0, neg = 0;
+            if (side < 0)
+                for (int i = 0; i < w->n_wit; i++) {
+                    const double *x = w->wit + (size_t)i * (size_t)n0;
+                    double v = z[n0], mag = fabs(z[n0]);
+                    for (int64_t t = 0; t < n0; t++)
+                        v += z[t] * x[t], mag += fabs(z[t] * x[t]);
+                    pos |= v > 1e-9 * (1 + mag), neg |= v < -1e-9 * (1 + mag);
+                }
+            if (side < 0 && !(pos && neg)) {
                 /* the polytope's exact range of Z·x, then z's */
                 double lb, val;
+                int rc = 0;
                 memcpy(w->cobj, z, (size_t)n0 * sizeof(double));
                 w->cobj[n0] = 0;
-                int rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
+                if (!neg)
+                    rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
                 if (rc == 1 && getenv("NNV_STAR_DEBUG"))
                     fprintf(stderr, "star: nofeas, empty %d\n", proven_empty(w));
                 if (rc == 1 && proven_empty(w)) {
                     w->pruned++;
                     return 0;
                 }
-                if (rc == 0) {
+                if (!neg && rc == 0) {
                     double v = fp_down(fp_down(lb + z[n0]) - EZ[j]);
                     lo = fmax(lo, v);
                     if (lo >= 0)
                         side = 1;
                 }
-                if (side < 0) {
+                if (side < 0 && !pos) {
                     for (int64_t t = 0; t < n0; t++)
                         w->cobj[t] = -z[t];
                     rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
@@ -673,6 +715,7 @@ static int process(worker *w)
                 g[n0] = fp_up(z[n0] + e);
                 if (rows_add(w, g))
                     return -1;
+                wit_filter(w, g);
                 w->h.nc = w->nrows, w->h.has_g = 1;
                 /* max(0, z) is within E of Z·x + z0 where Z·x + z0 >= -E */
                 memcpy(hr, z, (size_t)q * sizeof(double));
@@ -755,7 +798,7 @@ static void *work(void *arg)
 static void worker_free(worker *w)
 {
     bab_dlp_free(w->lp);
-    free(w->lam), free(w->xs);
+    free(w->lam), free(w->xs), free(w->wit);
     free(w->cons), free(w->hdr), free(w->dat), free(w->cur), free(w->zn), free(w->pre_out);
     free(w->lb), free(w->x), free(w->y), free(w->cobj), free(w->rr), free(w->er);
     free(w->val);
@@ -775,9 +818,10 @@ static int worker_init(worker *w, star_ctx *c)
     w->rr = malloc((size_t)c->q * sizeof(double));
     w->er = malloc((size_t)c->q * sizeof(double));
     w->xs = malloc((size_t)c->q * sizeof(double));
+    w->wit = malloc((size_t)N_WIT * (size_t)c->n0 * sizeof(double));
     w->val = malloc(((size_t)c->q + 1) * sizeof(double));
     if (!w->cur || !w->zn || !w->pre_out || !w->lb || !w->x || !w->y || !w->cobj ||
-        !w->rr || !w->er || !w->val || !w->xs)
+        !w->rr || !w->er || !w->val || !w->xs || !w->wit)
         return -1;
     return 0;
 }
@@ -921,19 +965,43 @@ static int star_region(star_ctx *c, int threads, bab_answer *ans, double *x, bab
     return 0;
 }
 
-int bab_star(const nn_graph *g, const spec_property *p, const bab_opts *o, double deadline,
-             bab_result *res, err *e)
+/* The chain form of g, or ERR_UNSUP when star.c cannot take it. */
+static int star_net(const nn_graph *g, const spec_property *p, bnd_net **net, bnd_mlp **m,
+                    err *e)
 {
+    *net = NULL, *m = NULL;
     if (p->n_x > BAB_STAR_MAX_INPUTS)
         return err_set(e, ERR_UNSUP, "star: %lld inputs (at most %d)", (long long)p->n_x,
                        BAB_STAR_MAX_INPUTS);
+    int rc = bnd_net_new(g, net, e);
+    if (!rc)
+        rc = bnd_mlp_new(*net, m, e);
+    if (!rc && !bnd_mlp_all_relu(*m))
+        rc = err_set(e, ERR_UNSUP, "star: not a ReLU network");
+    for (int r = 0; !rc && r < p->n_regions; r++)
+        if (p->regions[r].n_clauses > MAX_CLAUSES)
+            rc = err_set(e, ERR_UNSUP, "star: %d clauses (at most %d)", p->regions[r].n_clauses,
+                         MAX_CLAUSES);
+    return rc;
+}
+
+int bab_star_fits(const nn_graph *g, const spec_property *p)
+{
+    bnd_net *net;
+    bnd_mlp *m;
+    err e = {0};
+    int rc = star_net(g, p, &net, &m, &e);
+    bnd_mlp_free(m);
+    bnd_net_free(net);
+    return rc == 0;
+}
+
+int bab_star(const nn_graph *g, const spec_property *p, const bab_opts *o, double deadline,
+             bab_result *res, err *e)
+{
     bnd_net *net = NULL;
     bnd_mlp *m = NULL;
-    int rc = bnd_net_new(g, &net, e);
-    if (!rc)
-        rc = bnd_mlp_new(net, &m, e);
-    if (!rc && !bnd_mlp_all_relu(m))
-        rc = err_set(e, ERR_UNSUP, "star: not a ReLU network");
+    int rc = star_net(g, p, &net, &m, e);
     star_ctx c;
     memset(&c, 0, sizeof c);
     if (!rc) {

@@ -21,4 +21,7 @@
 int bab_star(const nn_graph *g, const spec_property *p, const bab_opts *o, double deadline,
              bab_result *res, err *e);
 
+/* 1 when bab_star takes g and p (a ReLU chain, few inputs, few clauses). */
+int bab_star_fits(const nn_graph *g, const spec_property *p);
+
 #endif
