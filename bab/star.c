@@ -62,6 +62,7 @@ typedef struct {
     int li, j;          /* current linear layer, its next undecided neuron */
     int nc, has_g;      /* constraints on the path (own one included) */
     int checked;        /* CROWN already ran on this layer of the node */
+    int box_nc;         /* nc when the bounding box was last made by LP */
     uint64_t open;      /* clauses not refuted yet */
 } node_hdr;
 
@@ -501,7 +502,8 @@ static int check(worker *w)
     w->checks++;
     w->chk_layer[w->h.li & 31]++;
     w->h.checked = 1;
-    for (int64_t t = 0; t < n0; t++) {
+    /* rows only grow along a path: the same count is the same polytope */
+    for (int64_t t = 0; w->h.box_nc != w->h.nc && t < n0; t++) {
         if (bl[t] >= bu[t])
             continue;
         double lb, val;
@@ -519,6 +521,7 @@ static int check(worker *w)
         if (bl[t] > bu[t]) /* two valid bounds cross: no point */
             return 1;
     }
+    w->h.box_nc = w->h.nc;
     return crown(w);
 }
 
@@ -896,7 +899,7 @@ static int star_region(star_ctx *c, int threads, bab_answer *ans, double *x, bab
         cur[OFF_IL(c) + t] = -INFINITY, cur[OFF_IU(c) + t] = INFINITY;
     memcpy(cur + OFF_BL(c), c->lo, (size_t)n0 * sizeof(double));
     memcpy(cur + OFF_BU(c), c->hi, (size_t)n0 * sizeof(double));
-    node_hdr root = {.li = li, .j = 0, .nc = 0, .has_g = 0, .checked = 0,
+    node_hdr root = {.li = li, .j = 0, .nc = 0, .has_g = 0, .checked = 0, .box_nc = -1,
                      .open = c->n_cls == 64 ? ~(uint64_t)0 : (((uint64_t)1 << c->n_cls) - 1)};
     c->n_workers = nw;
     if (push(&ws[0], &root, cur))
