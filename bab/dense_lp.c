@@ -24,6 +24,7 @@
 struct bab_dlp {
     int n, m, cap;
     double *A, *b;        /* rows: cap x n, cap */
+    double *inv_scale;    /* per row: 1 / (1 + |b| + sum_j |a_j| max(|lo_j|, |hi_j|)) */
     double lo[BAB_DLP_MAX_VARS], hi[BAB_DLP_MAX_VARS];
     int B[BAB_DLP_MAX_VARS];                 /* active constraints */
     double AB[BAB_DLP_MAX_VARS * BAB_DLP_MAX_VARS];
@@ -46,7 +47,7 @@ void bab_dlp_free(bab_dlp *p)
 {
     if (!p)
         return;
-    free(p->A), free(p->b);
+    free(p->A), free(p->b), free(p->inv_scale);
     free(p);
 }
 
@@ -66,9 +67,19 @@ int bab_dlp_add_row(bab_dlp *p, const double *a, double b)
         double *nb = realloc(p->b, (size_t)cap * sizeof(double));
         if (!nb)
             return -1;
-        p->b = nb, p->cap = cap;
+        p->b = nb;
+        double *ns = realloc(p->inv_scale, (size_t)cap * sizeof(double));
+        if (!ns)
+            return -1;
+        p->inv_scale = ns, p->cap = cap;
     }
+    /* a violation counts relative to the row's size over the box (the bounds
+     * when the row is added: close enough for a tolerance) */
+    double sc = 1 + fabs(b);
+    for (int j = 0; j < p->n; j++)
+        sc += fabs(a[j]) * fmax(fabs(p->lo[j]), fabs(p->hi[j]));
     memcpy(p->A + (size_t)p->m * (size_t)p->n, a, (size_t)p->n * sizeof(double));
+    p->inv_scale[p->m] = 1 / sc;
     p->b[p->m++] = b;
     return 0;
 }
@@ -186,10 +197,10 @@ int bab_dlp_min(bab_dlp *p, const double *c, double *value, double *x, double *l
         double worst = 0;
         for (int i = 0; i < m; i++) {
             const double *ai = p->A + (size_t)i * (size_t)n;
-            double s = 0, mag = fabs(p->b[i]);
+            double s = 0;
             for (int j = 0; j < n; j++)
-                s += ai[j] * p->x[j], mag += fabs(ai[j] * p->x[j]);
-            double v = (s - p->b[i]) / (1 + mag);
+                s += ai[j] * p->x[j];
+            double v = (s - p->b[i]) * p->inv_scale[i];
             if (v > worst)
                 worst = v, r = i;
         }
