@@ -163,6 +163,7 @@ static bab_answer acas(const char *net, const char *prop, bab_result *res)
     bab_opts_default(&o);
     o.timeout = 60;
     o.memory = acas_memory;
+    o.strategy = BAB_STRATEGY_INPUT; /* automatic: star.c after 0.1 s */
     cr_assert_eq(bab_verify(g, p, &o, res, &e), 0, "%s", e.msg);
     bab_answer a = res->answer;
     if (a == BAB_SAT)
