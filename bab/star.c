@@ -974,10 +974,27 @@ static int star_net(const nn_graph *g, const spec_property *p, bnd_net **net, bn
         rc = bnd_mlp_new(*net, m, e);
     if (!rc && !bnd_mlp_all_relu(*m))
         rc = err_set(e, ERR_UNSUP, "star: not a ReLU network");
-    for (int r = 0; !rc && r < p->n_regions; r++)
-        if (p->regions[r].n_clauses > MAX_CLAUSES)
-            rc = err_set(e, ERR_UNSUP, "star: %d clauses (at most %d)", p->regions[r].n_clauses,
-                         MAX_CLAUSES);
+    /* linear layers, each ReLU between two of them */
+    int nl = rc ? 0 : bnd_mlp_n_layers(*m);
+    bnd_mlp_layer_info prev = {0}, cur;
+    for (int i = 0; !rc && i < nl; i++, prev = cur) {
+        bnd_mlp_layer(*m, i, &cur);
+        if (cur.kind != 0 && (i == 0 || prev.kind != 0 || i == nl - 1))
+            rc = err_set(e, ERR_UNSUP, "star: a ReLU not between two linear layers");
+        else if (cur.kind == 0 && cur.n > BAB_STAR_MAX_WIDTH)
+            rc = err_set(e, ERR_UNSUP, "star: a layer of %lld neurons (at most %d)",
+                         (long long)cur.n, BAB_STAR_MAX_WIDTH);
+    }
+    if (!rc && nl == 0)
+        rc = err_set(e, ERR_UNSUP, "star: no layers");
+    for (int r = 0; !rc && r < p->n_regions; r++) {
+        const spec_region *rg = &p->regions[r];
+        if (rg->n_clauses < 1 || rg->n_clauses > MAX_CLAUSES)
+            rc = err_set(e, ERR_UNSUP, "star: %d clauses (1 to %d)", rg->n_clauses, MAX_CLAUSES);
+        for (int k = 0; !rc && k < rg->n_clauses; k++)
+            if (rg->clauses[k].n_rows < 1)
+                rc = err_set(e, ERR_UNSUP, "star: a clause without rows");
+    }
     return rc;
 }
 
@@ -1015,15 +1032,7 @@ int bab_star(const nn_graph *g, const spec_property *p, const bab_opts *o, doubl
             bnd_mlp_layer(m, i, &c.L[i]);
             if (c.L[i].kind == 0 && c.L[i].n > c.wide)
                 c.wide = c.L[i].n;
-            if (c.L[i].kind == 0 && i + 1 < c.nl && c.L[i + 1].kind == 1 && i + 2 < c.nl &&
-                c.L[i + 2].kind != 0)
-                rc = err_set(e, ERR_UNSUP, "star: two activations in a row");
         }
-        if (!rc && (c.nl == 0 || c.L[0].kind != 0 || c.L[c.nl - 1].kind != 0))
-            rc = err_set(e, ERR_UNSUP, "star: the chain must start and end with a linear layer");
-        if (!rc && c.wide > BAB_STAR_MAX_WIDTH)
-            rc = err_set(e, ERR_UNSUP, "star: a layer of %lld neurons (at most %d)",
-                         (long long)c.wide, BAB_STAR_MAX_WIDTH);
         c.npre = bnd_mlp_n_pre(m);
         c.nd = NODE_SIZE(&c);
     }

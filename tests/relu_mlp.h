@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../bound/bound.h"
 #include "../core/rng.h"
 #include "../models/nn.h"
 
@@ -101,6 +102,21 @@ static inline void mlp_eval(const mlp *m, const double *x, double *y, double *pr
             pre[at++] = v[m->pre[l]][t];
     memcpy(y, v[m->g->outputs[0]], (size_t)m->n_out * sizeof(double));
     nn_values_free(m->g, v);
+}
+
+/* The exact minimum of y0 - y1 over the box (GLPK's MILP, bnd_lp_min) and,
+ * if x is not NULL, its minimiser; CROWN's bound must not lie above it. */
+static inline double mlp_milp_min(const mlp *m, const double *lo, const double *hi, double *x)
+{
+    bnd_net *n = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(m->g, &n, &e), 0, "%s", e.msg);
+    double C[2] = {1, -1}, lb, v;
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(bnd_lp_min(n, NULL, 0, C, 1, &v, NULL, x, &e), 0, "%s", e.msg);
+    cr_assert(lb <= v + 1e-9, "CROWN %.17g above the MILP optimum %.17g", lb, v);
+    bnd_net_free(n);
+    return v;
 }
 
 #endif

@@ -8,6 +8,7 @@
 #include "../bab/bab.h"
 #include "../bound/bound.h"
 #include "../specs/spec.h"
+#include "acas.h"
 #include "shared_data.h"
 
 /* "y0 - y1 <= t" unsafe (with a second, always-true row when two_rows) */
@@ -34,17 +35,6 @@ static spec_property *make_spec(const double *lo, const double *hi, int n_in, do
     return p;
 }
 
-static double milp_min(const mlp *m, const double *lo, const double *hi)
-{
-    bnd_net *n = NULL;
-    err e = {0};
-    cr_assert_eq(bnd_net_new(m->g, &n, &e), 0, "%s", e.msg);
-    double C[2] = {1, -1}, lb, v;
-    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb, NULL, &e), 0, "%s", e.msg);
-    cr_assert_eq(bnd_lp_min(n, NULL, 0, C, 1, &v, NULL, NULL, &e), 0, "%s", e.msg);
-    bnd_net_free(n);
-    return v;
-}
 
 static double sampled_min(const mlp *m, const double *lo, const double *hi, int n_in, rng *r)
 {
@@ -76,7 +66,7 @@ static void agree(int cases, bab_split split, uint64_t seed, int *domains)
             double mid = 0.5 * rng_normal(&r), w = 0.1 + rng_uniform(&r);
             lo[i] = mid - w, hi[i] = mid + w;
         }
-        double v = milp_min(&m, lo, hi), vs = sampled_min(&m, lo, hi, n_in, &r);
+        double v = mlp_milp_min(&m, lo, hi, NULL), vs = sampled_min(&m, lo, hi, n_in, &r);
         cr_assert(vs >= v - 1e-6 * (1 + fabs(v)), "sampling %.17g below the MILP %.17g", vs, v);
         int want_sat = c % 2;
         double gap = (0.02 + 0.1 * rng_uniform(&r)) * gap_scale;
@@ -151,26 +141,12 @@ static size_t acas_memory; /* bab_opts.memory; 0: the default */
 
 static bab_answer acas(const char *net, const char *prop, bab_result *res)
 {
-    char mp[256], sp[256];
-    snprintf(mp, sizeof mp, "../shared/benchmarks/acasxu/onnx/ACASXU_run2a_%s_batch_2000.onnx", net);
-    snprintf(sp, sizeof sp, "../shared/benchmarks/acasxu/vnnlib/%s.vnnlib", prop);
-    nn_graph *g = NULL;
-    spec_property *p = NULL;
-    err e = {0};
-    cr_assert_eq(nn_load(mp, &g, &e), 0, "%s", e.msg);
-    cr_assert_eq(spec_parse_vnnlib(sp, &p, &e), 0, "%s", e.msg);
     bab_opts o;
     bab_opts_default(&o);
     o.timeout = 60;
     o.memory = acas_memory;
     o.strategy = BAB_STRATEGY_INPUT; /* automatic: star.c after 0.1 s */
-    cr_assert_eq(bab_verify(g, p, &o, res, &e), 0, "%s", e.msg);
-    bab_answer a = res->answer;
-    if (a == BAB_SAT)
-        cr_assert_eq(bab_check_counterexample(g, p, res->region, res->x, NULL, &e), 1);
-    spec_free(p);
-    nn_graph_free(g);
-    return a;
+    return acas_verify(net, prop, &o, res);
 }
 
 Test(input_split, acasxu_prop3_on_1_1_is_unsat)

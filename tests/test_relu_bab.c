@@ -29,19 +29,6 @@ static spec_property *make_spec(const double *lo, const double *hi, int n_in, do
     return p;
 }
 
-/* Exact min of y0 - y1 over the box by MILP. */
-static double milp_min(const mlp *m, const double *lo, const double *hi, double *x)
-{
-    bnd_net *n = NULL;
-    err e = {0};
-    cr_assert_eq(bnd_net_new(m->g, &n, &e), 0, "%s", e.msg);
-    double C[2] = {1, -1}, lb, v;
-    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb, NULL, &e), 0, "%s", e.msg);
-    cr_assert_eq(bnd_lp_min(n, NULL, 0, C, 1, &v, NULL, x, &e), 0, "%s", e.msg);
-    cr_assert(lb <= v + 1e-9, "CROWN %.17g above the MILP optimum %.17g", lb, v);
-    bnd_net_free(n);
-    return v;
-}
 
 static size_t mem_budget; /* 0: the default */
 
@@ -58,7 +45,7 @@ static void agree(int cases, int branching, int batch, uint64_t seed)
             double mid = 0.5 * rng_normal(&r), w = 0.1 + rng_uniform(&r);
             lo[i] = mid - w, hi[i] = mid + w;
         }
-        double v = milp_min(&m, lo, hi, xm);
+        double v = mlp_milp_min(&m, lo, hi, xm);
         /* the MILP's minimiser, re-evaluated, is a real point */
         double y[2], pre[64];
         mlp_eval(&m, xm, y, pre);

@@ -8,19 +8,9 @@
 #include "../bab/bab.h"
 #include "../bound/bound.h"
 #include "../specs/spec.h"
+#include "acas.h"
 #include "shared_data.h"
 
-static double milp_min(const mlp *m, const double *lo, const double *hi)
-{
-    bnd_net *n = NULL;
-    err e = {0};
-    cr_assert_eq(bnd_net_new(m->g, &n, &e), 0, "%s", e.msg);
-    double C[2] = {1, -1}, lb, v;
-    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, C, 1, &lb, NULL, &e), 0, "%s", e.msg);
-    cr_assert_eq(bnd_lp_min(n, NULL, 0, C, 1, &v, NULL, NULL, &e), 0, "%s", e.msg);
-    bnd_net_free(n);
-    return v;
-}
 
 /* Unsafe: y0 - y1 <= t over [lo, hi]; form 0 one row, 1 with an always-true
  * second row, 2 as the second clause of two (the first never holds: y0 - y1 <=
@@ -82,7 +72,7 @@ Test(star, agrees_with_milp_within_tiny_gaps)
         }
         if (c % 7 == 3) /* a fixed input */
             lo[n_in - 1] = hi[n_in - 1];
-        double v = milp_min(&m, lo, hi);
+        double v = mlp_milp_min(&m, lo, hi, NULL);
         int want_sat = c % 2;
         /* relative gaps 1e-7 .. 1e-3 */
         double gap = pow(10, -7 + 4 * rng_uniform(&r)) * (1 + fabs(v));
@@ -138,25 +128,11 @@ Test(star, refuses_other_activations)
 
 static bab_answer acas(const char *net, const char *prop, int strategy, bab_result *res)
 {
-    char mp[256], sp[256];
-    snprintf(mp, sizeof mp, "../shared/benchmarks/acasxu/onnx/ACASXU_run2a_%s_batch_2000.onnx", net);
-    snprintf(sp, sizeof sp, "../shared/benchmarks/acasxu/vnnlib/%s.vnnlib", prop);
-    nn_graph *g = NULL;
-    spec_property *p = NULL;
-    err e = {0};
-    cr_assert_eq(nn_load(mp, &g, &e), 0, "%s", e.msg);
-    cr_assert_eq(spec_parse_vnnlib(sp, &p, &e), 0, "%s", e.msg);
     bab_opts o;
     bab_opts_default(&o);
     o.timeout = 120;
     o.strategy = strategy;
-    cr_assert_eq(bab_verify(g, p, &o, res, &e), 0, "%s", e.msg);
-    bab_answer a = res->answer;
-    if (a == BAB_SAT)
-        cr_assert_eq(bab_check_counterexample(g, p, res->region, res->x, NULL, &e), 1);
-    spec_free(p);
-    nn_graph_free(g);
-    return a;
+    return acas_verify(net, prop, &o, res);
 }
 
 /* the automatic choice: 0.1 s of input splitting, then star.c */
