@@ -13,7 +13,7 @@
  * processed in order; a pre-activation z = Z·x + z0 that keeps one sign on P
  * (interval over P's bounding box, the node's CROWN intervals, else an LP
  * over P) maps through its ReLU exactly; one that changes sign splits P into
- * z >= 0 and z <= 0. Depth first; one LP (dense_lp.c) per worker
+ * z >= 0 and z <= 0. Depth first; one polytope (polytope.c) per worker
  * whose rows follow the path. At the start of every hidden layer the node is
  * bounded by CROWN from that layer on (bnd_mlp_bound_pre over P's LP
  * bounding box, the decided neurons' intervals clipped at their side), which
@@ -39,7 +39,7 @@
  *   refuted nor sat, and the region's answer becomes unknown. */
 #include "star.h"
 
-#include "dense_lp.h"
+#include "polytope.h"
 
 #include "../core/clock.h"
 #include "../core/fpstep.h"
@@ -54,8 +54,6 @@
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 
-#define T_RANGE 1e4         /* bounds of the slack column t when it is free */
-#define N_WIT 8             /* witness points kept per worker */
 #define RECHECK_SPLITS 2    /* splits in a layer before a node is checked again */
 #define MAX_CLAUSES 64
 
@@ -72,19 +70,13 @@ typedef struct star_ctx star_ctx;
 
 typedef struct {
     star_ctx *c;
-    bab_dlp *lp;
-    double *lam, *xs;   /* the last LP's row multipliers and point */
-    double *wit;        /* up to N_WIT points of the polytope (LP vertices) */
-    int n_wit, wit_next;
-    double *cons;       /* rows x q: g[0..n0-1], h (g·x - t <= h) */
-    int nrows, cap_rows;
+    bab_poly *P;        /* the node's polytope (rows follow the path) */
     node_hdr *hdr;      /* the local depth-first stack */
     double *dat;
     int sp, cap;
     node_hdr h;         /* the node being processed */
-    double *cur, *zn, *pre_out, *lb, *x, *y, *cobj, *rr, *er;
-    double *val;
-    int64_t stars, leaves, lps, checks, pruned;
+    double *cur, *zn, *pre_out, *lb, *x, *y, *cobj;
+    int64_t stars, leaves, checks, pruned;
 } worker;
 
 typedef struct {
@@ -139,161 +131,6 @@ struct star_ctx {
 static int expired(star_ctx *c)
 {
     return c->deadline > 0 && clock_now() > c->deadline;
-}
-
-/* ---- the worker's LP: columns x (1..n0) and t (n0 + 1); rows g·x - t <= h ---- */
-
-static int rows_reserve(worker *w, int n)
-{
-    if (n <= w->cap_rows)
-        return 0;
-    int cap = w->cap_rows ? w->cap_rows : 64;
-    while (cap < n)
-        cap *= 2;
-    double *p = realloc(w->cons, (size_t)cap * (size_t)w->c->q * sizeof(double));
-    if (!p)
-        return -1;
-    w->cons = p;
-    double *l = realloc(w->lam, (size_t)cap * sizeof(double));
-    if (!l)
-        return -1;
-    w->lam = l, w->cap_rows = cap;
-    return 0;
-}
-
-static void rows_truncate(worker *w, int n)
-{
-    bab_dlp_truncate(w->lp, n);
-    w->nrows = n;
-}
-
-/* Appends g·x - t <= h (g: n0 values then h). */
-static int rows_add(worker *w, const double *g)
-{
-    star_ctx *c = w->c;
-    int64_t n0 = c->n0;
-    for (int64_t t = 0; t <= n0; t++)
-        if (!isfinite(g[t]))
-            return -1;
-    if (rows_reserve(w, w->nrows + 1))
-        return -1;
-    memcpy(w->cons + (size_t)w->nrows * (size_t)c->q, g, (size_t)c->q * sizeof(double));
-    memcpy(w->val, g, (size_t)n0 * sizeof(double));
-    w->val[n0] = -1;
-    if (bab_dlp_add_row(w->lp, w->val, g[n0]))
-        return -1;
-    w->nrows++;
-    return 0;
-}
-
-/* A lower bound of min c·(x, t) over the rows and column bounds from the
- * LP's duals: c·z >= (c + lambda·G)·z - lambda·h for lambda >= 0 on the
- * rows G z <= h, minimised over the columns' box, rounded outward. */
-static double safe_min(worker *w, const double *cobj, double tlo, double thi)
-{
-    star_ctx *c = w->c;
-    int64_t n0 = c->n0, q = c->q;
-    double *r = w->rr, *er = w->er;
-    for (int64_t j = 0; j <= n0; j++)
-        r[j] = cobj[j], er[j] = fabs(cobj[j]);
-    double total = 0, budget = 0, scale = 1;
-    if (thi > tlo) {
-        /* t free: dual feasibility wants sum lambda = c_t exactly, the solver meets it
-         * only to its tolerance, and the rest times t's range would swamp the
-         * bound; any positive multiple of lambda is valid, so rescale. */
-        double sum = 0;
-        for (int k = 0; k < w->nrows; k++)
-            if (w->lam[k] > 0)
-                sum += w->lam[k];
-        if (sum > 0 && cobj[n0] > 0)
-            scale = cobj[n0] / sum;
-    }
-    for (int k = 0; k < w->nrows; k++) {
-        double lam = w->lam[k] * scale;
-        if (!(lam > 0))
-            continue;
-        const double *g = w->cons + (size_t)k * (size_t)q;
-        for (int64_t j = 0; j < n0; j++) {
-            double v = lam * g[j];
-            r[j] += v, er[j] += fabs(v);
-        }
-        r[n0] -= lam, er[n0] += lam;
-        double t = lam * g[n0];
-        total -= t, budget += fabs(t);
-    }
-    double gr = bnd_gamma(2.0 * w->nrows + 4);
-    for (int64_t j = 0; j <= n0; j++) {
-        double ej = bnd_safe(gr * er[j]);
-        double lo = j < n0 ? c->lo[j] : tlo, hi = j < n0 ? c->hi[j] : thi;
-        double a = r[j] - ej, b = r[j] + ej;
-        double mn = fmin(fmin(a * lo, a * hi), fmin(b * lo, b * hi));
-        total += mn, budget += fabs(mn);
-    }
-    double v = fp_down(total - bnd_safe(bnd_gamma(2.0 * (double)(w->nrows + n0) + 6) * budget));
-    return isnan(v) ? -INFINITY : v;
-}
-
-/* Solves min cobj·(x, t). Returns 0 optimal (a safe lower bound in *lb,
- * the solver's value in *val, its point in w->xs), 1 infeasible by the
- * solver, -1 failed. */
-static int lp_min(worker *w, const double *cobj, double tlo, double thi, double *lb, double *val)
-{
-    star_ctx *c = w->c;
-    for (int64_t j = 0; j <= c->n0; j++)
-        if (!isfinite(cobj[j]))
-            return -1;
-    w->lps++;
-    int rc = bab_dlp_min(w->lp, cobj, val, w->xs, w->lam);
-    if (rc)
-        return rc;
-    *lb = safe_min(w, cobj, tlo, thi);
-    if (thi == 0 && tlo == 0) { /* a vertex of the polytope: a witness */
-        memcpy(w->wit + (size_t)w->wit_next * (size_t)c->n0, w->xs, (size_t)c->n0 * sizeof(double));
-        w->wit_next = (w->wit_next + 1) % N_WIT;
-        if (w->n_wit < N_WIT)
-            w->n_wit++;
-    }
-    return 0;
-}
-
-/* Keeps the witnesses that satisfy the row just added (g: n0 values, h). */
-static void wit_filter(worker *w, const double *g)
-{
-    int64_t n0 = w->c->n0;
-    int kept = 0;
-    for (int i = 0; i < w->n_wit; i++) {
-        const double *x = w->wit + (size_t)i * (size_t)n0;
-        double s = 0, mag = fabs(g[n0]);
-        for (int64_t t = 0; t < n0; t++)
-            s += g[t] * x[t], mag += fabs(g[t] * x[t]);
-        if (s <= g[n0] + 1e-9 * (1 + mag)) {
-            if (kept != i)
-                memcpy(w->wit + (size_t)kept * (size_t)n0, x, (size_t)n0 * sizeof(double));
-            kept++;
-        }
-    }
-    w->n_wit = kept, w->wit_next = kept % N_WIT;
-}
-
-static void t_free(worker *w, int on)
-{
-    if (on)
-        bab_dlp_set_bounds(w->lp, (int)w->c->n0, -T_RANGE, T_RANGE);
-    else
-        bab_dlp_set_bounds(w->lp, (int)w->c->n0, 0, 0);
-}
-
-/* 1 if the node's polytope is proven empty: min t over g·x - t <= h is > 0. */
-static int proven_empty(worker *w)
-{
-    star_ctx *c = w->c;
-    memset(w->cobj, 0, (size_t)c->q * sizeof(double));
-    w->cobj[c->n0] = 1;
-    t_free(w, 1);
-    double lb = -INFINITY, val;
-    int rc = lp_min(w, w->cobj, -T_RANGE, T_RANGE, &lb, &val);
-    t_free(w, 0);
-    return rc == 0 && lb > 0;
 }
 
 /* ---- maps ---- */
@@ -385,7 +222,8 @@ static void donate(worker *w)
         return;
     }
     memcpy(pd.dat, w->dat, (size_t)c->nd * sizeof(double));
-    memcpy(pd.cons, w->cons, (size_t)pre * (size_t)c->q * sizeof(double));
+    if (pre)
+        memcpy(pd.cons, bab_poly_row(w->P, 0), (size_t)pre * (size_t)c->q * sizeof(double));
     if (h.has_g)
         memcpy(pd.cons + (size_t)pre * (size_t)c->q, pd.dat + OFF_G, (size_t)c->q * sizeof(double));
     pd.h.has_g = 0;
@@ -421,13 +259,12 @@ static void stop_all(star_ctx *c, int why)
 static int next_node(worker *w)
 {
     star_ctx *c = w->c;
-    w->n_wit = w->wit_next = 0;
     if (w->sp > 0) {
         w->sp--;
         w->h = w->hdr[w->sp];
         memcpy(w->cur, w->dat + (size_t)w->sp * (size_t)c->nd, (size_t)c->nd * sizeof(double));
-        rows_truncate(w, w->h.nc - w->h.has_g);
-        if (w->h.has_g && rows_add(w, w->cur + OFF_G))
+        bab_poly_truncate(w->P, w->h.nc - w->h.has_g);
+        if (w->h.has_g && bab_poly_add(w->P, w->cur + OFF_G, 1))
             return -1;
         return 1;
     }
@@ -455,10 +292,10 @@ static int next_node(worker *w)
     pthread_mutex_unlock(&c->mu);
     w->h = pd.h;
     memcpy(w->cur, pd.dat, (size_t)c->nd * sizeof(double));
-    rows_truncate(w, 0);
+    bab_poly_truncate(w->P, 0);
     int rc = 0;
     for (int k = 0; k < pd.nrows && !rc; k++)
-        rc = rows_add(w, pd.cons + (size_t)k * (size_t)c->q);
+        rc = bab_poly_add(w->P, pd.cons + (size_t)k * (size_t)c->q, 1);
     free(pd.dat), free(pd.cons);
     return rc ? -1 : 1;
 }
@@ -508,15 +345,15 @@ static int check(worker *w)
         if (bl[t] >= bu[t])
             continue;
         double lb, val;
-        memset(w->cobj, 0, (size_t)c->q * sizeof(double));
+        memset(w->cobj, 0, (size_t)n0 * sizeof(double));
         w->cobj[t] = 1;
-        int rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
+        int rc = bab_poly_min(w->P, w->cobj, &lb, &val);
         if (rc == 1)
-            return proven_empty(w);
+            return bab_poly_empty(w->P);
         if (rc == 0 && lb > bl[t])
             bl[t] = lb;
         w->cobj[t] = -1;
-        rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
+        rc = bab_poly_min(w->P, w->cobj, &lb, &val);
         if (rc == 0 && -lb < bu[t])
             bu[t] = -lb;
         if (bl[t] > bu[t]) /* two valid bounds cross: no point */
@@ -534,11 +371,11 @@ static int leaf(worker *w)
     int64_t n0 = c->n0, q = c->q;
     const double *Z = w->cur + OFF_Z(c), *EZ = w->cur + OFF_EZ(c);
     w->leaves++;
-    int base = w->nrows, refuted_all = 1;
+    int base = bab_poly_rows(w->P), refuted_all = 1;
     for (int cl = 0; cl < c->n_cls; cl++) {
         if (!(w->h.open >> cl & 1))
             continue;
-        rows_truncate(w, base);
+        bab_poly_truncate(w->P, base);
         for (int k = 0; k < c->K; k++) {
             if (c->cl_of[k] != cl)
                 continue;
@@ -562,17 +399,11 @@ static int leaf(worker *w)
             }
             double errk = bnd_safe(bnd_gamma((double)c->n_out + 3) * mag + prop);
             g[n0] = fp_up(fp_up(c->d[k] - g[n0]) + errk);
-            if (rows_add(w, g))
+            if (bab_poly_add(w->P, g, 0))
                 return -1;
         }
-        memset(w->cobj, 0, (size_t)q * sizeof(double));
-        w->cobj[n0] = 1;
-        t_free(w, 1);
         double lb = -INFINITY, val = 0;
-        int rc = lp_min(w, w->cobj, -T_RANGE, T_RANGE, &lb, &val);
-        if (rc == 0 && val <= 0)
-            memcpy(w->x, w->xs, (size_t)n0 * sizeof(double));
-        t_free(w, 0);
+        int rc = bab_poly_min_slack(w->P, &lb, &val, w->x);
         if (rc == 0 && lb > 0)
             continue;
         refuted_all = 0;
@@ -595,7 +426,7 @@ static int leaf(worker *w)
         c->incomplete = 1;
         pthread_mutex_unlock(&c->mu);
     }
-    rows_truncate(w, base);
+    bab_poly_truncate(w->P, base);
     return refuted_all;
 }
 
@@ -654,22 +485,14 @@ static int process(worker *w)
              * the other side's LP can still show the neuron stable */
             int pos = 0, neg = 0;
             if (side < 0)
-                for (int i = 0; i < w->n_wit; i++) {
-                    const double *x = w->wit + (size_t)i * (size_t)n0;
-                    double v = z[n0], mag = fabs(z[n0]);
-                    for (int64_t t = 0; t < n0; t++)
-                        v += z[t] * x[t], mag += fabs(z[t] * x[t]);
-                    pos |= v > 1e-9 * (1 + mag), neg |= v < -1e-9 * (1 + mag);
-                }
+                bab_poly_signs(w->P, z, &pos, &neg);
             if (side < 0 && !(pos && neg)) {
                 /* the polytope's exact range of Z·x, then z's */
                 double lb, val;
                 int rc = 0;
-                memcpy(w->cobj, z, (size_t)n0 * sizeof(double));
-                w->cobj[n0] = 0;
                 if (!neg)
-                    rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
-                if (rc == 1 && proven_empty(w)) {
+                    rc = bab_poly_min(w->P, z, &lb, &val);
+                if (rc == 1 && bab_poly_empty(w->P)) {
                     w->pruned++;
                     return 0;
                 }
@@ -682,7 +505,7 @@ static int process(worker *w)
                 if (side < 0 && !pos) {
                     for (int64_t t = 0; t < n0; t++)
                         w->cobj[t] = -z[t];
-                    rc = lp_min(w, w->cobj, 0, 0, &lb, &val);
+                    rc = bab_poly_min(w->P, w->cobj, &lb, &val);
                     if (rc == 0) {
                         double v = fp_up(fp_up(z[n0] - lb) + EZ[j]);
                         hi = fmin(hi, v);
@@ -696,7 +519,7 @@ static int process(worker *w)
                 /* split: z <= 0 pushed (Z·x <= E - z0), z >= 0 continued (-Z·x <= z0 + E) */
                 double e = EZ[j];
                 node_hdr ch = w->h;
-                ch.j = (int)j + 1, ch.nc = w->nrows + 1, ch.has_g = 1;
+                ch.j = (int)j + 1, ch.nc = bab_poly_rows(w->P) + 1, ch.has_g = 1;
                 ch.fresh++;
                 w->h.fresh++;
                 double *g = w->cur + OFF_G;
@@ -720,10 +543,9 @@ static int process(worker *w)
                 for (int64_t t = 0; t < n0; t++)
                     g[t] = -z[t];
                 g[n0] = fp_up(z[n0] + e);
-                if (rows_add(w, g))
+                if (bab_poly_add(w->P, g, 1))
                     return -1;
-                wit_filter(w, g);
-                w->h.nc = w->nrows, w->h.has_g = 1;
+                w->h.nc = bab_poly_rows(w->P), w->h.has_g = 1;
                 /* max(0, z) is within E of Z·x + z0 where Z·x + z0 >= -E */
                 memcpy(hr, z, (size_t)q * sizeof(double));
                 EH[j] = e;
@@ -761,26 +583,10 @@ static int process(worker *w)
     }
 }
 
-static int lp_init(worker *w)
-{
-    star_ctx *c = w->c;
-    w->lp = bab_dlp_new((int)c->n0 + 1);
-    if (!w->lp)
-        return -1;
-    for (int64_t t = 0; t < c->n0; t++)
-        bab_dlp_set_bounds(w->lp, (int)t, c->lo[t], c->hi[t]);
-    t_free(w, 0);
-    return 0;
-}
-
 static void *work(void *arg)
 {
     worker *w = arg;
     star_ctx *c = w->c;
-    if (lp_init(w)) {
-        stop_all(c, 3);
-        return NULL;
-    }
     for (;;) {
         if (expired(c)) {
             stop_all(c, 2);
@@ -804,17 +610,16 @@ static void *work(void *arg)
 
 static void worker_free(worker *w)
 {
-    bab_dlp_free(w->lp);
-    free(w->lam), free(w->xs), free(w->wit);
-    free(w->cons), free(w->hdr), free(w->dat), free(w->cur), free(w->zn), free(w->pre_out);
-    free(w->lb), free(w->x), free(w->y), free(w->cobj), free(w->rr), free(w->er);
-    free(w->val);
+    bab_poly_free(w->P);
+    free(w->hdr), free(w->dat), free(w->cur), free(w->zn), free(w->pre_out);
+    free(w->lb), free(w->x), free(w->y), free(w->cobj);
 }
 
 static int worker_init(worker *w, star_ctx *c)
 {
     memset(w, 0, sizeof *w);
     w->c = c;
+    w->P = bab_poly_new(c->n0, c->lo, c->hi);
     w->cur = malloc((size_t)c->nd * sizeof(double));
     w->zn = malloc((size_t)c->wide * (size_t)c->q * sizeof(double));
     w->pre_out = malloc((size_t)(c->npre ? c->npre : 1) * sizeof(double));
@@ -822,13 +627,7 @@ static int worker_init(worker *w, star_ctx *c)
     w->x = malloc((size_t)c->n0 * sizeof(double));
     w->y = malloc((size_t)c->n_out * sizeof(double));
     w->cobj = malloc((size_t)c->q * sizeof(double));
-    w->rr = malloc((size_t)c->q * sizeof(double));
-    w->er = malloc((size_t)c->q * sizeof(double));
-    w->xs = malloc((size_t)c->q * sizeof(double));
-    w->wit = malloc((size_t)N_WIT * (size_t)c->n0 * sizeof(double));
-    w->val = malloc(((size_t)c->q + 1) * sizeof(double));
-    if (!w->cur || !w->zn || !w->pre_out || !w->lb || !w->x || !w->y || !w->cobj ||
-        !w->rr || !w->er || !w->val || !w->xs || !w->wit)
+    if (!w->P || !w->cur || !w->zn || !w->pre_out || !w->lb || !w->x || !w->y || !w->cobj)
         return -1;
     return 0;
 }
@@ -937,7 +736,7 @@ static int star_region(star_ctx *c, int threads, bab_answer *ans, double *x, bab
     if (c->verbose) {
         int64_t a = 0, b = 0, cc = 0, d = 0;
         for (int i = 0; i < nw; i++)
-            a += ws[i].stars, b += ws[i].leaves, cc += ws[i].lps, d += ws[i].checks;
+            a += ws[i].stars, b += ws[i].leaves, cc += bab_poly_lps(ws[i].P), d += ws[i].checks;
         fprintf(stderr, "star: region %d: %lld nodes, %lld leaves, %lld LPs, %lld checks\n", c->r,
                 (long long)a, (long long)b, (long long)cc, (long long)d);
     }

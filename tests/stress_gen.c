@@ -1850,6 +1850,9 @@ int sg_check_bab(uint64_t seed, int samples, sg_stats *st, FILE *log)
                 break;
             if (!spec_region_violated(p, reg, x, yu, 0) || !spec_region_violated(p, reg, x, yd, 0)) {
                 st->near_misses++;
+                if (log && getenv("STRESS_LOG_NEAR")) /* which cases, when there are many */
+                    fprintf(log, "BAB NEAR seed %llu (strategy %d): unsat, f(x) on the threshold within rounding [%s]\n",
+                            (unsigned long long)seed, bo.strategy, desc);
                 continue;
             }
             st->bab_wrong++;
