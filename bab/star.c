@@ -111,8 +111,6 @@ struct star_ctx {
     int incomplete;
     int found;
     double *cex;
-    int rc;
-    err err_first;
 };
 
 /* Node data offsets (doubles). */
