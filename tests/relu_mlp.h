@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../bab/bab.h"
 #include "../bound/bound.h"
 #include "../core/rng.h"
 #include "../models/nn.h"
@@ -117,6 +118,24 @@ static inline double mlp_milp_min(const mlp *m, const double *lo, const double *
     cr_assert(lb <= v + 1e-9, "CROWN %.17g above the MILP optimum %.17g", lb, v);
     bnd_net_free(n);
     return v;
+}
+
+/* bab_verify on m with o must answer sat (with a counterexample that checks)
+ * when want_sat, else unsat (case c, MILP minimum v, threshold t, for the
+ * message); res keeps the result. */
+static inline void mlp_expect(const mlp *m, const spec_property *p, const bab_opts *o,
+                              int want_sat, int c, double v, double t, bab_result *res)
+{
+    err e = {0};
+    cr_assert_eq(bab_verify(m->g, p, o, res, &e), 0, "%s", e.msg);
+    if (want_sat) {
+        cr_assert_eq(res->answer, BAB_SAT, "case %d: %s but the minimum %.17g < %.17g", c,
+                     bab_answer_name(res->answer), v, t);
+        cr_assert_eq(bab_check_counterexample(m->g, p, res->region, res->x, NULL, &e), 1);
+    } else {
+        cr_assert_eq(res->answer, BAB_UNSAT, "case %d: %s but the minimum %.17g > %.17g", c,
+                     bab_answer_name(res->answer), v, t);
+    }
 }
 
 #endif
