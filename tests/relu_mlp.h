@@ -105,6 +105,20 @@ static inline void mlp_eval(const mlp *m, const double *x, double *y, double *pr
     nn_values_free(m->g, v);
 }
 
+/* Case c of the MILP-agreement tests: 2-4 inputs (*n_in), 1-3 hidden layers
+ * of 8-12 ReLUs, two outputs, and a box (lo, hi: 4 values each) of
+ * half-widths 0.1-1.1 around points near 0. */
+static inline mlp mlp_random_case(rng *r, int c, int *n_in, double *lo, double *hi)
+{
+    *n_in = 2 + c % 3;
+    mlp m = mlp_random(r, *n_in, 1 + c % 3, 8 + c % 5, 2);
+    for (int i = 0; i < *n_in; i++) {
+        double mid = 0.5 * rng_normal(r), w = 0.1 + rng_uniform(r);
+        lo[i] = mid - w, hi[i] = mid + w;
+    }
+    return m;
+}
+
 /* The exact minimum of y0 - y1 over the box (GLPK's MILP, bnd_lp_min) and,
  * if x is not NULL, its minimiser; CROWN's bound must not lie above it. */
 static inline double mlp_milp_min(const mlp *m, const double *lo, const double *hi, double *x)

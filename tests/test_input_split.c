@@ -59,13 +59,9 @@ static void agree(int cases, bab_split split, uint64_t seed, int *domains)
     int n_unsat = 0, n_sat = 0;
     *domains = 0;
     for (int c = 0; c < cases; c++) {
-        int n_in = 2 + c % 3;
-        mlp m = mlp_random(&r, n_in, 1 + c % 3, 8 + c % 5, 2);
+        int n_in;
         double lo[4], hi[4];
-        for (int i = 0; i < n_in; i++) {
-            double mid = 0.5 * rng_normal(&r), w = 0.1 + rng_uniform(&r);
-            lo[i] = mid - w, hi[i] = mid + w;
-        }
+        mlp m = mlp_random_case(&r, c, &n_in, lo, hi);
         double v = mlp_milp_min(&m, lo, hi, NULL), vs = sampled_min(&m, lo, hi, n_in, &r);
         cr_assert(vs >= v - 1e-6 * (1 + fabs(v)), "sampling %.17g below the MILP %.17g", vs, v);
         int want_sat = c % 2;
@@ -183,13 +179,9 @@ Test(input_split, disjunctions_agree_with_milp)
     rng r;
     rng_seed(&r, 41);
     for (int c = 0; c < 12; c++) {
-        int n_in = 2 + c % 3;
-        mlp m = mlp_random(&r, n_in, 1 + c % 3, 8 + c % 5, 2);
+        int n_in;
         double lo[4], hi[4];
-        for (int i = 0; i < n_in; i++) {
-            double mid = 0.5 * rng_normal(&r), w = 0.1 + rng_uniform(&r);
-            lo[i] = mid - w, hi[i] = mid + w;
-        }
+        mlp m = mlp_random_case(&r, c, &n_in, lo, hi);
         bnd_net *n = NULL;
         err e = {0};
         cr_assert_eq(bnd_net_new(m.g, &n, &e), 0, "%s", e.msg);

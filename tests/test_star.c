@@ -63,13 +63,9 @@ Test(star, agrees_with_milp_within_tiny_gaps)
     int n_unsat = 0, n_sat = 0;
     int64_t nodes = 0;
     for (int c = 0; c < 80; c++) {
-        int n_in = 2 + c % 3;
-        mlp m = mlp_random(&r, n_in, 1 + c % 3, 8 + c % 5, 2);
+        int n_in;
         double lo[4], hi[4];
-        for (int i = 0; i < n_in; i++) {
-            double mid = 0.5 * rng_normal(&r), w = 0.1 + rng_uniform(&r);
-            lo[i] = mid - w, hi[i] = mid + w;
-        }
+        mlp m = mlp_random_case(&r, c, &n_in, lo, hi);
         if (c % 7 == 3) /* a fixed input */
             lo[n_in - 1] = hi[n_in - 1];
         double v = mlp_milp_min(&m, lo, hi, NULL);
