@@ -13,6 +13,7 @@
 #include "../bound/bound.h"
 #include "../core/rng.h"
 #include "../models/nn.h"
+#include "../specs/spec.h"
 
 /* ---- a random fully connected ReLU network (Gemm, transB) ---- */
 typedef struct mlp {
@@ -103,6 +104,29 @@ static inline void mlp_eval(const mlp *m, const double *x, double *y, double *pr
             pre[at++] = v[m->pre[l]][t];
     memcpy(y, v[m->g->outputs[0]], (size_t)m->n_out * sizeof(double));
     nn_values_free(m->g, v);
+}
+
+/* VNNLIB text for the y0 - y1 tests: the declarations of X_0.. and Y_0, Y_1,
+ * and (box) the box [lo, hi]; returns the length written to text (cap bytes). */
+static inline int mlp_spec_begin(char *text, size_t cap, int n_in, const double *lo,
+                                 const double *hi, int box)
+{
+    int at = 0;
+    for (int i = 0; i < n_in; i++)
+        at += snprintf(text + at, cap - (size_t)at, "(declare-const X_%d Real)\n", i);
+    at += snprintf(text + at, cap - (size_t)at, "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n");
+    for (int i = 0; box && i < n_in; i++)
+        at += snprintf(text + at, cap - (size_t)at, "(assert (>= X_%d %.17g))\n(assert (<= X_%d %.17g))\n",
+                       i, lo[i], i, hi[i]);
+    return at;
+}
+
+static inline spec_property *mlp_spec_parse(const char *text)
+{
+    spec_property *p = NULL;
+    err e = {0};
+    cr_assert_eq(spec_parse_vnnlib_string("test.vnnlib", text, &p, &e), 0, "%s\n%s", e.msg, text);
+    return p;
 }
 
 /* Case c of the MILP-agreement tests: 2-4 inputs (*n_in), 1-3 hidden layers

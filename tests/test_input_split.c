@@ -16,23 +16,13 @@ static spec_property *make_spec(const double *lo, const double *hi, int n_in, do
                                 int two_rows)
 {
     char text[2048];
-    int at = 0;
-    for (int i = 0; i < n_in; i++)
-        at += snprintf(text + at, sizeof text - (size_t)at, "(declare-const X_%d Real)\n", i);
-    at += snprintf(text + at, sizeof text - (size_t)at,
-                   "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n");
-    for (int i = 0; i < n_in; i++)
-        at += snprintf(text + at, sizeof text - (size_t)at,
-                       "(assert (>= X_%d %.17g))\n(assert (<= X_%d %.17g))\n", i, lo[i], i, hi[i]);
+    int at = mlp_spec_begin(text, sizeof text, n_in, lo, hi, 1);
     if (two_rows)
         at += snprintf(text + at, sizeof text - (size_t)at,
                        "(assert (and (<= (- Y_0 Y_1) %.17g) (<= Y_0 1e6)))\n", t);
     else
         at += snprintf(text + at, sizeof text - (size_t)at, "(assert (<= (- Y_0 Y_1) %.17g))\n", t);
-    spec_property *p = NULL;
-    err e = {0};
-    cr_assert_eq(spec_parse_vnnlib_string("test.vnnlib", text, &p, &e), 0, "%s\n%s", e.msg, text);
-    return p;
+    return mlp_spec_parse(text);
 }
 
 

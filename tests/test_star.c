@@ -18,11 +18,7 @@
 static spec_property *make_spec(const double *lo, const double *hi, int n_in, double t, int form)
 {
     char text[4096];
-    int at = 0;
-    for (int i = 0; i < n_in; i++)
-        at += snprintf(text + at, sizeof text - (size_t)at, "(declare-const X_%d Real)\n", i);
-    at += snprintf(text + at, sizeof text - (size_t)at,
-                   "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n");
+    int at = mlp_spec_begin(text, sizeof text, n_in, lo, hi, form != 3);
     if (form == 3) {
         double mid = 0.5 * (lo[0] + hi[0]);
         at += snprintf(text + at, sizeof text - (size_t)at, "(assert (or");
@@ -35,11 +31,6 @@ static spec_property *make_spec(const double *lo, const double *hi, int n_in, do
             at += snprintf(text + at, sizeof text - (size_t)at, ")");
         }
         at += snprintf(text + at, sizeof text - (size_t)at, "))\n");
-    } else {
-        for (int i = 0; i < n_in; i++)
-            at += snprintf(text + at, sizeof text - (size_t)at,
-                           "(assert (>= X_%d %.17g))\n(assert (<= X_%d %.17g))\n", i, lo[i], i,
-                           hi[i]);
     }
     if (form == 1)
         at += snprintf(text + at, sizeof text - (size_t)at,
@@ -50,10 +41,7 @@ static spec_property *make_spec(const double *lo, const double *hi, int n_in, do
                        t - 1e3, t);
     else
         at += snprintf(text + at, sizeof text - (size_t)at, "(assert (<= (- Y_0 Y_1) %.17g))\n", t);
-    spec_property *p = NULL;
-    err e = {0};
-    cr_assert_eq(spec_parse_vnnlib_string("test.vnnlib", text, &p, &e), 0, "%s\n%s", e.msg, text);
-    return p;
+    return mlp_spec_parse(text);
 }
 
 Test(star, agrees_with_milp_within_tiny_gaps)
