@@ -75,7 +75,7 @@ typedef struct {
     double *dat;
     int sp, cap;
     node_hdr h;         /* the node being processed */
-    double *cur, *zn, *pre_out, *lb, *x, *y, *cobj;
+    double *cur, *zn, *pre_out, *lb, *x, *y, *cobj, *ain;
     int64_t stars, leaves, checks, pruned;
 } worker;
 
@@ -107,6 +107,7 @@ struct star_ctx {
     atomic_int hungry;  /* workers waiting for a node (read without the lock) */
     atomic_int stop;    /* 1 done or sat, 2 timeout, 3 error, 4 memory budget */
     size_t memory;      /* bytes for the workers' stacks of nodes */
+    int joint;          /* joint_refute at every check */
     int verbose;
     int incomplete;
     int found;
@@ -300,6 +301,48 @@ static int next_node(worker *w)
 
 /* ---- one node ---- */
 
+/* Each open clause with its rows' CROWN lower functions on the polytope
+ * instead of its bounding box: row k holds at x only if
+ * lb_k + sum_t |a_kt| dist_t(x) <= d_k (the bound's linear function, as in
+ * shrink.c), i.e. a_k·x <= d_k - lb_k + min over the box of a_k·x; one LP
+ * min t over the polytope and these rows minus t refutes the clause when its
+ * safe bound is above 0 (rows of a conjunction together, where the box
+ * refutes them one at a time). Returns 1 when every open clause is refuted,
+ * 0 otherwise, -1 on error. */
+static int joint_refute(worker *w)
+{
+    star_ctx *c = w->c;
+    int64_t n0 = c->n0;
+    const double *bl = w->cur + OFF_BL(c), *bu = w->cur + OFF_BU(c);
+    int base = bab_poly_rows(w->P);
+    for (int cl = 0; cl < c->n_cls; cl++) {
+        if (!(w->h.open >> cl & 1))
+            continue;
+        bab_poly_truncate(w->P, base);
+        int ok = 1;
+        for (int k = 0; k < c->K && ok; k++) {
+            if (c->cl_of[k] != cl)
+                continue;
+            const double *a = w->ain + (size_t)k * (size_t)n0;
+            double *g = w->zn, mb = 0, mag = 0;
+            for (int64_t t = 0; t < n0; t++) {
+                double v = fmin(a[t] * bl[t], a[t] * bu[t]);
+                mb += v, mag += fabs(v);
+                g[t] = a[t];
+            }
+            /* the box minimum rounded up, then the right-hand side */
+            mb = fp_up(mb + bnd_safe(bnd_gamma((double)n0 + 2) * mag));
+            g[n0] = fp_up(fp_up(c->d[k] - w->lb[k]) + mb);
+            ok = isfinite(g[n0]) && isfinite(w->lb[k]) && bab_poly_add(w->P, g, 0) == 0;
+        }
+        double lb = -INFINITY, val;
+        if (ok && bab_poly_min_slack(w->P, &lb, &val, NULL) == 0 && lb > 0)
+            w->h.open &= ~((uint64_t)1 << cl);
+    }
+    bab_poly_truncate(w->P, base);
+    return w->h.open ? 0 : 1;
+}
+
 /* CROWN from the current layer on over the box [bl, bu] (which holds the
  * polytope): 1 when it refutes every open clause or shows the node empty;
  * else the current layer's intervals go to il/iu. */
@@ -309,7 +352,7 @@ static int crown(worker *w)
     double *bl = w->cur + OFF_BL(c), *bu = w->cur + OFF_BU(c);
     err e = {0};
     if (bnd_mlp_bound_pre(c->m, 1, bl, bu, c->K, c->C, 0, w->cur + OFF_PRE(c), w->pre_out, w->lb,
-                          NULL, &e))
+                          w->ain, &e))
         return 0;
     if (bnd_mlp_pre_empty(c->m, w->pre_out))
         return 1;
@@ -318,6 +361,11 @@ static int crown(worker *w)
             w->h.open &= ~((uint64_t)1 << c->cl_of[k]);
     if (!w->h.open)
         return 1;
+    if (c->joint) {
+        int r = joint_refute(w);
+        if (r)
+            return r > 0;
+    }
     const bnd_mlp_layer_info *l = &c->L[w->h.li];
     double *il = w->cur + OFF_IL(c), *iu = w->cur + OFF_IU(c);
     for (int64_t j = 0; j < l->n; j++) {
@@ -610,7 +658,7 @@ static void worker_free(worker *w)
 {
     bab_poly_free(w->P);
     free(w->hdr), free(w->dat), free(w->cur), free(w->zn), free(w->pre_out);
-    free(w->lb), free(w->x), free(w->y), free(w->cobj);
+    free(w->lb), free(w->x), free(w->y), free(w->cobj), free(w->ain);
 }
 
 static int worker_init(worker *w, star_ctx *c)
@@ -625,7 +673,9 @@ static int worker_init(worker *w, star_ctx *c)
     w->x = malloc((size_t)c->n0 * sizeof(double));
     w->y = malloc((size_t)c->n_out * sizeof(double));
     w->cobj = malloc((size_t)c->q * sizeof(double));
-    if (!w->P || !w->cur || !w->zn || !w->pre_out || !w->lb || !w->x || !w->y || !w->cobj)
+    w->ain = malloc((size_t)c->K * (size_t)c->n0 * sizeof(double));
+    if (!w->P || !w->cur || !w->zn || !w->pre_out || !w->lb || !w->x || !w->y || !w->cobj ||
+        !w->ain)
         return -1;
     return 0;
 }
@@ -818,6 +868,7 @@ int bab_star(const nn_graph *g, const spec_property *p, const bab_opts *o, doubl
         c.g = g, c.p = p, c.m = m, c.deadline = deadline;
         c.memory = o->memory ? o->memory : bab_default_memory();
         c.verbose = o->verbose;
+        c.joint = !getenv("NNV_STAR_NOJOINT");
         c.nl = bnd_mlp_n_layers(m);
         c.L = calloc((size_t)c.nl, sizeof *c.L);
         if (!c.L)
