@@ -328,7 +328,7 @@ static int strategy_refute(const nn_graph *g, const spec_property *p, const bab_
 
 /* Low-dimensional ReLU chains (ACAS Xu): the activation-region enumeration
  * (star.c) decides most properties sooner than input splitting, the hard
- * ones by far (3_3 and 4_2 prop_2: 5 and 8 s, where input splitting needs
+ * ones by far (3_3 and 4_2 prop_2: 4-6 s, where input splitting needs
  * minutes), but input splitting settles the easiest ones (a CROWN bound
  * or two: ACAS Xu prop_3 and prop_4) in a few hundredths of a second. So
  * input splitting gets the first 0.1 s, then star.c the rest; if star.c

@@ -73,15 +73,16 @@ void bnd_set_deadline(bnd_net *n, double deadline);
 int bnd_alpha_crown(bnd_net *n, const double *lo, const double *hi, const double *C, int k,
                     int iters, double *lb, err *e);
 
-/* Batched bounds for chain networks (dense linear layers and elementwise
- * activations, e.g. Gemm/ReLU or Gemm/Sigmoid MLPs): forward linear relaxation for the intermediate
- * bounds, CROWN backward for the objectives (batch.c). A bnd_mlp is
- * read-only after creation: several threads may bound with it at once. */
 /* Rounding accounting (round.c, docs/soundness.md): gamma_n = n u / (1 - n u)
  * rounded up (a sum of n products is within gamma_n · sum |terms|), and an
  * error term inflated to cover its own rounding. */
 double bnd_gamma(double n);
 double bnd_safe(double x);
+
+/* Batched bounds for chain networks (dense linear layers and elementwise
+ * activations, e.g. Gemm/ReLU or Gemm/Sigmoid MLPs): forward linear relaxation for the intermediate
+ * bounds, CROWN backward for the objectives (batch.c). A bnd_mlp is
+ * read-only after creation: several threads may bound with it at once. */
 typedef struct bnd_mlp bnd_mlp;
 /* ERR_UNSUP when the net is not such a chain. Activation layers may be any
  * elementwise rule (ReLU, sigmoid, tanh, ...); bnd_mlp_all_relu says whether
