@@ -27,9 +27,10 @@
  *   roundings of composing the layers (each layer's g, bias_err) and the
  *   error carried in.
  * - A split adds a superset of its side: z >= 0 becomes Z·x + z0 >= -E, so
- *   the two children cover P. On the active child the ReLU output is Z·x + z0
- *   within 3E (z may be as low as -2E there), on the inactive one 0 within 2E;
- *   CROWN sees the clip at -2E / +2E, not at 0.
+ *   the two children cover P. On the active child the ReLU output is within E
+ *   of Z·x + z0 (where z < 0 there, max(0, z) = 0 is within E of
+ *   Z·x + z0 >= -E); on the inactive one it is in [0, 2E], the constant E
+ *   within E. CROWN sees the clips at -2E / +2E, not at 0.
  * - LP values are never trusted: every bound comes from the LP's duals
  *   lambda >= 0 as min over the box of (c + lambda·G)·x - lambda·h, computed
  *   with outward rounding (any lambda >= 0 gives a valid bound), and an empty
@@ -76,7 +77,7 @@ typedef struct {
     int sp, cap;
     node_hdr h;         /* the node being processed */
     double *cur, *zn, *pre_out, *lb, *x, *y, *cobj, *ain;
-    int64_t stars, leaves, checks, pruned;
+    int64_t stars, leaves, checks;
     int id;
     uint64_t attacks;
 } worker;
@@ -167,6 +168,24 @@ static void compose(const star_ctx *c, const bnd_mlp_layer_info *l, const double
         if (l->bias_err)
             e += l->bias_err[o];
         EZ[o] = bnd_safe(e);
+    }
+}
+
+/* Z, EZ = layer li applied to H, EH, then every linear layer right after it
+ * (H, EH take each intermediate result; zn is scratch). Returns the last
+ * linear layer's index. */
+static int advance(const star_ctx *c, int li, double *H, double *EH, double *Z, double *EZ,
+                   double *zn)
+{
+    int64_t q = c->q;
+    for (;;) {
+        compose(c, &c->L[li], H, EH, zn, EZ);
+        memcpy(Z, zn, (size_t)c->L[li].n * (size_t)q * sizeof(double));
+        if (li + 1 >= c->nl || c->L[li + 1].kind != 0)
+            return li;
+        memcpy(H, Z, (size_t)c->L[li].n * (size_t)q * sizeof(double));
+        memcpy(EH, EZ, (size_t)c->L[li].n * sizeof(double));
+        li++;
     }
 }
 
@@ -328,8 +347,9 @@ static int try_point(worker *w, const double *x)
  * shrink.c), i.e. a_k·x <= d_k - lb_k + min over the box of a_k·x; one LP
  * min t over the polytope and these rows minus t refutes the clause when its
  * safe bound is above 0 (rows of a conjunction together, where the box
- * refutes them one at a time). Returns 1 when every open clause is refuted,
- * 0 otherwise, -1 on error. */
+ * refutes them one at a time). An LP minimiser that does not refute is tried
+ * as a counterexample. Returns 1 when every open clause is refuted or a
+ * counterexample stopped the search, else 0. */
 static int joint_refute(worker *w)
 {
     star_ctx *c = w->c;
@@ -389,11 +409,8 @@ static int crown(worker *w)
             w->h.open &= ~((uint64_t)1 << c->cl_of[k]);
     if (!w->h.open)
         return 1;
-    if (c->joint) {
-        int r = joint_refute(w);
-        if (r)
-            return r > 0;
-    }
+    if (c->joint && joint_refute(w))
+        return 1;
     const bnd_mlp_layer_info *l = &c->L[w->h.li];
     double *il = w->cur + OFF_IL(c), *iu = w->cur + OFF_IU(c);
     for (int64_t j = 0; j < l->n; j++) {
@@ -522,21 +539,15 @@ static int process(worker *w)
         const bnd_mlp_layer_info *l = &c->L[w->h.li];
         if (l->pre_off < 0) /* the output layer */
             return leaf(w) < 0 ? -1 : 0;
-        if (!w->h.checked && check(w)) {
-            w->pruned++;
+        if (!w->h.checked && check(w))
             return 0;
-        }
         int64_t n = l->n;
         for (; w->h.j < n; w->h.j++) {
             int64_t j = w->h.j;
             const double *z = Z + j * q;
             double lo, hi;
-            if (w->h.fresh >= RECHECK_SPLITS && recheck_pays(w)) {
-                if (check(w)) {
-                    w->pruned++;
-                    return 0;
-                }
-            }
+            if (w->h.fresh >= RECHECK_SPLITS && recheck_pays(w) && check(w))
+                return 0;
             box_interval(c, z, bl, bu, &lo, &hi);
             lo = fp_down(lo - EZ[j]), hi = fp_up(hi + EZ[j]);
             if (il[j] > lo)
@@ -555,10 +566,8 @@ static int process(worker *w)
                 int rc = 0;
                 if (!neg)
                     rc = bab_poly_min(w->P, z, &lb, &val);
-                if (rc == 1 && bab_poly_empty(w->P)) {
-                    w->pruned++;
+                if (rc == 1 && bab_poly_empty(w->P))
                     return 0;
-                }
                 if (!neg && rc == 0) {
                     double v = fp_down(fp_down(lb + z[n0]) - EZ[j]);
                     lo = fmax(lo, v);
@@ -602,7 +611,7 @@ static int process(worker *w)
                     return prc;
                 if (atomic_load_explicit(&c->hungry, memory_order_relaxed) > 0 && w->sp >= 2)
                     donate(w);
-                /* this node: active, output Z·x + z0 within 3E */
+                /* this node: active (-Z·x <= z0 + E) */
                 for (int64_t t = 0; t < n0; t++)
                     g[t] = -z[t];
                 g[n0] = fp_up(z[n0] + e);
@@ -630,17 +639,8 @@ static int process(worker *w)
             }
         }
         /* the next linear layer after the ReLU, and any linear ones after it */
-        int li = w->h.li + 2;
-        compose(c, &c->L[li], H, EH, w->zn, EZ);
-        memcpy(Z, w->zn, (size_t)c->L[li].n * (size_t)q * sizeof(double));
-        while (li + 1 < c->nl && c->L[li + 1].kind == 0) {
-            memcpy(H, Z, (size_t)c->L[li].n * (size_t)q * sizeof(double));
-            memcpy(EH, EZ, (size_t)c->L[li].n * sizeof(double));
-            li++;
-            compose(c, &c->L[li], H, EH, w->zn, EZ);
-            memcpy(Z, w->zn, (size_t)c->L[li].n * (size_t)q * sizeof(double));
-        }
-        w->h.li = li, w->h.j = 0, w->h.checked = 0, w->h.fresh = 0;
+        w->h.li = advance(c, w->h.li + 2, H, EH, Z, EZ, w->zn);
+        w->h.j = 0, w->h.checked = 0, w->h.fresh = 0;
         for (int64_t t = 0; t < c->wide; t++)
             il[t] = -INFINITY, iu[t] = INFINITY;
     }
@@ -738,11 +738,9 @@ static int star_region(star_ctx *c, int threads, bab_answer *ans, double *x, bab
     int64_t n0 = c->n0, q = c->q;
     c->lo = rg->lo, c->hi = rg->hi;
     c->n_cls = rg->n_clauses;
-    c->K = 0;
+    c->K = 0; /* star_net checked 1..MAX_CLAUSES clauses, each with rows */
     for (int k = 0; k < rg->n_clauses; k++)
         c->K += rg->clauses[k].n_rows;
-    if (c->n_cls > MAX_CLAUSES || c->K == 0)
-        return err_set(e, ERR_UNSUP, "star: %d clauses (at most %d)", c->n_cls, MAX_CLAUSES);
     c->C = malloc((size_t)c->K * (size_t)c->n_out * sizeof(double));
     c->d = malloc((size_t)c->K * sizeof(double));
     c->cl_of = malloc((size_t)c->K * sizeof(int));
@@ -778,30 +776,20 @@ static int star_region(star_ctx *c, int threads, bab_answer *ans, double *x, bab
             H[i * q + t] = t == i ? 1 : 0;
         EH[i] = 0;
     }
-    int li = 0;
-    compose(c, &c->L[0], H, EH, ws[0].zn, EZ);
-    memcpy(Z, ws[0].zn, (size_t)c->L[0].n * (size_t)q * sizeof(double));
-    while (li + 1 < c->nl && c->L[li + 1].kind == 0) {
-        memcpy(H, Z, (size_t)c->L[li].n * (size_t)q * sizeof(double));
-        memcpy(EH, EZ, (size_t)c->L[li].n * sizeof(double));
-        li++;
-        compose(c, &c->L[li], H, EH, ws[0].zn, EZ);
-        memcpy(Z, ws[0].zn, (size_t)c->L[li].n * (size_t)q * sizeof(double));
-    }
+    int li = advance(c, 0, H, EH, Z, EZ, ws[0].zn);
     for (int64_t t = 0; t < c->wide; t++)
         cur[OFF_IL(c) + t] = -INFINITY, cur[OFF_IU(c) + t] = INFINITY;
     memcpy(cur + OFF_BL(c), c->lo, (size_t)n0 * sizeof(double));
     memcpy(cur + OFF_BU(c), c->hi, (size_t)n0 * sizeof(double));
     node_hdr root = {.li = li, .j = 0, .nc = 0, .has_g = 0, .checked = 0, .box_nc = -1,
                      .open = c->n_cls == 64 ? ~(uint64_t)0 : (((uint64_t)1 << c->n_cls) - 1)};
-    c->n_workers = nw;
+    c->n_workers = nw; /* push's memory budget counts the workers */
     if (push(&ws[0], &root, cur))
         rc = err_set(e, ERR_NOMEM, "star: out of memory");
 
     atomic_store(&c->stop, 0);
     atomic_store(&c->hungry, 0);
     c->incomplete = 0, c->found = 0, c->idle = 0, c->pn = 0;
-    c->n_workers = nw;
     c->cex = x;
     pthread_t th[BAB_MAX_THREADS];
     if (!rc && pthread_mutex_init(&c->mu, NULL) == 0) {
@@ -927,8 +915,8 @@ int bab_star(const nn_graph *g, const spec_property *p, const bab_opts *o, doubl
         c.nd = NODE_SIZE(&c);
     }
     int threads = o->threads > 0 ? o->threads : 2;
-    int blas_threads = openblas_get_num_threads();
-    if (!rc)
+    int blas_threads = openblas_get_num_threads(), blas_set = !rc;
+    if (blas_set)
         openblas_set_num_threads(1);
     bab_answer all = BAB_UNSAT;
     for (int r = 0; !rc && r < p->n_regions; r++) {
@@ -953,7 +941,7 @@ int bab_star(const nn_graph *g, const spec_property *p, const bab_opts *o, doubl
         if (a == BAB_UNKNOWN)
             all = BAB_UNKNOWN;
     }
-    if (!rc)
+    if (blas_set)
         openblas_set_num_threads(blas_threads);
     if (!rc)
         res->answer = all;
