@@ -151,6 +151,11 @@ typedef struct bab_relu_opts {
     int batch;           /* chain MLPs: domains split per batched pass (0: one at a time) */
     double root_lp;      /* > 0: this fraction of the time left tightens the root's
                             intermediate bounds by LP (bnd_lp_refine); 0 = off */
+    double refine;       /* > 0: this fraction of the time left tightens the root's
+                            intermediate bounds by branch and bound (refine.c) */
+    int refine_leaves;   /* leaves per refined bound */
+    double refine_after; /* bab_verify: the search without refinement first, for
+                            this fraction of the time */
     int verbose;
 } bab_relu_opts;
 

@@ -26,6 +26,7 @@
 #include "../core/clock.h"
 #include "../core/rng.h"
 #include "branch.h"
+#include "refine.h"
 
 typedef struct rdom {
     double key;          /* worst clause margin (lower is harder) */
@@ -746,6 +747,51 @@ void bab_relu_opts_default(bab_relu_opts *o)
     o->interm = 0;
     o->mem_budget = (size_t)4 << 30;
     o->batch = 32;
+    o->refine = 0.5;
+    o->refine_leaves = 64;
+    o->refine_after = 0.05;
+}
+
+/* The root's intermediate bounds tightened layer by layer (refine.c), each
+ * layer's within its share of o->refine of the time left; after each, the
+ * layers after it and the rows are bounded again from the tighter bounds.
+ * Returns as bound_domain (errors in s->e). */
+static int refine_root(worker *w, rdom *root)
+{
+    shared *s = w->s;
+    const bab_relu_opts *o = s->o;
+    const spec_region *reg = &s->p->regions[s->region];
+    double t0 = clock_now();
+    double until = t0 + o->refine * (o->deadline > 0 ? o->deadline - t0 : 60.0);
+    size_t nr = (size_t)s->nr;
+    double *plo = malloc(2 * nr * sizeof(double));
+    if (!plo)
+        return err_set(&s->e, ERR_NOMEM, "verify: out of memory");
+    double *phi = plo + nr;
+    int rc = 0;
+    for (int k = 1; k < s->n_relu_layers && rc == 0; k++) {
+        double now = clock_now();
+        if (now >= until)
+            break;
+        bab_refine_opts ro = {now + (until - now) / (double)(s->n_relu_layers - k), o->refine_leaves};
+        bab_refine_stats st = {0};
+        memcpy(plo, root->plo, nr * sizeof(double));
+        memcpy(phi, root->phi, nr * sizeof(double));
+        rc = bab_refine_layer(s->mlp, reg->lo, reg->hi, plo, phi, k, &ro, &st, &s->e);
+        if (rc)
+            break;
+        if (o->verbose)
+            fprintf(stderr, "relu bab: refine layer %d: %lld rounds, unstable %lld -> %lld, "
+                    "width %.6g -> %.6g, %.2f s\n", k, (long long)st.rounds,
+                    (long long)st.unstable_before, (long long)st.unstable_after, st.width_before,
+                    st.width_after, clock_now() - now);
+        rc = bound_domain(w, root, plo, phi, k + 1, o->root_interm_iters, o->beta_iters, &s->e);
+        if (o->verbose && rc >= 0)
+            fprintf(stderr, "relu bab: root margin %.6g after refining layer %d (%.2f s)\n",
+                    root->key, k, clock_now() - t0);
+    }
+    free(plo);
+    return rc;
 }
 
 int bab_relu_split(const nn_graph *g, const spec_property *p, int region, const bab_relu_opts *o,
@@ -880,6 +926,21 @@ root_done:
     }
     if (o->verbose)
         fprintf(stderr, "relu bab: root margin %.6g after %.2f s\n", root->key, clock_now() - t_root);
+    if (o->refine > 0 && s.mlp && s.n_relu_layers >= 2) {
+        rc = refine_root(&ws[0], root);
+        if (rc != 0) {
+            free(root);
+            if (rc == 1)
+                *ans = BAB_UNSAT;
+            else if (rc == 2)
+                *ans = BAB_SAT;
+            if (rc > 0)
+                rc = 0;
+            else
+                *e = s.e;
+            goto done_sync;
+        }
+    }
     heap_push(&s, root);
     /* a domain's products are small: extra BLAS threads only spin (about a
      * quarter of the cycles with one worker), so BLAS runs single-threaded */

@@ -218,10 +218,34 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
         ro.batch = atoi(ev);
     if ((ev = getenv("NNV_ROOT_LP")))
         ro.root_lp = atof(ev);
+    if ((ev = getenv("NNV_REFINE")))
+        ro.refine = atof(ev);
+    if ((ev = getenv("NNV_REFINE_LEAVES")))
+        ro.refine_leaves = atoi(ev);
+    if ((ev = getenv("NNV_REFINE_AFTER")))
+        ro.refine_after = atof(ev);
     bab_answer all = BAB_UNSAT;
     for (int r = 0; r < p->n_regions; r++) {
         bab_answer a;
-        int rc = bab_relu_split(g, p, r, &ro, &a, res->x, &res->n_domains, &res->n_evals, e);
+        int rc;
+        double now = clock_now();
+        if (ro.refine > 0 && deadline > now) {
+            /* most properties fall to the search itself within seconds; the
+             * refinement (refine.c) costs tens of seconds on wide layers, so it
+             * runs only for those left, and the search restarts from its bounds */
+            bab_relu_opts quick = ro;
+            quick.refine = 0;
+            quick.deadline = now + ro.refine_after * (deadline - now);
+            rc = bab_relu_split(g, p, r, &quick, &a, res->x, &res->n_domains, &res->n_evals, e);
+            if (rc >= 0 && a == BAB_TIMEOUT && !clock_expired(deadline)) {
+                if (o->verbose)
+                    fprintf(stderr, "relu bab: open after %.2f s: refining the root's bounds\n",
+                            clock_now() - now);
+                rc = bab_relu_split(g, p, r, &ro, &a, res->x, &res->n_domains, &res->n_evals, e);
+            }
+        } else {
+            rc = bab_relu_split(g, p, r, &ro, &a, res->x, &res->n_domains, &res->n_evals, e);
+        }
         if (rc < 0)
             return rc;
         if (a == BAB_SAT) {

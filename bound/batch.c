@@ -40,13 +40,56 @@ void bnd_mlp_free(bnd_mlp *m)
 {
     if (!m)
         return;
-    for (int i = 0; m->L && i < m->n_layers; i++) {
+    for (int i = 0; m->L && !m->borrowed && i < m->n_layers; i++) {
         mlp_layer *l = &m->L[i];
         free(l->W), free(l->Wp), free(l->Wn), free(l->Wabs), free(l->bias), free(l->bias_err);
     }
-    free(m->L);
+    if (!m->borrowed)
+        free(m->L);
     free(m->pre_off);
     free(m);
+}
+
+/* The pre-activation offsets (pre_off, n_pre) of a chain's layers */
+static void mlp_index_pre(bnd_mlp *m)
+{
+    m->n_pre = 0;
+    for (int i = 0; i + 1 < m->n_layers; i++)
+        if (!m->L[i].act && m->L[i + 1].act) {
+            m->pre_off[i] = 2 * m->n_pre;
+            m->n_pre += m->L[i].n;
+        }
+}
+
+int bnd_mlp_prefix(const bnd_mlp *m, int act_layer, bnd_mlp **out, err *e)
+{
+    *out = NULL;
+    int cut = -1;
+    for (int i = 0, a = 0; i < m->n_layers; i++)
+        if (m->L[i].act && a++ == act_layer) {
+            cut = i;
+            break;
+        }
+    if (cut < 1 || m->L[cut - 1].act)
+        return err_set(e, ERR_ARG, "batch bounds: no linear layer before activation layer %d",
+                       act_layer);
+    bnd_mlp *p = calloc(1, sizeof *p);
+    if (!p || !(p->pre_off = calloc((size_t)cut, sizeof(int64_t)))) {
+        free(p);
+        return err_set(e, ERR_NOMEM, "batch bounds: out of memory");
+    }
+    p->borrowed = 1;
+    p->L = m->L;
+    p->n_layers = cut;
+    p->n_in = m->n_in;
+    p->n_out = m->L[cut - 1].n;
+    p->widest = p->n_in;
+    for (int i = 0; i < cut; i++)
+        if (m->L[i].n > p->widest)
+            p->widest = m->L[i].n;
+    mlp_index_pre(p);
+    *out = p;
+    return 0;
 }
 
 int64_t bnd_mlp_n_pre(const bnd_mlp *m)
@@ -70,6 +113,11 @@ int64_t bnd_mlp_n_fn(const bnd_mlp *m)
 int64_t bnd_mlp_n_in(const bnd_mlp *m)
 {
     return m->n_in;
+}
+
+int64_t bnd_mlp_n_out(const bnd_mlp *m)
+{
+    return m->n_out;
 }
 
 int bnd_mlp_n_layers(const bnd_mlp *m)
@@ -241,11 +289,7 @@ int bnd_mlp_new(const bnd_net *net, bnd_mlp **out, err *e)
             return rc;
         }
     }
-    for (int i = 0; i + 1 < m->n_layers; i++)
-        if (!m->L[i].act && m->L[i + 1].act) {
-            m->pre_off[i] = 2 * m->n_pre;
-            m->n_pre += m->L[i].n;
-        }
+    mlp_index_pre(m);
     *out = m;
     return 0;
 }

@@ -20,6 +20,7 @@ struct bnd_mlp {
     int64_t n_in, n_out, widest;
     int64_t n_pre;            /* pre-activation neurons (linear layers before a ReLU) */
     int64_t *pre_off;         /* per layer: offset of its output in a box's pre block */
+    int borrowed;             /* L belongs to another bnd_mlp (bnd_mlp_prefix) */
 };
 
 typedef struct {

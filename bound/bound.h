@@ -132,6 +132,7 @@ typedef struct {
 int bnd_mlp_n_layers(const bnd_mlp *m);
 void bnd_mlp_layer(const bnd_mlp *m, int i, bnd_mlp_layer_info *info);
 int64_t bnd_mlp_n_in(const bnd_mlp *m);
+int64_t bnd_mlp_n_out(const bnd_mlp *m);
 /* Lower bounds lb (B x k) of the k objectives C·y (C: k x n_out, shared) over
  * each of the B boxes [lo, hi] (B x n_in each); A_in (B·k x n_in, may be NULL)
  * gets the input coefficients of each CROWN lower bound's linear function.
@@ -220,6 +221,10 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
                    const bnd_bbeta_dom *doms, const bnd_bbeta_rows *rows, const bnd_bbeta_opts *o,
                    err *e);
 int64_t bnd_mlp_relu_count(const bnd_mlp *m);
+/* The chain up to the pre-activation of activation layer act_layer (0-based):
+ * its output is that layer's input, its activations (and their numbering)
+ * the ones before. Shares m's weights: free it before m. */
+int bnd_mlp_prefix(const bnd_mlp *m, int act_layer, bnd_mlp **out, err *e);
 
 typedef struct bnd_domain {
     const double *lo, *hi;     /* input box */
