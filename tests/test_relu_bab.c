@@ -21,6 +21,7 @@ static spec_property *make_spec(const double *lo, const double *hi, int n_in, do
 
 
 static size_t mem_budget; /* 0: the default */
+static double refine;      /* bab_relu_opts.refine (0: the plain search) */
 
 static void agree(int cases, int branching, int batch, uint64_t seed)
 {
@@ -51,6 +52,7 @@ static void agree(int cases, int branching, int batch, uint64_t seed)
         o.branching = branching;
         o.batch = batch;
         o.deadline = clock_now() + 5;
+        o.refine = refine;
         if (mem_budget)
             o.mem_budget = mem_budget;
         bab_answer a;
@@ -96,6 +98,14 @@ Test(relu_bab, agrees_with_milp_per_domain)
 Test(relu_bab, agrees_with_milp_fsb)
 {
     agree(100, BAB_BRANCH_FSB, 32, 12);
+}
+
+/* the root's intermediate bounds refined by branch and bound (refine.c) first */
+Test(relu_bab, agrees_with_milp_after_refining)
+{
+    refine = 0.5;
+    agree(100, BAB_BRANCH_BABSR, 32, 17);
+    refine = 0;
 }
 
 /* --memory: a budget of a few domains makes the workers go depth first on
