@@ -166,7 +166,14 @@ int bab_refine_layer(const bnd_mlp *m, const double *lo, const double *hi, doubl
         rc = err_set(e, ERR_NOMEM, "refine: out of memory");
         goto out;
     }
+    /* leaves per job: the cap, and all jobs' leaves within the memory budget */
     int cap = o->max_leaves > 1 ? o->max_leaves : 2;
+    double leaf_bytes = sizeof(leaf) + 3.0 * (double)npr * sizeof(double) + 64.0 * 16;
+    if (o->mem_budget > 0 && nu > 0) {
+        double fit = (double)o->mem_budget / (leaf_bytes * 2.0 * (double)nu);
+        if (fit < cap)
+            cap = fit > 2 ? (int)fit : 2;
+    }
     for (int64_t t = 0; t < no; t++) {
         if (!(lw[t] < 0 && up[t] > 0))
             continue;
