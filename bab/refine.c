@@ -19,7 +19,9 @@
  * met with the caller's. */
 #include "refine.h"
 
+#include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,6 +147,80 @@ out:
     return rc;
 }
 
+#define REFINE_MAX_THREADS 64
+
+/* the jobs q = first, first + stride, ... of one thread */
+typedef struct group {
+    const bnd_mlp *pm;
+    const double *lo, *hi;
+    int64_t npr;
+    double deadline;
+    job *jobs;
+    int64_t nj;
+    int first, stride;
+    int rounds, rc;
+    err e;
+} group;
+
+static void *group_run(void *arg)
+{
+    group *G = arg;
+    int64_t mine = (G->nj - G->first + G->stride - 1) / G->stride, npr = G->npr;
+    leaf **L = malloc((size_t)(2 * mine + 1) * sizeof(leaf *));
+    const job **owner = malloc((size_t)(2 * mine + 1) * sizeof(job *));
+    if (!L || !owner) {
+        G->rc = err_set(&G->e, ERR_NOMEM, "refine: out of memory");
+        goto out;
+    }
+    /* the roots */
+    int64_t B = 0;
+    for (int64_t q = G->first; q < G->nj; q += G->stride)
+        L[B] = G->jobs[q].lv[0], owner[B++] = &G->jobs[q];
+    if (B)
+        G->rc = bound_leaves(G->pm, G->lo, G->hi, L, owner, B, npr, G->deadline, &G->e);
+    while (G->rc == 0 && !clock_expired(G->deadline)) {
+        B = 0;
+        for (int64_t q = G->first; q < G->nj; q += G->stride) {
+            job *jb = &G->jobs[q];
+            int w = jb->done ? -1 : worst_leaf(jb);
+            if (w < 0 || jb->n + 1 > jb->cap) {
+                jb->done = 1;
+                continue;
+            }
+            leaf *p = jb->lv[w];
+            leaf *a = leaf_child(p, 1, npr), *b = leaf_child(p, -1, npr);
+            if (!a || !b) {
+                free(a), free(b);
+                G->rc = err_set(&G->e, ERR_NOMEM, "refine: out of memory");
+                break;
+            }
+            jb->lv[w] = a;
+            jb->lv[jb->n++] = b;
+            free(p);
+            L[B] = a, owner[B++] = jb;
+            L[B] = b, owner[B++] = jb;
+        }
+        if (G->rc || B == 0)
+            break;
+        G->rc = bound_leaves(G->pm, G->lo, G->hi, L, owner, B, npr, G->deadline, &G->e);
+        G->rounds++;
+        /* empty leaves (+inf) cover no point: drop them */
+        for (int64_t q = G->first; q < G->nj; q += G->stride) {
+            job *jb = &G->jobs[q];
+            for (int i = 0; i < jb->n;)
+                if (jb->lv[i]->lb == INFINITY && jb->n > 1) {
+                    free(jb->lv[i]);
+                    jb->lv[i] = jb->lv[--jb->n];
+                } else {
+                    i++;
+                }
+        }
+    }
+out:
+    free(L), free(owner);
+    return NULL;
+}
+
 int bab_refine_layer(const bnd_mlp *m, const double *lo, const double *hi, double *plo,
                      double *phi, int layer, const bab_refine_opts *o, bab_refine_stats *st,
                      err *e)
@@ -159,10 +235,9 @@ int bab_refine_layer(const bnd_mlp *m, const double *lo, const double *hi, doubl
     for (int64_t t = 0; t < no; t++)
         nu += lw[t] < 0 && up[t] > 0;
     job *jobs = calloc((size_t)(2 * nu + 1), sizeof *jobs);
-    leaf **L = malloc((size_t)(4 * nu + 1) * sizeof(leaf *));
-    const job **owner = malloc((size_t)(4 * nu + 1) * sizeof(job *));
+    group *grp = NULL;
     int64_t nj = 0;
-    if (!jobs || !L || !owner) {
+    if (!jobs) {
         rc = err_set(e, ERR_NOMEM, "refine: out of memory");
         goto out;
     }
@@ -195,49 +270,43 @@ int bab_refine_layer(const bnd_mlp *m, const double *lo, const double *hi, doubl
             jb->lv[jb->n++] = r;
         }
     }
-    /* the roots */
-    for (int64_t q = 0; q < nj; q++)
-        L[q] = jobs[q].lv[0], owner[q] = &jobs[q];
-    if (nj)
-        rc = bound_leaves(pm, lo, hi, L, owner, nj, npr, o->deadline, e);
-    int rounds = 0;
-    while (rc == 0 && !clock_expired(o->deadline)) {
-        int64_t B = 0;
-        for (int64_t q = 0; q < nj; q++) {
-            job *jb = &jobs[q];
-            int w = jb->done ? -1 : worst_leaf(jb);
-            if (w < 0 || jb->n + 1 > jb->cap) {
-                jb->done = 1;
-                continue;
-            }
-            leaf *p = jb->lv[w];
-            leaf *a = leaf_child(p, 1, npr), *b = leaf_child(p, -1, npr);
-            if (!a || !b) {
-                free(a), free(b);
-                rc = err_set(e, ERR_NOMEM, "refine: out of memory");
+    /* jobs dealt round-robin to the threads; OpenBLAS single-threaded then */
+    int nt = o->threads > 1 ? (o->threads < REFINE_MAX_THREADS ? o->threads : REFINE_MAX_THREADS) : 1;
+    if (nt > nj)
+        nt = nj > 0 ? (int)nj : 1;
+    grp = calloc((size_t)nt, sizeof *grp);
+    if (!grp) {
+        rc = err_set(e, ERR_NOMEM, "refine: out of memory");
+        goto out;
+    }
+    for (int g = 0; g < nt; g++) {
+        grp[g] = (group){pm, lo, hi, npr, o->deadline, jobs, nj, g, nt, 0, 0, {0}};
+    }
+    if (nt == 1) {
+        group_run(&grp[0]);
+    } else {
+        pthread_t tid[REFINE_MAX_THREADS];
+        int started = 0, bt = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        for (int g = 1; g < nt; g++)
+            if (pthread_create(&tid[g], NULL, group_run, &grp[g]) == 0)
+                started = g;
+            else
                 break;
-            }
-            jb->lv[w] = a;
-            jb->lv[jb->n++] = b;
-            free(p);
-            L[B] = a, owner[B++] = jb;
-            L[B] = b, owner[B++] = jb;
+        for (int g = started + 1; g < nt; g++) /* threads that did not start: here */
+            group_run(&grp[g]);
+        group_run(&grp[0]);
+        for (int g = 1; g <= started; g++)
+            pthread_join(tid[g], NULL);
+        openblas_set_num_threads(bt);
+    }
+    int rounds = 0;
+    for (int g = 0; g < nt; g++) {
+        if (grp[g].rc && !rc) {
+            rc = grp[g].rc;
+            *e = grp[g].e;
         }
-        if (rc || B == 0)
-            break;
-        rc = bound_leaves(pm, lo, hi, L, owner, B, npr, o->deadline, e);
-        rounds++;
-        /* empty leaves (+inf) cover no point: drop them */
-        for (int64_t q = 0; q < nj; q++) {
-            job *jb = &jobs[q];
-            for (int i = 0; i < jb->n;)
-                if (jb->lv[i]->lb == INFINITY && jb->n > 1) {
-                    free(jb->lv[i]);
-                    jb->lv[i] = jb->lv[--jb->n];
-                } else {
-                    i++;
-                }
-        }
+        rounds = grp[g].rounds > rounds ? grp[g].rounds : rounds;
     }
     if (rc == ERR_TIMEOUT)
         rc = 0;
@@ -272,7 +341,7 @@ out:
             free(jobs[q].lv[i]);
         free(jobs[q].lv);
     }
-    free(jobs), free(L), free(owner);
+    free(jobs), free(grp);
     bnd_mlp_free(pm);
     return rc;
 }

@@ -9,6 +9,7 @@ typedef struct bab_refine_opts {
     double deadline;     /* clock_now() value */
     int max_leaves;      /* leaves per bound (neuron and side) */
     size_t mem_budget;   /* bytes of leaves in all (0: no limit); lowers max_leaves */
+    int threads;         /* the jobs shared by this many threads */
 } bab_refine_opts;
 
 typedef struct bab_refine_stats {
