@@ -91,16 +91,15 @@ static double job_bound(const job *jb)
     return v;
 }
 
-/* the open job's leaf to split: the worst one that can be split and is below 0 */
+/* the job's leaf to split: its worst, the one its bound is; -1 when that one
+ * is already at 0 (the side is stable) or has nothing left to split */
 static int worst_leaf(const job *jb)
 {
-    int best = -1;
-    for (int q = 0; q < jb->n; q++) {
-        const leaf *l = jb->lv[q];
-        if (l->branch >= 0 && l->lb < 0 && (best < 0 || l->lb < jb->lv[best]->lb))
+    int best = 0;
+    for (int q = 1; q < jb->n; q++)
+        if (jb->lv[q]->lb < jb->lv[best]->lb)
             best = q;
-    }
-    return best;
+    return jb->n > 0 && jb->lv[best]->branch >= 0 && jb->lv[best]->lb < 0 ? best : -1;
 }
 
 /* Bound the leaves L[0..B) (one row each: side·e_t of its job) and choose

@@ -778,9 +778,18 @@ static int refine_root(worker *w, rdom *root)
         bab_refine_stats st = {0};
         memcpy(plo, root->plo, nr * sizeof(double));
         memcpy(phi, root->phi, nr * sizeof(double));
-        rc = bab_refine_layer(s->mlp, reg->lo, reg->hi, plo, phi, k, &ro, &st, &s->e);
-        if (rc)
+        err e2 = {0};
+        rc = bab_refine_layer(s->mlp, reg->lo, reg->hi, plo, phi, k, &ro, &st, &e2);
+        if (rc == ERR_NOMEM || rc == ERR_ARG) { /* the search goes on with the bounds it has */
+            if (o->verbose)
+                fprintf(stderr, "relu bab: refinement stopped: %s\n", e2.msg);
+            rc = 0;
             break;
+        }
+        if (rc) {
+            s->e = e2;
+            break;
+        }
         if (o->verbose)
             fprintf(stderr, "relu bab: refine layer %d: %lld rounds, unstable %lld -> %lld, "
                     "width %.6g -> %.6g, %.2f s\n", k, (long long)st.rounds,

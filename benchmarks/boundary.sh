@@ -24,23 +24,23 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 grid=$(mktemp -d)
 trap 'rm -rf "$grid"' EXIT
-ln -sf "$model" "$grid/model"
+name=$(basename "$model") # the loader goes by the extension
 n=$(awk -v s="$step" -v m="$max" 'BEGIN { print int(m / s + 0.5) }')
 i=1
 while [ "$i" -le "$n" ]; do
     eps=$(awk -v s="$step" -v i="$i" 'BEGIN { printf "%.6g", s * i }')
     d="$grid/$i"
     mkdir -p "$d"
-    ln -sf "$model" "$d/model"
+    ln -sf "$model" "$d/$name"
     build/bin/idx_specs "$data/t10k-images-idx3-ubyte.gz" "$data/t10k-labels-idx1-ubyte.gz" \
-        "$first" "$count" "$eps" model "$tmo" "$d"
+        "$first" "$count" "$eps" "$name" "$tmo" "$d"
     # instance,attack,crown,crown_s,alpha,alpha_s,...: keep image, attack, alpha
     build/benchmarks/compare "$d" "$tmo" alpha 2>/dev/null |
         awk -F, -v i="$i" 'NR > 1 { sub(/^img/, "", $1); sub(/\.vnnlib$/, "", $1); print $1, i, $2, $5 }' \
         >> "$grid/results"
     i=$((i + 1))
 done
-ln -sf "$model" "$out/$(basename "$model")"
+ln -sf "$model" "$out/$name"
 : > "$out/instances.csv"
 for k in $(seq "$first" $((first + count - 1))); do
     # the longest run of proven grid points from the first one
@@ -55,6 +55,6 @@ for k in $(seq "$first" $((first + count - 1))); do
         "$k" 1 "$eps" x "$tmo" "$one"
     mv "$one/img$k.vnnlib" "$out/img${k}_eps$eps.vnnlib"
     rm -rf "$one"
-    echo "$(basename "$model"),img${k}_eps$eps.vnnlib,$tmo" >> "$out/instances.csv"
+    echo "$name,img${k}_eps$eps.vnnlib,$tmo" >> "$out/instances.csv"
     echo "img$k: alpha-CROWN proves up to eps $(awk -v s="$step" -v i="$best" 'BEGIN { printf "%.6g", s * i }'); property at $eps" >&2
 done
