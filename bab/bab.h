@@ -167,5 +167,8 @@ void bab_relu_opts_default(bab_relu_opts *o);
  * not NULL) are increased. */
 int bab_relu_split(const nn_graph *g, const spec_property *p, int r, const bab_relu_opts *o,
                    bab_answer *ans, double *x, int64_t *n_domains, int64_t *n_evals, err *e);
+/* 1 when bab_relu_split can refine the root's intermediate bounds on g (a
+ * chain of dense layers and ReLUs with at least two ReLU layers; refine.c). */
+int bab_relu_can_refine(const nn_graph *g);
 
 #endif

@@ -752,6 +752,19 @@ void bab_relu_opts_default(bab_relu_opts *o)
     o->refine_after = 0.05;
 }
 
+int bab_relu_can_refine(const nn_graph *g)
+{
+    bnd_net *n = NULL;
+    bnd_mlp *m = NULL;
+    err e = {0};
+    int ok = bnd_net_new(g, &n, &e) == 0 && bnd_relu_layers(n, NULL) >= 2 &&
+             bnd_mlp_new(n, &m, &e) == 0 && bnd_mlp_all_relu(m) &&
+             bnd_mlp_relu_count(m) == bnd_relu_count(n);
+    bnd_mlp_free(m);
+    bnd_net_free(n);
+    return ok;
+}
+
 /* The root's intermediate bounds tightened layer by layer (refine.c), each
  * layer's within its share of o->refine of the time left; after each, the
  * layers after it and the rows are bounded again from the tighter bounds.

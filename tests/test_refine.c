@@ -109,3 +109,17 @@ Test(refine, bounds_hold_and_close_most_of_the_gap_to_the_milp)
     cr_assert(gap_refined <= 0.25 * gap_crown, "refined gap %.6g of CROWN's %.6g", gap_refined,
               gap_crown);
 }
+
+/* only chains of dense layers and ReLUs with two ReLU layers or more are
+ * refined; bab_verify restarts the search for no other network */
+Test(refine, only_relu_chains_of_two_layers_or_more)
+{
+    rng r;
+    rng_seed(&r, 5);
+    mlp one = mlp_random(&r, 3, 1, 6, 2), two = mlp_random(&r, 3, 2, 6, 2);
+    mlp sig = mlp_random_act(&r, 3, 2, 6, 2, "Sigmoid");
+    cr_assert_eq(bab_relu_can_refine(one.g), 0);
+    cr_assert_eq(bab_relu_can_refine(two.g), 1);
+    cr_assert_eq(bab_relu_can_refine(sig.g), 0);
+    nn_graph_free(one.g), nn_graph_free(two.g), nn_graph_free(sig.g);
+}
