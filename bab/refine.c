@@ -15,8 +15,9 @@
  * (bnd_mlp_prefix). Each round splits every open job's worst leaf on its
  * BaBSR neuron and bounds all the children of all jobs in one
  * bnd_beta_batch call. A job ends when its bound reaches 0 (the neuron is
- * stable on that side), at its leaf cap, or at the deadline; its bound is
- * met with the caller's. */
+ * stable on that side), when its worst leaf has nothing left to split, at its
+ * leaf cap, or at the deadline; its bound is met with the caller's. Jobs are
+ * dealt to o->threads threads, each running its own rounds. */
 #include "refine.h"
 
 #include <cblas.h>
