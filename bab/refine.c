@@ -83,23 +83,21 @@ static leaf *leaf_child(const leaf *p, int s, int64_t npr)
     return c;
 }
 
-static double job_bound(const job *jb)
-{
-    double v = INFINITY;
-    for (int q = 0; q < jb->n; q++)
-        if (jb->lv[q]->lb < v)
-            v = jb->lv[q]->lb;
-    return v;
-}
-
-/* the job's leaf to split: its worst, the one its bound is; -1 when that one
- * is already at 0 (the side is stable) or has nothing left to split */
-static int worst_leaf(const job *jb)
+/* index of the job's lowest leaf: the one its bound is */
+static int min_leaf(const job *jb)
 {
     int best = 0;
     for (int q = 1; q < jb->n; q++)
         if (jb->lv[q]->lb < jb->lv[best]->lb)
             best = q;
+    return best;
+}
+
+/* the job's leaf to split: its lowest; -1 when that one is already at 0 (the
+ * side is stable) or has nothing left to split */
+static int worst_leaf(const job *jb)
+{
+    int best = min_leaf(jb);
     return jb->n > 0 && jb->lv[best]->branch >= 0 && jb->lv[best]->lb < 0 ? best : -1;
 }
 
@@ -108,7 +106,7 @@ static int worst_leaf(const job *jb)
 static int bound_leaves(const bnd_mlp *pm, const double *lo, const double *hi, leaf **L,
                         const job **owner, int64_t B, int64_t npr, double deadline, err *e)
 {
-    int64_t no = bnd_mlp_n_out(pm), n0 = bnd_mlp_n_in(pm);
+    int64_t no = bnd_mlp_n_out(pm);
     bnd_bbeta_dom *doms = calloc((size_t)B, sizeof *doms);
     int64_t *dom = malloc((size_t)B * sizeof(int64_t));
     double *C = calloc((size_t)(B * no), sizeof(double));
@@ -116,10 +114,9 @@ static int bound_leaves(const bnd_mlp *pm, const double *lo, const double *hi, l
     double **beta = malloc((size_t)B * sizeof(double *)), **alpha = malloc((size_t)B * sizeof(double *));
     double *lb = malloc((size_t)B * sizeof(double));
     double *A = malloc((size_t)(B * npr) * sizeof(double));
-    double *xs = malloc((size_t)(B * n0) * sizeof(double));
     int8_t *zero = calloc((size_t)npr, 1);
     int rc = 0;
-    if (!doms || !dom || !C || !thr || !beta || !alpha || !lb || !A || !xs || !zero) {
+    if (!doms || !dom || !C || !thr || !beta || !alpha || !lb || !A || !zero) {
         rc = err_set(e, ERR_NOMEM, "refine: out of memory (%lld leaves)", (long long)B);
         goto out;
     }
@@ -130,7 +127,7 @@ static int bound_leaves(const bnd_mlp *pm, const double *lo, const double *hi, l
         thr[b] = 0;
         beta[b] = L[b]->beta, alpha[b] = L[b]->alpha;
     }
-    bnd_bbeta_rows rows = {B, dom, C, thr, beta, alpha, lb, A, xs};
+    bnd_bbeta_rows rows = {B, dom, C, thr, beta, alpha, lb, A, NULL}; /* no minimisers */
     bnd_bbeta_opts bo = {20, 0.05, 0.1, deadline};
     rc = bnd_beta_batch(pm, lo, hi, B, doms, &rows, &bo, e);
     for (int64_t b = 0; rc == 0 && b < B; b++) {
@@ -142,7 +139,7 @@ static int bound_leaves(const bnd_mlp *pm, const double *lo, const double *hi, l
                            ? top : -1;
     }
 out:
-    free(doms), free(dom), free(C), free(thr), free(beta), free(alpha), free(lb), free(A), free(xs);
+    free(doms), free(dom), free(C), free(thr), free(beta), free(alpha), free(lb), free(A);
     free(zero);
     return rc;
 }
@@ -243,7 +240,7 @@ int bab_refine_layer(const bnd_mlp *m, const double *lo, const double *hi, doubl
     }
     /* leaves per job: the cap, and all jobs' leaves within the memory budget */
     int cap = o->max_leaves > 1 ? o->max_leaves : 2;
-    double leaf_bytes = sizeof(leaf) + 3.0 * (double)npr * sizeof(double) + 64.0 * 16;
+    double leaf_bytes = sizeof(leaf) + 3.0 * (double)npr * sizeof(double) + 64.0 * 16; /* ~64 splits */
     if (o->mem_budget > 0 && nu > 0) {
         double fit = (double)o->mem_budget / (leaf_bytes * 2.0 * (double)nu);
         if (fit < cap)
@@ -308,15 +305,13 @@ int bab_refine_layer(const bnd_mlp *m, const double *lo, const double *hi, doubl
         }
         rounds = grp[g].rounds > rounds ? grp[g].rounds : rounds;
     }
-    if (rc == ERR_TIMEOUT)
-        rc = 0;
     if (rc == 0) {
         double w0 = 0, w1 = 0;
         for (int64_t t = 0; t < no; t++)
             if (lw[t] < 0 && up[t] > 0)
                 w0 += up[t] - lw[t];
         for (int64_t q = 0; q < nj; q++) {
-            double v = job_bound(&jobs[q]);
+            double v = jobs[q].n ? jobs[q].lv[min_leaf(&jobs[q])]->lb : INFINITY;
             int64_t t = jobs[q].t;
             if (jobs[q].side > 0)
                 lw[t] = fmax(lw[t], v);
