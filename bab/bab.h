@@ -156,6 +156,8 @@ typedef struct bab_relu_opts {
     int refine_leaves;   /* leaves per refined bound */
     double refine_after; /* bab_verify: the search without refinement first, for
                             this fraction of the time */
+    int f64;             /* batched bounds: every optimisation step in double (slower;
+                            0: steps in single precision, the bound in double) */
     int verbose;
 } bab_relu_opts;
 

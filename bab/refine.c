@@ -104,7 +104,8 @@ static int worst_leaf(const job *jb)
 /* Bound the leaves L[0..B) (one row each: side·e_t of its job) and choose
  * each one's next split. */
 static int bound_leaves(const bnd_mlp *pm, const double *lo, const double *hi, leaf **L,
-                        const job **owner, int64_t B, int64_t npr, double deadline, err *e)
+                        const job **owner, int64_t B, int64_t npr, double deadline, int f64,
+                        err *e)
 {
     int64_t no = bnd_mlp_n_out(pm);
     bnd_bbeta_dom *doms = calloc((size_t)B, sizeof *doms);
@@ -128,7 +129,7 @@ static int bound_leaves(const bnd_mlp *pm, const double *lo, const double *hi, l
         beta[b] = L[b]->beta, alpha[b] = L[b]->alpha;
     }
     bnd_bbeta_rows rows = {B, dom, C, thr, beta, alpha, lb, A, NULL}; /* no minimisers */
-    bnd_bbeta_opts bo = {20, 0.05, 0.1, deadline};
+    bnd_bbeta_opts bo = {20, 0.05, 0.1, deadline, f64};
     rc = bnd_beta_batch(pm, lo, hi, B, doms, &rows, &bo, e);
     for (int64_t b = 0; rc == 0 && b < B; b++) {
         /* a child is never looser than its parent */
@@ -152,6 +153,7 @@ typedef struct group {
     const double *lo, *hi;
     int64_t npr;
     double deadline;
+    int f64;
     job *jobs;
     int64_t nj;
     int first, stride;
@@ -174,7 +176,7 @@ static void *group_run(void *arg)
     for (int64_t q = G->first; q < G->nj; q += G->stride)
         L[B] = G->jobs[q].lv[0], owner[B++] = &G->jobs[q];
     if (B)
-        G->rc = bound_leaves(G->pm, G->lo, G->hi, L, owner, B, npr, G->deadline, &G->e);
+        G->rc = bound_leaves(G->pm, G->lo, G->hi, L, owner, B, npr, G->deadline, G->f64, &G->e);
     while (G->rc == 0 && !clock_expired(G->deadline)) {
         B = 0;
         for (int64_t q = G->first; q < G->nj; q += G->stride) {
@@ -199,7 +201,7 @@ static void *group_run(void *arg)
         }
         if (G->rc || B == 0)
             break;
-        G->rc = bound_leaves(G->pm, G->lo, G->hi, L, owner, B, npr, G->deadline, &G->e);
+        G->rc = bound_leaves(G->pm, G->lo, G->hi, L, owner, B, npr, G->deadline, G->f64, &G->e);
         G->rounds++;
         /* empty leaves (+inf) cover no point: drop them */
         for (int64_t q = G->first; q < G->nj; q += G->stride) {
@@ -277,7 +279,7 @@ int bab_refine_layer(const bnd_mlp *m, const double *lo, const double *hi, doubl
         goto out;
     }
     for (int g = 0; g < nt; g++) {
-        grp[g] = (group){pm, lo, hi, npr, o->deadline, jobs, nj, g, nt, 0, 0, {0}};
+        grp[g] = (group){pm, lo, hi, npr, o->deadline, o->f64, jobs, nj, g, nt, 0, 0, {0}};
     }
     if (nt == 1) {
         group_run(&grp[0]);

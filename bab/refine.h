@@ -10,6 +10,7 @@ typedef struct bab_refine_opts {
     int max_leaves;      /* leaves per bound (neuron and side) */
     size_t mem_budget;   /* bytes of leaves in all (0: no limit); lowers max_leaves */
     int threads;         /* the jobs shared by this many threads */
+    int f64;             /* bnd_bbeta_opts.f64 */
 } bab_refine_opts;
 
 typedef struct bab_refine_stats {

@@ -497,7 +497,8 @@ static int expand_batch(worker *w, rdom **ds, int nd, rdom **kids, err *e)
         }
     }
     bnd_bbeta_rows rows = {nrow, rd, C, thr, bp, s->o->alpha ? ap : NULL, lb, A, xs};
-    bnd_bbeta_opts bo = {s->o->beta_iters, s->o->beta_lr, s->o->alpha_lr, s->o->deadline};
+    bnd_bbeta_opts bo = {s->o->beta_iters, s->o->beta_lr, s->o->alpha_lr, s->o->deadline,
+                         s->o->f64};
     rc = bnd_beta_batch(s->mlp, reg->lo, reg->hi, nb, dm, &rows, &bo, e);
     __atomic_add_fetch(&s->n_domains, nb, __ATOMIC_RELAXED);
     if (rc)
@@ -787,7 +788,7 @@ static int refine_root(worker *w, rdom *root)
         if (now >= until)
             break;
         bab_refine_opts ro = {now + (until - now) / (double)(s->n_relu_layers - k), o->refine_leaves,
-                              o->mem_budget / 8, o->threads};
+                              o->mem_budget / 8, o->threads, o->f64};
         bab_refine_stats st = {0};
         memcpy(plo, root->plo, nr * sizeof(double));
         memcpy(phi, root->phi, nr * sizeof(double));

@@ -224,6 +224,8 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
         ro.refine_leaves = atoi(ev);
     if ((ev = getenv("NNV_REFINE_AFTER")))
         ro.refine_after = atof(ev);
+    if ((ev = getenv("NNV_F64")))
+        ro.f64 = atoi(ev);
     if (ro.refine > 0 && !bab_relu_can_refine(g))
         ro.refine = 0; /* CNNs and others: the plain search, never restarted */
     bab_answer all = BAB_UNSAT;

@@ -42,7 +42,8 @@ void bnd_mlp_free(bnd_mlp *m)
         return;
     for (int i = 0; m->L && !m->borrowed && i < m->n_layers; i++) {
         mlp_layer *l = &m->L[i];
-        free(l->W), free(l->Wp), free(l->Wn), free(l->Wabs), free(l->bias), free(l->bias_err);
+        free(l->W), free(l->Wp), free(l->Wn), free(l->Wabs), free(l->Wf), free(l->bias);
+        free(l->bias_err);
     }
     if (!m->borrowed)
         free(m->L);
@@ -195,11 +196,12 @@ static int mlp_linear(const bnd_net *net, const bnd_layer *S, mlp_layer *l, err 
     double *eye = calloc((size_t)(ni * ni), sizeof(double)), *Jt = malloc(sz * sizeof(double));
     l->W = malloc(sz * sizeof(double)), l->Wp = malloc(sz * sizeof(double));
     l->Wn = malloc(sz * sizeof(double)), l->Wabs = malloc(sz * sizeof(double));
+    l->Wf = malloc(sz * sizeof(float));
     l->bias = calloc((size_t)n, sizeof(double));
     if (S->bias_err)
         l->bias_err = malloc((size_t)n * sizeof(double));
     int rc = 0;
-    if (!eye || !Jt || !l->W || !l->Wp || !l->Wn || !l->Wabs || !l->bias ||
+    if (!eye || !Jt || !l->W || !l->Wp || !l->Wn || !l->Wabs || !l->Wf || !l->bias ||
         (S->bias_err && !l->bias_err)) {
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
         goto out;
@@ -228,6 +230,13 @@ static int mlp_linear(const bnd_net *net, const bnd_layer *S, mlp_layer *l, err 
             l->Wp[o * ni + j] = w > 0 ? w : 0;
             l->Wn[o * ni + j] = w < 0 ? w : 0;
             l->Wabs[o * ni + j] = fabs(w);
+            l->Wf[o * ni + j] = (float)w;
+        }
+    for (size_t t = 0; t < sz; t++)
+        if (!(fabs(l->W[t]) < 1e30)) { /* not a float: steering stays in double */
+            free(l->Wf);
+            l->Wf = NULL;
+            break;
         }
     if (S->bias)
         memcpy(l->bias, S->bias, (size_t)n * sizeof(double));
@@ -331,11 +340,30 @@ int bnd_mlp_eval(const bnd_mlp *m, int64_t B, const double *x, double *y, err *e
 
 /* ---- batched bounds ---- */
 
-void bnd_batch_affine_rows(const mlp_layer *l, int64_t R, const double *G, double *G2)
+/* Y (R x cols) = X (R x inner) times W (trans: W^T) in single precision,
+ * through fbuf (R·(inner + cols) floats): for steering passes only. */
+static void sgemm_rows(const mlp_layer *l, int trans, int64_t R, const double *X, double *Y,
+                       float *fbuf)
+{
+    int64_t inner = trans ? l->n_in : l->n, cols = trans ? l->n : l->n_in;
+    float *xf = fbuf, *yf = fbuf + R * inner;
+    for (int64_t t = 0; t < R * inner; t++)
+        xf[t] = (float)X[t];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans ? CblasTrans : CblasNoTrans, (int)R, (int)cols,
+                (int)inner, 1.0f, xf, (int)inner, l->Wf, (int)l->n_in, 0.0f, yf, (int)cols);
+    for (int64_t t = 0; t < R * cols; t++)
+        Y[t] = yf[t];
+}
+
+void bnd_batch_affine_rows(const mlp_layer *l, int64_t R, const double *G, double *G2,
+                           float *fbuf)
 {
     int64_t n = l->n, ni = l->n_in;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)n, (int)ni, 1.0, G, (int)ni,
-                l->W, (int)ni, 0.0, G2, (int)n);
+    if (fbuf && l->Wf)
+        sgemm_rows(l, 1, R, G, G2, fbuf);
+    else
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)n, (int)ni, 1.0, G,
+                    (int)ni, l->W, (int)ni, 0.0, G2, (int)n);
     for (int64_t r = 0; r < R; r++)
         for (int64_t o = 0; o < n; o++)
             G2[r * n + o] += l->bias[o];
@@ -699,14 +727,29 @@ static void row_relu(int64_t n, double *a, const double *lw, const double *lb, c
 void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, double *A,
                         double *A2, double *cb, double *er, double *mz, double *w,
                         double *lbv, double *A_in, double *const *alpha, double **saveA,
-                        double *const *badd)
+                        double *const *badd, float *fast)
 {
     const bnd_mlp *m = bt->m;
     int64_t B = bt->B, n0 = m->n_in;
     for (int i = top; i >= 0; i--) {
         const mlp_layer *l = &m->L[i];
         int64_t n = l->n, ni = l->n_in;
-        if (!l->act) {
+        if (!l->act && fast) { /* steering: no error budget */
+            for (int64_t r = 0; r < R; r++) {
+                const double *a = A + r * n;
+                double s = 0;
+                for (int64_t o = 0; o < n; o++)
+                    s += a[o] * l->bias[o];
+                cb[r] += s;
+            }
+            if (l->Wf)
+                sgemm_rows(l, 0, R, A, A2, fast);
+            else
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)ni, (int)n,
+                            1.0, A, (int)n, l->W, (int)ni, 0.0, A2, (int)ni);
+            double *t = A;
+            A = A2, A2 = t;
+        } else if (!l->act) {
             layer_mz(bt, i, ni, mz);
             /* w (B x n) = g·(mz·|W|^T + |b|) + bias_err */
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)n, (int)ni, 1.0, mz,
@@ -729,10 +772,12 @@ void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, doub
         } else {
             const double *lw = bt->lw[i + 1], *lb = bt->lb[i + 1], *uw = bt->uw[i + 1],
                          *ub = bt->ub[i + 1];
-            layer_mz(bt, i, n, mz);
             /* v = max(|lw|,|uw|)·mz + max(|lb|,|ub|) per box, into w; an
-             * unstable neuron's slope (alpha) is at most 1 */
-            for (int64_t t = 0; t < B * n; t++) {
+             * unstable neuron's slope (alpha) is at most 1 (a steering pass
+             * needs none: its error sums are dropped) */
+            if (!fast)
+                layer_mz(bt, i, n, mz);
+            for (int64_t t = 0; !fast && t < B * n; t++) {
                 double sw = fmax(fabs(lw[t]), fabs(uw[t]));
                 if (alpha && alpha[i] && lw[t] != uw[t] && sw < 1)
                     sw = 1;
@@ -759,7 +804,7 @@ void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, doub
                     }
                     lws = ar;
                 }
-                row_relu(n, A + r * n, lws, lb + o, uw + o, ub + o, w + o, &s, &ea);
+                row_relu(n, A + r * n, lws, lb + o, uw + o, ub + o, fast ? lb + o : w + o, &s, &ea);
                 if (badd && badd[i]) /* beta terms: see batch_internal.h */
                     for (int64_t j = 0; j < n; j++)
                         A[r * n + j] += badd[i][r * n + j];
@@ -780,6 +825,10 @@ void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, doub
             am += fabs(a[t]) * (fabs(c[t]) + rd[t]);
         }
         cb[r] += ac - ar;
+        if (fast) {
+            lbv[r] = isnan(cb[r]) ? -INFINITY : cb[r];
+            continue;
+        }
         er[r] += g * (am + fabs(cb[r]));
         double v = bnd_down(cb[r] - bnd_safe(er[r]));
         lbv[r] = isnan(v) ? -INFINITY : v;
@@ -838,7 +887,7 @@ static void refine_preact(batch *bt, int i)
         er[r] = er[r + 1] = ew + BND_U * fabs(l->bias[j]);
     }
     bnd_batch_backward(bt, i - 1, R, rbox, A, A2, cb, er, mz, w, lbv, refined ? bt->Ain : NULL,
-                       NULL, NULL, NULL);
+                       NULL, NULL, NULL, NULL);
     for (int64_t r = 0; r < R; r += 2) {
         int64_t t = rbox[r] * n + rneu[r];
         if (lbv[r] > lo[t])
@@ -905,7 +954,7 @@ static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *
         memset(bt->cb, 0, (size_t)R * sizeof(double));
         memset(bt->er, 0, (size_t)R * sizeof(double));
         bnd_batch_backward(bt, nl - 1, R, bt->rbox, bt->A, bt->A2, bt->cb, bt->er, bt->mz, bt->w, lbt,
-                       a0, alpha, saveA, NULL);
+                       a0, alpha, saveA, NULL, NULL);
         for (int64_t r = 0; r < R; r++)
             if (lbt[r] > lb[r]) {
                 lb[r] = lbt[r];
@@ -926,7 +975,7 @@ static int optimise_alpha(batch *bt, const double *C, int k, int iters, double *
             const mlp_layer *l = &m->L[i];
             int64_t n = l->n;
             if (!l->act) {
-                bnd_batch_affine_rows(l, R, G, G2);
+                bnd_batch_affine_rows(l, R, G, G2, NULL);
                 double *t = G;
                 G = G2, G2 = t;
                 continue;
@@ -1077,7 +1126,7 @@ static int bound_fn(const bnd_mlp *m, int64_t B, const double *lo, const double 
         memset(bt.cb, 0, (size_t)R * sizeof(double));
         memset(bt.er, 0, (size_t)R * sizeof(double));
         bnd_batch_backward(&bt, m->n_layers - 1, R, bt.rbox, bt.A, bt.A2, bt.cb, bt.er, bt.mz, bt.w,
-                       lb, A_in, NULL, NULL, NULL);
+                       lb, A_in, NULL, NULL, NULL, NULL);
         if (alpha_iters > 0 && bnd_mlp_all_relu(m))
             rc = optimise_alpha(&bt, C, k, alpha_iters, lb, A_in, e);
     }

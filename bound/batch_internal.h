@@ -10,6 +10,7 @@ typedef struct {
     double param;             /* the rule's parameter (act_param) */
     int64_t n, n_in;          /* output and input sizes */
     double *W, *Wp, *Wn, *Wabs; /* n x n_in (linear) */
+    float *Wf;                /* W in single precision: steering passes only (never a bound) */
     double *bias, *bias_err;  /* n each (bias_err may be NULL) */
     double g_fwd, g_bwd;      /* gamma factors of the forward and backward sums */
 } mlp_layer;
@@ -48,8 +49,10 @@ typedef struct {
 } batch;
 
 /* Points through a linear layer (plain floating point: for gradients, not
- * bounds): G2 (R x n) = G (R x n_in) W^T + bias. */
-void bnd_batch_affine_rows(const mlp_layer *l, int64_t R, const double *G, double *G2);
+ * bounds): G2 (R x n) = G (R x n_in) W^T + bias. With fbuf (R·(n + n_in)
+ * floats) the product is taken in single precision (about twice as fast). */
+void bnd_batch_affine_rows(const mlp_layer *l, int64_t R, const double *G, double *G2,
+                           float *fbuf);
 
 /* CROWN backward pass from the output of mlp layer `top` for R rows A
  * (R x size(top)), row r belonging to box rbox[r], continuing cb and er:
@@ -60,11 +63,15 @@ void bnd_batch_affine_rows(const mlp_layer *l, int64_t R, const double *G, doubl
  * Lagrange terms -beta·side. Any such addition is sound: the rounded sum
  * moves the row in the same direction as the exact one, i.e. it is the exact
  * Lagrange term of some beta' >= 0, and the error budget is taken from the
- * rows as computed. */
+ * rows as computed.
+ * fast (R·2·widest floats, or NULL): a steering pass for optimisers, not a
+ * bound: the products in single precision and no error budget, so lbv is
+ * only an estimate; the caller must bound its chosen parameters again with
+ * fast = NULL before reporting anything. */
 void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, double *A,
                         double *A2, double *cb, double *er, double *mz, double *w,
                         double *lbv, double *A_in, double *const *alpha, double **saveA,
-                        double *const *badd);
+                        double *const *badd, float *fast);
 
 /* Meet layer i+1's interval (linear mlp layer i) with interval arithmetic
  * on layer i's, rounded outward (M, Ew unused). */

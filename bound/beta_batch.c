@@ -42,8 +42,10 @@ typedef struct {
     int nl;
     int64_t *roff;
     double **alpha, **saveA, **badd, **ma, **va; /* per mlp layer, R x n (ReLU layers) */
-    double *mb, *vb;                              /* R x maxns */
+    double **balpha;                              /* each row's best slopes (steered runs) */
+    double *mb, *vb, *bbeta;                      /* R x maxns */
     double *G, *G2, *Ain, *best;
+    float *fbuf;                                  /* single-precision scratch, R x 2·W */
     int maxns;
 } bb_work;
 
@@ -60,9 +62,12 @@ static void bb_free(bb_work *k)
             free(k->ma[i]);
         if (k->va)
             free(k->va[i]);
+        if (k->balpha)
+            free(k->balpha[i]);
     }
-    free(k->alpha), free(k->saveA), free(k->badd), free(k->ma), free(k->va);
-    free(k->mb), free(k->vb), free(k->G), free(k->G2), free(k->Ain), free(k->best), free(k->roff);
+    free(k->alpha), free(k->saveA), free(k->badd), free(k->ma), free(k->va), free(k->balpha);
+    free(k->mb), free(k->vb), free(k->bbeta), free(k->G), free(k->G2), free(k->Ain), free(k->best);
+    free(k->roff), free(k->fbuf);
 }
 
 /* The bounds of every layer and the relaxation lines of every ReLU, per
@@ -134,7 +139,7 @@ static void fill_bounds(batch *bt, const bb_work *k, const bnd_bbeta_dom *doms, 
     }
 }
 
-static int bb_alloc(bb_work *k, const bnd_mlp *m, int64_t R, int maxns, err *e)
+static int bb_alloc(bb_work *k, const bnd_mlp *m, int64_t R, int maxns, int fast, err *e)
 {
     int nl = m->n_layers;
     k->nl = nl, k->R = R, k->maxns = maxns, k->n0 = m->n_in, k->W = m->widest;
@@ -144,14 +149,18 @@ static int bb_alloc(bb_work *k, const bnd_mlp *m, int64_t R, int maxns, err *e)
     k->badd = calloc((size_t)nl, sizeof(double *));
     k->ma = calloc((size_t)nl, sizeof(double *));
     k->va = calloc((size_t)nl, sizeof(double *));
+    k->balpha = calloc((size_t)nl, sizeof(double *));
     size_t ms = (size_t)R * (size_t)(maxns ? maxns : 1);
     k->mb = calloc(ms, sizeof(double)), k->vb = calloc(ms, sizeof(double));
+    k->bbeta = malloc(ms * sizeof(double));
+    if (fast && !(k->fbuf = malloc(2 * (size_t)(R * k->W) * sizeof(float))))
+        return err_set(e, ERR_NOMEM, "beta batch: out of memory (%lld rows)", (long long)R);
     k->G = malloc((size_t)(R * k->W) * sizeof(double));
     k->G2 = malloc((size_t)(R * k->W) * sizeof(double));
     k->Ain = malloc((size_t)(R * k->n0) * sizeof(double));
     k->best = malloc((size_t)R * sizeof(double));
-    if (!k->roff || !k->alpha || !k->saveA || !k->badd || !k->ma || !k->va || !k->mb || !k->vb ||
-        !k->G || !k->G2 || !k->Ain || !k->best)
+    if (!k->roff || !k->alpha || !k->saveA || !k->badd || !k->ma || !k->va || !k->balpha ||
+        !k->mb || !k->vb || !k->bbeta || !k->G || !k->G2 || !k->Ain || !k->best)
         return err_set(e, ERR_NOMEM, "beta batch: out of memory (%lld rows)", (long long)R);
     int64_t nr = 0;
     for (int i = 0; i < nl; i++) {
@@ -165,7 +174,10 @@ static int bb_alloc(bb_work *k, const bnd_mlp *m, int64_t R, int maxns, err *e)
         k->alpha[i] = malloc(sz * sizeof(double)), k->saveA[i] = malloc(sz * sizeof(double));
         k->badd[i] = malloc(sz * sizeof(double));
         k->ma[i] = calloc(sz, sizeof(double)), k->va[i] = calloc(sz, sizeof(double));
-        if (!k->alpha[i] || !k->saveA[i] || !k->badd[i] || !k->ma[i] || !k->va[i])
+        if (fast)
+            k->balpha[i] = malloc(sz * sizeof(double));
+        if (!k->alpha[i] || !k->saveA[i] || !k->badd[i] || !k->ma[i] || !k->va[i] ||
+            (fast && !k->balpha[i]))
             return err_set(e, ERR_NOMEM, "beta batch: out of memory (%lld rows)", (long long)R);
     }
     k->nr = nr;
@@ -178,6 +190,84 @@ static inline double adam(double *mm, double *vv, double g, double c1, double c2
     *mm = 0.9 * *mm + 0.1 * g;
     *vv = 0.999 * *vv + 0.001 * g * g;
     return *mm * c1 / (sqrt(*vv * c2) + 1e-8);
+}
+
+/* the Lagrange terms -beta·side at the split neurons, from rows->beta */
+static void set_badd(bb_work *k, const bnd_mlp *m, const batch *bt, const bnd_bbeta_dom *doms,
+                     const bnd_bbeta_rows *rows)
+{
+    int64_t R = k->R;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->L[i].act)
+            memset(k->badd[i], 0, (size_t)(R * m->L[i].n) * sizeof(double));
+    for (int64_t r = 0; r < R; r++) {
+        const bnd_bbeta_dom *d = &doms[bt->rbox[r]];
+        for (int q = 0; q < d->ns; q++) {
+            int li = layer_of(m, k->roff, d->splits[q].neuron);
+            int64_t j = d->splits[q].neuron - k->roff[li];
+            double bv = rows->beta[r][q];
+            k->badd[li][r * m->L[li].n + j] = d->splits[q].side > 0 ? -bv : bv;
+        }
+    }
+}
+
+/* one backward pass over all rows from C (fast: a steering pass) */
+static void pass(bb_work *k, const bnd_mlp *m, batch *bt, const bnd_bbeta_dom *doms,
+                 const bnd_bbeta_rows *rows, int fast)
+{
+    int64_t R = k->R;
+    set_badd(k, m, bt, doms, rows);
+    for (int64_t r = 0; r < R; r++)
+        memcpy(bt->A + r * m->n_out, rows->C + r * m->n_out, (size_t)m->n_out * sizeof(double));
+    memset(bt->cb, 0, (size_t)R * sizeof(double));
+    memset(bt->er, 0, (size_t)R * sizeof(double));
+    bnd_batch_backward(bt, m->n_layers - 1, R, bt->rbox, bt->A, bt->A2, bt->cb, bt->er, bt->mz,
+                       bt->w, bt->lbv, k->Ain, k->alpha, k->saveA, k->badd,
+                       fast ? k->fbuf : NULL);
+}
+
+/* row r's outputs from the last (sound) pass: its coefficients at the ReLU
+ * outputs, its relaxed minimiser, its slopes */
+static void report_row(const bb_work *k, const bnd_mlp *m, const bnd_bbeta_rows *rows,
+                       const double *lo, const double *hi, int64_t r)
+{
+    int64_t n0 = m->n_in;
+    if (rows->A_relu)
+        for (int i = 0; i < m->n_layers; i++)
+            if (m->L[i].act)
+                memcpy(rows->A_relu + r * k->nr + k->roff[i], k->saveA[i] + r * m->L[i].n,
+                       (size_t)m->L[i].n * sizeof(double));
+    if (rows->x_star) {
+        const double *a = k->Ain + r * n0;
+        double *x = rows->x_star + r * n0;
+        for (int64_t t = 0; t < n0; t++)
+            x[t] = a[t] > 0 ? lo[t] : (a[t] < 0 ? hi[t] : 0.5 * (lo[t] + hi[t]));
+    }
+    if (rows->alpha)
+        for (int i = 0; i < m->n_layers; i++)
+            if (m->L[i].act)
+                memcpy(rows->alpha[r] + k->roff[i], k->alpha[i] + r * m->L[i].n,
+                       (size_t)m->L[i].n * sizeof(double));
+}
+
+/* keep (save) or bring back (!save) row r's slopes and multipliers */
+static void keep_params(bb_work *k, const bnd_mlp *m, const bnd_bbeta_rows *rows, int ns, int64_t r,
+                        int save)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        if (!m->L[i].act)
+            continue;
+        size_t o = (size_t)(r * m->L[i].n), sz = (size_t)m->L[i].n * sizeof(double);
+        if (save)
+            memcpy(k->balpha[i] + o, k->alpha[i] + o, sz);
+        else
+            memcpy(k->alpha[i] + o, k->balpha[i] + o, sz);
+    }
+    double *bb = k->bbeta + (size_t)r * (size_t)k->maxns;
+    if (save)
+        memcpy(bb, rows->beta[r], (size_t)ns * sizeof(double));
+    else
+        memcpy(rows->beta[r], bb, (size_t)ns * sizeof(double));
 }
 
 int64_t bnd_mlp_relu_count(const bnd_mlp *m)
@@ -207,7 +297,9 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
     memset(&bt, 0, sizeof bt);
     double *buf = NULL, **ptrs = NULL;
     uint8_t *empty = NULL;
-    int rc = bb_alloc(&k, m, R, maxns, e);
+    /* steering in single precision, then one sound pass: pays from two steps */
+    int fast = !o->f64 && o->iters > 1;
+    int rc = bb_alloc(&k, m, R, maxns, fast, e);
     if (rc)
         goto out;
     size_t total = 2 * (size_t)(B * n0) + 2 * (size_t)(B * Wd) + 2 * (size_t)(R * Wd) + 3 * (size_t)R;
@@ -272,46 +364,16 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
     int iters = o->iters > 0 ? o->iters : 1;
     double lr_b = o->lr_beta, lr_a = o->lr_alpha;
     for (int it = 1; it <= iters; it++, lr_b *= 0.98, lr_a *= 0.98) {
-        /* the Lagrange terms at the split neurons */
-        for (int i = 0; i < nl; i++)
-            if (m->L[i].act)
-                memset(k.badd[i], 0, (size_t)(R * m->L[i].n) * sizeof(double));
-        for (int64_t r = 0; r < R; r++) {
-            const bnd_bbeta_dom *d = &doms[bt.rbox[r]];
-            for (int q = 0; q < d->ns; q++) {
-                int li = layer_of(m, k.roff, d->splits[q].neuron);
-                int64_t j = d->splits[q].neuron - k.roff[li];
-                double bv = rows->beta[r][q];
-                k.badd[li][r * m->L[li].n + j] = d->splits[q].side > 0 ? -bv : bv;
-            }
-        }
-        for (int64_t r = 0; r < R; r++)
-            memcpy(bt.A + r * m->n_out, rows->C + r * m->n_out, (size_t)m->n_out * sizeof(double));
-        memset(bt.cb, 0, (size_t)R * sizeof(double));
-        memset(bt.er, 0, (size_t)R * sizeof(double));
-        bnd_batch_backward(&bt, nl - 1, R, bt.rbox, bt.A, bt.A2, bt.cb, bt.er, bt.mz, bt.w,
-                           bt.lbv, k.Ain, k.alpha, k.saveA, k.badd);
+        pass(&k, m, &bt, doms, rows, fast);
         int all_done = 1;
         for (int64_t r = 0; r < R; r++) {
             double v = empty[bt.rbox[r]] ? INFINITY : bt.lbv[r];
             if (v > k.best[r] || it == 1) {
                 k.best[r] = v;
-                if (rows->A_relu)
-                    for (int i = 0; i < nl; i++)
-                        if (m->L[i].act)
-                            memcpy(rows->A_relu + r * k.nr + k.roff[i], k.saveA[i] + r * m->L[i].n,
-                                   (size_t)m->L[i].n * sizeof(double));
-                if (rows->x_star) {
-                    const double *a = k.Ain + r * n0;
-                    double *x = rows->x_star + r * n0;
-                    for (int64_t t = 0; t < n0; t++)
-                        x[t] = a[t] > 0 ? lo[t] : (a[t] < 0 ? hi[t] : 0.5 * (lo[t] + hi[t]));
-                }
-                if (rows->alpha)
-                    for (int i = 0; i < nl; i++)
-                        if (m->L[i].act)
-                            memcpy(rows->alpha[r] + k.roff[i], k.alpha[i] + r * m->L[i].n,
-                                   (size_t)m->L[i].n * sizeof(double));
+                if (fast)
+                    keep_params(&k, m, rows, doms[bt.rbox[r]].ns, r, 1);
+                else
+                    report_row(&k, m, rows, lo, hi, r);
             }
             if (!(rows->thr && k.best[r] > rows->thr[r]))
                 all_done = 0;
@@ -330,7 +392,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
             const mlp_layer *l = &m->L[i];
             int64_t n = l->n;
             if (!l->act) {
-                bnd_batch_affine_rows(l, R, G, G2);
+                bnd_batch_affine_rows(l, R, G, G2, fast ? k.fbuf : NULL);
                 double *t = G;
                 G = G2, G2 = t;
                 continue;
@@ -366,6 +428,15 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
                     }
                 }
             }
+        }
+    }
+    if (fast) { /* the reported bound: a sound pass at each row's best parameters */
+        for (int64_t r = 0; r < R; r++)
+            keep_params(&k, m, rows, doms[bt.rbox[r]].ns, r, 0);
+        pass(&k, m, &bt, doms, rows, 0);
+        for (int64_t r = 0; r < R; r++) {
+            k.best[r] = empty[bt.rbox[r]] ? INFINITY : bt.lbv[r];
+            report_row(&k, m, rows, lo, hi, r);
         }
     }
     for (int64_t r = 0; r < R; r++)

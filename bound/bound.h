@@ -195,7 +195,7 @@ typedef struct bnd_split {
  * bounds are contradictory); beta/alpha are read as warm starts and written
  * back (alpha < 0: CROWN's slope); A_relu (R x nr) gets each row's
  * coefficients at the ReLU outputs and x_star (R x n_in) its relaxed
- * minimiser, both of the best iterate. ReLU neurons are numbered as in
+ * minimiser, both of the reported (sound) pass. ReLU neurons are numbered as in
  * bnd_relu_count (layer order). */
 typedef struct bnd_bbeta_dom {
     double *plo, *phi;         /* nr pre-activation bounds (split sides clipped at 0);
@@ -216,6 +216,9 @@ typedef struct bnd_bbeta_opts {
     int iters;
     double lr_beta, lr_alpha;
     double deadline;           /* clock_now() value: no further steps after it (0: none) */
+    int f64;                   /* 1: every step a sound double pass (the best one reported);
+                                  0: steps in single precision, then one sound pass at each
+                                  row's best parameters */
 } bnd_bbeta_opts;
 int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t B,
                    const bnd_bbeta_dom *doms, const bnd_bbeta_rows *rows, const bnd_bbeta_opts *o,
