@@ -154,6 +154,8 @@ typedef struct bab_relu_opts {
     double refine;       /* > 0: this fraction of the time left tightens the root's
                             intermediate bounds by branch and bound (refine.c) */
     int refine_leaves;   /* leaves per refined bound */
+    int refine_layer_leaves; /* > 0: leaves shared by a layer's bounds when that gives
+                            each more than refine_leaves (refine.h) */
     double refine_after; /* bab_verify: the search without refinement first, for
                             this fraction of the time */
     int f64;             /* batched bounds: every optimisation step in double (slower;

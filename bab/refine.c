@@ -242,6 +242,13 @@ int bab_refine_layer(const bnd_mlp *m, const double *lo, const double *hi, doubl
     }
     /* leaves per job: the cap, and all jobs' leaves within the memory budget */
     int cap = o->max_leaves > 1 ? o->max_leaves : 2;
+    if (o->layer_leaves > 0 && nu > 0) { /* few bounds: more leaves each, cheaply */
+        double share = (double)o->layer_leaves / (2.0 * (double)nu);
+        if (share > 16.0 * cap)
+            share = 16.0 * cap;
+        if (share > cap)
+            cap = (int)share;
+    }
     double leaf_bytes = sizeof(leaf) + 3.0 * (double)npr * sizeof(double) + 64.0 * 16; /* ~64 splits */
     if (o->mem_budget > 0 && nu > 0) {
         double fit = (double)o->mem_budget / (leaf_bytes * 2.0 * (double)nu);

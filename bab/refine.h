@@ -8,6 +8,8 @@
 typedef struct bab_refine_opts {
     double deadline;     /* clock_now() value */
     int max_leaves;      /* leaves per bound (neuron and side) */
+    int layer_leaves;    /* > 0: a layer with few unstable neurons shares this many
+                            leaves among its bounds instead (up to 16x max_leaves) */
     size_t mem_budget;   /* bytes of leaves in all (0: no limit); lowers max_leaves */
     int threads;         /* the jobs shared by this many threads */
     int f64;             /* bnd_bbeta_opts.f64 */

@@ -787,8 +787,9 @@ static int refine_root(worker *w, rdom *root)
         double now = clock_now();
         if (now >= until)
             break;
-        bab_refine_opts ro = {now + (until - now) / (double)(s->n_relu_layers - k), o->refine_leaves,
-                              o->mem_budget / 8, o->threads, o->f64};
+        bab_refine_opts ro = {now + (until - now) / (double)(s->n_relu_layers - k),
+                              o->refine_leaves, o->refine_layer_leaves, o->mem_budget / 8,
+                              o->threads, o->f64};
         bab_refine_stats st = {0};
         memcpy(plo, root->plo, nr * sizeof(double));
         memcpy(phi, root->phi, nr * sizeof(double));

@@ -222,6 +222,8 @@ static int relu_split_strategy(const nn_graph *g, const spec_property *p, const 
         ro.refine = atof(ev);
     if ((ev = getenv("NNV_REFINE_LEAVES")))
         ro.refine_leaves = atoi(ev);
+    if ((ev = getenv("NNV_REFINE_LAYER_LEAVES")))
+        ro.refine_layer_leaves = atoi(ev);
     if ((ev = getenv("NNV_REFINE_AFTER")))
         ro.refine_after = atof(ev);
     if ((ev = getenv("NNV_F64")))

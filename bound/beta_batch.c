@@ -250,24 +250,33 @@ static void report_row(const bb_work *k, const bnd_mlp *m, const bnd_bbeta_rows 
                        (size_t)m->L[i].n * sizeof(double));
 }
 
-/* keep (save) or bring back (!save) row r's slopes and multipliers */
-static void keep_params(bb_work *k, const bnd_mlp *m, const bnd_bbeta_rows *rows, int ns, int64_t r,
-                        int save)
+/* keep row r's slopes and multipliers as its best */
+static void keep_params(bb_work *k, const bnd_mlp *m, const bnd_bbeta_rows *rows, int ns, int64_t r)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->L[i].act)
+            memcpy(k->balpha[i] + r * m->L[i].n, k->alpha[i] + r * m->L[i].n,
+                   (size_t)m->L[i].n * sizeof(double));
+    memcpy(k->bbeta + r * k->maxns, rows->beta[r], (size_t)ns * sizeof(double));
+}
+
+/* exchange row r's current slopes and multipliers with its kept best */
+static void swap_params(bb_work *k, const bnd_mlp *m, const bnd_bbeta_rows *rows, int ns, int64_t r)
 {
     for (int i = 0; i < m->n_layers; i++) {
         if (!m->L[i].act)
             continue;
-        size_t o = (size_t)(r * m->L[i].n), sz = (size_t)m->L[i].n * sizeof(double);
-        if (save)
-            memcpy(k->balpha[i] + o, k->alpha[i] + o, sz);
-        else
-            memcpy(k->alpha[i] + o, k->balpha[i] + o, sz);
+        double *a = k->alpha[i] + r * m->L[i].n, *b = k->balpha[i] + r * m->L[i].n;
+        for (int64_t j = 0; j < m->L[i].n; j++) {
+            double t = a[j];
+            a[j] = b[j], b[j] = t;
+        }
     }
-    double *bb = k->bbeta + (size_t)r * (size_t)k->maxns;
-    if (save)
-        memcpy(bb, rows->beta[r], (size_t)ns * sizeof(double));
-    else
-        memcpy(rows->beta[r], bb, (size_t)ns * sizeof(double));
+    double *bb = k->bbeta + r * k->maxns, *cur = rows->beta[r];
+    for (int q = 0; q < ns; q++) {
+        double t = cur[q];
+        cur[q] = bb[q], bb[q] = t;
+    }
 }
 
 int64_t bnd_mlp_relu_count(const bnd_mlp *m)
@@ -371,7 +380,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
             if (v > k.best[r] || it == 1) {
                 k.best[r] = v;
                 if (fast)
-                    keep_params(&k, m, rows, doms[bt.rbox[r]].ns, r, 1);
+                    keep_params(&k, m, rows, doms[bt.rbox[r]].ns, r);
                 else
                     report_row(&k, m, rows, lo, hi, r);
             }
@@ -430,13 +439,23 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
             }
         }
     }
-    if (fast) { /* the reported bound: a sound pass at each row's best parameters */
+    if (fast) {
+        /* the reported bound: a sound pass at each row's best parameters;
+         * the warm starts handed back: the last iterate's, which is where
+         * the steps were heading (256x4 prop_10_0.05: the best iterate's
+         * made the search need far more domains) */
         for (int64_t r = 0; r < R; r++)
-            keep_params(&k, m, rows, doms[bt.rbox[r]].ns, r, 0);
+            swap_params(&k, m, rows, doms[bt.rbox[r]].ns, r);
         pass(&k, m, &bt, doms, rows, 0);
         for (int64_t r = 0; r < R; r++) {
             k.best[r] = empty[bt.rbox[r]] ? INFINITY : bt.lbv[r];
             report_row(&k, m, rows, lo, hi, r);
+            swap_params(&k, m, rows, doms[bt.rbox[r]].ns, r);
+            if (rows->alpha)
+                for (int i = 0; i < nl; i++)
+                    if (m->L[i].act)
+                        memcpy(rows->alpha[r] + k.roff[i], k.alpha[i] + r * m->L[i].n,
+                               (size_t)m->L[i].n * sizeof(double));
         }
     }
     for (int64_t r = 0; r < R; r++)

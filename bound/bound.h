@@ -193,7 +193,8 @@ typedef struct bnd_split {
  * B domains of one input box [lo, hi]; R objective rows, row r of domain
  * dom[r]. Every row gets a sound lower bound lb[r] (+inf when the domain's
  * bounds are contradictory); beta/alpha are read as warm starts and written
- * back (alpha < 0: CROWN's slope); A_relu (R x nr) gets each row's
+ * back (alpha < 0: CROWN's slope; steered runs, f64 = 0, hand back the last
+ * iterate's, which warm-start children better than the best one's); A_relu (R x nr) gets each row's
  * coefficients at the ReLU outputs and x_star (R x n_in) its relaxed
  * minimiser, both of the reported (sound) pass. ReLU neurons are numbered as in
  * bnd_relu_count (layer order). */

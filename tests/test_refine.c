@@ -58,7 +58,7 @@ Test(refine, bounds_hold_and_close_most_of_the_gap_to_the_milp)
         memcpy(plo0, plo, sizeof plo), memcpy(phi0, phi, sizeof phi);
         cr_assert_eq(bnd_mlp_new(n, &cm, &e), 0, "%s", e.msg);
         for (int k = 1; k < H; k++) {
-            bab_refine_opts o = {clock_now() + 20, 64, 0, 1 + c % 2, 0};
+            bab_refine_opts o = {clock_now() + 20, 64, 0, 0, 1 + c % 2, 0};
             bab_refine_stats st = {0};
             double l1[H * WIDTH], u1[H * WIDTH];
             memcpy(l1, plo, sizeof plo), memcpy(u1, phi, sizeof phi);
