@@ -45,26 +45,36 @@ static void random_domain(rng *r, int64_t nr, const double *plo, const double *p
     }
 }
 
+/* a random 3-input MLP of `layers` hidden layers of 8, its chain form, a
+ * random input box and the root's CROWN bounds of every ReLU */
+static mlp random_case(rng *r, int layers, bnd_net **n, bnd_mlp **mm, double *lo, double *hi,
+                       double *plo, double *phi)
+{
+    mlp m = mlp_random(r, 3, layers, 8, 2);
+    err e = {0};
+    cr_assert_eq(bnd_net_new(m.g, n, &e), 0, "%s", e.msg);
+    cr_assert_eq(bnd_mlp_new(*n, mm, &e), 0, "%s", e.msg);
+    for (int i = 0; i < 3; i++) {
+        double mid = rng_normal(r), w = 0.2 + rng_uniform(r);
+        lo[i] = mid - w, hi[i] = mid + w;
+    }
+    root_bounds(*n, lo, hi, plo, phi);
+    return m;
+}
+
 Test(beta_batch, sound_under_sampling_with_random_splits)
 {
     rng r;
     rng_seed(&r, 21);
     int checked = 0;
     for (int c = 0; c < 40; c++) {
-        mlp m = mlp_random(&r, 3, 1 + c % 3, 8, 2);
         bnd_net *n = NULL;
         bnd_mlp *mm = NULL;
         err e = {0};
-        cr_assert_eq(bnd_net_new(m.g, &n, &e), 0, "%s", e.msg);
-        cr_assert_eq(bnd_mlp_new(n, &mm, &e), 0, "%s", e.msg);
+        double lo[3], hi[3], plo[32], phi[32];
+        mlp m = random_case(&r, 1 + c % 3, &n, &mm, lo, hi, plo, phi);
         int64_t nr = bnd_relu_count(n);
         cr_assert_eq(bnd_mlp_relu_count(mm), nr);
-        double lo[3], hi[3], plo[32], phi[32];
-        for (int i = 0; i < 3; i++) {
-            double mid = rng_normal(&r), w = 0.2 + rng_uniform(&r);
-            lo[i] = mid - w, hi[i] = mid + w;
-        }
-        root_bounds(n, lo, hi, plo, phi);
         tdom d[NB];
         bnd_bbeta_dom dm[NB];
         for (int b = 0; b < NB; b++) {
@@ -190,19 +200,12 @@ Test(beta_batch, steered_bound_is_the_sound_pass_at_its_parameters)
     double sum_fast = 0, sum_f64 = 0;
     int compared = 0;
     for (int c = 0; c < 30; c++) {
-        mlp m = mlp_random(&r, 3, 2 + c % 2, 8, 2);
         bnd_net *n = NULL;
         bnd_mlp *mm = NULL;
         err e = {0};
-        cr_assert_eq(bnd_net_new(m.g, &n, &e), 0, "%s", e.msg);
-        cr_assert_eq(bnd_mlp_new(n, &mm, &e), 0, "%s", e.msg);
-        int64_t nr = bnd_relu_count(n);
         double lo[3], hi[3], plo[32], phi[32];
-        for (int i = 0; i < 3; i++) {
-            double mid = rng_normal(&r), w = 0.2 + rng_uniform(&r);
-            lo[i] = mid - w, hi[i] = mid + w;
-        }
-        root_bounds(n, lo, hi, plo, phi);
+        mlp m = random_case(&r, 2 + c % 2, &n, &mm, lo, hi, plo, phi);
+        int64_t nr = bnd_relu_count(n);
         tdom d[NB];
         for (int b = 0; b < NB; b++)
             random_domain(&r, nr, plo, phi, 1 + (b + c) % 4, &d[b]);
