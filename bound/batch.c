@@ -734,12 +734,10 @@ void bnd_batch_backward(batch *bt, int top, int64_t R, const int64_t *rbox, doub
     for (int i = top; i >= 0; i--) {
         const mlp_layer *l = &m->L[i];
         int64_t n = l->n, ni = l->n_in;
-        if (!l->act && fast) { /* steering: no error budget */
+        if (!l->act && fast) { /* steering: no error budget (row_linear's ea unused) */
             for (int64_t r = 0; r < R; r++) {
-                const double *a = A + r * n;
-                double s = 0;
-                for (int64_t o = 0; o < n; o++)
-                    s += a[o] * l->bias[o];
+                double s, ea;
+                row_linear(n, A + r * n, l->bias, l->bias, &s, &ea);
                 cb[r] += s;
             }
             if (l->Wf)

@@ -226,8 +226,19 @@ static void pass(bb_work *k, const bnd_mlp *m, batch *bt, const bnd_bbeta_dom *d
                        fast ? k->fbuf : NULL);
 }
 
+/* row r's current slopes as its warm start */
+static void hand_back_alpha(const bb_work *k, const bnd_mlp *m, const bnd_bbeta_rows *rows,
+                            int64_t r)
+{
+    if (rows->alpha)
+        for (int i = 0; i < m->n_layers; i++)
+            if (m->L[i].act)
+                memcpy(rows->alpha[r] + k->roff[i], k->alpha[i] + r * m->L[i].n,
+                       (size_t)m->L[i].n * sizeof(double));
+}
+
 /* row r's outputs from the last (sound) pass: its coefficients at the ReLU
- * outputs, its relaxed minimiser, its slopes */
+ * outputs and its relaxed minimiser */
 static void report_row(const bb_work *k, const bnd_mlp *m, const bnd_bbeta_rows *rows,
                        const double *lo, const double *hi, int64_t r)
 {
@@ -243,11 +254,6 @@ static void report_row(const bb_work *k, const bnd_mlp *m, const bnd_bbeta_rows 
         for (int64_t t = 0; t < n0; t++)
             x[t] = a[t] > 0 ? lo[t] : (a[t] < 0 ? hi[t] : 0.5 * (lo[t] + hi[t]));
     }
-    if (rows->alpha)
-        for (int i = 0; i < m->n_layers; i++)
-            if (m->L[i].act)
-                memcpy(rows->alpha[r] + k->roff[i], k->alpha[i] + r * m->L[i].n,
-                       (size_t)m->L[i].n * sizeof(double));
 }
 
 /* keep row r's slopes and multipliers as its best */
@@ -379,10 +385,12 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
             double v = empty[bt.rbox[r]] ? INFINITY : bt.lbv[r];
             if (v > k.best[r] || it == 1) {
                 k.best[r] = v;
-                if (fast)
+                if (fast) {
                     keep_params(&k, m, rows, doms[bt.rbox[r]].ns, r);
-                else
+                } else {
                     report_row(&k, m, rows, lo, hi, r);
+                    hand_back_alpha(&k, m, rows, r);
+                }
             }
             if (!(rows->thr && k.best[r] > rows->thr[r]))
                 all_done = 0;
@@ -451,11 +459,7 @@ int bnd_beta_batch(const bnd_mlp *m, const double *lo, const double *hi, int64_t
             k.best[r] = empty[bt.rbox[r]] ? INFINITY : bt.lbv[r];
             report_row(&k, m, rows, lo, hi, r);
             swap_params(&k, m, rows, doms[bt.rbox[r]].ns, r);
-            if (rows->alpha)
-                for (int i = 0; i < nl; i++)
-                    if (m->L[i].act)
-                        memcpy(rows->alpha[r] + k.roff[i], k.alpha[i] + r * m->L[i].n,
-                               (size_t)m->L[i].n * sizeof(double));
+            hand_back_alpha(&k, m, rows, r);
         }
     }
     for (int64_t r = 0; r < R; r++)
