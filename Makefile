@@ -30,7 +30,8 @@ all: deps $(TOP_PROGS) $(PROGS:%=$(B)/bin/%) $(B)/bin/idx_specs
 deps:
 	@./scripts/deps.sh
 
-$(B)/%.o: %.c
+# Order-only on deps: under `make -j` no compiler runs before the packages exist.
+$(B)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
