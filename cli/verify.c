@@ -382,7 +382,8 @@ int main(int argc, char **argv)
     if (rc) {
         status = fail(e.msg);
     } else {
-        print_answer(stdout, &res);
+        /* The result file first: a reader that closes stdout early (`| head`)
+         * raises SIGPIPE, which must not lose the file. */
         if (result_path) {
             FILE *f = fopen(result_path, "w");
             if (!f) {
@@ -394,6 +395,7 @@ int main(int argc, char **argv)
                     status = fail("cannot write the result file");
             }
         }
+        print_answer(stdout, &res);
         if (stats)
             fprintf(stderr,
                     "{\"answer\":\"%s\",\"strategy\":\"%s\",\"load_s\":%.6f,\"attack_s\":%.6f,"
