@@ -1,12 +1,12 @@
 /* train_deep.c: an ERAN-style deep MNIST MLP (784-W-...-W-10, DEPTH hidden
- * layers of width W, sigmoid, tanh or GeLU), trained normally (eps = 0) in plain C:
+ * layers of width W, sigmoid, tanh, GeLU or sin), trained normally (eps = 0) in plain C:
  * minibatch Adam on softmax cross-entropy, Glorot-uniform initialisation,
  * matrix products through cblas. Writes the model in the project's JSON
  * format and, for the first N_SPECS correctly classified test images, one
  * L-infinity robustness spec (VNNLIB) per eps of the list, and appends
  * model,spec,timeout lines to OUTDIR/instances.csv.
  *
- * usage: train_deep sigmoid|tanh|gelu DEPTH WIDTH EPOCHS N_SPECS EPS[,EPS...] TIMEOUT OUTDIR
+ * usage: train_deep sigmoid|tanh|gelu|sin DEPTH WIDTH EPOCHS N_SPECS EPS[,EPS...] TIMEOUT OUTDIR
  *        (run from the repo root; reads ../shared/data/mnist). Deterministic
  *        for a given OpenBLAS thread count (fixed seed, fixed batch order). */
 #include <cblas.h>
@@ -30,18 +30,20 @@ static double unif(void)
     return bm_unif(&rng);
 }
 
-static int tanh_act, gelu_act;
+static int tanh_act, gelu_act, sin_act;
 static int nl;                 /* layers (DEPTH + 1) */
 static int dim[MAXL + 1];      /* dim[0] = 784, ..., dim[nl] = 10 */
 static float *W[MAXL], *b[MAXL];               /* W[l]: dim[l+1] x dim[l] (out x in) */
 static float *mW[MAXL], *vW[MAXL], *mb[MAXL], *vb[MAXL], *gW[MAXL], *gb[MAXL];
 static float *act[MAXL + 1], *dlt[MAXL + 1];   /* BATCH x dim[l] */
-static float *pre[MAXL + 1];                   /* GeLU: pre-activations, for f' */
+static float *pre[MAXL + 1];                   /* GeLU, sin: pre-activations, for f' */
 
 static float fact(float z)
 {
     if (gelu_act) /* z * Phi(z) (the erf form ONNX's Gelu computes) */
         return 0.5f * z * erfcf(-z * (float)M_SQRT1_2);
+    if (sin_act)
+        return sinf(z);
     return tanh_act ? tanhf(z) : 1.0f / (1.0f + expf(-z));
 }
 
@@ -62,7 +64,7 @@ static void forward(int nb)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, no, ni, 1.0f, act[l], ni, W[l],
                     ni, 1.0f, y, no);
         if (l + 1 < nl) {
-            if (gelu_act)
+            if (gelu_act || sin_act)
                 memcpy(pre[l + 1], y, (size_t)nb * (size_t)no * sizeof(float));
             for (size_t t = 0; t < (size_t)nb * (size_t)no; t++)
                 y[t] = fact(y[t]);
@@ -126,7 +128,7 @@ static void write_model(const char *path, const char *name, double accuracy)
                 l, in, l, l, out, ",");
         if (l + 1 < nl)
             fprintf(o, "    {\"op\": \"%s\", \"name\": \"act%d\", \"inputs\": [\"z%d\"], "
-                       "\"outputs\": [\"a%d\"]},\n", gelu_act ? "Gelu" : tanh_act ? "Tanh" : "Sigmoid", l + 1, l + 1,
+                       "\"outputs\": [\"a%d\"]},\n", gelu_act ? "Gelu" : sin_act ? "Sin" : tanh_act ? "Tanh" : "Sigmoid", l + 1, l + 1,
                     l + 1);
     }
     /* drop the trailing comma of the last node */
@@ -138,14 +140,15 @@ static void write_model(const char *path, const char *name, double accuracy)
 int main(int argc, char **argv)
 {
     if (argc != 9) {
-        fprintf(stderr, "usage: train_deep sigmoid|tanh|gelu DEPTH WIDTH EPOCHS N_SPECS EPS[,EPS...] "
+        fprintf(stderr, "usage: train_deep sigmoid|tanh|gelu|sin DEPTH WIDTH EPOCHS N_SPECS EPS[,EPS...] "
                         "TIMEOUT OUTDIR\n");
         return 2;
     }
     tanh_act = !strcmp(argv[1], "tanh");
     gelu_act = !strcmp(argv[1], "gelu");
-    if (!tanh_act && !gelu_act && strcmp(argv[1], "sigmoid")) {
-        fprintf(stderr, "train_deep: unknown activation %s (sigmoid, tanh or gelu)\n", argv[1]);
+    sin_act = !strcmp(argv[1], "sin");
+    if (!tanh_act && !gelu_act && !sin_act && strcmp(argv[1], "sigmoid")) {
+        fprintf(stderr, "train_deep: unknown activation %s (sigmoid, tanh, gelu or sin)\n", argv[1]);
         return 2;
     }
     int depth = atoi(argv[2]), width = atoi(argv[3]), epochs = atoi(argv[4]);
@@ -180,7 +183,7 @@ int main(int argc, char **argv)
         mb[l] = calloc(m, sizeof(float)), vb[l] = calloc(m, sizeof(float));
         if (!W[l] || !gW[l] || !mW[l] || !vW[l] || !b[l] || !gb[l] || !mb[l] || !vb[l])
             return 1;
-        double r = sqrt(6.0 / (dim[l] + dim[l + 1])) * (tanh_act || gelu_act || l + 1 == nl ? 1 : 4);
+        double r = sqrt(6.0 / (dim[l] + dim[l + 1])) * (tanh_act || gelu_act || sin_act || l + 1 == nl ? 1 : 4);
         for (size_t t = 0; t < n; t++)
             W[l][t] = (float)((2 * unif() - 1) * r);
     }
@@ -230,7 +233,10 @@ int main(int argc, char **argv)
                                 dlt[l + 1], no, W[l], ni, 0.0f, dlt[l], ni);
                     for (size_t t = 0; t < (size_t)BATCH * (size_t)ni; t++) {
                         float a = act[l][t];
-                        dlt[l][t] *= gelu_act ? dgelu(pre[l][t]) : tanh_act ? 1 - a * a : a * (1 - a);
+                        dlt[l][t] *= gelu_act  ? dgelu(pre[l][t])
+                                     : sin_act ? cosf(pre[l][t])
+                                     : tanh_act ? 1 - a * a
+                                                : a * (1 - a);
                     }
                 }
             }
