@@ -47,6 +47,11 @@ static float fact(float z)
     return tanh_act ? tanhf(z) : 1.0f / (1.0f + expf(-z));
 }
 
+static const char *act_op(void)
+{
+    return gelu_act ? "Gelu" : sin_act ? "Sin" : tanh_act ? "Tanh" : "Sigmoid";
+}
+
 /* GeLU'(z) = Phi(z) + z phi(z) */
 static float dgelu(float z)
 {
@@ -128,8 +133,7 @@ static void write_model(const char *path, const char *name, double accuracy)
                 l, in, l, l, out, ",");
         if (l + 1 < nl)
             fprintf(o, "    {\"op\": \"%s\", \"name\": \"act%d\", \"inputs\": [\"z%d\"], "
-                       "\"outputs\": [\"a%d\"]},\n", gelu_act ? "Gelu" : sin_act ? "Sin" : tanh_act ? "Tanh" : "Sigmoid", l + 1, l + 1,
-                    l + 1);
+                       "\"outputs\": [\"a%d\"]},\n", act_op(), l + 1, l + 1, l + 1);
     }
     /* drop the trailing comma of the last node */
     fseek(o, -2, SEEK_CUR);
@@ -183,6 +187,7 @@ int main(int argc, char **argv)
         mb[l] = calloc(m, sizeof(float)), vb[l] = calloc(m, sizeof(float));
         if (!W[l] || !gW[l] || !mW[l] || !vW[l] || !b[l] || !gb[l] || !mb[l] || !vb[l])
             return 1;
+        /* Glorot; sigmoid's hidden layers x4 (its slope at 0 is 1/4) */
         double r = sqrt(6.0 / (dim[l] + dim[l + 1])) * (tanh_act || gelu_act || sin_act || l + 1 == nl ? 1 : 4);
         for (size_t t = 0; t < n; t++)
             W[l][t] = (float)((2 * unif() - 1) * r);
@@ -233,10 +238,10 @@ int main(int argc, char **argv)
                                 dlt[l + 1], no, W[l], ni, 0.0f, dlt[l], ni);
                     for (size_t t = 0; t < (size_t)BATCH * (size_t)ni; t++) {
                         float a = act[l][t];
-                        dlt[l][t] *= gelu_act  ? dgelu(pre[l][t])
+                        dlt[l][t] *= gelu_act ? dgelu(pre[l][t])
                                      : sin_act ? cosf(pre[l][t])
                                      : tanh_act ? 1 - a * a
-                                                : a * (1 - a);
+                                     : a * (1 - a);
                     }
                 }
             }
