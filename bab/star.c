@@ -906,6 +906,10 @@ int bab_star(const nn_graph *g, const spec_property *p, const bab_opts *o, doubl
     }
     if (!rc) {
         c.n0 = p->n_x, c.q = c.n0 + 1, c.n_out = p->n_y;
+        /* H holds the identity map of the inputs at the root: a network
+         * narrower than its input (stress seed 3078761: 3 inputs, one Gemm
+         * to 2 outputs) overran H and lost an input's column */
+        c.wide = c.n0;
         for (int i = 0; i < c.nl; i++) {
             bnd_mlp_layer(m, i, &c.L[i]);
             if (c.L[i].kind == 0 && c.L[i].n > c.wide)

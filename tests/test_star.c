@@ -79,6 +79,39 @@ Test(star, agrees_with_milp_within_tiny_gaps)
     cr_assert_eq(n_sat + n_unsat, 80);
 }
 
+/* More inputs than any layer has neurons (down to a single Gemm): the root's
+ * identity map must still fit every input's column (it did not: an input was
+ * dropped and a sat property came out unsat, stress seed 3078761). */
+Test(star, inputs_wider_than_every_layer)
+{
+    rng r;
+    rng_seed(&r, 91);
+    for (int c = 0; c < 24; c++) {
+        int n_in = 3 + c % 4;
+        double lo[6], hi[6];
+        for (int i = 0; i < n_in; i++) {
+            double mid = 0.5 * rng_normal(&r), w = 0.1 + rng_uniform(&r);
+            lo[i] = mid - w, hi[i] = mid + w;
+        }
+        mlp m = mlp_random(&r, n_in, c % 3, 2, 2);
+        double v = mlp_milp_min(&m, lo, hi, NULL);
+        int want_sat = c % 2;
+        double gap = 1e-5 * (1 + fabs(v));
+        double t = want_sat ? v + gap : v - gap;
+        spec_property *p = make_spec(lo, hi, n_in, t, 0);
+        bab_opts o;
+        bab_opts_default(&o);
+        o.strategy = BAB_STRATEGY_STAR;
+        o.threads = 1;
+        o.timeout = 20;
+        bab_result res;
+        mlp_expect(&m, p, &o, want_sat, c, v, t, &res);
+        bab_result_free(&res);
+        spec_free(p);
+        nn_graph_free(m.g);
+    }
+}
+
 /* Networks the enumeration does not take are refused, not guessed at. */
 Test(star, refuses_other_activations)
 {
