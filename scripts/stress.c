@@ -8,7 +8,10 @@
  * Violations are printed to stderr as they are found, with the
  * seed that reproduces them; totals go to stdout. Exit status 1 if any bound
  * was violated or any BaB answer was wrong. STRESS_SIZE=1 makes every network medium (12 ops, 160 elements), 2 large
- * (20 ops, 400 elements); the default mixes 7 tiny to 1 medium. */
+ * (20 ops, 400 elements); the default mixes 7 tiny to 1 medium. STRESS_BAB_ONLY=1
+ * runs the BaB check alone (with BAB_EVERY 1: on every seed), which weighs
+ * the complete methods far more (bug 9 of docs/hardening.md hid from 3.7
+ * million mixed cases). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +23,7 @@
 #include "../tests/stress_gen.h"
 
 /* The network size for a seed: mostly tiny, every 8th medium. */
-static int size_class, trace, smooth;
+static int size_class, trace, smooth, bab_only;
 
 static sg_opts opts_for_size(uint64_t seed)
 {
@@ -48,13 +51,13 @@ static int worker(int w, int jobs, int64_t n, int samples, uint64_t first, int b
     for (int64_t i = w; i < n; i += jobs) {
         uint64_t seed = first + (uint64_t)i;
         sg_opts o = opts_for(seed);
-        if (sg_check_case(seed, &o, samples, &st, stderr) != 0)
+        if (!bab_only && sg_check_case(seed, &o, samples, &st, stderr) != 0)
             errors++;
         if (trace)
             fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
         if (bab_every > 0 && i % bab_every == 0 && sg_check_bab(seed, 2000, &st, stderr) != 0)
             errors++;
-        if (i % 4 == 0 && sg_check_exact(seed, &st, stderr) != 0)
+        if (!bab_only && i % 4 == 0 && sg_check_exact(seed, &st, stderr) != 0)
             errors++;
         if (w == 0 && n >= 100 && (i / jobs) % (n / jobs / 10 + 1) == 0) {
             fprintf(stderr, "[%lld/%lld] ", (long long)i, (long long)n);
@@ -84,6 +87,7 @@ int main(int argc, char **argv)
     size_class = sz ? atoi(sz) : 0;
     smooth = getenv("STRESS_SMOOTH") != NULL; /* smooth nonlinearities and products too */
     trace = getenv("STRESS_TRACE") != NULL; /* each seed on stderr, to find a crash */
+    bab_only = getenv("STRESS_BAB_ONLY") != NULL; /* the exact methods' check alone */
     openblas_set_num_threads(1);
     double t0 = clock_now();
     int fds[64];
