@@ -89,10 +89,7 @@ Test(star, inputs_wider_than_every_layer)
     for (int c = 0; c < 24; c++) {
         int n_in = 3 + c % 4;
         double lo[6], hi[6];
-        for (int i = 0; i < n_in; i++) {
-            double mid = 0.5 * rng_normal(&r), w = 0.1 + rng_uniform(&r);
-            lo[i] = mid - w, hi[i] = mid + w;
-        }
+        mlp_random_box(&r, n_in, lo, hi);
         mlp m = mlp_random(&r, n_in, c % 3, 2, 2);
         double v = mlp_milp_min(&m, lo, hi, NULL);
         int want_sat = c % 2;
