@@ -74,7 +74,7 @@ fuzz: deps
 N       ?= 10000
 SAMPLES ?= 100
 JOBS    ?= 2
-$(B)/bin/stress: $(B)/scripts/stress.o $(B)/tests/stress_gen.o $(B)/libnnv.a
+$(B)/bin/stress: $(B)/scripts/stress.o $(B)/tests/stress_gen.o $(B)/tests/stress_genbab.o $(B)/libnnv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -1279,6 +1279,7 @@ void sg_stats_add(sg_stats *to, const sg_stats *f)
     to->samples += f->samples;
     to->violations += f->violations;
     to->near_misses += f->near_misses;
+    to->bab_domains += f->bab_domains;
     to->nonfinite += f->nonfinite;
     to->crown_looser += f->crown_looser;
     to->crown_looser_tiny += f->crown_looser_tiny;
@@ -1304,7 +1305,7 @@ void sg_stats_print(FILE *f, const sg_stats *s)
             "eval rounding %lld; %lld overflowed samples skipped), CROWN looser than IBP %lld (+%lld within slack, max rel %.3g at "
             "seed %llu), "
             "CROWN width / sample hull (geometric mean) %.3g; exact-arithmetic cases %lld (%lld points); bab %lld: unsat %lld sat %lld unknown %lld, "
-            "WRONG %lld\n",
+            "WRONG %lld; genbab domains %lld\n",
             (long long)s->cases, (long long)s->unsupported, (long long)s->samples,
             (long long)s->violations, (long long)s->near_misses, (long long)s->nonfinite,
             (long long)s->crown_looser,
@@ -1313,7 +1314,7 @@ void sg_stats_print(FILE *f, const sg_stats *s)
             s->gap_n ? pow(10.0, s->gap_sum / (double)s->gap_n) : 0.0, (long long)s->exact_cases,
             (long long)s->exact_points, (long long)s->bab_cases,
             (long long)s->bab_unsat, (long long)s->bab_sat, (long long)s->bab_unknown,
-            (long long)s->bab_wrong);
+            (long long)s->bab_wrong, (long long)s->bab_domains);
 }
 
 /* nn_eval in rounding mode mode; 0 or < 0. */

@@ -65,6 +65,7 @@ typedef struct sg_stats {
     int64_t exact_cases, exact_points; /* sg_check_exact (violations counted above) */
     int64_t bab_cases, bab_unsat, bab_sat, bab_unknown;
     int64_t bab_wrong;         /* unsat but sampling violates / invalid sat: a BUG */
+    int64_t bab_domains;       /* domains GenBaB explored (sg_check_genbab) */
     double gap_sum;            /* sum of log10((ub - lb) / sample hull width), CROWN */
     int64_t gap_n;
 } sg_stats;
@@ -87,5 +88,12 @@ int sg_check_exact(uint64_t seed, sg_stats *st, FILE *log);
 
 /* bab_verify on a tiny network and random spec versus dense sampling. */
 int sg_check_bab(uint64_t seed, int samples, sg_stats *st, FILE *log);
+
+/* bab_genbab on a tiny network with smooth ops (tests/stress_genbab.c): a
+ * clause a sampled point satisfies must stay open (a proof counts in
+ * bab_wrong; staying open in bab_sat), and a clause below the sampled
+ * minimum may be proven (bab_unsat, else bab_unknown). budget: seconds per
+ * clause. */
+int sg_check_genbab(uint64_t seed, int samples, double budget, sg_stats *st, FILE *log);
 
 #endif

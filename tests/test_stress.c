@@ -71,6 +71,22 @@ Test(stress, bab_agrees_with_dense_sampling_on_tiny_networks, .timeout = 60)
     cr_expect_eq(st.bab_wrong, 0, "wrong BaB answers: %lld", (long long)st.bab_wrong);
 }
 
+/* GenBaB on smooth networks: never a proof of a clause a sampled point
+ * satisfies; and it does prove some of the clauses below the sampled minimum
+ * (else the check could not fail for the right reason). */
+Test(stress, genbab_never_proves_a_sampled_counterexample, .timeout = 120)
+{
+    sg_stats st = {0};
+    int fail = 0;
+    for (uint64_t seed = 1; seed <= 120; seed++)
+        fail += sg_check_genbab(seed, 300, 0.05, &st, stderr) != 0;
+    sg_stats_print(stderr, &st);
+    cr_expect_eq(fail, 0, "generator / GenBaB errors: %d", fail);
+    cr_expect_gt(st.bab_sat, 80, "false clauses checked: %lld", (long long)st.bab_sat);
+    cr_expect_gt(st.bab_unsat, 20, "true clauses proven: %lld", (long long)st.bab_unsat);
+    cr_expect_eq(st.bab_wrong, 0, "false clauses proven: %lld", (long long)st.bab_wrong);
+}
+
 /* ---- minimised reproducers of bugs the stress run found in bound/ ----
  * (all fixed since). Point boxes (lo = hi = x), so the sound answer
  * is lb <= f(x) <= ub with f(x) computed by nn_eval. */
