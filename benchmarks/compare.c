@@ -85,6 +85,8 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
                     o.tau_iters = atoi(getenv("NNV_TAU_ITERS"));
                 if (getenv("NNV_REFINE_FRAC")) /* children's refined share (default 0.25) */
                     o.refine_frac = atof(getenv("NNV_REFINE_FRAC"));
+                if (getenv("NNV_TOPK")) /* candidates re-checked by real bounds (default 3) */
+                    o.topk = atoi(getenv("NNV_TOPK"));
                 o.midpoint = m == 3;
                 o.root = root;
                 o.rule = m == 4 ? BAB_BRANCH_WIDTH : BAB_BRANCH_GENBAB;

@@ -58,7 +58,7 @@ static int worker(int w, int jobs, int64_t n, int samples, uint64_t first, int b
         if (trace)
             fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
         if (bab_every > 0 && i % bab_every == 0 &&
-            (genbab ? sg_check_genbab(seed, 1000, 0.5, &st, stderr)
+            (genbab ? sg_check_genbab(seed, 1000, 0.5, size_class > 0, &st, stderr)
                     : sg_check_bab(seed, 2000, &st, stderr)) != 0)
             errors++;
         if (!bab_only && i % 4 == 0 && sg_check_exact(seed, &st, stderr) != 0)

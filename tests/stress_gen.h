@@ -89,11 +89,12 @@ int sg_check_exact(uint64_t seed, sg_stats *st, FILE *log);
 /* bab_verify on a tiny network and random spec versus dense sampling. */
 int sg_check_bab(uint64_t seed, int samples, sg_stats *st, FILE *log);
 
-/* bab_genbab on a tiny network with smooth ops (tests/stress_genbab.c): a
- * clause a sampled point satisfies must stay open (a proof counts in
- * bab_wrong; staying open in bab_sat), and a clause below the sampled
- * minimum may be proven (bab_unsat, else bab_unknown). budget: seconds per
- * clause. */
-int sg_check_genbab(uint64_t seed, int samples, double budget, sg_stats *st, FILE *log);
+/* bab_genbab on a tiny (medium: up to 10 ops, 12 inputs) network with smooth
+ * ops (tests/stress_genbab.c): a clause a sampled point satisfies must stay
+ * open (a proof counts in bab_wrong; staying open in bab_sat), and a clause
+ * below the sampled minimum may be proven (bab_unsat, else bab_unknown).
+ * budget: seconds per clause. */
+int sg_check_genbab(uint64_t seed, int samples, double budget, int medium, sg_stats *st,
+                    FILE *log);
 
 #endif

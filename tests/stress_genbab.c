@@ -72,7 +72,8 @@ static void random_opts(rng *r, double budget, bab_genbab_opts *go)
     go->deadline = clock_now() + budget;
 }
 
-int sg_check_genbab(uint64_t seed, int samples, double budget, sg_stats *st, FILE *log)
+int sg_check_genbab(uint64_t seed, int samples, double budget, int medium, sg_stats *st,
+                    FILE *log)
 {
     rng r;
     rng_seed(&r, seed);
@@ -80,6 +81,8 @@ int sg_check_genbab(uint64_t seed, int samples, double budget, sg_stats *st, FIL
     char desc[512];
     sg_opts o = {.max_ops = 5, .max_elems = 24, .max_in = 6, .max_out = 3,
                  .numerics = urand(&r, 2) ? SG_NUM_NORMAL : SG_NUM_DYADIC, .smooth = 1};
+    if (medium)
+        o.max_ops = 10, o.max_elems = 64, o.max_in = 12, o.max_out = 4;
     nn_graph *g = NULL;
     int rc = sg_network(&r, &o, &g, desc, sizeof desc, &e);
     if (rc)
@@ -99,12 +102,15 @@ int sg_check_genbab(uint64_t seed, int samples, double budget, sg_stats *st, FIL
     for (int i = 0; i < m + 1; i++)
         for (int64_t j = 0; j < ny; j++)
             C[i * ny + j] = urand(&r, 3) ? rng_normal(&r) : 0;
-    /* sample: corners first, then uniform points */
+    /* sample: corners first (all of them up to 6 inputs, else 64 random
+     * ones), then uniform points */
     double best = INFINITY, tmin = INFINITY;
-    int64_t corners = nx <= 6 ? (int64_t)1 << nx : 0;
+    int64_t corners = nx <= 6 ? (int64_t)1 << nx : 64;
     for (int s = 0; s < samples; s++) {
         for (int64_t i = 0; i < nx; i++) {
-            double t = s < corners ? (double)((s >> i) & 1) : rng_uniform(&r);
+            double t = s >= corners ? rng_uniform(&r)
+                       : nx <= 6    ? (double)((s >> i) & 1)
+                                    : (double)urand(&r, 2);
             x[i] = lo[i] + t * (hi[i] - lo[i]);
             if (x[i] > hi[i])
                 x[i] = hi[i];
