@@ -90,7 +90,8 @@ typedef enum { BAB_BRANCH_GENBAB = 0, BAB_BRANCH_WIDTH } bab_branch_rule;
 typedef struct bab_genbab_opts {
     double deadline;     /* clock_now() value; 0 = none */
     bab_branch_rule rule;
-    int topk;            /* GenBaB: candidates re-checked by real bounds (1: none) */
+    int topk;            /* GenBaB: candidates re-checked by real bounds (1, the
+                            default: none) */
     int midpoint;        /* split smooth neurons at the midpoint, not the table point */
     int no_fold;         /* keep fixed inputs in the network (see bnd_fold_fixed_inputs) */
     int tau_iters;       /* tangent-point rounds per bound (bnd_split_bound) */
