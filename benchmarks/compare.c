@@ -85,7 +85,7 @@ static int run_method(int m, const nn_graph *g, const spec_property *p, double t
                     o.tau_iters = atoi(getenv("NNV_TAU_ITERS"));
                 if (getenv("NNV_REFINE_FRAC")) /* children's refined share (default 0.25) */
                     o.refine_frac = atof(getenv("NNV_REFINE_FRAC"));
-                if (getenv("NNV_TOPK")) /* candidates re-checked by real bounds (default 3) */
+                if (getenv("NNV_TOPK")) /* candidates re-checked by real bounds (default 1) */
                     o.topk = atoi(getenv("NNV_TOPK"));
                 o.midpoint = m == 3;
                 o.root = root;
