@@ -129,9 +129,6 @@ static inline spec_property *mlp_spec_parse(const char *text)
     return p;
 }
 
-/* Case c of the MILP-agreement tests: 2-4 inputs (*n_in), 1-3 hidden layers
- * of 8-12 ReLUs, two outputs, and a box (lo, hi: 4 values each) of
- * half-widths 0.1-1.1 around points near 0. */
 /* A random box for n_in inputs: centres N(0, 0.25), half-widths 0.1 to 1.1. */
 static inline void mlp_random_box(rng *r, int n_in, double *lo, double *hi)
 {
@@ -141,6 +138,9 @@ static inline void mlp_random_box(rng *r, int n_in, double *lo, double *hi)
     }
 }
 
+/* Case c of the MILP-agreement tests: 2-4 inputs (*n_in), 1-3 hidden layers
+ * of 8-12 ReLUs, two outputs, and a box (lo, hi: 4 values each) of
+ * half-widths 0.1-1.1 around points near 0. */
 static inline mlp mlp_random_case(rng *r, int c, int *n_in, double *lo, double *hi)
 {
     *n_in = 2 + c % 3;

@@ -54,7 +54,7 @@ static int finite_all(const double *v, int64_t n)
     return 1;
 }
 
-static void random_opts(rng *r, double budget, bab_genbab_opts *go)
+static void random_opts(rng *r, bab_genbab_opts *go)
 {
     bab_genbab_opts_default(go);
     go->rule = urand(r, 4) == 0 ? BAB_BRANCH_WIDTH : BAB_BRANCH_GENBAB;
@@ -69,7 +69,6 @@ static void random_opts(rng *r, double budget, bab_genbab_opts *go)
     go->crown_max_rows = urand(r, 5) == 0 ? 1 + urand(r, 3) : 0;
     go->threads = 1 + urand(r, 2);
     go->max_domains = 50 + urand(r, 1000);
-    go->deadline = clock_now() + budget;
 }
 
 int sg_check_genbab(uint64_t seed, int samples, double budget, int medium, sg_stats *st,
@@ -148,7 +147,7 @@ int sg_check_genbab(uint64_t seed, int samples, double budget, int medium, sg_st
     }
     d[2] = tmin - pow(10.0, -3.0 * (1 + urand(&r, 3))) * (1 + fabs(tmin));
     bab_genbab_opts go;
-    random_opts(&r, budget, &go);
+    random_opts(&r, &go);
     if (urand(&r, 2))
         go.root = bab_genbab_root_new();
     int false_first = urand(&r, 2);
