@@ -125,9 +125,10 @@ void bab_genbab_opts_default(bab_genbab_opts *o);
 int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec_clause *cl,
                const bab_genbab_opts *o, bab_genbab_stats *st, err *e);
 /* The root intervals of one input box: filled by the first bab_genbab call
- * that has it in its opts, reused by later calls over the same box (the
- * other clauses of a region), so the root's alpha-CROWN intermediate bounds
- * are computed once per region. NULL on out of memory. */
+ * that has it in its opts, reused by later calls over the same box and the
+ * same network (the other clauses of a region; nn_graph_fingerprint tells
+ * networks apart), so the root's alpha-CROWN intermediate bounds are computed
+ * once per region. Another network or box refills it. NULL on out of memory. */
 typedef struct bab_genbab_root bab_genbab_root;
 bab_genbab_root *bab_genbab_root_new(void);
 void bab_genbab_root_free(bab_genbab_root *r);

@@ -89,6 +89,7 @@ static int dom_alloc(ctx *c, domain *d)
 }
 
 struct bab_genbab_root {
+    uint64_t net;        /* nn_graph_fingerprint of the intervals' network */
     int64_t n_in, n_act;
     double *lo, *hi;     /* the input box (n_in each) */
     double *plo, *phi;   /* its root intervals (n_act each); NULL until filled */
@@ -105,25 +106,26 @@ void bab_genbab_root_free(bab_genbab_root *r)
         free(r->lo), free(r); /* one block: box, then intervals */
 }
 
-/* The cached intervals if r holds the same box and network size, else NULL. */
-static const double *root_lookup(const bab_genbab_root *r, int64_t n_in, int64_t n_act,
-                                 const double *lo, const double *hi)
+/* The cached intervals if r holds the same network and box, else NULL
+ * (the sizes guard the memcmp). */
+static const double *root_lookup(const bab_genbab_root *r, uint64_t net, int64_t n_in,
+                                 int64_t n_act, const double *lo, const double *hi)
 {
-    if (!r || !r->plo || r->n_in != n_in || r->n_act != n_act ||
+    if (!r || !r->plo || r->net != net || r->n_in != n_in || r->n_act != n_act ||
         memcmp(r->lo, lo, (size_t)n_in * sizeof(double)) ||
         memcmp(r->hi, hi, (size_t)n_in * sizeof(double)))
         return NULL;
     return r->plo;
 }
 
-static void root_store(bab_genbab_root *r, int64_t n_in, int64_t n_act, const double *lo,
-                       const double *hi, const domain *d)
+static void root_store(bab_genbab_root *r, uint64_t net, int64_t n_in, int64_t n_act,
+                       const double *lo, const double *hi, const domain *d)
 {
     double *box = malloc((size_t)(2 * n_in + 2 * n_act + 1) * sizeof(double));
     if (!box)
         return; /* only a cache */
     free(r->lo);
-    r->n_in = n_in, r->n_act = n_act;
+    r->net = net, r->n_in = n_in, r->n_act = n_act;
     r->lo = box, r->hi = box + n_in;
     memcpy(r->lo, lo, (size_t)n_in * sizeof(double));
     memcpy(r->hi, hi, (size_t)n_in * sizeof(double));
@@ -567,10 +569,11 @@ int bab_genbab(const nn_graph *g, const double *lo, const double *hi, const spec
         for (int t = 0; t < nth; t++)
             w[t].c.input_splits = o->input_splits && moving <= 64;
         sh.dom_bytes = (size_t)(4 * c->n_act + 3 * c->n_in) * sizeof(double) + sizeof(domain);
-        const double *cplo = root_lookup(o->root, n_full, c->n_act, lo, hi);
+        uint64_t net = o->root ? nn_graph_fingerprint(g) : 0;
+        const double *cplo = root_lookup(o->root, net, n_full, c->n_act, lo, hi);
         rc = bound(c, rlo, rhi, cplo, cplo ? o->root->phi : NULL, c->n_act, 1, &d, e);
         if (rc >= 0 && o->root && !cplo && d.margin < INFINITY)
-            root_store(o->root, n_full, c->n_act, lo, hi, &d);
+            root_store(o->root, net, n_full, c->n_act, lo, hi, &d);
         st->root_margin = d.margin;
         st->domains = 1;
     }

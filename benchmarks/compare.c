@@ -7,7 +7,7 @@
  *             optimised per row, in the final pass (20 rounds;
  *             NNV_ALPHA_ITERS=n) and the intermediate bounds (3 rounds, once
  *             per region; NNV_ALPHA_INTERM=n), as GenBaB's root
- *   genbab    GenBaB: GenBaB score, lookup-table split points, top-k 3
+ *   genbab    GenBaB: GenBaB score, lookup-table split points, top-1
  *   midpoint  the same BaB splitting smooth neurons at the midpoint
  *   width     the same BaB with the widest-interval rule
  * Prints one CSV line per instance (result and seconds per method) and a

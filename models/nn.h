@@ -108,6 +108,9 @@ typedef struct nn_graph {
 /* ---- building (used by loaders and by code that creates networks) ---- */
 nn_graph *nn_graph_new(const char *source);
 void nn_graph_free(nn_graph *g);
+/* A hash of what the graph computes (ops, wiring, attributes, shapes,
+ * constants; not names): equal graphs give equal values. */
+uint64_t nn_graph_fingerprint(const nn_graph *g);
 /* Tensor by name, created (rank -1, no data) if absent; -1 on allocation failure. */
 int nn_graph_tensor(nn_graph *g, const char *name, err *e);
 /* Index of an existing tensor, or -1. */

@@ -280,3 +280,34 @@ Test(genbab, proves_true_and_never_false_properties, .timeout = 30)
     cr_expect(t.proven2 + 1 >= t.proven[0], "two workers proved %d, one %d", t.proven2,
               t.proven[0]);
 }
+
+/* The root cache belongs to one network: a second network of the same shape
+ * over the same box must not start from the first one's intervals (they
+ * would not contain its pre-activations). */
+Test(genbab, root_cache_tells_networks_of_one_shape_apart, .timeout = 30)
+{
+    nn_graph *a = net("Sigmoid", "Tanh"), *b = net("Sigmoid", "Tanh");
+    cr_assert_neq(nn_graph_fingerprint(a), nn_graph_fingerprint(b));
+    cr_assert_eq(nn_graph_fingerprint(a), nn_graph_fingerprint(a));
+    double lo[2] = {-0.3, -0.3}, hi[2] = {0.3, 0.3}, C[2] = {1, -1}, mn, step;
+    grid_min(b, lo, hi, &mn, &step);
+    double d_false = mn + 1e-6; /* a grid point of b violates it */
+    spec_clause cl = {1, C, &d_false};
+    bab_genbab_opts o;
+    bab_genbab_opts_default(&o);
+    o.max_domains = 200;
+    bab_genbab_stats st;
+    err e = {0};
+    cr_assert_eq(bab_genbab(b, lo, hi, &cl, &o, &st, &e), 0, "%s", e.msg);
+    double margin_alone = st.root_margin;
+    bab_genbab_root *cache = bab_genbab_root_new();
+    cr_assert(cache);
+    o.root = cache;
+    cr_assert(bab_genbab(a, lo, hi, &cl, &o, &st, &e) >= 0, "%s", e.msg); /* fills it with a's */
+    cr_expect_eq(bab_genbab(b, lo, hi, &cl, &o, &st, &e), 0, "b's false property proven");
+    cr_expect_eq(st.root_margin, margin_alone, "b's root margin %.17g with a's cache, %.17g alone",
+                 st.root_margin, margin_alone);
+    bab_genbab_root_free(cache);
+    nn_graph_free(a);
+    nn_graph_free(b);
+}
