@@ -223,6 +223,32 @@ static double score(ctx *c, const domain *d, int64_t j, double p)
     return fmin(g1, g2);
 }
 
+/* An upper bound on score() for the GenBaB rule, from the parent's lines
+ * alone: a child's line is sound on its interval, so it moves at most to f
+ * (lower line: ch.lo(m) <= f(m); upper: ch.up(m) >= f(m)). One relaxation
+ * instead of three; branch() computes the exact score only for candidates
+ * whose bound can still beat the best so far. */
+static double score_bound(ctx *c, const domain *d, int64_t j, double p)
+{
+    double l = d->plo[j], u = d->phi[j];
+    bnd_lines par;
+    if (bnd_nl_relax((bnd_nl_kind)c->kind[j], c->param[j], l, u, NAN, NAN, &par) != 0)
+        return INFINITY; /* let score() decide */
+    double a = d->a[j];
+    double z = isfinite(d->z[j]) ? d->z[j] : 0.5 * l + 0.5 * u, b = INFINITY;
+    for (int side = 0; side < 2; side++) {
+        double cl = side ? p : l, cu = side ? u : p;
+        double m = z < cl ? cl : z > cu ? cu : z;
+        double f = bnd_nl_value((bnd_nl_kind)c->kind[j], c->param[j], m);
+        double g = a >= 0 ? a * (f - (par.lo_slope * m + par.lo_icpt))
+                          : -a * ((par.up_slope * m + par.up_icpt) - f);
+        /* slack for the rounding of f and of the lines' evaluation */
+        g += fabs(a) * 1e-9 * (1 + fabs(f) + fabs(par.lo_slope * m) + fabs(par.up_slope * m));
+        b = fmin(b, isfinite(g) ? fmax(g, 0) : INFINITY);
+    }
+    return b;
+}
+
 /* Depth-first stack of unproven domains. */
 typedef struct {
     domain *v;
@@ -403,11 +429,14 @@ static int branch(worker *w, domain *d, domain best[2], err *e)
     cand *cs = w->cs;
     domain ch[2] = {{0}};
     int64_t nc = 0;
+    int k = o->rule == BAB_BRANCH_GENBAB && o->topk > 1 ? o->topk : 1;
+    /* top-1 by the GenBaB score: candidates carry score_bound first */
+    int pruned = k == 1 && o->rule == BAB_BRANCH_GENBAB;
     for (int64_t j = 0; j < c->n_act; j++) {
         double p = split_point(c, j, d->plo[j], d->phi[j]);
         if (isnan(p))
             continue;
-        cs[nc++] = (cand){j, p, score(c, d, j, p)};
+        cs[nc++] = (cand){j, p, pruned ? score_bound(c, d, j, p) : score(c, d, j, p)};
     }
     for (int64_t t = 0; c->input_splits && t < c->n_in; t++) {
         double wd = d->hi[t] - d->lo[t];
@@ -419,10 +448,22 @@ static int branch(worker *w, domain *d, domain best[2], err *e)
     if (nc == 0)
         return 1; /* nothing left to split: the clause stays open */
     set_refine(c, d);
-    int k = o->rule == BAB_BRANCH_GENBAB && o->topk > 1 ? o->topk : 1;
     if (k > nc)
         k = (int)nc;
-    if (k == 1) { /* the single best: a linear scan, no sort */
+    if (pruned) {
+        /* exact scores in the order of their bounds, until no bound can beat
+         * the best; ties go to the lower index, as in the plain scan */
+        qsort(cs, (size_t)nc, sizeof *cs, by_score);
+        int64_t b = -1;
+        double best_s = -INFINITY;
+        for (int64_t q = 0; q < nc && cs[q].s >= best_s; q++) {
+            double sq = cs[q].j < c->n_act ? score(c, d, cs[q].j, cs[q].p) : cs[q].s;
+            if (b < 0 || sq > best_s || (sq == best_s && cs[q].j < cs[b].j))
+                b = q, best_s = sq;
+        }
+        cs[0] = cs[b];
+        cs[0].s = best_s;
+    } else if (k == 1) { /* the single best: a linear scan, no sort */
         int64_t b = 0;
         for (int64_t q = 1; q < nc; q++)
             if (cs[q].s > cs[b].s)
