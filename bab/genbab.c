@@ -192,20 +192,25 @@ static double split_point(ctx *c, int64_t j, double l, double u)
     return bnd_nl_branch_point((bnd_nl_kind)c->kind[j], c->param[j], l, u);
 }
 
+/* The default line of neuron j over [l, u] that a coefficient of sign
+ * `upper` meets (a >= 0: the lower line, else the upper); 0 or < 0. */
+static int side_line(ctx *c, int64_t j, double l, double u, int upper, double *s, double *i)
+{
+    return bnd_nl_relax_line((bnd_nl_kind)c->kind[j], c->param[j], l, u, NAN, upper, s, i, NULL,
+                             NULL);
+}
+
 /* Gain of the line met by coefficient a on [cl, cu] over the parent's line
- * at the point of [cl, cu] nearest z (the minimiser's pre-activation): |a|
- * times the distance the line moves towards f there. */
-static double child_gain(ctx *c, int64_t j, double a, const bnd_lines *par, double cl, double cu,
+ * (ps, pi) at the point of [cl, cu] nearest z (the minimiser's
+ * pre-activation): |a| times the distance the line moves towards f there. */
+static double child_gain(ctx *c, int64_t j, double a, double ps, double pi, double cl, double cu,
                          double z)
 {
-    bnd_lines ch;
-    if (bnd_nl_relax((bnd_nl_kind)c->kind[j], c->param[j], cl, cu, NAN, NAN, &ch) != 0)
+    double cs, ci;
+    if (side_line(c, j, cl, cu, a < 0, &cs, &ci) != 0)
         return 0;
-    double m = z < cl ? cl : z > cu ? cu : z, g;
-    if (a >= 0)
-        g = a * ((ch.lo_slope * m + ch.lo_icpt) - (par->lo_slope * m + par->lo_icpt));
-    else
-        g = -a * ((par->up_slope * m + par->up_icpt) - (ch.up_slope * m + ch.up_icpt));
+    double m = z < cl ? cl : z > cu ? cu : z;
+    double g = fabs(a) * (a >= 0 ? (cs * m + ci) - (ps * m + pi) : (ps * m + pi) - (cs * m + ci));
     return isfinite(g) ? g : 0;
 }
 
@@ -214,36 +219,32 @@ static double score(ctx *c, const domain *d, int64_t j, double p)
     double l = d->plo[j], u = d->phi[j];
     if (c->o->rule == BAB_BRANCH_WIDTH)
         return u - l;
-    bnd_lines par;
-    if (bnd_nl_relax((bnd_nl_kind)c->kind[j], c->param[j], l, u, NAN, NAN, &par) != 0)
+    double a = d->a[j], ps, pi;
+    if (side_line(c, j, l, u, a < 0, &ps, &pi) != 0)
         return 0;
-    double a = d->a[j];
     double z = isfinite(d->z[j]) ? d->z[j] : 0.5 * l + 0.5 * u;
-    double g1 = child_gain(c, j, a, &par, l, p, z), g2 = child_gain(c, j, a, &par, p, u, z);
+    double g1 = child_gain(c, j, a, ps, pi, l, p, z), g2 = child_gain(c, j, a, ps, pi, p, u, z);
     return fmin(g1, g2);
 }
 
-/* An upper bound on score() for the GenBaB rule, from the parent's lines
+/* An upper bound on score() for the GenBaB rule, from the parent's line
  * alone: a child's line is sound on its interval, so it moves at most to f
- * (lower line: ch.lo(m) <= f(m); upper: ch.up(m) >= f(m)). One relaxation
- * instead of three; branch() computes the exact score only for candidates
- * whose bound can still beat the best so far. */
+ * (lower line: ch.lo(m) <= f(m); upper: ch.up(m) >= f(m)). One line instead
+ * of three; branch() computes the exact score only for candidates whose
+ * bound can still beat the best so far. */
 static double score_bound(ctx *c, const domain *d, int64_t j, double p)
 {
-    double l = d->plo[j], u = d->phi[j];
-    bnd_lines par;
-    if (bnd_nl_relax((bnd_nl_kind)c->kind[j], c->param[j], l, u, NAN, NAN, &par) != 0)
+    double l = d->plo[j], u = d->phi[j], a = d->a[j], ps, pi;
+    if (side_line(c, j, l, u, a < 0, &ps, &pi) != 0)
         return INFINITY; /* let score() decide */
-    double a = d->a[j];
     double z = isfinite(d->z[j]) ? d->z[j] : 0.5 * l + 0.5 * u, b = INFINITY;
     for (int side = 0; side < 2; side++) {
         double cl = side ? p : l, cu = side ? u : p;
         double m = z < cl ? cl : z > cu ? cu : z;
         double f = bnd_nl_value((bnd_nl_kind)c->kind[j], c->param[j], m);
-        double g = a >= 0 ? a * (f - (par.lo_slope * m + par.lo_icpt))
-                          : -a * ((par.up_slope * m + par.up_icpt) - f);
-        /* slack for the rounding of f and of the lines' evaluation */
-        g += fabs(a) * 1e-9 * (1 + fabs(f) + fabs(par.lo_slope * m) + fabs(par.up_slope * m));
+        double g = fabs(a) * (a >= 0 ? f - (ps * m + pi) : (ps * m + pi) - f);
+        /* slack for the rounding of f and of the line's evaluation */
+        g += fabs(a) * 1e-9 * (1 + fabs(f) + fabs(ps * m) + fabs(pi));
         b = fmin(b, isfinite(g) ? fmax(g, 0) : INFINITY);
     }
     return b;
