@@ -115,6 +115,9 @@ typedef struct bnd_layer {
     /* workspace */
     double *lo, *hi;       /* current sound bounds of the output */
     double *lw, *lb, *uw, *ub; /* ACT: relaxation lines */
+    double *rl, *ru;       /* ACT: the input intervals the lines were made for
+                              (bnd_act_relax remakes only the changed neurons') */
+    int relaxed;           /* ACT: rl, ru and the lines are filled */
     /* per-compute caches, valid once the layer's (input) bounds are final;
      * bnd_compute clears the flags */
     double *mz;            /* max(|lo|, |hi|) */

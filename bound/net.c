@@ -230,7 +230,9 @@ int bnd_add_act_layer(bnd_lower_ctx *cx, int k, int x, const bnd_act_rule *rule,
     L->lb = malloc((size_t)s * sizeof(double));
     L->uw = malloc((size_t)s * sizeof(double));
     L->ub = malloc((size_t)s * sizeof(double));
-    if (!L->lw || !L->lb || !L->uw || !L->ub)
+    L->rl = malloc((size_t)s * sizeof(double));
+    L->ru = malloc((size_t)s * sizeof(double));
+    if (!L->lw || !L->lb || !L->uw || !L->ub || !L->rl || !L->ru)
         return err_set(e, ERR_NOMEM, "%s: out of memory", net->source);
     net->layers[x].is_preact = 1;
     net->layers[x].preact_rule = rule;
@@ -281,6 +283,8 @@ static void free_layer(bnd_layer *L)
     free(L->lb);
     free(L->uw);
     free(L->ub);
+    free(L->rl);
+    free(L->ru);
     free(L->mz);
     free(L->errw);
 }

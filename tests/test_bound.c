@@ -391,3 +391,89 @@ Test(bound, conv_kernel_matches_direct_sums)
         free(W), free(x), free(y), free(a), free(b), free(ref), free(refa), free(refb);
     }
 }
+
+/* bnd_act_relax remakes only the lines of neurons whose input interval
+ * changed (bit for bit) since the last call: after random changes to a few
+ * intervals (including 0.0 -> -0.0), every line must equal a fresh
+ * relaxation's; and a net bounding a sequence of boxes must give the same
+ * bounds, bit for bit, as a fresh net per box. */
+static nn_graph *sig_relu_net(rng *r)
+{
+    nn_graph *g = nn_graph_new("cache.onnx");
+    int64_t dx[2] = {1, 4}, dh[2] = {1, 6}, dy[2] = {1, 2}, d1[2] = {4, 6}, d2[2] = {6, 6},
+            d3[2] = {6, 2};
+    double W[36];
+    int x = tens(g, "x", 2, dx), z1 = tens(g, "z1", 2, dh), h1 = tens(g, "h1", 2, dh);
+    int z2 = tens(g, "z2", 2, dh), h2 = tens(g, "h2", 2, dh), y = tens(g, "y", 2, dy);
+    for (int i = 0; i < 36; i++)
+        W[i] = 2 * rng_uniform(r) - 1;
+    int w1 = cnst(g, "W1", 2, d1, W), w2 = cnst(g, "W2", 2, d2, W), w3 = cnst(g, "W3", 2, d3, W);
+    node(g, "MatMul", "mm1", 2, (int[]){x, w1}, z1);
+    node(g, "Sigmoid", "sig", 1, (int[]){z1}, h1);
+    node(g, "MatMul", "mm2", 2, (int[]){h1, w2}, z2);
+    node(g, "Relu", "relu", 1, (int[]){z2}, h2);
+    node(g, "MatMul", "mm3", 2, (int[]){h2, w3}, y);
+    finish(g, x, y);
+    return g;
+}
+
+Test(bound, act_relax_remakes_exactly_the_changed_lines)
+{
+    rng r;
+    rng_seed(&r, 0xca5e);
+    nn_graph *g = sig_relu_net(&r);
+    bnd_net *n = NULL, *f = NULL;
+    err e = {0};
+    cr_assert_eq(bnd_net_new(g, &n, &e), 0, "%s", e.msg);
+    double lo[4] = {-1, -1, -1, -1}, hi[4] = {1, 1, 1, 1}, lb[2], ub[2], lb2[2], ub2[2];
+    cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, NULL, 0, lb, ub, &e), 0);
+    int checked = 0, changed = 0;
+    for (int i = 0; i < n->n_layers; i++) {
+        bnd_layer *L = &n->layers[i];
+        if (L->kind != BND_L_ACT)
+            continue;
+        bnd_layer *X = &n->layers[L->in[0]];
+        int64_t m = L->size;
+        double lw[6], lbv[6], uw[6], ubv[6];
+        for (int it = 0; it < 300; it++) {
+            for (int64_t t = 0; t < m; t++) {
+                double u = rng_uniform(&r);
+                if (u < 0.2) { /* a new interval, often with an end at +-0 */
+                    double a = rng_uniform(&r) < 0.3 ? 0.0 : 4 * rng_uniform(&r) - 2;
+                    X->lo[t] = rng_uniform(&r) < 0.5 ? -a : a - 2;
+                    X->hi[t] = X->lo[t] + 3 * rng_uniform(&r);
+                    changed++;
+                } else if (u < 0.25 && X->lo[t] == 0) {
+                    X->lo[t] = -X->lo[t]; /* the other zero */
+                    changed++;
+                }
+            }
+            cr_assert_eq(bnd_act_relax(n, i, &e), 0);
+            L->act->relax(L->act_param, m, X->lo, X->hi, lw, lbv, uw, ubv);
+            for (int64_t t = 0; t < m; t++, checked++)
+                cr_assert(!memcmp(&lw[t], &L->lw[t], 8) && !memcmp(&lbv[t], &L->lb[t], 8) &&
+                              !memcmp(&uw[t], &L->uw[t], 8) && !memcmp(&ubv[t], &L->ub[t], 8),
+                          "layer %d neuron %lld: kept lines differ from a fresh relaxation", i,
+                          (long long)t);
+        }
+    }
+    for (int it = 0; it < 100; it++) { /* boxes: new, nested, repeated */
+        int k = (int)(rng_uniform(&r) * 3);
+        for (int t = 0; t < 4; t++)
+            if (k == 0 || rng_uniform(&r) < 0.5) {
+                lo[t] = 2 * rng_uniform(&r) - 1;
+                hi[t] = lo[t] + (k == 1 ? 0 : rng_uniform(&r));
+            }
+        cr_assert_eq(bnd_compute(n, BND_CROWN, lo, hi, NULL, 0, lb, ub, &e), 0);
+        cr_assert_eq(bnd_net_new(g, &f, &e), 0, "%s", e.msg);
+        cr_assert_eq(bnd_compute(f, BND_CROWN, lo, hi, NULL, 0, lb2, ub2, &e), 0);
+        bnd_net_free(f);
+        for (int q = 0; q < 2; q++)
+            cr_assert(!memcmp(&lb[q], &lb2[q], 8) && !memcmp(&ub[q], &ub2[q], 8),
+                      "box %d output %d: [%.17g, %.17g] reused, [%.17g, %.17g] fresh", it, q,
+                      lb[q], ub[q], lb2[q], ub2[q]);
+    }
+    cr_log_info("act relax cache: %d lines checked after %d interval changes", checked, changed);
+    bnd_net_free(n);
+    nn_graph_free(g);
+}
