@@ -66,6 +66,11 @@ typedef struct {
     int *kind;
     double *param;
     double *lb, *A;      /* scratch: rows, rows x n_act */
+    /* the parent's default line per neuron and side, kept with the interval
+     * it was made for (most of a domain's intervals are its predecessor's) */
+    double *pkey;        /* l, u (2 per neuron) */
+    double *pline;       /* slope, intercept per side (4 per neuron) */
+    unsigned char *pok;  /* bit s: side s (1 = upper) holds the line of pkey */
     const bab_genbab_opts *o;
     bab_genbab_stats *st;
 } ctx;
@@ -200,6 +205,23 @@ static int side_line(ctx *c, int64_t j, double l, double u, int upper, double *s
                              NULL);
 }
 
+/* side_line for a domain's own interval of neuron j, through the cache in
+ * c (same bits of l and u: the same line). */
+static int parent_line(ctx *c, int64_t j, double l, double u, int upper, double *s, double *i)
+{
+    double *key = c->pkey + 2 * j, *ln = c->pline + 4 * j + 2 * upper;
+    if (memcmp(&key[0], &l, sizeof l) || memcmp(&key[1], &u, sizeof u))
+        c->pok[j] = 0, key[0] = l, key[1] = u;
+    if (!(c->pok[j] >> upper & 1)) {
+        int rc = side_line(c, j, l, u, upper, &ln[0], &ln[1]);
+        if (rc != 0)
+            return rc; /* not kept: asked again next time */
+        c->pok[j] |= (unsigned char)(1 << upper);
+    }
+    *s = ln[0], *i = ln[1];
+    return 0;
+}
+
 /* Gain of the line met by coefficient a on [cl, cu] over the parent's line
  * (ps, pi) at the point of [cl, cu] nearest z (the minimiser's
  * pre-activation): |a| times the distance the line moves towards f there. */
@@ -220,7 +242,7 @@ static double score(ctx *c, const domain *d, int64_t j, double p)
     if (c->o->rule == BAB_BRANCH_WIDTH)
         return u - l;
     double a = d->a[j], ps, pi;
-    if (side_line(c, j, l, u, a < 0, &ps, &pi) != 0)
+    if (parent_line(c, j, l, u, a < 0, &ps, &pi) != 0)
         return 0;
     double z = isfinite(d->z[j]) ? d->z[j] : 0.5 * l + 0.5 * u;
     double g1 = child_gain(c, j, a, ps, pi, l, p, z), g2 = child_gain(c, j, a, ps, pi, p, u, z);
@@ -235,7 +257,7 @@ static double score(ctx *c, const domain *d, int64_t j, double p)
 static double score_bound(ctx *c, const domain *d, int64_t j, double p)
 {
     double l = d->plo[j], u = d->phi[j], a = d->a[j], ps, pi;
-    if (side_line(c, j, l, u, a < 0, &ps, &pi) != 0)
+    if (parent_line(c, j, l, u, a < 0, &ps, &pi) != 0)
         return INFINITY; /* let score() decide */
     double z = isfinite(d->z[j]) ? d->z[j] : 0.5 * l + 0.5 * u, b = INFINITY;
     for (int side = 0; side < 2; side++) {
@@ -402,7 +424,10 @@ static int ctx_init(ctx *c, const nn_graph *g, const double *lo, const double *h
     c->param = malloc((size_t)na * sizeof(double));
     c->lb = malloc((size_t)cl->n_rows * sizeof(double));
     c->A = malloc((size_t)cl->n_rows * (size_t)na * sizeof(double));
-    if (!c->kind || !c->param || !c->lb || !c->A)
+    c->pkey = calloc((size_t)na * 2, sizeof(double));
+    c->pline = malloc((size_t)na * 4 * sizeof(double));
+    c->pok = calloc((size_t)na, 1);
+    if (!c->kind || !c->param || !c->lb || !c->A || !c->pkey || !c->pline || !c->pok)
         return err_set(e, ERR_NOMEM, "genbab: out of memory");
     bnd_act_kinds(c->net, c->kind, c->param);
     if (o->refine_frac > 0 && o->refine_frac < 1) {
@@ -417,6 +442,7 @@ static int ctx_init(ctx *c, const nn_graph *g, const double *lo, const double *h
 static void ctx_free(ctx *c)
 {
     free(c->kind), free(c->param), free(c->lb), free(c->A), free(c->refine), free(c->imp);
+    free(c->pkey), free(c->pline), free(c->pok);
     bnd_net_free(c->net);
     memset(c, 0, sizeof *c);
 }
