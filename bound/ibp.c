@@ -93,12 +93,6 @@ int bnd_ibp_layer(bnd_net *net, int i, err *e)
     return 0;
 }
 
-/* Same bits (not ==: -0.0 and 0.0, or two NaNs, must not be mixed up). */
-static int same_bits(double a, double b)
-{
-    return memcmp(&a, &b, sizeof a) == 0;
-}
-
 /* A neuron's lines depend on its own input interval alone, and only this
  * function writes them: neurons whose interval has the same bits as when
  * their lines were made keep them. Branch and bound bounds many domains that
@@ -111,13 +105,13 @@ int bnd_act_relax(bnd_net *net, int i, err *e)
     const bnd_layer *X = &net->layers[L->in[0]];
     int64_t n = L->size;
     for (int64_t s = 0; s < n;) {
-        if (L->relaxed && same_bits(X->lo[s], L->rl[s]) && same_bits(X->hi[s], L->ru[s])) {
+        if (L->relaxed && bnd_same_bits(X->lo[s], L->rl[s]) && bnd_same_bits(X->hi[s], L->ru[s])) {
             s++;
             continue;
         }
         int64_t t = s + 1; /* a run of changed neurons, relaxed in one call */
-        while (t < n && !(L->relaxed && same_bits(X->lo[t], L->rl[t]) &&
-                          same_bits(X->hi[t], L->ru[t])))
+        while (t < n && !(L->relaxed && bnd_same_bits(X->lo[t], L->rl[t]) &&
+                          bnd_same_bits(X->hi[t], L->ru[t])))
             t++;
         L->act->relax(L->act_param, t - s, X->lo + s, X->hi + s, L->lw + s, L->lb + s,
                       L->uw + s, L->ub + s);

@@ -17,6 +17,7 @@
 
 #include "../core/fpstep.h"
 #include <stdint.h>
+#include <string.h>
 
 #include "bound.h"
 
@@ -118,6 +119,9 @@ typedef struct bnd_layer {
     double *rl, *ru;       /* ACT: the input intervals the lines were made for
                               (bnd_act_relax remakes only the changed neurons') */
     int relaxed;           /* ACT: rl, ru and the lines are filled */
+    char *prep;            /* smooth ACT: tau_opt.c's bnd_nl_prep per neuron (lazy), */
+    double *pl, *pu;       /* made for these input intervals */
+    int prepped;           /* pl, pu and prep are filled */
     /* per-compute caches, valid once the layer's (input) bounds are final;
      * bnd_compute clears the flags */
     double *mz;            /* max(|lo|, |hi|) */
@@ -214,6 +218,9 @@ int bnd_add_gather_layer(bnd_lower_ctx *cx, int k, int in_layer, int64_t n_out,
 /* bnd_gamma, bnd_safe: bound.h */
 static inline double bnd_down(double x) { return fp_down(x); } /* next double below */
 static inline double bnd_up(double x) { return fp_up(x); }
+/* Same bits: the key of the per-neuron caches keyed by an interval (0.0 and
+ * -0.0, or two NaN payloads, are not taken for each other). */
+static inline int bnd_same_bits(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
 /* Centre and radius with [c - r, c + r] ⊇ [l, u]. */
 void bnd_center_radius(int64_t n, const double *l, const double *u, double *c, double *r);
 

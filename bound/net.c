@@ -285,6 +285,9 @@ static void free_layer(bnd_layer *L)
     free(L->ub);
     free(L->rl);
     free(L->ru);
+    free(L->prep);
+    free(L->pl);
+    free(L->pu);
     free(L->mz);
     free(L->errw);
 }

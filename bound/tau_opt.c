@@ -174,6 +174,35 @@ static void step_row(bnd_net *net, int start, int64_t q, int round, int t_adam, 
     }
 }
 
+/* The interval's part of every neuron's lines in smooth layer L (input X),
+ * kept in L with the interval it was made for: a pure function of the
+ * interval, so only neurons whose interval changed (bit for bit) are made
+ * again (docs/soundness.md §15). 0 or -1 (out of memory). */
+static int layer_preps(bnd_layer *L, const bnd_layer *X, size_t psz)
+{
+    if (!L->prep) {
+        L->prep = malloc((size_t)L->size * psz);
+        L->pl = malloc((size_t)L->size * sizeof(double));
+        L->pu = malloc((size_t)L->size * sizeof(double));
+        if (!L->prep || !L->pl || !L->pu) {
+            free(L->prep), free(L->pl), free(L->pu);
+            L->prep = NULL, L->pl = L->pu = NULL;
+            return -1;
+        }
+        L->prepped = 0;
+    }
+    for (int64_t t = 0; t < L->size; t++) {
+        if (L->prepped && bnd_same_bits(X->lo[t], L->pl[t]) && bnd_same_bits(X->hi[t], L->pu[t]))
+            continue;
+        if (X->lo[t] < X->hi[t])
+            bnd_nl_prep_make((bnd_nl_kind)L->act->kind, L->act_param, X->lo[t], X->hi[t],
+                             (bnd_nl_prep *)(void *)(L->prep + (size_t)t * psz));
+        L->pl[t] = X->lo[t], L->pu[t] = X->hi[t];
+    }
+    L->prepped = 1;
+    return 0;
+}
+
 int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int iters, double *lb,
                      const double *stop, double **A_act_out, double *A_in_out,
                      double *const *z_out, err *e)
@@ -219,13 +248,9 @@ int bnd_tau_backward(bnd_net *net, int start, int64_t k, const double *C, int it
             /* the interval's part of every neuron's lines, once: the
              * intervals stay fixed during the rounds */
             T[i].psz = bnd_nl_prep_size();
-            if (!(ok = (T[i].prep = malloc((size_t)L->size * T[i].psz)) != NULL))
+            if (!(ok = layer_preps(&net->layers[i], &net->layers[L->in[0]], T[i].psz) == 0))
                 break;
-            const bnd_layer *X = &net->layers[L->in[0]];
-            for (int64_t t = 0; t < L->size; t++)
-                if (X->lo[t] < X->hi[t])
-                    bnd_nl_prep_make((bnd_nl_kind)L->act->kind, L->act_param, X->lo[t], X->hi[t],
-                                     prep_of(&T[i], t));
+            T[i].prep = net->layers[i].prep; /* the layer's: not freed here */
             for (size_t q = 0; q < kn; q++) {
                 size_t t = q % (size_t)L->size;
                 rows[i].lw[q] = L->lw[t], rows[i].lb[q] = L->lb[t];
@@ -291,8 +316,6 @@ done:
             free(val[i]);
         if (rows)
             free(rows[i].lw);
-        if (T)
-            free(T[i].prep);
     }
     free(sel), free(A), free(val), free(rows), free(T), free(xs), free(ain), free(lbv), free(tmp);
     return rc;

@@ -393,10 +393,11 @@ Test(bound, conv_kernel_matches_direct_sums)
 }
 
 /* bnd_act_relax remakes only the lines of neurons whose input interval
- * changed (bit for bit) since the last call: after random changes to a few
- * intervals (including 0.0 -> -0.0), every line must equal a fresh
- * relaxation's; and a net bounding a sequence of boxes must give the same
- * bounds, bit for bit, as a fresh net per box. */
+ * changed (bit for bit) since the last call, and tau_opt.c its bnd_nl_preps:
+ * after random changes to a few intervals (including 0.0 -> -0.0), every
+ * line must equal a fresh relaxation's; and a net bounding a sequence of
+ * boxes or split domains must give the same bounds, bit for bit, as a fresh
+ * net for each. */
 static nn_graph *sig_relu_net(rng *r)
 {
     nn_graph *g = nn_graph_new("cache.onnx");
@@ -472,6 +473,32 @@ Test(bound, act_relax_remakes_exactly_the_changed_lines)
             cr_assert(!memcmp(&lb[q], &lb2[q], 8) && !memcmp(&ub[q], &ub2[q], 8),
                       "box %d output %d: [%.17g, %.17g] reused, [%.17g, %.17g] fresh", it, q,
                       lb[q], ub[q], lb2[q], ub2[q]);
+    }
+    /* split domains as GenBaB bounds them, tangent rounds included (which
+     * keep each neuron's bnd_nl_prep the same way): one net in sequence
+     * against a fresh net per domain */
+    int64_t na = bnd_act_count(n);
+    double plo[12], phi[12], dlo[12], dhi[12], C[2] = {1, -1}, l1, l2;
+    cr_assert(na <= 12);
+    double blo[4] = {-0.5, -0.5, -0.5, -0.5}, bhi[4] = {0.5, 0.5, 0.5, 0.5};
+    cr_assert(bnd_split_bound(n, blo, bhi, NULL, NULL, NULL, 0, C, 1, 2, &l1, plo, phi, NULL,
+                              NULL, NULL, &e) >= 0);
+    for (int it = 0; it < 60; it++) {
+        memcpy(dlo, plo, sizeof plo), memcpy(dhi, phi, sizeof phi);
+        int64_t j = (int64_t)(rng_uniform(&r) * (double)na);
+        double p = dlo[j] + (dhi[j] - dlo[j]) * rng_uniform(&r);
+        if (rng_uniform(&r) < 0.5)
+            dhi[j] = p;
+        else
+            dlo[j] = p;
+        int r1 = bnd_split_bound(n, blo, bhi, dlo, dhi, NULL, j, C, 1, 2, &l1, NULL, NULL, NULL,
+                                 NULL, NULL, &e);
+        cr_assert_eq(bnd_net_new(g, &f, &e), 0, "%s", e.msg);
+        int r2 = bnd_split_bound(f, blo, bhi, dlo, dhi, NULL, j, C, 1, 2, &l2, NULL, NULL, NULL,
+                                 NULL, NULL, &e);
+        bnd_net_free(f);
+        cr_assert(r1 == r2 && !memcmp(&l1, &l2, 8), "domain %d: %d %.17g reused, %d %.17g fresh",
+                  it, r1, l1, r2, l2);
     }
     cr_log_info("act relax cache: %d lines checked after %d interval changes", checked, changed);
     bnd_net_free(n);
