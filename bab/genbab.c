@@ -15,10 +15,11 @@
  * last bound's backward pass at each neuron's output, how much the line a_j
  * meets (lower line if a_j >= 0, upper otherwise) moves towards f in each
  * child, averaged over the child's interval (= at its midpoint, lines being
- * linear): score_j = min over the two children of |a_j|·gain. The top-k
- * candidates are then re-checked by bounding their children for real and the
- * best worst child wins (its children are kept). Baseline: the widest
- * interval. */
+ * linear): score_j = min over the two children of |a_j|·gain. Top-1 (the
+ * default) scores exactly only the candidates whose upper bound from the
+ * parent's line alone (score_bound) can still win. The top-k candidates
+ * (k > 1) are re-checked by bounding their children for real and the best
+ * worst child wins (its children are kept). Baseline: the widest interval. */
 #include "bab.h"
 
 #include <math.h>
