@@ -223,6 +223,12 @@ static int parent_line(ctx *c, int64_t j, double l, double u, int upper, double 
     return 0;
 }
 
+/* The point of [cl, cu] nearest z. */
+static double nearest(double z, double cl, double cu)
+{
+    return z < cl ? cl : z > cu ? cu : z;
+}
+
 /* Gain of the line met by coefficient a on [cl, cu] over the parent's line
  * (ps, pi) at the point of [cl, cu] nearest z (the minimiser's
  * pre-activation): |a| times the distance the line moves towards f there. */
@@ -232,7 +238,7 @@ static double child_gain(ctx *c, int64_t j, double a, double ps, double pi, doub
     double cs, ci;
     if (side_line(c, j, cl, cu, a < 0, &cs, &ci) != 0)
         return 0;
-    double m = z < cl ? cl : z > cu ? cu : z;
+    double m = nearest(z, cl, cu);
     double g = fabs(a) * (a >= 0 ? (cs * m + ci) - (ps * m + pi) : (ps * m + pi) - (cs * m + ci));
     return isfinite(g) ? g : 0;
 }
@@ -263,7 +269,7 @@ static double score_bound(ctx *c, const domain *d, int64_t j, double p)
     double z = isfinite(d->z[j]) ? d->z[j] : 0.5 * l + 0.5 * u, b = INFINITY;
     for (int side = 0; side < 2; side++) {
         double cl = side ? p : l, cu = side ? u : p;
-        double m = z < cl ? cl : z > cu ? cu : z;
+        double m = nearest(z, cl, cu);
         double f = bnd_nl_value((bnd_nl_kind)c->kind[j], c->param[j], m);
         double g = fabs(a) * (a >= 0 ? f - (ps * m + pi) : (ps * m + pi) - f);
         /* slack for the rounding of f and of the line's evaluation */

@@ -98,6 +98,11 @@ int bnd_ibp_layer(bnd_net *net, int i, err *e)
  * their lines were made keep them. Branch and bound bounds many domains that
  * differ in a few neurons (a split's sibling, a child of the last domain),
  * so most of a layer's relaxations repeat. */
+static int lines_kept(const bnd_layer *L, const bnd_layer *X, int64_t t)
+{
+    return L->relaxed && bnd_same_bits(X->lo[t], L->rl[t]) && bnd_same_bits(X->hi[t], L->ru[t]);
+}
+
 int bnd_act_relax(bnd_net *net, int i, err *e)
 {
     (void)e;
@@ -105,13 +110,12 @@ int bnd_act_relax(bnd_net *net, int i, err *e)
     const bnd_layer *X = &net->layers[L->in[0]];
     int64_t n = L->size;
     for (int64_t s = 0; s < n;) {
-        if (L->relaxed && bnd_same_bits(X->lo[s], L->rl[s]) && bnd_same_bits(X->hi[s], L->ru[s])) {
+        if (lines_kept(L, X, s)) {
             s++;
             continue;
         }
         int64_t t = s + 1; /* a run of changed neurons, relaxed in one call */
-        while (t < n && !(L->relaxed && bnd_same_bits(X->lo[t], L->rl[t]) &&
-                          bnd_same_bits(X->hi[t], L->ru[t])))
+        while (t < n && !lines_kept(L, X, t))
             t++;
         L->act->relax(L->act_param, t - s, X->lo + s, X->hi + s, L->lw + s, L->lb + s,
                       L->uw + s, L->ub + s);

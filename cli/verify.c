@@ -272,7 +272,7 @@ int main(int argc, char **argv)
     /* Branch and bound allocates and frees large per-batch workspaces; each
      * one glibc serves by mmap comes back as fresh pages to fault in and zero
      * (a third of dist_shift's input-split CPU time). From the heap, freed
-     * blocks are reused: 32 % more domains per second there (README). */
+     * blocks are reused: 37 % more domains per second there (README). */
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
     double t0 = clock_now();
