@@ -12,6 +12,11 @@
 # OUTDIR gets MODEL (linked), imgK_epsE.vnnlib and instances.csv (TIMEOUT,
 # default 60 s), for `benchmarks/run_compare.sh OUTDIR`. The rule uses
 # alpha-CROWN only, so it favours no branching variant.
+# BOUNDARY_GRID=FILE keeps the grid's alpha-CROWN results in FILE, and reuses
+# them when FILE exists (same MODEL, FIRST, COUNT, STEP and MAX), so that
+# sets at other ABOVE values cost no new grid. BOUNDARY_SCALE=x writes the
+# property at x·eps* instead (4 significant digits; ABOVE is then unused), left
+# out when the attack broke the grid point at or below it.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 model=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -26,7 +31,13 @@ grid=$(mktemp -d)
 trap 'rm -rf "$grid"' EXIT
 name=$(basename "$model") # the loader goes by the extension
 n=$(awk -v s="$step" -v m="$max" 'BEGIN { print int(m / s + 0.5) }')
-i=1
+keep=${BOUNDARY_GRID:-}
+if [ -n "$keep" ] && [ -s "$keep" ]; then
+    cp "$keep" "$grid/results"
+    i=$((n + 1))
+else
+    i=1
+fi
 while [ "$i" -le "$n" ]; do
     eps=$(awk -v s="$step" -v i="$i" 'BEGIN { printf "%.6g", s * i }')
     d="$grid/$i"
@@ -40,16 +51,22 @@ while [ "$i" -le "$n" ]; do
         >> "$grid/results"
     i=$((i + 1))
 done
+[ -z "$keep" ] || [ -s "$keep" ] || cp "$grid/results" "$keep"
 ln -sf "$model" "$out/$name"
 : > "$out/instances.csv"
 for k in $(seq "$first" $((first + count - 1))); do
     # the longest run of proven grid points from the first one
     best=$(awk -v k="$k" '$1 == k { r[$2] = $4 } END { b = 0; while (r[b + 1] == "unsat") b++; print b }' "$grid/results")
     [ "$best" -ge 1 ] && [ "$best" -lt "$n" ] || continue
-    at=$((best + above))
+    if [ -n "${BOUNDARY_SCALE:-}" ]; then
+        at=$(awk -v b="$best" -v x="$BOUNDARY_SCALE" 'BEGIN { print int(b * x + 1e-9) }')
+        eps=$(awk -v s="$step" -v b="$best" -v x="$BOUNDARY_SCALE" 'BEGIN { printf "%.4g", s * b * x }')
+    else
+        at=$((best + above))
+        eps=$(awk -v s="$step" -v i="$at" 'BEGIN { printf "%.6g", s * i }')
+    fi
     sat=$(awk -v k="$k" -v i="$at" '$1 == k && $2 == i { print $3 }' "$grid/results")
     [ "$sat" != sat ] || continue
-    eps=$(awk -v s="$step" -v i="$at" 'BEGIN { printf "%.6g", s * i }')
     one=$(mktemp -d)
     build/bin/idx_specs "$data/t10k-images-idx3-ubyte.gz" "$data/t10k-labels-idx1-ubyte.gz" \
         "$k" 1 "$eps" x "$tmo" "$one"

@@ -16,7 +16,11 @@
  * their tangent-point rounds per domain, NNV_REFINE_FRAC=f the share of a
  * child's smooth neurons that get CROWN bounds (bab_genbab_opts.refine_frac);
  * NNV_MARGINS=1 prints every clause's root margin (max over rows of lb - d)
- * of crown / alpha to stderr. */
+ * of crown / alpha to stderr. Freed blocks stay in glibc's heap, as in
+ * `verify` (cli/verify.c): without that, conv nets spend as much system time
+ * faulting in fresh workspace pages as they spend computing. */
+#include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +112,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: compare BENCH_DIR [TIMEOUT_OVERRIDE [METHOD,...]]\n");
         return 2;
     }
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
     char path[2048], line[2048];
     snprintf(path, sizeof path, "%s/instances.csv", argv[1]);
     FILE *f = fopen(path, "r");
