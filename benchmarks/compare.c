@@ -17,8 +17,9 @@
  * child's smooth neurons that get CROWN bounds (bab_genbab_opts.refine_frac);
  * NNV_MARGINS=1 prints every clause's root margin (max over rows of lb - d)
  * of crown / alpha to stderr. Freed blocks stay in glibc's heap, as in
- * `verify` (cli/verify.c): without that, conv nets spend as much system time
- * faulting in fresh workspace pages as they spend computing. */
+ * `verify` (cli/verify.c): without that, a quarter of the wall time on the
+ * ConvSmall CNNs went to faulting in fresh workspace pages (CROWN and alpha
+ * over ten properties, one thread: 19.6 s, now 14.7 s). */
 #include <limits.h>
 #include <malloc.h>
 #include <math.h>
