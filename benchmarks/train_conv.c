@@ -23,10 +23,6 @@
 
 #include "bench_mnist.h"
 
-#ifndef M_SQRT1_2 /* POSIX, not C11: absent without _GNU_SOURCE */
-#define M_SQRT1_2 0.70710678118654752440
-#endif
-
 #define NI 784
 #define NO 10
 #define BATCH 32
@@ -41,7 +37,7 @@ static double unif(void)
     return bm_unif(&rng);
 }
 
-static int tanh_act, gelu_act, sin_act;
+static bm_act act_kind;
 /* activation sizes per sample: x, conv1 (16x13x13), conv2 (32x5x5), fc1, logits */
 static const int dim[NL + 1] = {NI, 16 * 13 * 13, 32 * 5 * 5, 100, NO};
 /* conv layer l: CI[l] x HI[l] x HI[l] -> CO[l] x HO[l] x HO[l] */
@@ -55,26 +51,6 @@ static float *pre[NL + 1];               /* GeLU, sin: pre-activations, for f' *
 static float *col[NCONV];                /* im2col: K x (nb * P), K = CI*KS*KS, P = HO*HO */
 static float *cbuf;                      /* a conv output or its delta, CO x (nb * P) */
 static float *dcol;                      /* gradient of col[1] (col[0] needs none: it is the input) */
-
-static float fact(float z)
-{
-    if (gelu_act) /* z * Phi(z) (the erf form ONNX's Gelu computes) */
-        return 0.5f * z * erfcf(-z * (float)M_SQRT1_2);
-    if (sin_act)
-        return sinf(z);
-    return tanh_act ? tanhf(z) : 1.0f / (1.0f + expf(-z));
-}
-
-static const char *act_op(void)
-{
-    return gelu_act ? "Gelu" : sin_act ? "Sin" : tanh_act ? "Tanh" : "Sigmoid";
-}
-
-/* GeLU'(z) = Phi(z) + z phi(z) */
-static float dgelu(float z)
-{
-    return 0.5f * erfcf(-z * (float)M_SQRT1_2) + z * expf(-0.5f * z * z) * 0.3989422804f;
-}
 
 /* Sample-major images x (nb of them, each CI x HI x HI) to the columns of
  * c (K rows, nb * P columns; sample s owns columns s*P ..): one column per
@@ -137,10 +113,10 @@ static void forward(int nb)
                         W[l], ni, 1.0f, y, no);
         }
         if (l + 1 < NL) {
-            if (gelu_act || sin_act)
+            if (bm_act_keeps_pre(act_kind))
                 memcpy(pre[l + 1], y, (size_t)nb * (size_t)no * sizeof(float));
             for (size_t t = 0; t < (size_t)nb * (size_t)no; t++)
-                y[t] = fact(y[t]);
+                y[t] = bm_act_f(act_kind, y[t]);
         }
     }
 }
@@ -185,24 +161,8 @@ static void backward(int nb)
                         no, W[l], ni, 0.0f, dlt[l], ni);
         }
         if (l > 0) /* dlt[l] *= f'(z), f' from the activation */
-            for (size_t t = 0; t < (size_t)nb * (size_t)ni; t++) {
-                float a = act[l][t];
-                dlt[l][t] *= gelu_act ? dgelu(pre[l][t])
-                             : sin_act ? cosf(pre[l][t])
-                             : tanh_act ? 1 - a * a
-                             : a * (1 - a);
-            }
-    }
-}
-
-static void adam(float *p, float *g, float *m, float *v, size_t n, double lr, int step)
-{
-    const double b1 = 0.9, b2 = 0.999;
-    double c1 = 1 - pow(b1, step), c2 = 1 - pow(b2, step);
-    for (size_t t = 0; t < n; t++) {
-        m[t] = (float)(b1 * m[t] + (1 - b1) * g[t]);
-        v[t] = (float)(b2 * v[t] + (1 - b2) * g[t] * g[t]);
-        p[t] -= (float)(lr * (m[t] / c1) / (sqrt(v[t] / c2) + 1e-8));
+            for (size_t t = 0; t < (size_t)nb * (size_t)ni; t++)
+                dlt[l][t] *= bm_act_df(act_kind, pre[l][t], act[l][t]);
     }
 }
 
@@ -272,7 +232,7 @@ static void write_model(const char *path, const char *name, double accuracy)
                     l, in, l, l, out, l + 1 < NL ? "," : "");
         if (l + 1 < NL)
             fprintf(o, "    {\"op\": \"%s\", \"name\": \"act%d\", \"inputs\": [\"z%d\"], "
-                       "\"outputs\": [\"a%d\"]},\n", act_op(), l + 1, l + 1, l + 1);
+                       "\"outputs\": [\"a%d\"]},\n", bm_act_op(act_kind), l + 1, l + 1, l + 1);
         if (l + 1 == NCONV) /* NCHW -> [1, C*H*W], channel-major as the trainer's layout */
             fprintf(o, "    {\"op\": \"Flatten\", \"name\": \"flatten\", \"inputs\": [\"a%d\"], "
                        "\"outputs\": [\"f%d\"], \"attributes\": {\"axis\": {\"int\": 1}}},\n",
@@ -292,13 +252,12 @@ int main(int argc, char **argv)
                         "TIMEOUT OUTDIR\n");
         return 2;
     }
-    tanh_act = !strcmp(argv[1], "tanh");
-    gelu_act = !strcmp(argv[1], "gelu");
-    sin_act = !strcmp(argv[1], "sin");
-    if (!tanh_act && !gelu_act && !sin_act && strcmp(argv[1], "sigmoid")) {
+    int ak = bm_act_parse(argv[1]);
+    if (ak < 0) {
         fprintf(stderr, "train_conv: unknown activation %s (sigmoid, tanh, gelu or sin)\n", argv[1]);
         return 2;
     }
+    act_kind = (bm_act)ak;
     int epochs = atoi(argv[2]), nspec = atoi(argv[3]), timeout = atoi(argv[5]);
     const char *dir = argv[6];
     if (epochs < 0 || nspec < 0) {
@@ -310,11 +269,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_conv: cannot read MNIST from ../shared/data/mnist\n");
         return 1;
     }
-    unsigned char *img = d.img, *lab = d.lab, *timg = d.timg, *tlab = d.tlab;
+    unsigned char *img = d.img, *lab = d.lab;
     for (int l = 0; l <= NL; l++) {
         act[l] = malloc((size_t)BATCH * (size_t)dim[l] * sizeof(float));
         dlt[l] = malloc((size_t)BATCH * (size_t)dim[l] * sizeof(float));
-        pre[l] = malloc((size_t)BATCH * (size_t)dim[l] * sizeof(float));
+        pre[l] = calloc((size_t)BATCH * (size_t)dim[l], sizeof(float)); /* read by bm_act_df */
         if (!act[l] || !dlt[l] || !pre[l])
             return 1;
     }
@@ -346,7 +305,7 @@ int main(int argc, char **argv)
         if (!W[l] || !gW[l] || !mW[l] || !vW[l] || !b[l] || !gb[l] || !mb[l] || !vb[l])
             return 1;
         /* Glorot; sigmoid's hidden layers x4 (its slope at 0 is 1/4) */
-        double r = sqrt(6.0 / (fin + fout)) * (tanh_act || gelu_act || sin_act || l + 1 == NL ? 1 : 4);
+        double r = sqrt(6.0 / (fin + fout)) * (act_kind != BM_SIGMOID || l + 1 == NL ? 1 : 4);
         for (size_t t = 0; t < n; t++)
             W[l][t] = (float)((2 * unif() - 1) * r);
     }
@@ -358,33 +317,19 @@ int main(int argc, char **argv)
     int step = 0;
     double lr = 1e-3;
     for (int ep = 0; ep < epochs; ep++) {
-        for (int s = 59999; s > 0; s--) {
-            int r = (int)(unif() * (s + 1)), t = perm[s];
-            perm[s] = perm[r], perm[r] = t;
-        }
+        bm_shuffle(&rng, perm, 60000);
         double loss = 0;
         for (int at = 0; at + BATCH <= 60000; at += BATCH) {
             for (int s = 0; s < BATCH; s++)
-                for (int i = 0; i < NI; i++)
-                    act[0][s * NI + i] = img[16 + (size_t)perm[at + s] * 784 + i] / 255.0f;
+                bm_image(img, perm[at + s], act[0] + s * NI);
             forward(BATCH);
-            for (int s = 0; s < BATCH; s++) { /* softmax cross-entropy, mean over the batch */
-                float *y = act[NL] + s * NO, *dd = dlt[NL] + s * NO;
-                int c = lab[8 + perm[at + s]];
-                double m = y[0], se = 0;
-                for (int j = 1; j < NO; j++)
-                    m = fmax(m, y[j]);
-                for (int j = 0; j < NO; j++)
-                    se += exp(y[j] - m);
-                loss += log(se) + m - y[c];
-                for (int j = 0; j < NO; j++)
-                    dd[j] = (float)((exp(y[j] - m) / se - (j == c)) / BATCH);
-            }
+            for (int s = 0; s < BATCH; s++) /* softmax cross-entropy, mean over the batch */
+                loss += bm_xent(act[NL] + s * NO, lab[8 + perm[at + s]], dlt[NL] + s * NO, BATCH);
             backward(BATCH);
             step++;
             for (int l = 0; l < NL; l++) {
-                adam(W[l], gW[l], mW[l], vW[l], nw[l], lr, step);
-                adam(b[l], gb[l], mb[l], vb[l], nbias[l], lr, step);
+                bm_adam(W[l], gW[l], mW[l], vW[l], nw[l], lr, step);
+                bm_adam(b[l], gb[l], mb[l], vb[l], nbias[l], lr, step);
             }
         }
         lr *= 0.5;
@@ -393,9 +338,8 @@ int main(int argc, char **argv)
     float x[NI];
     int correct = 0;
     for (int s = 0; s < 10000; s++) {
-        for (int i = 0; i < NI; i++)
-            x[i] = timg[16 + (size_t)s * 784 + i] / 255.0f;
-        correct += predict(x) == tlab[8 + s];
+        bm_image(d.timg, s, x);
+        correct += predict(x) == d.tlab[8 + s];
     }
     fprintf(stderr, "train_conv: test accuracy %.4f\n", correct / 10000.0);
 
@@ -403,30 +347,9 @@ int main(int argc, char **argv)
     snprintf(name, sizeof name, "mnist_conv_%s", argv[1]);
     snprintf(path, sizeof path, "%s/%s.json", dir, name);
     write_model(path, name, correct / 10000.0);
-    snprintf(path, sizeof path, "%s/instances.csv", dir);
-    FILE *ic = fopen(path, "a");
-    if (!ic && nspec > 0) {
-        fprintf(stderr, "train_conv: cannot write %s\n", path);
+    if (bm_write_specs(dir, name, &d, nspec, argv[4], timeout, predict)) {
+        fprintf(stderr, "train_conv: cannot write the specs in %s\n", dir);
         return 1;
     }
-    for (int s = 0, made = 0; s < 10000 && made < nspec && ic; s++) {
-        for (int i = 0; i < NI; i++)
-            x[i] = timg[16 + (size_t)s * 784 + i] / 255.0f;
-        int c = tlab[8 + s];
-        if (predict(x) != c)
-            continue;
-        for (const char *e = argv[4]; *e;) {
-            char *end;
-            double eps = strtod(e, &end);
-            if (end == e)
-                break;
-            e = *end == ',' ? end + 1 : end;
-            if (bm_write_spec(dir, name, s, c, x, eps, timeout, ic))
-                break;
-        }
-        made++;
-    }
-    if (ic)
-        fclose(ic);
     return 0;
 }

@@ -30,33 +30,13 @@ static double unif(void)
     return bm_unif(&rng);
 }
 
-static int tanh_act, gelu_act, sin_act;
+static bm_act act_kind;
 static int nl;                 /* layers (DEPTH + 1) */
 static int dim[MAXL + 1];      /* dim[0] = 784, ..., dim[nl] = 10 */
 static float *W[MAXL], *b[MAXL];               /* W[l]: dim[l+1] x dim[l] (out x in) */
 static float *mW[MAXL], *vW[MAXL], *mb[MAXL], *vb[MAXL], *gW[MAXL], *gb[MAXL];
 static float *act[MAXL + 1], *dlt[MAXL + 1];   /* BATCH x dim[l] */
 static float *pre[MAXL + 1];                   /* GeLU, sin: pre-activations, for f' */
-
-static float fact(float z)
-{
-    if (gelu_act) /* z * Phi(z) (the erf form ONNX's Gelu computes) */
-        return 0.5f * z * erfcf(-z * (float)M_SQRT1_2);
-    if (sin_act)
-        return sinf(z);
-    return tanh_act ? tanhf(z) : 1.0f / (1.0f + expf(-z));
-}
-
-static const char *act_op(void)
-{
-    return gelu_act ? "Gelu" : sin_act ? "Sin" : tanh_act ? "Tanh" : "Sigmoid";
-}
-
-/* GeLU'(z) = Phi(z) + z phi(z) */
-static float dgelu(float z)
-{
-    return 0.5f * erfcf(-z * (float)M_SQRT1_2) + z * expf(-0.5f * z * z) * 0.3989422804f;
-}
 
 /* act[0] holds the batch; fills act[1..nl] (act[nl]: logits). */
 static void forward(int nb)
@@ -69,22 +49,11 @@ static void forward(int nb)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, no, ni, 1.0f, act[l], ni, W[l],
                     ni, 1.0f, y, no);
         if (l + 1 < nl) {
-            if (gelu_act || sin_act)
+            if (bm_act_keeps_pre(act_kind))
                 memcpy(pre[l + 1], y, (size_t)nb * (size_t)no * sizeof(float));
             for (size_t t = 0; t < (size_t)nb * (size_t)no; t++)
-                y[t] = fact(y[t]);
+                y[t] = bm_act_f(act_kind, y[t]);
         }
-    }
-}
-
-static void adam(float *p, float *g, float *m, float *v, size_t n, double lr, int step)
-{
-    const double b1 = 0.9, b2 = 0.999;
-    double c1 = 1 - pow(b1, step), c2 = 1 - pow(b2, step);
-    for (size_t t = 0; t < n; t++) {
-        m[t] = (float)(b1 * m[t] + (1 - b1) * g[t]);
-        v[t] = (float)(b2 * v[t] + (1 - b2) * g[t] * g[t]);
-        p[t] -= (float)(lr * (m[t] / c1) / (sqrt(v[t] / c2) + 1e-8));
     }
 }
 
@@ -133,7 +102,7 @@ static void write_model(const char *path, const char *name, double accuracy)
                 l, in, l, l, out, ",");
         if (l + 1 < nl)
             fprintf(o, "    {\"op\": \"%s\", \"name\": \"act%d\", \"inputs\": [\"z%d\"], "
-                       "\"outputs\": [\"a%d\"]},\n", act_op(), l + 1, l + 1, l + 1);
+                       "\"outputs\": [\"a%d\"]},\n", bm_act_op(act_kind), l + 1, l + 1, l + 1);
     }
     /* drop the trailing comma of the last node */
     fseek(o, -2, SEEK_CUR);
@@ -148,13 +117,12 @@ int main(int argc, char **argv)
                         "TIMEOUT OUTDIR\n");
         return 2;
     }
-    tanh_act = !strcmp(argv[1], "tanh");
-    gelu_act = !strcmp(argv[1], "gelu");
-    sin_act = !strcmp(argv[1], "sin");
-    if (!tanh_act && !gelu_act && !sin_act && strcmp(argv[1], "sigmoid")) {
+    int ak = bm_act_parse(argv[1]);
+    if (ak < 0) {
         fprintf(stderr, "train_deep: unknown activation %s (sigmoid, tanh, gelu or sin)\n", argv[1]);
         return 2;
     }
+    act_kind = (bm_act)ak;
     int depth = atoi(argv[2]), width = atoi(argv[3]), epochs = atoi(argv[4]);
     int nspec = atoi(argv[5]), timeout = atoi(argv[7]);
     const char *dir = argv[8];
@@ -167,7 +135,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_deep: cannot read MNIST from ../shared/data/mnist\n");
         return 1;
     }
-    unsigned char *img = d.img, *lab = d.lab, *timg = d.timg, *tlab = d.tlab;
+    unsigned char *img = d.img, *lab = d.lab;
     nl = depth + 1;
     dim[0] = NI, dim[nl] = NO;
     for (int l = 1; l < nl; l++)
@@ -175,7 +143,7 @@ int main(int argc, char **argv)
     for (int l = 0; l <= nl; l++) {
         act[l] = malloc((size_t)BATCH * (size_t)dim[l] * sizeof(float));
         dlt[l] = malloc((size_t)BATCH * (size_t)dim[l] * sizeof(float));
-        pre[l] = malloc((size_t)BATCH * (size_t)dim[l] * sizeof(float));
+        pre[l] = calloc((size_t)BATCH * (size_t)dim[l], sizeof(float)); /* read by bm_act_df */
         if (!act[l] || !dlt[l] || !pre[l])
             return 1;
     }
@@ -188,7 +156,7 @@ int main(int argc, char **argv)
         if (!W[l] || !gW[l] || !mW[l] || !vW[l] || !b[l] || !gb[l] || !mb[l] || !vb[l])
             return 1;
         /* Glorot; sigmoid's hidden layers x4 (its slope at 0 is 1/4) */
-        double r = sqrt(6.0 / (dim[l] + dim[l + 1])) * (tanh_act || gelu_act || sin_act || l + 1 == nl ? 1 : 4);
+        double r = sqrt(6.0 / (dim[l] + dim[l + 1])) * (act_kind != BM_SIGMOID || l + 1 == nl ? 1 : 4);
         for (size_t t = 0; t < n; t++)
             W[l][t] = (float)((2 * unif() - 1) * r);
     }
@@ -200,28 +168,14 @@ int main(int argc, char **argv)
     int step = 0;
     double lr = 1e-3;
     for (int ep = 0; ep < epochs; ep++) {
-        for (int s = 59999; s > 0; s--) {
-            int r = (int)(unif() * (s + 1)), t = perm[s];
-            perm[s] = perm[r], perm[r] = t;
-        }
+        bm_shuffle(&rng, perm, 60000);
         double loss = 0;
         for (int at = 0; at + BATCH <= 60000; at += BATCH) {
             for (int s = 0; s < BATCH; s++)
-                for (int i = 0; i < NI; i++)
-                    act[0][s * NI + i] = img[16 + (size_t)perm[at + s] * 784 + i] / 255.0f;
+                bm_image(img, perm[at + s], act[0] + s * NI);
             forward(BATCH);
-            for (int s = 0; s < BATCH; s++) { /* softmax cross-entropy, mean over the batch */
-                float *y = act[nl] + s * NO, *d = dlt[nl] + s * NO;
-                int c = lab[8 + perm[at + s]];
-                double m = y[0], se = 0;
-                for (int j = 1; j < NO; j++)
-                    m = fmax(m, y[j]);
-                for (int j = 0; j < NO; j++)
-                    se += exp(y[j] - m);
-                loss += log(se) + m - y[c];
-                for (int j = 0; j < NO; j++)
-                    d[j] = (float)((exp(y[j] - m) / se - (j == c)) / BATCH);
-            }
+            for (int s = 0; s < BATCH; s++) /* softmax cross-entropy, mean over the batch */
+                loss += bm_xent(act[nl] + s * NO, lab[8 + perm[at + s]], dlt[nl] + s * NO, BATCH);
             for (int l = nl - 1; l >= 0; l--) {
                 int ni = dim[l], no = dim[l + 1];
                 /* gW = dlt^T act, gb = column sums of dlt */
@@ -236,19 +190,14 @@ int main(int argc, char **argv)
                 if (l > 0) { /* dlt[l] = (dlt[l+1] W) * f'(z), f' from the activation */
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BATCH, ni, no, 1.0f,
                                 dlt[l + 1], no, W[l], ni, 0.0f, dlt[l], ni);
-                    for (size_t t = 0; t < (size_t)BATCH * (size_t)ni; t++) {
-                        float a = act[l][t];
-                        dlt[l][t] *= gelu_act ? dgelu(pre[l][t])
-                                     : sin_act ? cosf(pre[l][t])
-                                     : tanh_act ? 1 - a * a
-                                     : a * (1 - a);
-                    }
+                    for (size_t t = 0; t < (size_t)BATCH * (size_t)ni; t++)
+                        dlt[l][t] *= bm_act_df(act_kind, pre[l][t], act[l][t]);
                 }
             }
             step++;
             for (int l = 0; l < nl; l++) {
-                adam(W[l], gW[l], mW[l], vW[l], (size_t)dim[l + 1] * (size_t)dim[l], lr, step);
-                adam(b[l], gb[l], mb[l], vb[l], (size_t)dim[l + 1], lr, step);
+                bm_adam(W[l], gW[l], mW[l], vW[l], (size_t)dim[l + 1] * (size_t)dim[l], lr, step);
+                bm_adam(b[l], gb[l], mb[l], vb[l], (size_t)dim[l + 1], lr, step);
             }
         }
         lr *= 0.5;
@@ -258,9 +207,8 @@ int main(int argc, char **argv)
     float x[NI];
     int correct = 0;
     for (int s = 0; s < 10000; s++) {
-        for (int i = 0; i < NI; i++)
-            x[i] = timg[16 + (size_t)s * 784 + i] / 255.0f;
-        correct += predict(x) == tlab[8 + s];
+        bm_image(d.timg, s, x);
+        correct += predict(x) == d.tlab[8 + s];
     }
     fprintf(stderr, "train_deep: test accuracy %.4f\n", correct / 10000.0);
 
@@ -268,26 +216,9 @@ int main(int argc, char **argv)
     snprintf(name, sizeof name, "mnist_%s_%dx%d", argv[1], depth, width);
     snprintf(path, sizeof path, "%s/%s.json", dir, name);
     write_model(path, name, correct / 10000.0);
-    snprintf(path, sizeof path, "%s/instances.csv", dir);
-    FILE *ic = fopen(path, "a");
-    for (int s = 0, made = 0; s < 10000 && made < nspec && ic; s++) {
-        for (int i = 0; i < NI; i++)
-            x[i] = timg[16 + (size_t)s * 784 + i] / 255.0f;
-        int c = tlab[8 + s];
-        if (predict(x) != c)
-            continue;
-        for (const char *e = argv[6]; *e;) {
-            char *end;
-            double eps = strtod(e, &end);
-            if (end == e)
-                break;
-            e = *end == ',' ? end + 1 : end;
-            if (bm_write_spec(dir, name, s, c, x, eps, timeout, ic))
-                break;
-        }
-        made++;
+    if (bm_write_specs(dir, name, &d, nspec, argv[6], timeout, predict)) {
+        fprintf(stderr, "train_deep: cannot write the specs in %s\n", dir);
+        return 1;
     }
-    if (ic)
-        fclose(ic);
     return 0;
 }
