@@ -14,9 +14,10 @@
 # alpha-CROWN only, so it favours no branching variant.
 # BOUNDARY_GRID=FILE keeps the grid's alpha-CROWN results in FILE, and reuses
 # them when FILE exists (the caller keeps MODEL, FIRST, COUNT, STEP and MAX
-# the same), so that sets at other ABOVE values cost no new grid. BOUNDARY_SCALE=x writes the
-# property at x·eps* instead (4 significant digits; ABOVE is then unused), left
-# out when the attack broke the grid point at or below it.
+# the same), so that sets at other ABOVE values cost no new grid.
+# BOUNDARY_SCALE=x writes the property at x·eps* instead (4 significant
+# digits; ABOVE is then unused), left out when the attack broke the grid
+# point at or below it.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 model=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")

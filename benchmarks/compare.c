@@ -17,11 +17,8 @@
  * child's smooth neurons that get CROWN bounds (bab_genbab_opts.refine_frac);
  * NNV_MARGINS=1 prints every clause's root margin (max over rows of lb - d)
  * of crown / alpha to stderr. Freed blocks stay in glibc's heap, as in
- * `verify` (cli/verify.c): without that, a quarter of the wall time on the
- * ConvSmall CNNs went to faulting in fresh workspace pages (CROWN and alpha
- * over ten properties, one thread: 19.6 s, now 14.7 s). */
-#include <limits.h>
-#include <malloc.h>
+ * `verify` (core/heap.h): CROWN and alpha over ten ConvSmall properties, one
+ * thread, 19.6 s before, 14.7 s with it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +27,7 @@
 #include "../bab/bab.h"
 #include "../bound/bound.h"
 #include "../core/clock.h"
+#include "../core/heap.h"
 
 #define N_METHODS 5
 static const char *names[N_METHODS] = {"crown", "alpha", "genbab", "midpoint", "width"};
@@ -113,8 +111,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: compare BENCH_DIR [TIMEOUT_OVERRIDE [METHOD,...]]\n");
         return 2;
     }
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+    heap_keep_freed();
     char path[2048], line[2048];
     snprintf(path, sizeof path, "%s/instances.csv", argv[1]);
     FILE *f = fopen(path, "r");
